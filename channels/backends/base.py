@@ -1,0 +1,249 @@
+"""The contract every channel backend keeps, stated and enforced in one place.
+
+A channel is an ordered FIFO queue with expiry and a capacity; each message
+is delivered at most once, to exactly one listener. Senders are never
+blocked: a full channel raises ``ChannelFull`` at once.
+
+Public methods here validate names and content and encode the content, then
+call the underscore methods that a backend implements. A backend therefore
+only ever sees valid names and already-encoded ``bytes``, and every backend
+rejects bad input the same way, before anything reaches its store.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Iterable, Mapping
+from functools import cached_property
+from typing import Any
+
+import msgpack
+from django.core.exceptions import ImproperlyConfigured
+
+from channels.exceptions import InvalidMessage, MessageTooLarge
+from channels.names import validate_name
+from channels.registry import ConsumerRegistry
+
+# Encoded size limit of one message. Larger payloads (HTTP bodies) travel as
+# ordered chunks; see docs/message-standards.rst.
+MAX_MESSAGE_SIZE = 1024 * 1024
+
+_CONTAINERS = (dict, list, tuple)
+
+
+def _check_keys(content: dict) -> None:
+    """JSON objects only have str keys; msgpack alone would accept others."""
+    stack: list[Any] = [content]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise InvalidMessage(
+                        f"Message keys must be str, not {type(key).__name__} ({key!r})"
+                    )
+                if isinstance(item, _CONTAINERS):
+                    stack.append(item)
+        else:
+            stack.extend(item for item in value if isinstance(item, _CONTAINERS))
+
+
+def _unserialisable(value: object) -> object:
+    raise TypeError(
+        f"{type(value).__name__} is not JSON-compatible; use dicts, lists, "
+        f"str, bytes, int, float, bool or None"
+    )
+
+
+def encode(content: Mapping[str, Any]) -> bytes:
+    """Check message content and encode it; raise InvalidMessage if it can't travel."""
+    if not isinstance(content, dict):
+        raise InvalidMessage(
+            f"Message content must be a dict, not {type(content).__name__}"
+        )
+    _check_keys(content)
+    try:
+        data = msgpack.packb(content, use_bin_type=True, default=_unserialisable)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidMessage(f"Message content cannot be sent: {exc}") from None
+    if len(data) > MAX_MESSAGE_SIZE:
+        raise MessageTooLarge(
+            f"Message is {len(data)} bytes encoded; the limit is "
+            f"{MAX_MESSAGE_SIZE}. Split large payloads into chunks."
+        )
+    return data
+
+
+def decode(data: bytes) -> dict[str, Any]:
+    return msgpack.unpackb(data, raw=False)
+
+
+def _positive(alias: str, option: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ImproperlyConfigured(
+            f"CHANNEL_BACKENDS[{alias!r}][{option!r}] must be a positive number, "
+            f"not {value!r}"
+        )
+    return value
+
+
+class BaseChannelBackend:
+    """Base class of channel backends.
+
+    ``local_only`` backends keep messages inside one process; commands that
+    need several processes to share a layer (``runworker``, ``runwsserver``)
+    refuse them.
+    """
+
+    local_only = False
+
+    def __init__(
+        self,
+        alias: str = "default",
+        routing: Mapping[str, Any] | str | None = None,
+        expiry: float = 60,
+        capacity: int = 100,
+        channel_capacity: Mapping[str, int] | None = None,
+        group_expiry: float = 86400,
+    ):
+        self.alias = alias
+        self.routing = routing
+        self.expiry = _positive(alias, "EXPIRY", expiry)
+        self.capacity = int(_positive(alias, "CAPACITY", capacity))
+        self.group_expiry = _positive(alias, "GROUP_EXPIRY", group_expiry)
+        self._capacity_patterns = []
+        for pattern, value in (channel_capacity or {}).items():
+            self._capacity_patterns.append(
+                (re.compile(fnmatch.translate(pattern)).match,
+                 int(_positive(alias, f"CHANNEL_CAPACITY[{pattern!r}]", value)))
+            )
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.alias!r}>"
+
+    @cached_property
+    def registry(self) -> ConsumerRegistry:
+        from channels.registry import load_routing
+
+        return ConsumerRegistry(load_routing(self.routing, self.alias), self.alias)
+
+    def capacity_for(self, channel: str) -> int:
+        """The capacity of ``channel``: the first matching CHANNEL_CAPACITY
+        glob pattern, else CAPACITY."""
+        for match, value in self._capacity_patterns:
+            if match(channel):
+                return value
+        return self.capacity
+
+    # Public API: validates, then delegates.
+
+    def send(self, channel: str, content: dict[str, Any]) -> None:
+        """Queue ``content`` on ``channel``; raise ChannelFull if it is full."""
+        self._send(validate_name(channel), encode(content))
+
+    def requeue(self, channel: str, content: dict[str, Any]) -> None:
+        """Put a message back at the head of its channel, whatever the
+        capacity, so that a retried message keeps its place in line."""
+        self._requeue(validate_name(channel), encode(content))
+
+    def receive_many(
+        self, channels: Iterable[str]
+    ) -> tuple[str, dict[str, Any]] | tuple[None, None]:
+        """Take the next message from any of ``channels`` without blocking
+        long; ``(None, None)`` if there is none.
+
+        A name from ``channels.names.process_wildcard(prefix)`` stands for
+        every name that ``new_name(prefix)`` made in this process.
+        """
+        channel, data = self._receive_many(self._names(channels))
+        return (None, None) if channel is None else (channel, decode(data))
+
+    def receive_many_blocking(
+        self, channels: Iterable[str], timeout: float | None = None
+    ) -> tuple[str, dict[str, Any]] | tuple[None, None]:
+        """Like receive_many, but wait up to ``timeout`` seconds (None: no
+        limit) for a message."""
+        if timeout is not None and timeout < 0:
+            raise ValueError("timeout must be None or at least 0")
+        channel, data = self._receive_many_blocking(self._names(channels), timeout)
+        return (None, None) if channel is None else (channel, decode(data))
+
+    def group_add(self, group: str, channel: str, expiry: float | None = None) -> None:
+        """Add ``channel`` to ``group`` (or renew it) for ``expiry`` seconds,
+        default GROUP_EXPIRY."""
+        expiry = self.group_expiry if expiry is None else _positive(self.alias, "expiry", expiry)
+        self._group_add(validate_name(group, "group"), validate_name(channel), expiry)
+
+    def group_discard(self, group: str, channel: str) -> None:
+        self._group_discard(validate_name(group, "group"), validate_name(channel))
+
+    def group_channels(self, group: str) -> list[str]:
+        """The group's live (unexpired) members."""
+        return self._group_channels(validate_name(group, "group"))
+
+    def send_group(self, group: str, content: dict[str, Any]) -> None:
+        """Send to every live member. Full members are skipped silently: one
+        slow client must not stop a broadcast, so this never raises
+        ChannelFull."""
+        self._send_group(validate_name(group, "group"), encode(content))
+
+    def lock_channel(self, channel: str, expiry: float = 60) -> str | None:
+        """Take the lock named ``channel`` for ``expiry`` seconds.
+
+        Returns an owner token, or None if someone else holds it. The expiry
+        means a crashed holder cannot wedge the channel forever.
+        """
+        return self._lock_channel(validate_name(channel), _positive(self.alias, "expiry", expiry))
+
+    def unlock_channel(self, channel: str, token: str) -> bool:
+        """Release a lock; only the holder's token releases it. Returns
+        whether it was released."""
+        return self._unlock_channel(validate_name(channel), token)
+
+    def flush(self) -> None:
+        """Delete every message, group and lock of this backend."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections; the backend reconnects if used again."""
+
+    @staticmethod
+    def _names(channels: Iterable[str]) -> list[str]:
+        if isinstance(channels, str):
+            raise TypeError("channels must be a list of names, not a str")
+        return [validate_name(name) for name in channels]
+
+    # Backends implement these.
+
+    def _send(self, channel: str, data: bytes) -> None:
+        raise NotImplementedError
+
+    def _requeue(self, channel: str, data: bytes) -> None:
+        raise NotImplementedError
+
+    def _receive_many(self, channels: list[str]) -> tuple[str | None, bytes | None]:
+        raise NotImplementedError
+
+    def _receive_many_blocking(
+        self, channels: list[str], timeout: float | None
+    ) -> tuple[str | None, bytes | None]:
+        raise NotImplementedError
+
+    def _group_add(self, group: str, channel: str, expiry: float) -> None:
+        raise NotImplementedError
+
+    def _group_discard(self, group: str, channel: str) -> None:
+        raise NotImplementedError
+
+    def _group_channels(self, group: str) -> list[str]:
+        raise NotImplementedError
+
+    def _send_group(self, group: str, data: bytes) -> None:
+        raise NotImplementedError
+
+    def _lock_channel(self, channel: str, expiry: float) -> str | None:
+        raise NotImplementedError
+
+    def _unlock_channel(self, channel: str, token: str) -> bool:
+        raise NotImplementedError

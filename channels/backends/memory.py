@@ -1,0 +1,162 @@
+"""A channel backend inside one process.
+
+For ``runserver`` and tests: the interface server and the worker threads of
+one process share it, so every operation holds one lock, and a blocking
+receive waits on a condition instead of polling.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections import deque
+
+from channels.backends.base import BaseChannelBackend
+from channels.exceptions import ChannelFull
+from channels.names import is_wildcard
+
+
+class InMemoryChannelBackend(BaseChannelBackend):
+    local_only = True
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
+        self._channels: dict[str, deque[tuple[float, bytes]]] = {}
+        self._groups: dict[str, dict[str, float]] = {}
+        self._locks: dict[str, tuple[str, float]] = {}
+        self._next_sweep = 0.0
+
+    def _push(self, channel: str, data: bytes, now: float, head: bool = False) -> bool:
+        queue = self._channels.get(channel)
+        if queue is None:
+            queue = self._channels[channel] = deque()
+        else:
+            self._drop_expired(queue, now)
+            if not head and len(queue) >= self.capacity_for(channel):
+                return False
+        if head:
+            queue.appendleft((now + self.expiry, data))
+        else:
+            queue.append((now + self.expiry, data))
+        return True
+
+    @staticmethod
+    def _drop_expired(queue: deque, now: float) -> None:
+        while queue and queue[0][0] <= now:
+            queue.popleft()
+
+    def _sweep(self, now: float) -> None:
+        """Forget channels that nobody reads once their messages expire, so
+        abandoned response channels do not hold memory."""
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + self.expiry / 2
+        for name in list(self._channels):
+            queue = self._channels[name]
+            self._drop_expired(queue, now)
+            if not queue:
+                del self._channels[name]
+
+    def _send(self, channel, data):
+        with self._lock:
+            now = time.monotonic()
+            self._sweep(now)
+            if not self._push(channel, data, now):
+                raise ChannelFull(f"Channel {channel!r} is full")
+            self._arrived.notify_all()
+
+    def _requeue(self, channel, data):
+        with self._lock:
+            self._push(channel, data, time.monotonic(), head=True)
+            self._arrived.notify_all()
+
+    def _pop(self, channels):
+        now = time.monotonic()
+        for name in channels:
+            if is_wildcard(name):
+                candidates = [c for c in self._channels if c.startswith(name)]
+            else:
+                candidates = (name,)
+            for channel in candidates:
+                queue = self._channels.get(channel)
+                if not queue:
+                    continue
+                self._drop_expired(queue, now)
+                if queue:
+                    data = queue.popleft()[1]
+                    if not queue:
+                        del self._channels[channel]
+                    return channel, data
+        return None, None
+
+    def _receive_many(self, channels):
+        with self._lock:
+            return self._pop(channels)
+
+    def _receive_many_blocking(self, channels, timeout):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            while True:
+                channel, data = self._pop(channels)
+                if channel is not None:
+                    return channel, data
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None, None
+                self._arrived.wait(remaining)
+
+    def _live_members(self, group, now):
+        members = self._groups.get(group, {})
+        for channel in [c for c, expires in members.items() if expires <= now]:
+            del members[channel]
+        return members
+
+    def _group_add(self, group, channel, expiry):
+        with self._lock:
+            self._groups.setdefault(group, {})[channel] = time.monotonic() + expiry
+
+    def _group_discard(self, group, channel):
+        with self._lock:
+            members = self._groups.get(group)
+            if members is not None:
+                members.pop(channel, None)
+                if not members:
+                    del self._groups[group]
+
+    def _group_channels(self, group):
+        with self._lock:
+            return list(self._live_members(group, time.monotonic()))
+
+    def _send_group(self, group, data):
+        with self._lock:
+            now = time.monotonic()
+            for channel in self._live_members(group, now):
+                self._push(channel, data, now)
+            self._arrived.notify_all()
+
+    def _lock_channel(self, channel, expiry):
+        with self._lock:
+            now = time.monotonic()
+            held = self._locks.get(channel)
+            if held is not None and held[1] > now:
+                return None
+            token = secrets.token_hex(16)
+            self._locks[channel] = (token, now + expiry)
+            return token
+
+    def _unlock_channel(self, channel, token):
+        with self._lock:
+            held = self._locks.get(channel)
+            if held is None or held[0] != token:
+                return False
+            del self._locks[channel]
+            return True
+
+    def flush(self):
+        with self._lock:
+            self._channels.clear()
+            self._groups.clear()
+            self._locks.clear()

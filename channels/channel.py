@@ -1,0 +1,82 @@
+"""The user-facing handles on channels and groups."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from channels import names
+from channels.backends import DEFAULT_CHANNEL_BACKEND, channel_backends
+from channels.backends.base import BaseChannelBackend
+
+
+class Channel:
+    """A named channel on a backend. Cheap to create; holds no connection."""
+
+    def __init__(self, name: str, alias: str = DEFAULT_CHANNEL_BACKEND,
+                 channel_backend: BaseChannelBackend | None = None):
+        self.name = names.validate_name(name)
+        self.alias = alias
+        self._backend = channel_backend
+
+    @property
+    def channel_backend(self) -> BaseChannelBackend:
+        # Looked up at use, so a Channel made at import time follows settings.
+        return self._backend or channel_backends[self.alias]
+
+    def send(self, content: dict[str, Any]) -> None:
+        self.channel_backend.send(self.name, content)
+
+    @classmethod
+    def new_name(cls, prefix: str) -> str:
+        """A unique, unguessable name (128 random bits) starting with ``prefix``."""
+        return names.new_name(prefix)
+
+    def as_view(self):
+        """A Django view that sends each request onto this channel as an
+        ``http.request`` message and returns the response a consumer sends
+        to its reply channel."""
+        from channels.views import channel_view
+
+        return channel_view(self)
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"<Channel {self.name!r}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Channel) and other.name == self.name
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+
+class Group:
+    """A named set of channels that receive broadcasts; members expire
+    unless re-added, so channels of vanished clients drop out by themselves."""
+
+    def __init__(self, name: str, alias: str = DEFAULT_CHANNEL_BACKEND,
+                 channel_backend: BaseChannelBackend | None = None):
+        self.name = names.validate_name(name, "group")
+        self.alias = alias
+        self._backend = channel_backend
+
+    @property
+    def channel_backend(self) -> BaseChannelBackend:
+        return self._backend or channel_backends[self.alias]
+
+    def add(self, channel: Channel | str, expiry: float | None = None) -> None:
+        self.channel_backend.group_add(self.name, str(channel), expiry=expiry)
+
+    def discard(self, channel: Channel | str) -> None:
+        self.channel_backend.group_discard(self.name, str(channel))
+
+    def channels(self) -> list[str]:
+        return self.channel_backend.group_channels(self.name)
+
+    def send(self, content: dict[str, Any]) -> None:
+        self.channel_backend.send_group(self.name, content)
+
+    def __repr__(self) -> str:
+        return f"<Group {self.name!r}>"

@@ -1,0 +1,47 @@
+import logging
+
+from django.core.management.base import BaseCommand, CommandError
+
+from channels.backends import DEFAULT_CHANNEL_BACKEND, channel_backends
+from channels.worker import Worker, filter_channels
+
+logger = logging.getLogger("channels.worker")
+
+
+class Command(BaseCommand):
+    help = "Runs a worker: takes messages from every routed channel and runs their consumers."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--alias", default=DEFAULT_CHANNEL_BACKEND,
+                            help="Channel backend alias (default: %(default)s).")
+        parser.add_argument("--only-channels", nargs="+", default=[], metavar="PATTERN",
+                            help="Only listen on channels matching these glob patterns.")
+        parser.add_argument("--exclude-channels", nargs="+", default=[], metavar="PATTERN",
+                            help="Do not listen on channels matching these glob patterns.")
+
+    def handle(self, *args, alias, only_channels, exclude_channels, verbosity, **options):
+        backend = channel_backends[alias]
+        if backend.local_only:
+            raise CommandError(
+                f"Channel backend {alias!r} ({type(backend).__name__}) only works "
+                "inside one process, so a separate worker cannot share it. Configure "
+                "a networked backend such as channels.backends.redis.RedisChannelBackend, "
+                "or use runserver, which runs workers in its own process."
+            )
+        channels = filter_channels(backend.registry.all_channel_names(),
+                                   only_channels, exclude_channels)
+        if not channels:
+            raise CommandError("No channels left to listen on after filtering.")
+        callback = self.report if verbosity > 1 else None
+        worker = Worker(backend, callback=callback, channels=channels)
+        worker.install_signal_handlers()
+        self.stdout.write(
+            f"Running worker on backend {alias!r} ({type(backend).__name__}), "
+            f"listening on: {', '.join(channels)}"
+        )
+        worker.run()
+        self.stdout.write("Worker stopped.")
+
+    def report(self, channel, message):
+        reply = message.reply_channel.name if message.reply_channel else "-"
+        self.stdout.write(f"{channel} (reply: {reply})")

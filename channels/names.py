@@ -1,0 +1,78 @@
+"""Channel and group naming rules, and the shape of generated names.
+
+Generated names carry a per-process token so a backend can tell which names
+belong to one process (the Redis backend gives each interface-server process
+a single inbox for all of its response channels) without any registry.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+
+MAX_NAME_LENGTH = 199  # "under 200 characters"
+_NAME_RE = re.compile(r"!?[A-Za-z0-9_.\-]{1,198}")
+
+# A name from new_name() ends in ".<process token>-<client token>": 64 bits
+# naming the process and 128 random bits naming the client.
+_GENERATED_RE = re.compile(r"\.([0-9a-f]{16})-[0-9a-f]{32}\Z")
+_WILDCARD_RE = re.compile(r"\.([0-9a-f]{16})-\Z")
+
+_process = (0, "")
+
+
+def validate_name(name: object, kind: str = "channel") -> str:
+    """Return ``name`` if it is a valid channel/group name, else raise."""
+    from channels.exceptions import InvalidChannelName
+
+    if not isinstance(name, str):
+        raise InvalidChannelName(
+            f"{kind} name must be a str, not {type(name).__name__}: {name!r}"
+        )
+    if len(name) > MAX_NAME_LENGTH or not _NAME_RE.fullmatch(name):
+        raise InvalidChannelName(
+            f"Invalid {kind} name {name[:250]!r}: use ASCII letters, digits, "
+            f"'-', '_' and '.', an optional leading '!', and fewer than "
+            f"{MAX_NAME_LENGTH + 1} characters"
+        )
+    return name
+
+
+def process_token() -> str:
+    """The random token of this process, renewed after a fork."""
+    global _process
+    pid = os.getpid()
+    if _process[0] != pid:
+        _process = (pid, secrets.token_hex(8))
+    return _process[1]
+
+
+def new_name(prefix: str) -> str:
+    """A unique, unguessable channel name starting with ``prefix``."""
+    return validate_name(f"{process_wildcard(prefix)}{secrets.token_hex(16)}")
+
+
+def process_wildcard(prefix: str) -> str:
+    """A name that, given to ``receive_many``, matches every name that
+    ``new_name(prefix)`` makes in this process.
+
+    It lets an interface server wait on all of its connections' response
+    channels with a call whose cost does not grow with their number.
+    """
+    return validate_name(f"{prefix}.{process_token()}-")
+
+
+def is_wildcard(name: str) -> bool:
+    return _WILDCARD_RE.search(name) is not None
+
+
+def owner_process(name: str) -> str | None:
+    """The process token of a generated name or wildcard, else None."""
+    match = _GENERATED_RE.search(name) or _WILDCARD_RE.search(name)
+    return match.group(1) if match else None
+
+
+def is_response_channel(name: str) -> bool:
+    """Response channels have exactly one reader: one interface server."""
+    return name.startswith("!")

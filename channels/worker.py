@@ -1,0 +1,115 @@
+"""The loop that runs consumers."""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable
+
+from django.db import close_old_connections
+
+from channels.backends.base import BaseChannelBackend
+from channels.message import Message
+
+logger = logging.getLogger("channels.worker")
+
+# How long one blocking receive waits before the loop checks for a stop.
+POLL_TIMEOUT = 1.0
+
+
+def filter_channels(channels: Iterable[str], only: Iterable[str] = (),
+                    exclude: Iterable[str] = ()) -> list[str]:
+    """Apply --only-channels / --exclude-channels glob patterns."""
+    only, exclude = list(only), list(exclude)
+    return [
+        name for name in channels
+        if (not only or any(fnmatch.fnmatchcase(name, p) for p in only))
+        and not any(fnmatch.fnmatchcase(name, p) for p in exclude)
+    ]
+
+
+class Worker:
+    """Takes messages from every routed channel and runs their consumers.
+
+    A consumer's exception is logged and the loop goes on: one bad message
+    must not stop a worker that serves everybody else.
+    """
+
+    def __init__(self, channel_backend: BaseChannelBackend,
+                 callback: Callable[[str, Message], None] | None = None,
+                 channels: Iterable[str] | None = None):
+        self.channel_backend = channel_backend
+        self.callback = callback
+        registry = channel_backend.registry
+        self.channels = list(channels) if channels is not None else registry.all_channel_names()
+        self._stop = threading.Event()
+
+    def stop(self, *args: object) -> None:
+        """Finish the consumer in hand, then leave run()."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+
+    def run(self) -> None:
+        backend = self.channel_backend
+        while not self._stop.is_set():
+            try:
+                channel, content = backend.receive_many_blocking(self.channels, POLL_TIMEOUT)
+            except Exception:
+                # The backend logs and reconnects; wait a little rather than spin.
+                logger.exception("Could not receive from channel backend %r", backend.alias)
+                self._stop.wait(POLL_TIMEOUT)
+                continue
+            if channel is not None:
+                self.handle(channel, content)
+
+    def handle(self, channel: str, content: dict) -> None:
+        backend = self.channel_backend
+        consumer = backend.registry.consumer_for_channel(channel)
+        if consumer is None:
+            logger.warning("No consumer for channel %r; message dropped", channel)
+            return
+        message = Message(content, channel, backend)
+        if self.callback is not None:
+            self.callback(channel, message)
+        close_old_connections()
+        try:
+            consumer(message)
+        except Message.Requeue:
+            self.requeue(channel, content)
+            return
+        except Exception:
+            logger.exception("Error in consumer %s for channel %r",
+                             getattr(consumer, "__qualname__", consumer), channel)
+            decision = {"close": True}
+        else:
+            decision = {"accept": True}
+        finally:
+            close_old_connections()
+        if channel == "websocket.connect" and message.reply_channel is not None:
+            # The handshake waits for this: a connect consumer that neither
+            # accepted nor rejected accepts by returning. The interface server
+            # keeps only the first decision, so this is harmless after one.
+            try:
+                message.reply_channel.send(decision)
+            except Exception:
+                logger.exception("Could not answer websocket.connect on %r",
+                                 message.reply_channel.name)
+
+    def requeue(self, channel: str, content: dict) -> None:
+        try:
+            self.channel_backend.requeue(channel, content)
+        except Exception:
+            logger.exception("Could not requeue message on %r; it is lost", channel)
+        # Another worker holds what this message waits for (a lock, an
+        # earlier message): yield briefly instead of spinning on it.
+        time.sleep(0.002)

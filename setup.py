@@ -1,0 +1,36 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="channels",
+    version="0.1.0",
+    description="Event-driven Django: WebSockets, long-lived HTTP and background work.",
+    long_description=open("README.rst").read(),
+    long_description_content_type="text/x-rst",
+    license="BSD",
+    packages=find_packages(exclude=["testproject", "testproject.*"]),
+    include_package_data=True,
+    python_requires=">=3.11",
+    install_requires=[
+        "Django>=5.2,<5.3",
+        "redis>=5.0,<9",
+        "Twisted>=24.7",
+        "autobahn>=24.4",
+        "msgpack>=1.0",
+    ],
+    extras_require={
+        "wsgi": ["gunicorn>=22"],
+        "tests": [
+            "gunicorn>=22",
+            "websocket-client>=1.8",
+            "selenium>=4.20",
+            "sphinx>=7",
+            "ruff>=0.6",
+        ],
+    },
+    entry_points={},
+    classifiers=[
+        "Framework :: Django",
+        "Framework :: Django :: 5.2",
+        "Programming Language :: Python :: 3",
+    ],
+)
