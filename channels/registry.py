@@ -24,7 +24,6 @@ decorated: list[tuple[str, tuple[str, ...], Consumer]] = []
 # Consumers that exist unless the project routes the channel itself.
 DEFAULT_ROUTING: dict[str, str] = {
     "__channels__.echo": "channels.consumers.echo",
-    "http.request": "channels.handler.http_request_consumer",
 }
 
 

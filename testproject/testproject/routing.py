@@ -1,0 +1,3 @@
+channel_routing = {
+    "websocket.receive": "testproject.consumers.ws_receive",
+}
