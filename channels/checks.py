@@ -10,9 +10,17 @@ from channels.backends import backend_settings, create_backend
 @checks.register()
 def check_channel_backends(app_configs=None, **kwargs):
     errors = []
-    for alias, config in backend_settings().items():
+    try:
+        configured = backend_settings()
+    except ImproperlyConfigured as exc:
+        return [checks.Error(str(exc), id="channels.E001")]
+    for alias, config in configured.items():
         try:
-            create_backend(alias, config).registry  # noqa: B018  (builds it, or raises)
+            backend = create_backend(alias, config)
+            try:
+                backend.registry  # noqa: B018  (builds it, or raises)
+            finally:
+                backend.close()
         except ImproperlyConfigured as exc:
             errors.append(checks.Error(str(exc), id="channels.E001"))
     return errors

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
+from channels.exceptions import InvalidChannelName
 from channels.names import validate_name
 
 Consumer = Callable[..., object]
@@ -65,7 +66,12 @@ class ConsumerRegistry:
         if isinstance(channels, str):
             raise TypeError("channels must be a list of names, not a str")
         for channel in channels:
-            validate_name(channel)
+            try:
+                validate_name(channel)
+            except InvalidChannelName as exc:
+                raise ImproperlyConfigured(
+                    f"Cannot route to {_name(consumer)} on backend {self.alias!r}: {exc}"
+                ) from exc
             existing = self.consumers.get(channel)
             if existing is not None and existing is not consumer:
                 raise ImproperlyConfigured(

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from django.db import close_old_connections
 
 from channels.backends.base import BaseChannelBackend
+from channels.exceptions import InvalidChannelName
 from channels.message import Message
 
 logger = logging.getLogger("channels.worker")
@@ -73,28 +74,38 @@ class Worker:
                 self.handle(channel, content)
 
     def handle(self, channel: str, content: dict) -> None:
+        """Run the consumer of one message. Whatever goes wrong is logged
+        here, so the loop goes on to serve everybody else."""
         backend = self.channel_backend
         consumer = backend.registry.consumer_for_channel(channel)
         if consumer is None:
             logger.warning("No consumer for channel %r; message dropped", channel)
             return
-        message = Message(content, channel, backend)
+        try:
+            message = Message(content, channel, backend)
+        except InvalidChannelName:
+            # Anybody can send to a channel: a bad reply_channel must cost
+            # only its own message, never the worker.
+            logger.exception("Malformed message on channel %r; dropped", channel)
+            return
         if self.callback is not None:
-            self.callback(channel, message)
-        close_old_connections()
+            try:
+                self.callback(channel, message)
+            except Exception:
+                logger.exception("Worker callback failed for channel %r", channel)
+        self.close_old_connections()
         try:
             consumer(message)
         except Message.Requeue:
             self.requeue(channel, content)
             return
-        except Exception:
-            logger.exception("Error in consumer %s for channel %r",
-                             getattr(consumer, "__qualname__", consumer), channel)
+        except Exception as exc:
+            self.consumer_failed(consumer, message, exc)
             decision = {"close": True}
         else:
             decision = {"accept": True}
         finally:
-            close_old_connections()
+            self.close_old_connections()
         if channel == "websocket.connect" and message.reply_channel is not None:
             # The handshake waits for this: a connect consumer that neither
             # accepted nor rejected accepts by returning. The interface server
@@ -104,6 +115,16 @@ class Worker:
             except Exception:
                 logger.exception("Could not answer websocket.connect on %r",
                                  message.reply_channel.name)
+
+    def consumer_failed(self, consumer: Callable, message: Message, exc: Exception) -> None:
+        logger.error("Error in consumer %s for channel %r",
+                     getattr(consumer, "__qualname__", consumer), message.channel.name,
+                     exc_info=exc)
+
+    def close_old_connections(self) -> None:
+        """Close database connections that broke or outlived CONN_MAX_AGE,
+        as Django does before and after each request."""
+        close_old_connections()
 
     def requeue(self, channel: str, content: dict) -> None:
         try:

@@ -27,7 +27,13 @@ DEFAULT_SETTINGS = {
 
 
 def backend_settings() -> dict:
-    return getattr(settings, "CHANNEL_BACKENDS", None) or DEFAULT_SETTINGS
+    configured = getattr(settings, "CHANNEL_BACKENDS", None) or DEFAULT_SETTINGS
+    if not isinstance(configured, dict):
+        raise ImproperlyConfigured(
+            f"CHANNEL_BACKENDS must be a dict of alias to backend settings, "
+            f"not {type(configured).__name__}"
+        )
+    return configured
 
 
 def create_backend(alias: str, config: dict) -> BaseChannelBackend:
@@ -48,7 +54,7 @@ def create_backend(alias: str, config: dict) -> BaseChannelBackend:
             f"{where}['BACKEND'] = {path!r} is not a BaseChannelBackend subclass"
         )
     options = {key.lower(): value for key, value in config.items() if key != "BACKEND"}
-    accepted = _accepted_options(backend_class)
+    accepted = accepted_options(backend_class)
     unknown = sorted(key.upper() for key in options if key not in accepted)
     if unknown:
         raise ImproperlyConfigured(
@@ -58,7 +64,8 @@ def create_backend(alias: str, config: dict) -> BaseChannelBackend:
     return backend_class(alias=alias, **options)
 
 
-def _accepted_options(backend_class: type) -> set[str]:
+def accepted_options(backend_class: type) -> set[str]:
+    """The lower-case option names that ``backend_class`` takes."""
     names = set()
     for klass in backend_class.__mro__:
         init = klass.__dict__.get("__init__")
@@ -97,10 +104,15 @@ class ChannelBackendManager:
     def __contains__(self, alias: str) -> bool:
         return alias in backend_settings()
 
-    def set(self, alias: str, backend: BaseChannelBackend) -> None:
-        """Use ``backend`` for ``alias`` (test tools swap in fresh ones)."""
+    def set(self, alias: str, backend: BaseChannelBackend | None) -> BaseChannelBackend | None:
+        """Use ``backend`` for ``alias`` (test tools swap in fresh ones) and
+        return the one it replaces. ``None`` forgets the alias's backend, so
+        its next use builds one from the settings again."""
         with self._lock:
-            self._backends[alias] = backend
+            previous = self._backends.pop(alias, None)
+            if backend is not None:
+                self._backends[alias] = backend
+            return previous
 
     def reset(self) -> None:
         with self._lock:

@@ -79,12 +79,24 @@ def decode(data: bytes) -> dict[str, Any]:
     return msgpack.unpackb(data, raw=False)
 
 
-def _positive(alias: str, option: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+def _is_positive(value: object, types: tuple[type, ...] = (int, float)) -> bool:
+    return not isinstance(value, bool) and isinstance(value, types) and value > 0
+
+
+def _setting(alias: str, option: str, value: object, types=(int, float)) -> float:
+    """A positive number from CHANNEL_BACKENDS, or an error naming where it was."""
+    if not _is_positive(value, types):
+        kind = "a positive integer" if types == (int,) else "a positive number"
         raise ImproperlyConfigured(
-            f"CHANNEL_BACKENDS[{alias!r}][{option!r}] must be a positive number, "
-            f"not {value!r}"
+            f"CHANNEL_BACKENDS[{alias!r}][{option!r}] must be {kind}, not {value!r}"
         )
+    return value
+
+
+def _expiry_argument(value: object) -> float:
+    # An argument of a call, not a setting: a ValueError at the caller.
+    if not _is_positive(value):
+        raise ValueError(f"expiry must be a positive number of seconds, not {value!r}")
     return value
 
 
@@ -109,14 +121,24 @@ class BaseChannelBackend:
     ):
         self.alias = alias
         self.routing = routing
-        self.expiry = _positive(alias, "EXPIRY", expiry)
-        self.capacity = int(_positive(alias, "CAPACITY", capacity))
-        self.group_expiry = _positive(alias, "GROUP_EXPIRY", group_expiry)
+        self.expiry = _setting(alias, "EXPIRY", expiry)
+        self.capacity = _setting(alias, "CAPACITY", capacity, (int,))
+        self.group_expiry = _setting(alias, "GROUP_EXPIRY", group_expiry)
+        if not isinstance(channel_capacity, Mapping | None):
+            raise ImproperlyConfigured(
+                f"CHANNEL_BACKENDS[{alias!r}]['CHANNEL_CAPACITY'] must be a dict of "
+                f"glob pattern to capacity, not {type(channel_capacity).__name__}"
+            )
         self._capacity_patterns = []
         for pattern, value in (channel_capacity or {}).items():
+            if not isinstance(pattern, str):
+                raise ImproperlyConfigured(
+                    f"CHANNEL_BACKENDS[{alias!r}]['CHANNEL_CAPACITY'] keys must be "
+                    f"glob patterns (str), not {pattern!r}"
+                )
             self._capacity_patterns.append(
                 (re.compile(fnmatch.translate(pattern)).match,
-                 int(_positive(alias, f"CHANNEL_CAPACITY[{pattern!r}]", value)))
+                 _setting(alias, f"CHANNEL_CAPACITY[{pattern!r}]", value, (int,)))
             )
 
     def __repr__(self) -> str:
@@ -172,7 +194,7 @@ class BaseChannelBackend:
     def group_add(self, group: str, channel: str, expiry: float | None = None) -> None:
         """Add ``channel`` to ``group`` (or renew it) for ``expiry`` seconds,
         default GROUP_EXPIRY."""
-        expiry = self.group_expiry if expiry is None else _positive(self.alias, "expiry", expiry)
+        expiry = self.group_expiry if expiry is None else _expiry_argument(expiry)
         self._group_add(validate_name(group, "group"), validate_name(channel), expiry)
 
     def group_discard(self, group: str, channel: str) -> None:
@@ -194,7 +216,7 @@ class BaseChannelBackend:
         Returns an owner token, or None if someone else holds it. The expiry
         means a crashed holder cannot wedge the channel forever.
         """
-        return self._lock_channel(validate_name(channel), _positive(self.alias, "expiry", expiry))
+        return self._lock_channel(validate_name(channel), _expiry_argument(expiry))
 
     def unlock_channel(self, channel: str, token: str) -> bool:
         """Release a lock; only the holder's token releases it. Returns

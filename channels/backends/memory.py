@@ -7,6 +7,7 @@ receive waits on a condition instead of polling.
 
 from __future__ import annotations
 
+import random
 import secrets
 import threading
 import time
@@ -75,7 +76,10 @@ class InMemoryChannelBackend(BaseChannelBackend):
 
     def _pop(self, channels):
         now = time.monotonic()
-        for name in channels:
+        # Start at a random channel, so a busy channel listed first cannot
+        # starve the others a worker listens on.
+        start = random.randrange(len(channels)) if channels else 0
+        for name in channels[start:] + channels[:start]:
             if is_wildcard(name):
                 candidates = [c for c in self._channels if c.startswith(name)]
             else:
@@ -112,6 +116,8 @@ class InMemoryChannelBackend(BaseChannelBackend):
         members = self._groups.get(group, {})
         for channel in [c for c, expires in members.items() if expires <= now]:
             del members[channel]
+        if not members:
+            self._groups.pop(group, None)
         return members
 
     def _group_add(self, group, channel, expiry):

@@ -1,11 +1,8 @@
-import logging
-
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
 from channels.backends import DEFAULT_CHANNEL_BACKEND, channel_backends
 from channels.worker import Worker, filter_channels
-
-logger = logging.getLogger("channels.worker")
 
 
 class Command(BaseCommand):
@@ -20,7 +17,11 @@ class Command(BaseCommand):
                             help="Do not listen on channels matching these glob patterns.")
 
     def handle(self, *args, alias, only_channels, exclude_channels, verbosity, **options):
-        backend = channel_backends[alias]
+        try:
+            backend = channel_backends[alias]
+            routed = backend.registry.all_channel_names()
+        except ImproperlyConfigured as exc:
+            raise CommandError(str(exc))
         if backend.local_only:
             raise CommandError(
                 f"Channel backend {alias!r} ({type(backend).__name__}) only works "
@@ -28,8 +29,7 @@ class Command(BaseCommand):
                 "a networked backend such as channels.backends.redis.RedisChannelBackend, "
                 "or use runserver, which runs workers in its own process."
             )
-        channels = filter_channels(backend.registry.all_channel_names(),
-                                   only_channels, exclude_channels)
+        channels = filter_channels(routed, only_channels, exclude_channels)
         if not channels:
             raise CommandError("No channels left to listen on after filtering.")
         callback = self.report if verbosity > 1 else None
