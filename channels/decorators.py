@@ -1,12 +1,43 @@
-"""Decorators for consumers."""
+"""Decorators for consumers: routing, sessions, and one-at-a-time, in-order
+processing of a connection's messages.
+
+Stacking order matters for the last two: ``@linearize`` and
+``@enforce_ordering`` go above (outside) every session decorator, so that a
+connection's channel session is read after its lock is taken and saved
+before the lock is released. The session decorators refuse the other order.
+"""
 
 from __future__ import annotations
 
+import functools
+import logging
+import time
 from collections.abc import Callable
 
+from django.core.exceptions import ImproperlyConfigured
+
 from channels.backends import DEFAULT_CHANNEL_BACKEND
+from channels.message import Message
 from channels.names import validate_name
 from channels.registry import Consumer, decorated
+from channels.sessions import open_channel_session, open_http_session, save_if_modified
+
+logger = logging.getLogger("channels.decorators")
+
+# A lock outlives its consumer only when a worker died holding it; then the
+# connection's next messages wait (requeued) until it expires.
+LOCK_EXPIRY = 30.0
+
+# How long enforce_ordering holds back a message while an earlier one of its
+# connection is missing, before it gives the earlier one up as lost.
+ORDER_MAX_WAIT = 5.0
+
+# Where enforce_ordering keeps its state in the channel session.
+ORDER_SESSION_KEY = "__channels_order__"
+
+# Set on consumers wrapped by linearize/enforce_ordering (functools.wraps
+# carries it up through outer decorators) to catch a wrong stacking order.
+_LOCKED = "_channels_takes_lock"
 
 
 def consumer(
@@ -27,3 +58,185 @@ def consumer(
         return func
 
     return register
+
+
+def _qualname(func: Callable) -> str:
+    return getattr(func, "__qualname__", repr(func))
+
+
+def _reply_channel_name(message: Message, decorator: str) -> str:
+    if message.reply_channel is None:
+        raise ValueError(
+            f"@{decorator} needs messages that carry a reply_channel; this one on "
+            f"{message.channel.name!r} has none"
+        )
+    return message.reply_channel.name
+
+
+def channel_session(func: Consumer) -> Consumer:
+    """Give the consumer ``message.channel_session``: a Django session that
+    lives as long as the connection (keyed by its reply channel), for state
+    that later messages of the same connection need.
+
+    It is saved if modified, also when the consumer raises.
+    """
+    if getattr(func, _LOCKED, False):
+        raise ImproperlyConfigured(
+            f"{_qualname(func)}: put @linearize / @enforce_ordering above the "
+            f"session decorators, so the channel session is read after the "
+            f"connection's lock is taken and saved before it is released"
+        )
+
+    @functools.wraps(func)
+    def inner(message: Message, *args, **kwargs):
+        if hasattr(message, "channel_session"):  # opened by an outer decorator
+            return func(message, *args, **kwargs)
+        session = open_channel_session(_reply_channel_name(message, "channel_session"))
+        message.channel_session = session
+        try:
+            return func(message, *args, **kwargs)
+        finally:
+            save_if_modified(session)
+
+    return inner
+
+
+def http_session(func: Consumer) -> Consumer:
+    """Give the consumer ``message.http_session``: the browser's Django
+    session, from the session cookie of a ``websocket.connect`` or
+    ``http.request`` message; None when there is none.
+
+    Later WebSocket messages carry no cookies; copy what they need into the
+    channel session on connect (see ``channels.auth.transfer_user``).
+    """
+
+    @functools.wraps(func)
+    def inner(message: Message, *args, **kwargs):
+        if hasattr(message, "http_session"):
+            return func(message, *args, **kwargs)
+        session = open_http_session(message.content)
+        message.http_session = session
+        try:
+            return func(message, *args, **kwargs)
+        finally:
+            if session is not None:
+                save_if_modified(session)
+
+    return inner
+
+
+def _check_expiry(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
+
+
+def linearize(func: Consumer | None = None, *, expiry: float = LOCK_EXPIRY):
+    """Never run two consumers for the same connection at once.
+
+    Takes the backend lock named by the message's reply channel for the
+    consumer's run. If another worker holds it, the message is requeued at
+    the head of its channel, so it keeps its place in line and runs once the
+    lock is free. The lock expires after ``expiry`` seconds, so a worker that
+    dies holding it delays the connection but cannot wedge it.
+
+    Use as ``@linearize`` or ``@linearize(expiry=...)``; ``expiry`` must be
+    longer than the consumer ever runs.
+    """
+    _check_expiry("linearize expiry", expiry)
+    if func is None:
+        return functools.partial(linearize, expiry=expiry)
+
+    @functools.wraps(func)
+    def inner(message: Message, *args, **kwargs):
+        if getattr(message, "_channels_lock", None):  # an outer decorator holds it
+            return func(message, *args, **kwargs)
+        name = _reply_channel_name(message, "linearize")
+        backend = message.channel_backend
+        token = backend.lock_channel(name, expiry)
+        if token is None:
+            raise Message.Requeue()
+        message._channels_lock = token
+        try:
+            return func(message, *args, **kwargs)
+        finally:
+            message._channels_lock = None
+            if not backend.unlock_channel(name, token):
+                logger.warning(
+                    "The lock of %r expired while %s ran (more than %s s); other "
+                    "messages of the connection may have run at the same time",
+                    name, _qualname(func), expiry,
+                )
+
+    setattr(inner, _LOCKED, True)
+    return inner
+
+
+def enforce_ordering(func: Consumer | None = None, *, max_wait: float = ORDER_MAX_WAIT,
+                     expiry: float = LOCK_EXPIRY):
+    """Run one connection's numbered messages in the order the client sent
+    them, even when several workers take from the channel.
+
+    Interface servers number each connection's messages (``order``:
+    ``websocket.connect`` is 0, then each ``websocket.receive``, then
+    ``websocket.disconnect``). The next number expected is kept in the
+    channel session, under the connection's lock (this implies
+    ``@linearize`` and ``@channel_session``). A message that arrives early is
+    requeued at the head of its channel until its predecessor has run.
+
+    A predecessor can be lost for good (it expired, or a worker died running
+    it). So an early message waits at most ``max_wait`` seconds, counted from
+    the first time one was seen early; then the missing numbers are given up
+    (logged as a warning on ``channels.decorators``) and processing goes on.
+    A message that turns up after it was given up is dropped, with a warning,
+    rather than run out of order. A consumer that raises still counts as
+    having run its message. Messages without ``order`` (keepalives) just run
+    under the lock.
+    """
+    _check_expiry("enforce_ordering max_wait", max_wait)
+    _check_expiry("enforce_ordering expiry", expiry)
+    if func is None:
+        return functools.partial(enforce_ordering, max_wait=max_wait, expiry=expiry)
+    if getattr(func, _LOCKED, False):
+        raise ImproperlyConfigured(
+            f"{_qualname(func)}: @enforce_ordering already takes the connection's "
+            f"lock; remove the @linearize below it"
+        )
+
+    @functools.wraps(func)
+    def ordered(message: Message, *args, **kwargs):
+        order = message.content.get("order")
+        if order is None:
+            return func(message, *args, **kwargs)
+        if isinstance(order, bool) or not isinstance(order, int) or order < 0:
+            raise ValueError(f"message 'order' must be an int >= 0, not {order!r}")
+        session = message.channel_session
+        state = session.get(ORDER_SESSION_KEY) or {}
+        # A connect consumer without this decorator leaves no state; the
+        # handshake guarantees connect (0) ran before any numbered message.
+        expected = state.get("next", 0 if order == 0 else 1)
+        reply = message.reply_channel.name
+        if order < expected:
+            logger.warning("Dropped message %d of %r: the connection is past it "
+                           "(next is %d)", order, reply, expected)
+            return None
+        if order > expected:
+            now = time.time()
+            since = state.get("waiting_since")
+            if since is None:
+                session[ORDER_SESSION_KEY] = {"next": expected, "waiting_since": now}
+                raise Message.Requeue()
+            if now - since < max_wait:
+                raise Message.Requeue()
+            logger.warning("Gave up on message(s) %d to %d of %r after waiting %.1f s "
+                           "(lost or expired)", expected, order - 1, reply, now - since)
+        requeued = False
+        try:
+            return func(message, *args, **kwargs)
+        except Message.Requeue:
+            requeued = True
+            raise
+        finally:
+            if not requeued:
+                session[ORDER_SESSION_KEY] = {"next": order + 1}
+
+    return linearize(channel_session(ordered), expiry=expiry)

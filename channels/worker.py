@@ -39,6 +39,9 @@ class Worker:
     must not stop a worker that serves everybody else.
     """
 
+    # The longest a stop() waits for the loop to notice it while idle.
+    poll_timeout = POLL_TIMEOUT
+
     def __init__(self, channel_backend: BaseChannelBackend,
                  callback: Callable[[str, Message], None] | None = None,
                  channels: Iterable[str] | None = None):
@@ -64,11 +67,11 @@ class Worker:
         backend = self.channel_backend
         while not self._stop.is_set():
             try:
-                channel, content = backend.receive_many_blocking(self.channels, POLL_TIMEOUT)
+                channel, content = backend.receive_many_blocking(self.channels, self.poll_timeout)
             except Exception:
                 # The backend logs and reconnects; wait a little rather than spin.
                 logger.exception("Could not receive from channel backend %r", backend.alias)
-                self._stop.wait(POLL_TIMEOUT)
+                self._stop.wait(self.poll_timeout)
                 continue
             if channel is not None:
                 self.handle(channel, content)

@@ -11,6 +11,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "channels",
     "channels.tests",
+    "channels.tests.testapp",
 ]
 
 MIDDLEWARE = [
@@ -39,3 +40,6 @@ LOGGING = {
     "handlers": {"null": {"class": "logging.NullHandler"}},
     "loggers": {"channels": {"handlers": ["null"], "propagate": False}},
 }
+
+# Fast password hashing: tests log users in; PBKDF2 would cost seconds.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
