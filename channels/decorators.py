@@ -96,6 +96,7 @@ def channel_session(func: Consumer) -> Consumer:
         try:
             return func(message, *args, **kwargs)
         finally:
+            del message.channel_session
             save_if_modified(session)
 
     return inner
@@ -119,6 +120,7 @@ def http_session(func: Consumer) -> Consumer:
         try:
             return func(message, *args, **kwargs)
         finally:
+            del message.http_session
             if session is not None:
                 save_if_modified(session)
 
@@ -159,7 +161,7 @@ def linearize(func: Consumer | None = None, *, expiry: float = LOCK_EXPIRY):
         try:
             return func(message, *args, **kwargs)
         finally:
-            message._channels_lock = None
+            del message._channels_lock
             if not backend.unlock_channel(name, token):
                 logger.warning(
                     "The lock of %r expired while %s ran (more than %s s); other "
