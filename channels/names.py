@@ -12,7 +12,7 @@ import re
 import secrets
 
 MAX_NAME_LENGTH = 199  # "under 200 characters"
-_NAME_RE = re.compile(r"!?[A-Za-z0-9_.\-]{1,198}")
+_NAME_RE = re.compile(r"!?[A-Za-z0-9_.\-]+")  # length checked separately
 
 # A name from new_name() ends in ".<process token>-<client token>": 64 bits
 # naming the process and 128 random bits naming the client.
