@@ -124,8 +124,12 @@ class ChannelBackendManager:
 channel_backends = ChannelBackendManager()
 
 
+# Settings whose change (override_settings) drops the backends built so far.
+RESET_ON_SETTINGS = frozenset({"CHANNEL_BACKENDS", "ROOT_URLCONF"})
+
+
 def _settings_changed(*, setting, **kwargs):
-    if setting in ("CHANNEL_BACKENDS", "ROOT_URLCONF"):
+    if setting in RESET_ON_SETTINGS:
         channel_backends.reset()
 
 

@@ -11,6 +11,7 @@ from django.test import TestCase
 
 from channels.backends import (
     DEFAULT_CHANNEL_BACKEND,
+    RESET_ON_SETTINGS,
     accepted_options,
     backend_settings,
     channel_backends,
@@ -38,7 +39,7 @@ def isolated_channel_backends() -> Iterator[None]:
     previous: dict[str, BaseChannelBackend | None] = {}
 
     def install(**kwargs: Any) -> None:
-        if kwargs.get("setting", "CHANNEL_BACKENDS") != "CHANNEL_BACKENDS":
+        if kwargs.get("setting", "CHANNEL_BACKENDS") not in RESET_ON_SETTINGS:
             return
         for alias, config in backend_settings().items():
             replaced = channel_backends.set(alias, memory_backend_for(alias, config))

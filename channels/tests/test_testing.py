@@ -4,8 +4,10 @@ from django.contrib.auth.models import User
 from django.test import override_settings
 
 from channels import Channel, channel_backends
+from channels.backends.memory import InMemoryChannelBackend
 from channels.testing import ChannelTestCase
 
+# The project's CHANNEL_BACKENDS, as a user's settings would have it.
 CHAT = {
     "default": {
         "BACKEND": "channels.backends.memory.InMemoryChannelBackend",
@@ -14,38 +16,39 @@ CHAT = {
 }
 
 
+# docs: start
 @override_settings(CHANNEL_BACKENDS=CHAT)
-class ChatConsumerTests(ChannelTestCase):
+class ChatTests(ChannelTestCase):
     def setUp(self):
         User.objects.create_user("alice", password="pw")
         self.client.login(username="alice", password="pw")
-        self.cookies = {"sessionid": self.client.cookies["sessionid"].value}
 
-    def connect(self, reply, cookies):
+    def connect(self, cookies):
+        reply = Channel.new_name("!websocket.send")
         self.send_and_consume("websocket.connect", {
             "reply_channel": reply, "path": "/chat/lobby/", "order": 0, "cookies": cookies,
         })
-        return self.get_next_message(reply, require=True)
+        return reply, self.get_next_message(reply, require=True)
 
     def test_logged_in_user_chats_in_room(self):
-        reply = Channel.new_name("!websocket.send")
-        # The worker accepts once the consumer returns, as in production.
-        self.assertEqual(self.connect(reply, self.cookies).content, {"accept": True})
-        self.send_and_consume("websocket.receive",
-                              {"reply_channel": reply, "path": "/chat/lobby/",
-                               "order": 1, "text": "hi"})
-        self.assertEqual(self.get_next_message(reply, require=True).content,
-                         {"text": "alice: hi"})
-        self.send_and_consume("websocket.disconnect",
-                              {"reply_channel": reply, "path": "/chat/lobby/",
-                               "order": 2, "code": 1000})
-        self.assertIsNone(self.get_next_message(reply))
+        reply, decision = self.connect({"sessionid": self.client.cookies["sessionid"].value})
+        # The worker accepted the connection when the consumer returned.
+        self.assertEqual(decision.content, {"accept": True})
+
+        self.send_and_consume("websocket.receive", {
+            "reply_channel": reply, "path": "/chat/lobby/", "order": 1, "text": "hi",
+        })
+        self.assertEqual(self.get_next_message(reply, require=True)["text"], "alice: hi")
+
+        self.send_and_consume("websocket.disconnect", {
+            "reply_channel": reply, "path": "/chat/lobby/", "order": 2, "code": 1000,
+        })
+        self.assertEqual(self.get_backend().group_channels("room-lobby"), [])
 
     def test_anonymous_socket_is_rejected(self):
-        reply = Channel.new_name("!websocket.send")
-        # The consumer's own decision comes first; the worker's comes after
-        # and the interface server ignores it.
-        self.assertEqual(self.connect(reply, {}).content, {"accept": False})
+        reply, decision = self.connect(cookies={})
+        self.assertEqual(decision.content, {"accept": False})
+# docs: end
 
     def test_each_test_starts_empty(self):
         self.assertIsNone(self.get_next_message("websocket.receive"))
@@ -90,6 +93,14 @@ class ConsumerHelpersTests(ChannelTestCase):
             self.assertIsNot(inner, backend)
             self.assertIn("websocket.connect", inner.registry.consumers)
         self.assertNotIn("websocket.connect", self.get_backend().registry.consumers)
+        self.assertIsInstance(self.get_backend(), InMemoryChannelBackend)
+
+    @override_settings(CHANNEL_BACKENDS={"default": {
+        "BACKEND": "channels.tests.backends.SharedMemoryBackend", "EXPIRY": 7, "HOSTS": []}})
+    def test_any_configured_backend_becomes_a_fresh_in_memory_one(self):
+        backend = self.get_backend()
+        self.assertIs(type(backend), InMemoryChannelBackend)
+        self.assertEqual(backend.expiry, 7)
 
 
 @override_settings(CHANNEL_BACKENDS={

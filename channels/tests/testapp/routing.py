@@ -1,10 +1,12 @@
-"""A chat-like routing for the websocket consumers of consumers.py."""
+"""Routing of the chat consumers (as a project's routing.py would be)."""
 
+# docs: start
 websocket_routing = {
-    "websocket.connect": "channels.tests.testapp.consumers.ws_connect",
-    "websocket.receive": "channels.tests.testapp.consumers.ws_receive",
-    "websocket.disconnect": "channels.tests.testapp.consumers.ws_disconnect",
+    "websocket.connect": "channels.tests.testapp.chat.ws_connect",
+    "websocket.receive": "channels.tests.testapp.chat.ws_receive",
+    "websocket.disconnect": "channels.tests.testapp.chat.ws_disconnect",
 }
+# docs: end
 
 broken_connect_routing = {
     "websocket.connect": "channels.tests.testapp.consumers.ws_connect_broken",
