@@ -83,7 +83,7 @@ def _is_positive(value: object, types: tuple[type, ...] = (int, float)) -> bool:
     return not isinstance(value, bool) and isinstance(value, types) and value > 0
 
 
-def _setting(alias: str, option: str, value: object, types=(int, float)) -> float:
+def _positive(alias: str, option: str, value: object, types=(int, float)) -> float:
     """A positive number from CHANNEL_BACKENDS, or an error naming where it was."""
     if not _is_positive(value, types):
         kind = "a positive integer" if types == (int,) else "a positive number"
@@ -121,9 +121,9 @@ class BaseChannelBackend:
     ):
         self.alias = alias
         self.routing = routing
-        self.expiry = _setting(alias, "EXPIRY", expiry)
-        self.capacity = _setting(alias, "CAPACITY", capacity, (int,))
-        self.group_expiry = _setting(alias, "GROUP_EXPIRY", group_expiry)
+        self.expiry = _positive(alias, "EXPIRY", expiry)
+        self.capacity = _positive(alias, "CAPACITY", capacity, (int,))
+        self.group_expiry = _positive(alias, "GROUP_EXPIRY", group_expiry)
         if not isinstance(channel_capacity, Mapping | None):
             raise ImproperlyConfigured(
                 f"CHANNEL_BACKENDS[{alias!r}]['CHANNEL_CAPACITY'] must be a dict of "
@@ -138,7 +138,7 @@ class BaseChannelBackend:
                 )
             self._capacity_patterns.append(
                 (re.compile(fnmatch.translate(pattern)).match,
-                 _setting(alias, f"CHANNEL_CAPACITY[{pattern!r}]", value, (int,)))
+                 _positive(alias, f"CHANNEL_CAPACITY[{pattern!r}]", value, (int,)))
             )
 
     def __repr__(self) -> str:
