@@ -50,22 +50,28 @@ class Worker:
         registry = channel_backend.registry
         self.channels = list(channels) if channels is not None else registry.all_channel_names()
         self._stop = threading.Event()
+        self._signalled = False
 
     def stop(self, *args: object) -> None:
         """Finish the consumer in hand, then leave run()."""
         self._stop.set()
 
+    def _stop_on_signal(self, signum: int, frame: object) -> None:
+        # A plain assignment: Event.set() takes a lock that the interrupted
+        # main thread may be holding inside Event.wait(), a deadlock.
+        self._signalled = True
+
     @property
     def stopping(self) -> bool:
-        return self._stop.is_set()
+        return self._signalled or self._stop.is_set()
 
     def install_signal_handlers(self) -> None:
-        signal.signal(signal.SIGTERM, self.stop)
-        signal.signal(signal.SIGINT, self.stop)
+        signal.signal(signal.SIGTERM, self._stop_on_signal)
+        signal.signal(signal.SIGINT, self._stop_on_signal)
 
     def run(self) -> None:
         backend = self.channel_backend
-        while not self._stop.is_set():
+        while not self.stopping:
             try:
                 channel, content = backend.receive_many_blocking(self.channels, self.poll_timeout)
             except Exception:
