@@ -172,7 +172,10 @@ class SigtermTests(SimpleTestCase):
         proc = subprocess.Popen([sys.executable, os.path.join(HERE, "sigterm_worker.py")],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            self.assertEqual(proc.stdout.readline().split(), ["started", "1"])
+            first = proc.stdout.readline()
+            if not first:
+                self.fail(f"worker subprocess died: {proc.communicate(timeout=20)[1]}")
+            self.assertEqual(first.split(), ["started", "1"])
             proc.send_signal(signal.SIGTERM)
             out, err = proc.communicate(timeout=20)
         finally:
