@@ -78,6 +78,17 @@ class HandleTests(SimpleTestCase):
         self.worker.handle("test.ok", {"reply_channel": reply, "n": 1})
         self.assertEqual(self.backend.receive_many([reply]), (None, None))
 
+    def test_requeued_connect_is_not_answered_yet(self):
+        def busy(message):
+            raise Message.Requeue()
+
+        backend = InMemoryChannelBackend(routing={"websocket.connect": busy})
+        reply = Channel.new_name("!websocket.send")
+        Worker(backend).handle("websocket.connect", {"reply_channel": reply})
+        self.assertEqual(backend.receive_many([reply]), (None, None))
+        self.assertEqual(backend.receive_many(["websocket.connect"])[1],
+                         {"reply_channel": reply})
+
     def test_requeue_puts_message_back_at_the_head(self):
         attempts = []
 
