@@ -23,6 +23,9 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "channels.tests.urls"
 
+# Fast password hashing: tests log users in; PBKDF2 would cost seconds.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
 DATABASES = {
     "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
 }
@@ -41,5 +44,3 @@ LOGGING = {
     "loggers": {"channels": {"handlers": ["null"], "propagate": False}},
 }
 
-# Fast password hashing: tests log users in; PBKDF2 would cost seconds.
-PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
