@@ -43,4 +43,3 @@ LOGGING = {
     "handlers": {"null": {"class": "logging.NullHandler"}},
     "loggers": {"channels": {"handlers": ["null"], "propagate": False}},
 }
-
