@@ -23,9 +23,6 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "channels.tests.urls"
 
-# Fast password hashing: tests log users in; PBKDF2 would cost seconds.
-PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
 DATABASES = {
     "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
 }
@@ -43,3 +40,6 @@ LOGGING = {
     "handlers": {"null": {"class": "logging.NullHandler"}},
     "loggers": {"channels": {"handlers": ["null"], "propagate": False}},
 }
+
+# Fast password hashing: tests log users in; PBKDF2 would cost seconds.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
