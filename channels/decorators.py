@@ -187,8 +187,9 @@ def enforce_ordering(func: Consumer | None = None, *, max_wait: float = ORDER_MA
 
     A predecessor can be lost for good (it expired, or a worker died running
     it). So an early message waits at most ``max_wait`` seconds, counted from
-    the first time one was seen early; then the missing numbers are given up
-    (logged as a warning on ``channels.decorators``) and processing goes on.
+    the first time one was seen early; then the numbers below the lowest one
+    seen early are given up (logged as a warning on ``channels.decorators``)
+    and processing goes on from there.
     A message that turns up after it was given up is dropped, with a warning,
     rather than run out of order. A consumer that raises still counts as
     having run its message. Messages without ``order`` (keepalives) just run
@@ -223,14 +224,20 @@ def enforce_ordering(func: Consumer | None = None, *, max_wait: float = ORDER_MA
             return None
         if order > expected:
             now = time.time()
-            since = state.get("waiting_since")
-            if since is None:
-                session[ORDER_SESSION_KEY] = {"next": expected, "waiting_since": now}
-                raise Message.Requeue()
+            since = state.get("waiting_since", now)
+            # The lowest early number seen: requeues can reorder early
+            # messages, and none that was seen may be skipped.
+            lowest = min(order, state.get("lowest_early", order))
             if now - since < max_wait:
+                waiting = {"next": expected, "waiting_since": since, "lowest_early": lowest}
+                if waiting != state:  # save only news, not every retry
+                    session[ORDER_SESSION_KEY] = waiting
                 raise Message.Requeue()
             logger.warning("Gave up on message(s) %d to %d of %r after waiting %.1f s "
-                           "(lost or expired)", expected, order - 1, reply, now - since)
+                           "(lost or expired)", expected, lowest - 1, reply, now - since)
+            if order != lowest:
+                session[ORDER_SESSION_KEY] = {"next": lowest}
+                raise Message.Requeue()
         requeued = False
         try:
             return func(message, *args, **kwargs)

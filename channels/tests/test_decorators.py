@@ -318,6 +318,20 @@ class EnforceOrderingTests(SimpleTestCase):
         self.run_order(3)
         self.assertEqual(self.seen, [0, 2, 3])
 
+    def test_giving_up_skips_no_message_that_was_seen(self):
+        self.run_order(0)
+        for order in (4, 3):  # 1 and 2 lost; requeues swapped 3 and 4
+            with self.assertRaises(Message.Requeue):
+                self.run_order(order)
+        time.sleep(0.06)
+        with self.assertLogs("channels.decorators", "WARNING") as logs:
+            with self.assertRaises(Message.Requeue):
+                self.run_order(4)  # 3 was seen: it goes first
+        self.assertIn("Gave up on message(s) 1 to 2", logs.output[0])
+        self.run_order(3)
+        self.run_order(4)
+        self.assertEqual(self.seen, [0, 3, 4])
+
     def test_failed_consumer_counts_as_run(self):
         self.run_order(0)
         with self.assertRaises(RuntimeError):
