@@ -189,11 +189,11 @@ def enforce_ordering(func: Consumer | None = None, *, max_wait: float = ORDER_MA
     it). So an early message waits at most ``max_wait`` seconds, counted from
     the first time one was seen early; then the numbers below the lowest one
     seen early are given up (logged as a warning on ``channels.decorators``)
-    and processing goes on from there.
-    A message that turns up after it was given up is dropped, with a warning,
-    rather than run out of order. A consumer that raises still counts as
-    having run its message. Messages without ``order`` (keepalives) just run
-    under the lock.
+    and processing goes on from there. A message that turns up after it was
+    given up is dropped, with a warning, rather than run out of order.
+
+    A consumer that raises still counts as having run its message. Messages
+    without ``order`` (keepalives) just run under the lock.
     """
     _check_expiry("enforce_ordering max_wait", max_wait)
     _check_expiry("enforce_ordering expiry", expiry)
