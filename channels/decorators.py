@@ -28,6 +28,12 @@ logger = logging.getLogger("channels.decorators")
 # connection's next messages wait (requeued) until it expires.
 LOCK_EXPIRY = 30.0
 
+# How long a worker waits for a busy connection's lock before it requeues
+# the message. Most locks are held for one short consumer run; a requeued
+# message sits at the head of its channel, where it holds up the messages of
+# every other connection behind it, so a short wait in one worker is cheaper.
+LOCK_WAIT = 0.05
+
 # How long enforce_ordering holds back a message while an earlier one of its
 # connection is missing, before it gives the earlier one up as lost.
 ORDER_MAX_WAIT = 5.0
@@ -132,21 +138,37 @@ def _check_expiry(name: str, value: object) -> None:
         raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
 
 
-def linearize(func: Consumer | None = None, *, expiry: float = LOCK_EXPIRY):
+def _wait_for_lock(backend, name: str, expiry: float, wait: float) -> str | None:
+    deadline = time.monotonic() + wait
+    pause = 0.001
+    while (remaining := deadline - time.monotonic()) > 0:
+        time.sleep(min(pause, remaining))
+        token = backend.lock_channel(name, expiry)
+        if token is not None:
+            return token
+        pause = min(pause * 2, 0.01)
+    return None
+
+
+def linearize(func: Consumer | None = None, *, expiry: float = LOCK_EXPIRY,
+              wait: float = LOCK_WAIT):
     """Never run two consumers for the same connection at once.
 
     Takes the backend lock named by the message's reply channel for the
-    consumer's run. If another worker holds it, the message is requeued at
-    the head of its channel, so it keeps its place in line and runs once the
-    lock is free. The lock expires after ``expiry`` seconds, so a worker that
-    dies holding it delays the connection but cannot wedge it.
+    consumer's run. If another worker holds it, this worker waits up to
+    ``wait`` seconds for it, then requeues the message at the head of its
+    channel, so it keeps its place in line and runs once the lock is free.
+    The lock expires after ``expiry`` seconds, so a worker that dies holding
+    it delays the connection but cannot wedge it.
 
-    Use as ``@linearize`` or ``@linearize(expiry=...)``; ``expiry`` must be
-    longer than the consumer ever runs.
+    Use as ``@linearize`` or ``@linearize(expiry=..., wait=...)``; ``expiry``
+    must be longer than the consumer ever runs.
     """
     _check_expiry("linearize expiry", expiry)
+    if isinstance(wait, bool) or not isinstance(wait, (int, float)) or wait < 0:
+        raise ValueError(f"linearize wait must be a number of seconds >= 0, not {wait!r}")
     if func is None:
-        return functools.partial(linearize, expiry=expiry)
+        return functools.partial(linearize, expiry=expiry, wait=wait)
 
     @functools.wraps(func)
     def inner(message: Message, *args, **kwargs):
@@ -154,7 +176,8 @@ def linearize(func: Consumer | None = None, *, expiry: float = LOCK_EXPIRY):
             return func(message, *args, **kwargs)
         name = _reply_channel_name(message, "linearize")
         backend = message.channel_backend
-        token = backend.lock_channel(name, expiry)
+        token = backend.lock_channel(name, expiry) or _wait_for_lock(
+            backend, name, expiry, wait)
         if token is None:
             raise Message.Requeue()
         message._channels_lock = token

@@ -204,6 +204,27 @@ class LinearizeTests(SimpleTestCase):
         self.assertEqual(ran, [msg])
         self.assertIsNotNone(backend.lock_channel(name))  # released again
 
+    def test_waits_briefly_for_a_lock_that_is_released(self):
+        backend = InMemoryChannelBackend()
+        msg = reply_message(backend)
+        name = msg.reply_channel.name
+        token = backend.lock_channel(name)
+        timer = threading.Timer(0.01, backend.unlock_channel, (name, token))
+        timer.start()
+        ran = []
+        linearize(wait=5)(ran.append)(msg)  # no requeue: it got the lock
+        timer.join()
+        self.assertEqual(ran, [msg])
+
+    def test_no_wait_requeues_at_once(self):
+        backend = InMemoryChannelBackend()
+        msg = reply_message(backend)
+        backend.lock_channel(msg.reply_channel.name)
+        start = time.monotonic()
+        with self.assertRaises(Message.Requeue):
+            linearize(wait=0)(lambda m: None)(msg)
+        self.assertLess(time.monotonic() - start, 0.04)
+
     def test_lock_released_when_consumer_raises(self):
         backend = InMemoryChannelBackend()
         msg = reply_message(backend)
@@ -239,6 +260,8 @@ class LinearizeTests(SimpleTestCase):
             linearize(lambda m: None)(message({}))
         with self.assertRaisesMessage(ValueError, "linearize expiry must be a positive"):
             linearize(expiry=0)
+        with self.assertRaisesMessage(ValueError, "linearize wait must be a number"):
+            linearize(wait=-1)
 
     def test_same_connection_never_runs_concurrently(self):
         active, overlaps, done = {}, [], []
