@@ -138,15 +138,27 @@ def _check_expiry(name: str, value: object) -> None:
         raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
 
 
-def _wait_for_lock(backend, name: str, expiry: float, wait: float) -> str | None:
+def _check_wait(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ValueError(f"{name} must be a number of seconds >= 0, not {value!r}")
+
+
+def _pauses(wait: float):
+    """Sleep in growing steps (1 ms to 10 ms) for up to ``wait`` seconds,
+    yielding after each one."""
     deadline = time.monotonic() + wait
     pause = 0.001
     while (remaining := deadline - time.monotonic()) > 0:
         time.sleep(min(pause, remaining))
+        yield
+        pause = min(pause * 2, 0.01)
+
+
+def _wait_for_lock(backend, name: str, expiry: float, wait: float) -> str | None:
+    for _ in _pauses(wait):
         token = backend.lock_channel(name, expiry)
         if token is not None:
             return token
-        pause = min(pause * 2, 0.01)
     return None
 
 
@@ -165,8 +177,7 @@ def linearize(func: Consumer | None = None, *, expiry: float = LOCK_EXPIRY,
     must be longer than the consumer ever runs.
     """
     _check_expiry("linearize expiry", expiry)
-    if isinstance(wait, bool) or not isinstance(wait, (int, float)) or wait < 0:
-        raise ValueError(f"linearize wait must be a number of seconds >= 0, not {wait!r}")
+    _check_wait("linearize wait", wait)
     if func is None:
         return functools.partial(linearize, expiry=expiry, wait=wait)
 
@@ -196,8 +207,12 @@ def linearize(func: Consumer | None = None, *, expiry: float = LOCK_EXPIRY,
     return inner
 
 
+class _Early(Message.Requeue):
+    """A numbered message whose predecessor has not run yet."""
+
+
 def enforce_ordering(func: Consumer | None = None, *, max_wait: float = ORDER_MAX_WAIT,
-                     expiry: float = LOCK_EXPIRY):
+                     expiry: float = LOCK_EXPIRY, wait: float = LOCK_WAIT):
     """Run one connection's numbered messages in the order the client sent
     them, even when several workers take from the channel.
 
@@ -206,7 +221,9 @@ def enforce_ordering(func: Consumer | None = None, *, max_wait: float = ORDER_MA
     ``websocket.disconnect``). The next number expected is kept in the
     channel session, under the connection's lock (this implies
     ``@linearize`` and ``@channel_session``). A message that arrives early is
-    requeued at the head of its channel until its predecessor has run.
+    requeued at the head of its channel until its predecessor has run; as
+    for a busy lock, the worker first waits up to ``wait`` seconds for the
+    predecessor itself, so the early message does not hold up the channel.
 
     A predecessor can be lost for good (it expired, or a worker died running
     it). So an early message waits at most ``max_wait`` seconds, counted from
@@ -220,8 +237,10 @@ def enforce_ordering(func: Consumer | None = None, *, max_wait: float = ORDER_MA
     """
     _check_expiry("enforce_ordering max_wait", max_wait)
     _check_expiry("enforce_ordering expiry", expiry)
+    _check_wait("enforce_ordering wait", wait)
     if func is None:
-        return functools.partial(enforce_ordering, max_wait=max_wait, expiry=expiry)
+        return functools.partial(enforce_ordering, max_wait=max_wait, expiry=expiry,
+                                 wait=wait)
     if getattr(func, _LOCKED, False):
         raise ImproperlyConfigured(
             f"{_qualname(func)}: @enforce_ordering already takes the connection's "
@@ -255,12 +274,12 @@ def enforce_ordering(func: Consumer | None = None, *, max_wait: float = ORDER_MA
                 waiting = {"next": expected, "waiting_since": since, "lowest_early": lowest}
                 if waiting != state:  # save only news, not every retry
                     session[ORDER_SESSION_KEY] = waiting
-                raise Message.Requeue()
+                raise _Early()
             logger.warning("Gave up on message(s) %d to %d of %r after waiting %.1f s "
                            "(lost or expired)", expected, lowest - 1, reply, now - since)
             if order != lowest:
                 session[ORDER_SESSION_KEY] = {"next": lowest}
-                raise Message.Requeue()
+                raise _Early()
         requeued = False
         try:
             return func(message, *args, **kwargs)
@@ -271,4 +290,22 @@ def enforce_ordering(func: Consumer | None = None, *, max_wait: float = ORDER_MA
             if not requeued:
                 session[ORDER_SESSION_KEY] = {"next": order + 1}
 
-    return linearize(channel_session(ordered), expiry=expiry)
+    locked = linearize(channel_session(ordered), expiry=expiry, wait=wait)
+
+    @functools.wraps(locked)
+    def waiting(message: Message, *args, **kwargs):
+        try:
+            return locked(message, *args, **kwargs)
+        except _Early:
+            if getattr(message, "_channels_lock", None):
+                raise  # an outer @linearize holds the lock: waiting cannot help
+        # Retry with the lock released, so another worker can run the
+        # predecessor; then requeue.
+        for _ in _pauses(wait):
+            try:
+                return locked(message, *args, **kwargs)
+            except _Early:
+                pass
+        raise Message.Requeue()
+
+    return waiting

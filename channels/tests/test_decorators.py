@@ -296,7 +296,7 @@ class EnforceOrderingTests(SimpleTestCase):
         self.reply = Channel.new_name("!websocket.send")
         self.seen = []
 
-        @enforce_ordering(max_wait=0.05)
+        @enforce_ordering(max_wait=0.05, wait=0)
         def consumer(message):
             if message.get("fail"):
                 raise RuntimeError("consumer failed")
@@ -355,6 +355,28 @@ class EnforceOrderingTests(SimpleTestCase):
         self.run_order(4)
         self.assertEqual(self.seen, [0, 3, 4])
 
+    def test_early_message_waits_in_the_worker_for_its_predecessor(self):
+        @enforce_ordering(wait=5)
+        def consumer(message):
+            self.seen.append(message["order"])
+
+        def run(order):
+            consumer(message({"reply_channel": self.reply, "order": order}, "ws", self.backend))
+
+        run(0)
+        timer = threading.Timer(0.02, run, (1,))  # another worker, a little later
+        timer.start()
+        run(2)  # no Requeue: it waited, with the lock released, for 1
+        timer.join()
+        self.assertEqual(self.seen, [0, 1, 2])
+
+    def test_no_waiting_under_an_outer_lock(self):
+        consumer = linearize(enforce_ordering(wait=5)(lambda m: None))
+        start = time.monotonic()
+        with self.assertRaises(Message.Requeue):
+            consumer(message({"reply_channel": self.reply, "order": 3}, "ws", self.backend))
+        self.assertLess(time.monotonic() - start, 1)
+
     def test_failed_consumer_counts_as_run(self):
         self.run_order(0)
         with self.assertRaises(RuntimeError):
@@ -395,6 +417,8 @@ class EnforceOrderingTests(SimpleTestCase):
                 self.run_order(bad)
         with self.assertRaisesMessage(ValueError, "max_wait must be a positive"):
             enforce_ordering(max_wait=-1)
+        with self.assertRaisesMessage(ValueError, "enforce_ordering wait must be"):
+            enforce_ordering(wait="1")
         with self.assertRaisesMessage(ImproperlyConfigured, "remove the @linearize"):
             enforce_ordering(linearize(lambda m: None))
 

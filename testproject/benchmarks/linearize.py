@@ -1,15 +1,21 @@
-"""How long @linearize holds up other connections.
+"""How long @linearize and @enforce_ordering hold up other connections.
 
-Four worker threads share one in-memory channel. Connection X has a slow
-(50 ms) linearized consumer running and a second message queued behind it;
-then connection Y sends one message. The figure is Y's latency: with plain
-requeue-at-head (wait=0) the requeued X message sits at the head of the
-channel and Y waits for X's consumer; with the default short lock wait the
-other workers serve Y at once. Baseline: the same consumer undecorated.
+Four worker threads share one in-memory channel. The figure is the latency
+of a message of connection Y while connection X is held up:
+
+- busy lock: X has a slow (50 ms) linearized consumer running and a second
+  message queued behind it;
+- lost message: X's message 1 was lost, and its message 2 waits for it
+  (enforce_ordering with max_wait 0.2 s).
+
+With plain requeue-at-head (wait=0) X's waiting message sits at the head of
+the channel and Y waits behind it; with the default short wait in the worker
+the other workers serve Y at once. Baseline: the same consumer undecorated.
 
     python testproject/benchmarks/linearize.py [runs]
 """
 
+import logging
 import os
 import statistics
 import sys
@@ -21,19 +27,21 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 import django  # noqa: E402
 from django.conf import settings  # noqa: E402
 
-settings.configure(DATABASES={}, INSTALLED_APPS=[])
+settings.configure(DATABASES={}, INSTALLED_APPS=[], SECRET_KEY="benchmark",
+                   SESSION_ENGINE="django.contrib.sessions.backends.cache")
 django.setup()
+logging.getLogger("channels").setLevel(logging.ERROR)  # the lost message's warning
 
 from channels import Channel  # noqa: E402
 from channels.backends.memory import InMemoryChannelBackend  # noqa: E402
-from channels.decorators import linearize  # noqa: E402
+from channels.decorators import enforce_ordering, linearize  # noqa: E402
 from channels.worker import Worker  # noqa: E402
 
 SLOW = 0.05
 WORKERS = 4
 
 
-def latency_ms(decorate) -> float:
+def latency_ms(decorate, x_messages) -> float:
     done = {}
     finished = threading.Event()
 
@@ -41,7 +49,7 @@ def latency_ms(decorate) -> float:
         if message["slow"]:
             time.sleep(SLOW)
         done[message["id"]] = time.monotonic()
-        if len(done) == 3:
+        if "y" in done:
             finished.set()
 
     backend = InMemoryChannelBackend(routing={"bench": decorate(consumer)})
@@ -51,9 +59,9 @@ def latency_ms(decorate) -> float:
         worker.poll_timeout = 0.05
         thread.start()
     x, y = Channel.new_name("!x"), Channel.new_name("!y")
-    backend.send("bench", {"reply_channel": x, "slow": True, "id": "x1"})
-    backend.send("bench", {"reply_channel": x, "slow": True, "id": "x2"})
-    time.sleep(0.005)  # x1 running, x2 contending for X's lock
+    for content in x_messages:
+        backend.send("bench", {"reply_channel": x, **content})
+    time.sleep(0.005)  # X is held up now
     sent = time.monotonic()
     backend.send("bench", {"reply_channel": y, "slow": False, "id": "y"})
     finished.wait(10)
@@ -64,18 +72,31 @@ def latency_ms(decorate) -> float:
     return (done["y"] - sent) * 1000
 
 
+BUSY = [{"slow": True, "id": "x1"}, {"slow": True, "id": "x2"}]
+LOST = [{"slow": False, "id": "x0", "order": 0}, {"slow": False, "id": "x2", "order": 2}]
+
+
 def main(runs: int) -> None:
     cases = [
-        ("undecorated (baseline)", lambda f: f),
-        ("@linearize(wait=0): requeue at once", linearize(wait=0)),
-        ("@linearize (default wait)", linearize),
+        ("busy lock", BUSY, [
+            ("undecorated (baseline)", lambda f: f),
+            ("@linearize(wait=0): requeue at once", linearize(wait=0)),
+            ("@linearize (default wait)", linearize),
+        ]),
+        ("lost message", LOST, [
+            ("undecorated (baseline)", lambda f: f),
+            ("@enforce_ordering(wait=0)", enforce_ordering(max_wait=0.2, wait=0)),
+            ("@enforce_ordering (default wait)", enforce_ordering(max_wait=0.2)),
+        ]),
     ]
-    print(f"Latency of another connection's message while a {SLOW * 1000:.0f} ms "
-          f"linearized consumer runs, {WORKERS} workers, {runs} runs:")
-    for name, decorate in cases:
-        samples = sorted(latency_ms(decorate) for _ in range(runs))
-        print(f"  {name:40s} p50 {statistics.median(samples):6.1f} ms   "
-              f"max {samples[-1]:6.1f} ms")
+    print(f"Latency of connection Y's message while connection X is held up, "
+          f"{WORKERS} workers, {runs} runs each:")
+    for title, x_messages, variants in cases:
+        print(f" {title}:")
+        for name, decorate in variants:
+            samples = sorted(latency_ms(decorate, x_messages) for _ in range(runs))
+            print(f"  {name:40s} p50 {statistics.median(samples):6.1f} ms   "
+                  f"max {samples[-1]:6.1f} ms")
     print(f"Reproduce: python testproject/benchmarks/linearize.py {runs}")
 
 
