@@ -4,7 +4,8 @@ processing of a connection's messages.
 Stacking order matters for the last two: ``@linearize`` and
 ``@enforce_ordering`` go above (outside) every session decorator, so that a
 connection's channel session is read after its lock is taken and saved
-before the lock is released. The session decorators refuse the other order.
+before the lock is released. ``@channel_session`` and the decorators built
+on it refuse the other order.
 """
 
 from __future__ import annotations
