@@ -37,7 +37,13 @@ class InMemoryChannelBackend(BaseChannelBackend):
         else:
             self._drop_expired(queue, now)
             if not head and len(queue) >= self.capacity_for(channel):
-                return False
+                # A requeued message gets a fresh expiry at the head and can
+                # hide expired ones behind it; they must not count as full.
+                live = [item for item in queue if item[0] > now]
+                if len(live) >= self.capacity_for(channel):
+                    return False
+                queue.clear()
+                queue.extend(live)
         if head:
             queue.appendleft((now + self.expiry, data))
         else:

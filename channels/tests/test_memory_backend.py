@@ -120,6 +120,15 @@ class QueueTests(SimpleTestCase):
         time.sleep(0.06)
         backend.send("q", {})
 
+    def test_expired_messages_behind_a_requeued_one_free_capacity(self):
+        backend = InMemoryChannelBackend(expiry=0.05, capacity=2)
+        backend.send("q", {"n": 1})
+        time.sleep(0.06)
+        backend.requeue("q", {"n": 0})  # fresh, in front of the expired one
+        backend.send("q", {"n": 2})
+        self.assertEqual([backend.receive_many(["q"])[1] for _ in range(3)],
+                         [{"n": 0}, {"n": 2}, None])
+
     def test_capacity_raises_channel_full_at_once(self):
         backend = InMemoryChannelBackend(capacity=2)
         backend.send("q", {})
