@@ -21,7 +21,7 @@ from typing import Any
 import msgpack
 from django.core.exceptions import ImproperlyConfigured
 
-from channels.exceptions import InvalidMessage, MessageTooLarge
+from channels.exceptions import ChannelFull, InvalidMessage, MessageTooLarge
 from channels.names import validate_name
 from channels.registry import ConsumerRegistry
 
@@ -191,6 +191,35 @@ class BaseChannelBackend:
         channel, data = self._receive_many_blocking(self._names(channels), timeout)
         return (None, None) if channel is None else (channel, decode(data))
 
+    def send_many(self, messages: Iterable[tuple[str, dict[str, Any]]]) -> list[str]:
+        """Queue several messages at once; return the channels that were full
+        (their messages were not sent).
+
+        For interface servers, which collect what many connections said
+        during one turn of their event loop: a networked backend sends the
+        whole batch in one round trip per shard instead of one per message.
+        Every message is validated before any is sent.
+        """
+        return self._send_many([(validate_name(c), encode(m)) for c, m in messages])
+
+    def receive_batch(
+        self, channels: Iterable[str], limit: int = 100, timeout: float | None = None
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Wait up to ``timeout`` seconds for a message on any of ``channels``,
+        then take up to ``limit`` that are waiting, in order per channel.
+
+        For interface servers reading their response channels, where a
+        broadcast can put hundreds of messages in line at once. Workers take
+        one message at a time instead, so none waits behind a busy worker
+        while another idles.
+        """
+        if not _is_positive(limit, (int,)):
+            raise ValueError(f"limit must be a positive integer, not {limit!r}")
+        if timeout is not None and timeout < 0:
+            raise ValueError("timeout must be None or at least 0")
+        batch = self._receive_batch(self._names(channels), limit, timeout)
+        return [(channel, decode(data)) for channel, data in batch]
+
     def group_add(self, group: str, channel: str, expiry: float | None = None) -> None:
         """Add ``channel`` to ``group`` (or renew it) for ``expiry`` seconds,
         default GROUP_EXPIRY."""
@@ -251,6 +280,30 @@ class BaseChannelBackend:
         self, channels: list[str], timeout: float | None
     ) -> tuple[str | None, bytes | None]:
         raise NotImplementedError
+
+    def _send_many(self, messages: list[tuple[str, bytes]]) -> list[str]:
+        """One _send per message; networked backends override this to batch."""
+        full = []
+        for channel, data in messages:
+            try:
+                self._send(channel, data)
+            except ChannelFull:
+                full.append(channel)
+        return full
+
+    def _receive_batch(
+        self, channels: list[str], limit: int, timeout: float | None
+    ) -> list[tuple[str, bytes]]:
+        """One blocking receive, then non-blocking ones up to ``limit``;
+        networked backends override this to take a batch in one round trip."""
+        channel, data = self._receive_many_blocking(channels, timeout)
+        batch = []
+        while channel is not None:
+            batch.append((channel, data))
+            if len(batch) >= limit:
+                break
+            channel, data = self._receive_many(channels)
+        return batch
 
     def _group_add(self, group: str, channel: str, expiry: float) -> None:
         raise NotImplementedError

@@ -178,6 +178,37 @@ class QueueTests(SimpleTestCase):
         self.assertEqual(backend.group_channels("g"), [])
         self.assertIsNotNone(backend.lock_channel("q"))
 
+    def test_send_many_reports_full_channels_and_sends_the_rest(self):
+        backend = InMemoryChannelBackend(capacity=1)
+        full = backend.send_many([("a", {"n": 1}), ("a", {"n": 2}), ("b", {"n": 3})])
+        self.assertEqual(full, ["a"])
+        self.assertEqual(backend.receive_many(["a"])[1], {"n": 1})
+        self.assertEqual(backend.receive_many(["a"]), (None, None))
+        self.assertEqual(backend.receive_many(["b"])[1], {"n": 3})
+
+    def test_send_many_validates_everything_before_sending(self):
+        backend = InMemoryChannelBackend()
+        with self.assertRaises(InvalidChannelName):
+            backend.send_many([("ok", {}), ("bad name", {})])
+        with self.assertRaises(InvalidMessage):
+            backend.send_many([("ok", {}), ("ok", {"x": object()})])
+        self.assertEqual(backend.receive_many(["ok"]), (None, None))
+
+    def test_receive_batch_takes_up_to_limit_in_order(self):
+        backend = InMemoryChannelBackend()
+        wildcard = process_wildcard("!resp")
+        name = new_name("!resp")
+        for n in range(5):
+            backend.send(name, {"n": n})
+        batch = backend.receive_batch([wildcard], limit=3, timeout=0)
+        self.assertEqual(batch, [(name, {"n": n}) for n in range(3)])
+        self.assertEqual([m["n"] for _, m in backend.receive_batch([wildcard], timeout=0)], [3, 4])
+        started = time.monotonic()
+        self.assertEqual(backend.receive_batch([wildcard], timeout=0.05), [])
+        self.assertGreaterEqual(time.monotonic() - started, 0.04)
+        with self.assertRaises(ValueError):
+            backend.receive_batch([wildcard], limit=0)
+
     def test_local_only(self):
         self.assertTrue(InMemoryChannelBackend.local_only)
 
