@@ -403,7 +403,7 @@ class RedisChannelBackend(BaseChannelBackend):
 
     def _group_discard(self, group, channel):
         shard = self.shards[self.placement.group_shard(group)]
-        shard.run(shard.client.zrem, self._group_key(group), channel)
+        shard.execute("ZREM", self._group_key(group), channel)
 
     def _group_channels(self, group):
         shard = self.shards[self.placement.group_shard(group)]
@@ -448,7 +448,7 @@ class RedisChannelBackend(BaseChannelBackend):
         shard = self.shards[self.placement.lock_shard(channel)]
         token = secrets.token_hex(16)
         key, milliseconds = self._lock_key(channel), math.ceil(expiry * 1000)
-        taken = shard.run(lambda: shard.client.set(key, token, nx=True, px=milliseconds))
+        taken = shard.execute("SET", key, token, "NX", "PX", milliseconds)
         return token if taken else None
 
     def _unlock_channel(self, channel, token):
@@ -460,9 +460,10 @@ class RedisChannelBackend(BaseChannelBackend):
         every key of the database)."""
         pattern = "".join("\\" + c if c in "*?[]\\" else c for c in self.prefix) + "*"
         for shard in self.shards:
-            def delete(shard=shard):
-                keys = list(shard.client.scan_iter(match=pattern, count=1000))
-                for start in range(0, len(keys), 1000):
-                    shard.client.unlink(*keys[start:start + 1000])
-            shard.run(delete)
-
+            cursor = 0
+            while True:
+                cursor, keys = shard.execute("SCAN", cursor, "MATCH", pattern, "COUNT", 1000)
+                if keys:
+                    shard.execute("UNLINK", *keys)
+                if int(cursor) == 0:
+                    break

@@ -15,9 +15,8 @@ import queue
 import threading
 from collections.abc import Iterable
 
-import redis
-
-from channels.backends.redis.shard import CONNECTION_ERRORS, Shard, connection_options
+from channels.backends.redis.shard import CONNECTION_ERRORS, Shard
+from channels.exceptions import ChannelBackendUnavailable
 
 # How often to repeat an UNBLOCK that came before its pop had started.
 UNBLOCK_RETRY = 0.002
@@ -28,10 +27,8 @@ class Blocker:
 
     def __init__(self, shard: Shard):
         self.shard = shard
-        options = connection_options(shard.address, socket_timeout=None,
-                                     retry=None, retry_on_error=[])
-        connection_class = options.pop("connection_class", redis.Connection)
-        self.connection = connection_class(**options)
+        # No socket timeout: waiting long is what this connection is for.
+        self.connection = shard.new_connection(socket_timeout=None)
         self.client_id: int | None = None
         self.cancelled = False
         self._jobs: queue.SimpleQueue | None = None
@@ -77,8 +74,8 @@ class Blocker:
         client_id = self.client_id
         if client_id is not None:
             try:
-                self.shard.client.client_unblock(client_id)
-            except CONNECTION_ERRORS:
+                self.shard.execute("CLIENT", "UNBLOCK", client_id)
+            except ChannelBackendUnavailable:
                 pass  # the pop's own connection reports the outage
 
     def close(self) -> None:

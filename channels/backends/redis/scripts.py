@@ -13,6 +13,8 @@ An inbox has a hash beside it (its "counts") of how many messages each of its
 channels holds, which is what capacity checks read.
 """
 
+import hashlib
+
 # Shared by every script: parsing a stored message, counting an inbox, and
 # finding how many live messages a list holds once the expired are gone.
 _LIBRARY = r"""
@@ -259,3 +261,11 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+
+
+# name: (SHA1, source) of every script, for EVALSHA.
+LOADED = {
+    name: (hashlib.sha1(source.encode()).hexdigest(), source)
+    for name, source in dict(globals()).items()
+    if name.isupper() and not name.startswith("_") and isinstance(source, str)
+}

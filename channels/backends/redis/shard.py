@@ -12,12 +12,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from channels.backends.redis import scripts
 from channels.backends.redis.hosts import ShardAddress
@@ -31,25 +28,19 @@ CONNECT_TIMEOUT = 0.5
 COMMAND_TIMEOUT = 5.0
 FIRST_BACKOFF = 0.05
 MAX_BACKOFF = 2.0
-# redis-py caps a pool at 100 connections by default and raises beyond; a
-# burst of threads sharing one backend must not trip over that.
-MAX_CONNECTIONS = 10_000
+# Connections kept open for reuse; a burst may open more, and closes them.
+MAX_IDLE_CONNECTIONS = 64
 
 # Errors that mean "this server cannot be reached now", as opposed to a bug.
 CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 
-T = TypeVar("T")
-
 
 def connection_options(address: ShardAddress, **overrides: Any) -> dict[str, Any]:
+    """redis-py ``Connection`` arguments for ``address``."""
     options = {
         "socket_connect_timeout": CONNECT_TIMEOUT,
         "socket_timeout": COMMAND_TIMEOUT,
         "socket_keepalive": True,
-        # A pooled connection that went stale in a restart is retried once,
-        # on a new connection; an unreachable server is not retried.
-        "retry": Retry(NoBackoff(), 1),
-        "retry_on_error": [redis.ConnectionError],
         # RESP2: the replies used here are plain arrays and strings, and
         # redis-py parses RESP2 faster.
         "protocol": 2,
@@ -60,18 +51,23 @@ def connection_options(address: ShardAddress, **overrides: Any) -> dict[str, Any
 
 
 class Shard:
+    """Connections to one server, and whether it is reachable.
+
+    Commands go over plain redis-py connections kept in a list of idle ones
+    rather than through ``redis.Redis``: the client's per-command machinery
+    costs more than Redis itself takes to run a send, and a pool here need
+    not cap concurrent connections (redis-py's default pool raises beyond
+    100, which a burst of threads sharing one backend would hit).
+    """
+
     def __init__(self, index: int, address: ShardAddress, alias: str):
         self.index = index
         self.address = address
         self.alias = alias
-        self.pool = redis.ConnectionPool(max_connections=MAX_CONNECTIONS,
-                                         **connection_options(address))
-        self.client = redis.Redis(connection_pool=self.pool, retry=Retry(NoBackoff(), 0))
-        self.scripts = {
-            name: self.client.register_script(getattr(scripts, name))
-            for name in ("SEND", "SEND_MANY", "REQUEUE", "RECEIVE", "SETTLE", "PUSH_BACK",
-                         "GROUP_ADD", "GROUP_MEMBERS", "GROUP_SEND", "UNLOCK")
-        }
+        options = connection_options(address)
+        self._connection_class = options.pop("connection_class", redis.Connection)
+        self._options = options
+        self._idle: list[redis.Connection] = []
         self._state_lock = threading.Lock()
         self.down = False
         self._retry_at = 0.0
@@ -79,6 +75,9 @@ class Shard:
 
     def __repr__(self) -> str:
         return f"<Shard {self.index} {self.address.label}>"
+
+    def new_connection(self, **overrides: Any) -> redis.Connection:
+        return self._connection_class(**{**self._options, **overrides})
 
     @property
     def available(self) -> bool:
@@ -92,22 +91,53 @@ class Shard:
             f"is unreachable{reason}"
         )
 
-    def run(self, operation: Callable[..., T], *args: Any) -> T:
-        """``operation(*args)``, or ChannelBackendUnavailable if the shard
-        cannot be reached (at once while it is known to be down)."""
+    def execute(self, *args: Any) -> Any:
+        """Run one command; ChannelBackendUnavailable if the shard cannot be
+        reached (at once while it is known to be down)."""
         if not self.available:
             raise self.unavailable()
         try:
-            result = operation(*args)
-        except CONNECTION_ERRORS as exc:
-            self.failed(exc)
-            raise self.unavailable(exc) from exc
+            connection = self._idle.pop()  # list.pop is atomic: no lock
+        except IndexError:
+            connection = self.new_connection()
+        for attempt in range(2):
+            reused = getattr(connection, "_sock", None) is not None
+            try:
+                connection.send_command(*args)
+                result = connection.read_response()
+                break
+            except redis.ResponseError:
+                self._release(connection)  # the reply was read: still usable
+                raise
+            except CONNECTION_ERRORS as exc:
+                connection.disconnect()
+                # A connection that went stale (a restarted server) is
+                # retried once; a fresh one failing means the shard is down.
+                if not reused or attempt:
+                    self.failed(exc)
+                    raise self.unavailable(exc) from exc
+            except BaseException:
+                connection.disconnect()
+                raise
+        self._release(connection)
         if self.down:
             self.recovered()
         return result
 
+    def _release(self, connection: redis.Connection) -> None:
+        if len(self._idle) < MAX_IDLE_CONNECTIONS:
+            self._idle.append(connection)
+        else:
+            connection.disconnect()
+
     def script(self, name: str, keys: list, args: list) -> Any:
-        return self.run(self.scripts[name], keys, args)
+        sha, source = scripts.LOADED[name]
+        try:
+            return self.execute("EVALSHA", sha, len(keys), *keys, *args)
+        except redis.exceptions.NoScriptError:
+            # A new or restarted server: load it once, then run it.
+            self.execute("SCRIPT", "LOAD", source)
+            return self.execute("EVALSHA", sha, len(keys), *keys, *args)
 
     def failed(self, error: BaseException) -> None:
         with self._state_lock:
@@ -129,4 +159,6 @@ class Shard:
                                self.address.label, self.alias)
 
     def close(self) -> None:
-        self.pool.disconnect()
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.disconnect()
