@@ -37,6 +37,18 @@ REJOIN_INTERVAL = 1.0
 SINGLE_RESPONSE_POLL = (0.001, 0.05)
 
 
+def _unpack(reply: list[bytes]) -> list[bytes]:
+    """The messages of a RECEIVE reply: lengths, then the messages joined."""
+    lengths, joined = reply
+    if not lengths:
+        return []
+    messages, start = [], 0
+    for length in map(int, lengths.split(b",")):
+        messages.append(joined[start:start + length])
+        start += length
+    return messages
+
+
 class _Source:
     """Where one receive looks on one shard: a list, and for an inbox its
     counts and, to take a single channel's messages, that channel."""
@@ -79,6 +91,7 @@ class RedisChannelBackend(BaseChannelBackend):
         self._pid = None
         self._shards: list[Shard] = []
         self._plans: dict[tuple[str, ...], _Plan] = {}
+        self._routes: dict[str, tuple[int | None, str | None, int]] = {}
         self._blocker_sets: list[BlockerSet] = []
         self._turn = itertools.count(random.randrange(len(self.addresses)))
 
@@ -289,8 +302,8 @@ class RedisChannelBackend(BaseChannelBackend):
             args = plan.args[index]
             now = self._now_ms()
             try:
-                entries = shard.script(
-                    "RECEIVE", [], [now, limit, random.randrange(len(args) // 3), "", "", *args])
+                entries = _unpack(shard.script(
+                    "RECEIVE", [], [now, limit, random.randrange(len(args) // 3), "", "", *args]))
             except ChannelBackendUnavailable as exc:
                 errors.append(exc)
                 continue
@@ -346,8 +359,8 @@ class RedisChannelBackend(BaseChannelBackend):
             more = []
             if limit > 1:
                 # Settle the first message and take more in one call.
-                more = shard.script("RECEIVE", [], [now, limit - 1, 0, counts, channel,
-                                                    *plan.args[shard.index]])
+                more = _unpack(shard.script("RECEIVE", [], [now, limit - 1, 0, counts, channel,
+                                                            *plan.args[shard.index]]))
             elif counts:
                 shard.script("SETTLE", [counts], [channel])
             batch = [item for item in (self._open(e, now) for e in (entry, *more)) if item]
@@ -412,7 +425,20 @@ class RedisChannelBackend(BaseChannelBackend):
     def _group_channels(self, group):
         shard = self.shards[self.placement.group_shard(group)]
         members = shard.script("GROUP_MEMBERS", [self._group_key(group)], [self._now_ms()])
-        return [member.decode() for member in members]
+        return members.decode().split()
+
+    def _route(self, channel: str) -> tuple[int | None, str | None, int]:
+        """``(home shard or None, inbox or None, capacity)`` of a channel,
+        remembered: a broadcast routes a thousand members at a time."""
+        route = self._routes.get(channel)
+        if route is None:
+            home = self.placement.home(channel)
+            index, inbox = home if home is not None else (None, None)
+            route = (index, inbox, self.capacity_for(channel))
+            if len(self._routes) >= 65536:
+                self._routes.clear()
+            self._routes[channel] = route
+        return route
 
     def _send_group(self, group, data):
         members = self._group_channels(group)
@@ -421,14 +447,13 @@ class RedisChannelBackend(BaseChannelBackend):
         now = self._now_ms()
         inboxes: dict[int, dict[tuple[str, int], list[str]]] = defaultdict(
             lambda: defaultdict(list))
-        lists: dict[int | None, list[str]] = defaultdict(list)
+        lists: dict[int | None, list[tuple[str, int]]] = defaultdict(list)
         for channel in members:
-            home = self.placement.home(channel)
-            capacity = self.capacity_for(channel)
-            if home is not None and home[1] is not None:
-                inboxes[home[0]][(home[1], capacity)].append(channel)
+            index, inbox, capacity = self._route(channel)
+            if inbox is not None:
+                inboxes[index][inbox, capacity].append(channel)
             else:
-                lists[None if home is None else home[0]].append(channel)
+                lists[index].append((channel, capacity))
         normal = lists.pop(None, [])
         if normal:
             lists[self._spread()[0].index] += normal
@@ -436,9 +461,9 @@ class RedisChannelBackend(BaseChannelBackend):
         for index in set(inboxes) | set(lists):
             args: list = [now, self._expiry_ms, now + self._expiry_ms, data]
             for (inbox, capacity), channels in inboxes.get(index, {}).items():
-                args += ["i", *self._inbox_keys(inbox), capacity, len(channels), *channels]
-            for channel in lists.get(index, ()):
-                args += ["l", self._list_key(channel), channel, self.capacity_for(channel)]
+                args += ["i", *self._inbox_keys(inbox), capacity, " ".join(channels)]
+            for channel, capacity in lists.get(index, ()):
+                args += ["l", self._list_key(channel), channel, capacity]
             try:
                 self.shards[index].script("GROUP_SEND", [], args)
             except ChannelBackendUnavailable as exc:

@@ -27,6 +27,35 @@ local function uncount(counts, channel, n)
   end
 end
 
+-- Takes back what messages taken from an inbox counted: ``taken`` maps a
+-- channel to how many of its messages went. A few bulk calls, not one per
+-- channel: a broadcast puts a thousand channels in one batch.
+local function uncount_all(counts, taken)
+  local channels = {}
+  for channel in pairs(taken) do channels[#channels + 1] = channel end
+  local keep, drop = {}, {}
+  for c = 1, #channels, 1000 do
+    local upto = math.min(c + 999, #channels)
+    local held = redis.call('HMGET', counts, unpack(channels, c, upto))
+    for k = 1, #held do
+      local channel = channels[c + k - 1]
+      local left = tonumber(held[k] or '0') - taken[channel]
+      if left > 0 then
+        keep[#keep + 1] = channel
+        keep[#keep + 1] = left
+      else
+        drop[#drop + 1] = channel
+      end
+    end
+  end
+  for c = 1, #keep, 1000 do
+    redis.call('HSET', counts, unpack(keep, c, math.min(c + 999, #keep)))
+  end
+  for c = 1, #drop, 1000 do
+    redis.call('HDEL', counts, unpack(drop, c, math.min(c + 999, #drop)))
+  end
+end
+
 local function push_all(key, items)
   for i = 1, #items, 1000 do
     redis.call('RPUSH', key, unpack(items, i, math.min(i + 999, #items)))
@@ -121,12 +150,18 @@ end
 # channel starves the others), settle counts and channel (a message that a
 # blocking pop took from an inbox, or ''), then per source: list, counts or
 # '', only. ``only`` non-empty takes just that channel's messages from an
-# inbox. Returns up to ``limit`` live messages.
+# inbox. Returns up to ``limit`` live messages as two strings, their lengths
+# (comma-separated) and the messages end to end: redis-py parses two long
+# strings much faster than a thousand short ones.
 RECEIVE = _LIBRARY + r"""
 local now, limit, first = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 if ARGV[4] ~= '' then uncount(ARGV[4], ARGV[5], 1) end
 local sources = (#ARGV - 5) / 3
-local out = {}
+local out, lengths = {}, {}
+local function take(e)
+  out[#out + 1] = e
+  lengths[#lengths + 1] = #e
+end
 for j = 0, sources - 1 do
   local base = 6 + ((first + j) % sources) * 3
   local key, counts, only = ARGV[base], ARGV[base + 1], ARGV[base + 2]
@@ -140,10 +175,10 @@ for j = 0, sources - 1 do
           local channel = channel_of(e)
           taken[channel] = (taken[channel] or 0) + 1
         end
-        if expires(e) > now then out[#out + 1] = e end
+        if expires(e) > now then take(e) end
       end
     end
-    for channel, n in pairs(taken) do uncount(counts, channel, n) end
+    if counts ~= '' then uncount_all(counts, taken) end
   else
     local start = 0
     while #out < limit do
@@ -153,7 +188,7 @@ for j = 0, sources - 1 do
         if channel_of(e) == only and expires(e) > now then
           redis.call('LREM', key, 1, e)
           uncount(counts, only, 1)
-          out[#out + 1] = e
+          take(e)
           if #out >= limit then break end
           start = start - 1
         end
@@ -163,7 +198,7 @@ for j = 0, sources - 1 do
   end
   if #out >= limit then break end
 end
-return out
+return {table.concat(lengths, ','), table.concat(out)}
 """
 
 # Settles a message that a blocking pop took from an inbox. KEYS: counts.
@@ -190,55 +225,54 @@ local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 redis.call('PEXPIREAT', KEYS[1], last[2])
 """
 
-# KEYS: group. ARGV: now. Drops expired members, returns the live ones.
+# KEYS: group. ARGV: now. Drops expired members, returns the live ones as
+# one space-separated string (names have no spaces).
 GROUP_MEMBERS = r"""
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-return redis.call('ZRANGE', KEYS[1], 0, -1)
+return table.concat(redis.call('ZRANGE', KEYS[1], 0, -1), ' ')
 """
 
 # Pushes one group message to every member on this shard, skipping full
 # ones. The payload travels once; per member only the channel name does.
-# ARGV: now, ttl, expires, data, then per target: 'i' (an inbox: list,
-# counts, capacity, n, n channels) or 'l' (a channel's own list: list,
-# channel, capacity).
+# ARGV: now, ttl, expires, data, then per target: 'i', list, counts,
+# capacity, channels (an inbox and the space-separated names of its
+# members), or 'l', list, channel, capacity (a channel's own list).
 GROUP_SEND = _LIBRARY + r"""
--- How many messages each of ARGV[first..last] holds; .full if any is full.
-local function read_counts(counts, first, last, capacity)
-  local held = {full = false}
-  for c = first, last, 1000 do
-    local values = redis.call('HMGET', counts, unpack(ARGV, c, math.min(c + 999, last)))
+-- How many messages each of ``channels`` holds; and whether any is full.
+local function read_counts(counts, channels, capacity)
+  local held, full = {}, false
+  for c = 1, #channels, 1000 do
+    local values = redis.call('HMGET', counts, unpack(channels, c, math.min(c + 999, #channels)))
     for k = 1, #values do
       local n = tonumber(values[k] or '0')
-      if n >= capacity then held.full = true end
+      if n >= capacity then full = true end
       held[#held + 1] = n
     end
   end
-  return held
+  return held, full
 end
 
 local now, ttl, head, data = tonumber(ARGV[1]), ARGV[2], ARGV[3] .. ' ', ' ' .. ARGV[4]
 local i = 5
 while i <= #ARGV do
-  if ARGV[i] == 'l' then
-    send_one(ARGV[i + 1], '', head .. ARGV[i + 2] .. data, ARGV[i + 2], tonumber(ARGV[i + 3]),
-             now, ttl)
+  local kind, key, third, capacity = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
+  if kind == 'l' then
+    send_one(key, '', head .. third .. data, third, capacity, now, ttl)
     i = i + 4
   else
-    local key, counts, capacity, n = ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]),
-                                     tonumber(ARGV[i + 4])
-    local first, last = i + 5, i + 4 + n
-    local held = read_counts(counts, first, last, capacity)
-    if held.full then
+    local counts, channels = third, {}
+    for channel in string.gmatch(ARGV[i + 4], '%S+') do channels[#channels + 1] = channel end
+    local held, full = read_counts(counts, channels, capacity)
+    if full then
       trim_inbox(key, counts, now)
-      held = read_counts(counts, first, last, capacity)
+      held = read_counts(counts, channels, capacity)
     end
     local entries, updates = {}, {}
-    for c = first, last do
-      local count = held[c - first + 1]
-      if count < capacity then
-        entries[#entries + 1] = head .. ARGV[c] .. data
-        updates[#updates + 1] = ARGV[c]
-        updates[#updates + 1] = count + 1
+    for c = 1, #channels do
+      if held[c] < capacity then
+        entries[#entries + 1] = head .. channels[c] .. data
+        updates[#updates + 1] = channels[c]
+        updates[#updates + 1] = held[c] + 1
       end
     end
     if #entries > 0 then
@@ -249,7 +283,7 @@ while i <= #ARGV do
       redis.call('PEXPIRE', key, ttl)
       redis.call('PEXPIRE', counts, ttl)
     end
-    i = last + 1
+    i = i + 5
   end
 end
 """
