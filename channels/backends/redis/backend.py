@@ -16,7 +16,7 @@ import random
 import secrets
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -25,7 +25,7 @@ from channels.backends.base import BaseChannelBackend
 from channels.backends.redis.blocking import BlockerSet
 from channels.backends.redis.hosts import parse_hosts
 from channels.backends.redis.shard import Shard
-from channels.backends.redis.sharding import Placement
+from channels.backends.redis.sharding import Placement, inbox_of
 from channels.exceptions import ChannelBackendUnavailable, ChannelFull
 from channels.names import is_wildcard
 
@@ -53,10 +53,10 @@ class _Source:
     """Where one receive looks on one shard: a list, and for an inbox its
     counts and, to take a single channel's messages, that channel."""
 
-    __slots__ = ("key", "counts", "only")
+    __slots__ = ("key", "counts", "only", "inbox")
 
-    def __init__(self, key: str, counts: str = "", only: str = ""):
-        self.key, self.counts, self.only = key, counts, only
+    def __init__(self, key: str, counts: str = "", only: str = "", inbox: str = ""):
+        self.key, self.counts, self.only, self.inbox = key, counts, only, inbox
 
     def args(self) -> tuple[str, str, str]:
         return self.key, self.counts, self.only
@@ -74,6 +74,9 @@ class _Plan:
                        for source in found if source.counts}
         # A single response channel in a shared inbox cannot be BLPOPped.
         self.pollable_only = any(source.only for found in sources.values() for source in found)
+        # Inboxes read whole (through a process wildcard).
+        self.inboxes = [source.inbox for found in sources.values() for source in found
+                        if source.inbox and not source.only]
 
 
 class RedisChannelBackend(BaseChannelBackend):
@@ -91,7 +94,8 @@ class RedisChannelBackend(BaseChannelBackend):
         self._pid = None
         self._shards: list[Shard] = []
         self._plans: dict[tuple[str, ...], _Plan] = {}
-        self._routes: dict[str, tuple[int | None, str | None, int]] = {}
+        self._waiting: dict[str, deque[tuple[int, str, bytes]]] = defaultdict(deque)
+        self._group_targets: dict[str, tuple[bytes, dict]] = {}
         self._blocker_sets: list[BlockerSet] = []
         self._turn = itertools.count(random.randrange(len(self.addresses)))
 
@@ -139,12 +143,17 @@ class RedisChannelBackend(BaseChannelBackend):
         return b"%d %s %s" % (now_ms + self._expiry_ms, channel.encode(), data)
 
     @staticmethod
-    def _open(entry: bytes, now_ms: int) -> tuple[str, bytes] | None:
-        """``(channel, data)`` of a stored message, or None if it expired."""
+    def _open(entry: bytes, now_ms: int) -> list[tuple[int, str, bytes]]:
+        """``[(expires, channel, data)]`` of a stored message: one, one per
+        member for a group message, none if it expired."""
         expires, channel, data = entry.split(b" ", 2)
-        if int(expires) <= now_ms:
-            return None
-        return channel.decode(), data
+        expires = int(expires)
+        if expires <= now_ms:
+            return []
+        if channel != b"*":
+            return [(expires, channel.decode(), data)]
+        members, data = data.split(b" ", 1)
+        return [(expires, member, data) for member in members.decode().split(",")]
 
     def _target(self, channel: str) -> tuple[int | None, list[str]]:
         """``(home shard or None for a normal channel, [list key] or
@@ -280,7 +289,7 @@ class RedisChannelBackend(BaseChannelBackend):
                     )
                 sources[index].append(_Source(self._list_key(channel)))
             else:
-                source = _Source(*self._inbox_keys(inbox))
+                source = _Source(*self._inbox_keys(inbox), inbox=inbox)
                 if not is_wildcard(channel):
                     source.only = channel
                 sources[index].append(source)
@@ -307,17 +316,48 @@ class RedisChannelBackend(BaseChannelBackend):
             except ChannelBackendUnavailable as exc:
                 errors.append(exc)
                 continue
-            opened = [item for item in (self._open(entry, now) for entry in entries) if item]
-            if opened:
-                return opened
+            taken = self._deliver(entries, now, limit)
+            if taken:
+                return taken
         if len(errors) == len(indexes):
             raise errors[0]
         return []
 
+    def _deliver(self, entries: list[bytes], now_ms: int,
+                 limit: int) -> list[tuple[str, bytes]]:
+        """The first ``limit`` messages of ``entries``. The rest of a group
+        message's members wait in this process (they are its own clients'
+        messages: no other process reads its inbox) for the next receive."""
+        opened = [item for entry in entries for item in self._open(entry, now_ms)]
+        if len(opened) > limit:
+            with self._lock:
+                for item in opened[limit:]:
+                    self._waiting[inbox_of(item[1])].append(item)
+            del opened[limit:]
+        return [(channel, data) for _, channel, data in opened]
+
+    def _waiting_for(self, plan: _Plan, limit: int) -> list[tuple[str, bytes]]:
+        """Members' messages of group messages already taken from the
+        plan's inboxes, up to ``limit``."""
+        if not self._waiting or not plan.inboxes:
+            return []
+        now, taken = self._now_ms(), []
+        with self._lock:
+            for inbox in plan.inboxes:
+                waiting = self._waiting.get(inbox)
+                while waiting and len(taken) < limit:
+                    expires, channel, data = waiting.popleft()
+                    if expires > now:
+                        taken.append((channel, data))
+                if waiting is not None and not waiting:
+                    del self._waiting[inbox]
+        return taken
+
     def _receive_many(self, channels):
         if not channels:
             return None, None
-        taken = self._take(self._plan(channels), 1)
+        plan = self._plan(channels)
+        taken = self._waiting_for(plan, 1) or self._take(plan, 1)
         return taken[0] if taken else (None, None)
 
     def _receive_many_blocking(self, channels, timeout):
@@ -330,6 +370,9 @@ class RedisChannelBackend(BaseChannelBackend):
                 time.sleep(timeout)
             return []
         plan = self._plan(channels)
+        taken = self._waiting_for(plan, limit)
+        if taken:
+            return taken
         if len(plan.shard_indexes) > 1 or plan.pollable_only or plan.counts or limit > 1:
             # Whatever is waiting, in one round trip; a worker on one shard's
             # lists goes straight to the blocking pop, as fast when busy.
@@ -363,9 +406,9 @@ class RedisChannelBackend(BaseChannelBackend):
                                                             *plan.args[shard.index]]))
             elif counts:
                 shard.script("SETTLE", [counts], [channel])
-            batch = [item for item in (self._open(e, now) for e in (entry, *more)) if item]
-            if batch:
-                return batch
+            taken = self._deliver([entry, *more], now, limit)
+            if taken:
+                return taken
 
     def _block(self, plan: _Plan, remaining: float | None):
         """Block on the plan's live shards; ``(shard, key, message)`` or None
@@ -422,47 +465,61 @@ class RedisChannelBackend(BaseChannelBackend):
         shard = self.shards[self.placement.group_shard(group)]
         shard.execute("ZREM", self._group_key(group), channel)
 
-    def _group_channels(self, group):
+    def _members(self, group: str) -> bytes:
+        """The group's live members, space-separated."""
         shard = self.shards[self.placement.group_shard(group)]
-        members = shard.script("GROUP_MEMBERS", [self._group_key(group)], [self._now_ms()])
-        return members.decode().split()
+        return shard.script("GROUP_MEMBERS", [self._group_key(group)], [self._now_ms()])
+
+    def _group_channels(self, group):
+        return self._members(group).decode().split()
 
     def _route(self, channel: str) -> tuple[int | None, str | None, int]:
-        """``(home shard or None, inbox or None, capacity)`` of a channel,
-        remembered: a broadcast routes a thousand members at a time."""
-        route = self._routes.get(channel)
-        if route is None:
-            home = self.placement.home(channel)
-            index, inbox = home if home is not None else (None, None)
-            route = (index, inbox, self.capacity_for(channel))
-            if len(self._routes) >= 65536:
-                self._routes.clear()
-            self._routes[channel] = route
-        return route
+        """``(home shard or None, inbox or None, capacity)`` of a channel."""
+        home = self.placement.home(channel)
+        index, inbox = home if home is not None else (None, None)
+        return index, inbox, self.capacity_for(channel)
+
+    def _targets(self, group: str, members: bytes) -> dict:
+        """Where a message to ``members`` goes: shard (None: any) to
+        ``{"inboxes": {(inbox, capacity): names}, "lists": [(name,
+        capacity)]}``; remembered while the members stay the same, as
+        they mostly do between two messages to a group."""
+        known = self._group_targets.get(group)
+        if known is not None and known[0] == members:
+            return known[1]
+        targets: dict = {}
+        for channel in members.decode().split():
+            index, inbox, capacity = self._route(channel)
+            target = targets.setdefault(index, {"inboxes": defaultdict(list), "lists": []})
+            if inbox is not None:
+                target["inboxes"][inbox, capacity].append(channel)
+            else:
+                target["lists"].append((channel, capacity))
+        for target in targets.values():
+            target["inboxes"] = {key: ",".join(names) for key, names in target["inboxes"].items()}
+        if len(self._group_targets) >= 1024:
+            self._group_targets.clear()
+        self._group_targets[group] = (members, targets)
+        return targets
 
     def _send_group(self, group, data):
-        members = self._group_channels(group)
+        members = self._members(group)
         if not members:
             return
+        targets = dict(self._targets(group, members))
+        normal = targets.pop(None, None)
+        if normal is not None:
+            # Normal channels (rare in a group) go with the next shard's.
+            index = self._spread()[0].index
+            here = targets.get(index, {"inboxes": {}, "lists": []})
+            targets[index] = {"inboxes": here["inboxes"], "lists": here["lists"] + normal["lists"]}
         now = self._now_ms()
-        inboxes: dict[int, dict[tuple[str, int], list[str]]] = defaultdict(
-            lambda: defaultdict(list))
-        lists: dict[int | None, list[tuple[str, int]]] = defaultdict(list)
-        for channel in members:
-            index, inbox, capacity = self._route(channel)
-            if inbox is not None:
-                inboxes[index][inbox, capacity].append(channel)
-            else:
-                lists[index].append((channel, capacity))
-        normal = lists.pop(None, [])
-        if normal:
-            lists[self._spread()[0].index] += normal
         error = None
-        for index in set(inboxes) | set(lists):
+        for index, target in targets.items():
             args: list = [now, self._expiry_ms, now + self._expiry_ms, data]
-            for (inbox, capacity), channels in inboxes.get(index, {}).items():
-                args += ["i", *self._inbox_keys(inbox), capacity, " ".join(channels)]
-            for channel, capacity in lists.get(index, ()):
+            for (inbox, capacity), names in target["inboxes"].items():
+                args += ["i", *self._inbox_keys(inbox), capacity, names]
+            for channel, capacity in target["lists"]:
                 args += ["l", self._list_key(channel), channel, capacity]
             try:
                 self.shards[index].script("GROUP_SEND", [], args)

@@ -9,8 +9,18 @@ Cluster.
 A message is stored as one string, ``b"<expires ms> <channel> <data>"``: the
 expiry lets any reader drop it unread, and the channel tells an inbox's
 reader (rule 1 of sharding.py) which response channel it was sent to.
-An inbox has a hash beside it (its "counts") of how many messages each of its
-channels holds, which is what capacity checks read.
+
+A group message is stored once per inbox, not once per member, as
+``b"<expires ms> * <member,member,...> <data>"``; the inbox's reader hands
+it out to each member. Per-member work in Lua costs about a microsecond a
+string operation, which for a thousand members is the whole time budget.
+
+An inbox has a hash beside it (its "counts") of how many messages each of
+its channels holds, and under the field ``*`` how many group messages it
+holds. A response channel is full when its own messages plus the inbox's
+group messages reach its capacity: a group message counts against every
+channel of the inbox, a conservative count that needs no per-member work
+while the inbox's reader keeps up.
 """
 
 import hashlib
@@ -93,6 +103,12 @@ local function live_length(key, now, ttl)
   return #live
 end
 
+-- How many messages count against an inbox channel's capacity.
+local function held(counts, channel)
+  local n = redis.call('HMGET', counts, channel, '*')
+  return tonumber(n[1] or '0') + tonumber(n[2] or '0')
+end
+
 -- Pushes one message unless its channel is full; 1 if sent, 0 if full.
 local function send_one(key, counts, entry, channel, capacity, now, ttl)
   if counts == '' then
@@ -103,9 +119,9 @@ local function send_one(key, counts, entry, channel, capacity, now, ttl)
     redis.call('PEXPIRE', key, ttl)
     return 1
   end
-  if tonumber(redis.call('HGET', counts, channel) or '0') >= capacity then
+  if held(counts, channel) >= capacity then
     trim_inbox(key, counts, now)
-    if tonumber(redis.call('HGET', counts, channel) or '0') >= capacity then return 0 end
+    if held(counts, channel) >= capacity then return 0 end
   end
   redis.call('RPUSH', key, entry)
   redis.call('HINCRBY', counts, channel, 1)
@@ -149,8 +165,9 @@ end
 # Takes messages: ARGV: now, limit, first (0-based rotation, so no listed
 # channel starves the others), settle counts and channel (a message that a
 # blocking pop took from an inbox, or ''), then per source: list, counts or
-# '', only. ``only`` non-empty takes just that channel's messages from an
-# inbox. Returns up to ``limit`` live messages as two strings, their lengths
+# '', only. ``only`` non-empty takes just that channel's own messages from
+# an inbox (its group messages are read through the process wildcard).
+# Returns up to ``limit`` live messages as two strings, their lengths
 # (comma-separated) and the messages end to end: redis-py parses two long
 # strings much faster than a thousand short ones.
 RECEIVE = _LIBRARY + r"""
@@ -233,25 +250,10 @@ return table.concat(redis.call('ZRANGE', KEYS[1], 0, -1), ' ')
 """
 
 # Pushes one group message to every member on this shard, skipping full
-# ones. The payload travels once; per member only the channel name does.
-# ARGV: now, ttl, expires, data, then per target: 'i', list, counts,
-# capacity, channels (an inbox and the space-separated names of its
-# members), or 'l', list, channel, capacity (a channel's own list).
+# ones. ARGV: now, ttl, expires, data, then per target: 'i', list, counts,
+# capacity, members (an inbox and its members' names, comma-separated), or
+# 'l', list, channel, capacity (a channel's own list).
 GROUP_SEND = _LIBRARY + r"""
--- How many messages each of ``channels`` holds; and whether any is full.
-local function read_counts(counts, channels, capacity)
-  local held, full = {}, false
-  for c = 1, #channels, 1000 do
-    local values = redis.call('HMGET', counts, unpack(channels, c, math.min(c + 999, #channels)))
-    for k = 1, #values do
-      local n = tonumber(values[k] or '0')
-      if n >= capacity then full = true end
-      held[#held + 1] = n
-    end
-  end
-  return held, full
-end
-
 local now, ttl, head, data = tonumber(ARGV[1]), ARGV[2], ARGV[3] .. ' ', ' ' .. ARGV[4]
 local i = 5
 while i <= #ARGV do
@@ -260,26 +262,31 @@ while i <= #ARGV do
     send_one(key, '', head .. third .. data, third, capacity, now, ttl)
     i = i + 4
   else
-    local counts, channels = third, {}
-    for channel in string.gmatch(ARGV[i + 4], '%S+') do channels[#channels + 1] = channel end
-    local held, full = read_counts(counts, channels, capacity)
-    if full then
+    local counts, members = third, ARGV[i + 4]
+    local group = tonumber(redis.call('HGET', counts, '*') or '0')
+    if group >= capacity then
       trim_inbox(key, counts, now)
-      held = read_counts(counts, channels, capacity)
+      group = tonumber(redis.call('HGET', counts, '*') or '0')
     end
-    local entries, updates = {}, {}
-    for c = 1, #channels do
-      if held[c] < capacity then
-        entries[#entries + 1] = head .. channels[c] .. data
-        updates[#updates + 1] = channels[c]
-        updates[#updates + 1] = held[c] + 1
+    if group >= capacity then
+      members = ''
+    elseif redis.call('HLEN', counts) > (group > 0 and 1 or 0) then
+      -- Some members have messages of their own waiting: leave out the full.
+      local names = {}
+      for name in string.gmatch(members, '[^,]+') do names[#names + 1] = name end
+      local kept = {}
+      for c = 1, #names, 1000 do
+        local upto = math.min(c + 999, #names)
+        local own = redis.call('HMGET', counts, unpack(names, c, upto))
+        for k = 1, #own do
+          if tonumber(own[k] or '0') + group < capacity then kept[#kept + 1] = names[c + k - 1] end
+        end
       end
+      members = table.concat(kept, ',')
     end
-    if #entries > 0 then
-      push_all(key, entries)
-      for u = 1, #updates, 1000 do
-        redis.call('HSET', counts, unpack(updates, u, math.min(u + 999, #updates)))
-      end
+    if members ~= '' then
+      redis.call('RPUSH', key, head .. '* ' .. members .. data)
+      redis.call('HINCRBY', counts, '*', 1)
       redis.call('PEXPIRE', key, ttl)
       redis.call('PEXPIRE', counts, ttl)
     end
