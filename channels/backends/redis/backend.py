@@ -74,6 +74,11 @@ class _Plan:
                        for source in found if source.counts}
         # A single response channel in a shared inbox cannot be BLPOPped.
         self.pollable_only = any(source.only for found in sources.values() for source in found)
+        # Shards where the plan reads only channels' own lists: a plain
+        # LMPOP serves them, cheaper for Redis than a script.
+        self.plain_keys = {index: [source.key for source in found] for index, found in
+                           sources.items() if not any(s.counts or s.only for s in found)}
+        self.packed: dict[tuple[int, int, int], list[bytes]] = {}
         # Inboxes read whole (through a process wildcard).
         self.inboxes = [source.inbox for found in sources.values() for source in found
                         if source.inbox and not source.only]
@@ -303,25 +308,46 @@ class RedisChannelBackend(BaseChannelBackend):
         """Up to ``limit`` waiting messages from the first shard of ``plan``
         that has any, trying shards from a random one on. Raises
         ChannelBackendUnavailable only if every shard is."""
-        indexes = plan.shard_indexes
-        start = random.randrange(len(indexes)) if len(indexes) > 1 else 0
+        indexes, shards = plan.shard_indexes, self.shards
+        count = len(indexes)
+        start = random.randrange(count) if count > 1 else 0
         errors = []
-        for index in indexes[start:] + indexes[:start]:
-            shard = self.shards[index]
-            args = plan.args[index]
-            now = self._now_ms()
+        for turn in range(count):
+            shard = shards[indexes[(start + turn) % count]]
             try:
-                entries = _unpack(shard.script(
-                    "RECEIVE", [], [now, limit, random.randrange(len(args) // 3), "", "", *args]))
+                taken = self._take_from(shard, plan, limit)
             except ChannelBackendUnavailable as exc:
                 errors.append(exc)
                 continue
-            taken = self._deliver(entries, now, limit)
             if taken:
                 return taken
         if len(errors) == len(indexes):
             raise errors[0]
         return []
+
+    def _take_from(self, shard: Shard, plan: _Plan, limit: int) -> list[tuple[str, bytes]]:
+        keys = plan.plain_keys.get(shard.index)
+        if keys is None:
+            args = plan.args[shard.index]
+            now = self._now_ms()
+            entries = _unpack(shard.script(
+                "RECEIVE", [], [now, limit, random.randrange(len(args) // 3), "", "", *args]))
+            return self._deliver(entries, now, limit)
+        # LMPOP favours the first key: start at a random one.
+        start = random.randrange(len(keys)) if len(keys) > 1 else 0
+        packed = plan.packed.get((shard.index, start, limit))
+        if packed is None:
+            rotated = keys[start:] + keys[:start]
+            packed = shard.pack("LMPOP", len(keys), *rotated, "LEFT", "COUNT", limit)
+            if len(plan.packed) < 1024:
+                plan.packed[shard.index, start, limit] = packed
+        while True:
+            popped = shard.execute_packed(packed)
+            if popped is None:
+                return []
+            taken = self._deliver(popped[1], self._now_ms(), limit)
+            if taken:  # else all had expired: look again
+                return taken
 
     def _deliver(self, entries: list[bytes], now_ms: int,
                  limit: int) -> list[tuple[str, bytes]]:
