@@ -25,7 +25,7 @@ extensions = ["sphinx.ext.autodoc"]
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
-autodoc_default_options = {"members": True, "show-inheritance": True}
+autodoc_default_options = {"show-inheritance": True}
 
 exclude_patterns = ["_build"]
 html_theme = "alabaster"
