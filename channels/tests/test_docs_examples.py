@@ -1,15 +1,20 @@
 """The code the documentation shows (channels/tests/docs_examples/) does what
 the pages say it does."""
 
+import configparser
 import contextlib
 import importlib
+import importlib.util
 import io
 import logging.config
+import os
+import shlex
 import sys
 import threading
 
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
+from django.core.management import get_commands, load_command_class
 from django.test import SimpleTestCase, override_settings
 from django.utils.log import configure_logging
 
@@ -23,10 +28,13 @@ from channels.tests.docs_examples import (
     consumers,
     logging_settings,
     metered,
+    production_settings,
     settings,
+    smoke_check,
 )
 from channels.worker import Worker
 
+DEPLOY = os.path.join(os.path.dirname(smoke_check.__file__), "deploy")
 DOCS_BACKENDS = override_settings(CHANNEL_BACKENDS=settings.CHANNEL_BACKENDS)
 
 
@@ -151,3 +159,89 @@ class CustomBackendExampleTests(SimpleTestCase):
         with self.assertRaisesMessage(ImproperlyConfigured, "METER_PREFIXES"):
             create_backend("default", {"BACKEND": metered.CHANNEL_BACKENDS["default"]["BACKEND"],
                                        "METER_PREFIXES": "chat."})
+
+
+@DOCS_BACKENDS
+class SmokeCheckExampleTests(SimpleTestCase):
+    def setUp(self):
+        self.enterContext(isolated_channel_backends())
+
+    def test_round_trip_through_a_worker(self):
+        worker = Worker(channel_backends["default"])
+        worker.poll_timeout = 0.05
+        thread = threading.Thread(target=worker.run)
+        thread.start()
+        self.addCleanup(thread.join, 5)
+        self.addCleanup(worker.stop)
+        self.assertLess(smoke_check.check_echo(timeout=5), 5)
+
+    def test_no_worker_is_an_error_naming_the_alias(self):
+        with self.assertRaisesMessage(RuntimeError, "No worker answered on backend 'default'"):
+            smoke_check.check_echo(timeout=0.05)
+
+
+class ProductionSettingsExampleTests(SimpleTestCase):
+    def test_redis_settings_build_a_shared_backend(self):
+        if importlib.util.find_spec("channels.backends.redis") is None:
+            self.skipTest("the Redis backend (issue 3) is not on this branch yet")
+        env = {"CHANNELS_REDIS": "redis://127.0.0.1:1/0 redis://127.0.0.1:2/0"}
+        with mock_environ(env):
+            module = importlib.reload(production_settings)
+        self.addCleanup(importlib.reload, production_settings)
+        self.assertEqual(module.CHANNEL_BACKENDS["default"]["HOSTS"],
+                         ["redis://127.0.0.1:1/0", "redis://127.0.0.1:2/0"])
+        backend = create_backend("default", module.CHANNEL_BACKENDS["default"])
+        self.addCleanup(backend.close)
+        self.assertFalse(backend.local_only)
+        self.assertEqual(backend.capacity_for("!x"), 20)
+
+
+class DeploymentFilesTests(SimpleTestCase):
+    """The unit files run commands that exist, with options they take, on the
+    address the proxy forwards to."""
+
+    def unit(self, name):
+        parser = configparser.ConfigParser(interpolation=None, strict=True)
+        parser.optionxform = str
+        with open(os.path.join(DEPLOY, name)) as f:
+            parser.read_file(f)
+        return parser
+
+    def command_line(self, name):
+        argv = shlex.split(self.unit(name)["Service"]["ExecStart"])
+        self.assertEqual(argv[1], "manage.py")
+        return argv[2], argv[3:]
+
+    def check_parses(self, command, args):
+        commands = get_commands()
+        if command not in commands:
+            self.skipTest(f"manage.py {command} is not on this branch yet")
+        cmd = load_command_class(commands[command], command)
+        cmd.create_parser("manage.py", command).parse_args(args)
+        return cmd
+
+    def test_worker_unit(self):
+        unit = self.unit("channels-worker@.service")
+        self.assertEqual(unit["Service"]["KillSignal"], "SIGTERM")
+        self.check_parses(*self.command_line("channels-worker@.service"))
+
+    def test_proxy_forwards_to_the_interface_server(self):
+        command, args = self.command_line("channels-wsserver.service")
+        with open(os.path.join(DEPLOY, "nginx.conf")) as f:
+            self.assertIn(f"proxy_pass http://{args[0]};", f.read())
+        self.assertIn("--proxy-headers", args)
+        self.check_parses(command, args)
+
+
+@contextlib.contextmanager
+def mock_environ(values):
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
