@@ -34,6 +34,7 @@ from channels.tests.docs_examples import (
 )
 from channels.worker import Worker
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEPLOY = os.path.join(os.path.dirname(smoke_check.__file__), "deploy")
 DOCS_BACKENDS = override_settings(CHANNEL_BACKENDS=settings.CHANNEL_BACKENDS)
 
@@ -245,3 +246,32 @@ def mock_environ(values):
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+class ReadmeExampleTests(ChannelTestCase):
+    def setUp(self):
+        saved = list(registry.decorated)
+        self.addCleanup(registry.decorated.__setitem__, slice(None), saved)
+        sys.modules.pop("channels.tests.docs_examples.readme", None)
+        self.readme = importlib.import_module("channels.tests.docs_examples.readme")
+
+    def test_readme_shows_this_code(self):
+        with open(self.readme.__file__) as f:
+            source = f.read()
+        example = source.split("# docs: start\n")[1].split("# docs: end")[0]
+        with open(os.path.join(ROOT, "README.rst")) as f:
+            readme = f.read()
+        indented = "".join("    " + line if line.strip() else line
+                           for line in example.splitlines(keepends=True))
+        self.assertIn(indented, readme)
+
+    def test_messages_reach_every_member(self):
+        for n in (1, 2):
+            self.send_and_consume("websocket.connect", {"reply_channel": f"!ws.{n}",
+                                                        "path": "/", "order": 0})
+            self.assertEqual(self.get_next_message(f"!ws.{n}", require=True).content,
+                             {"accept": True})
+        self.send_and_consume("websocket.receive", {"reply_channel": "!ws.1",
+                                                    "text": "hello", "order": 1})
+        for n in (1, 2):
+            self.assertEqual(self.get_next_message(f"!ws.{n}", require=True)["text"], "hello")
