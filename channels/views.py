@@ -31,7 +31,7 @@ from django.utils.encoding import escape_uri_path
 
 from channels.channel import Channel
 from channels.exceptions import ChannelBackendUnavailable, ChannelFull
-from channels.handler import ChannelRequest, send_response
+from channels.handler import ChannelRequest, send_patiently, send_response
 from channels.interfaces.http_messages import (
     BODY_CHUNK_SIZE,
     MalformedResponse,
@@ -68,7 +68,7 @@ def _address(host: str | None, port: str | None) -> tuple[str, int] | None:
 def _request_message(request: HttpRequest, reply_channel: str, first: bytes,
                      body_channel: str | None) -> dict:
     meta = request.META
-    target = escape_uri_path(request.path_info).encode()
+    target = escape_uri_path(request.path).encode()
     if meta.get("QUERY_STRING"):
         target += b"?" + meta["QUERY_STRING"].encode("latin-1")
     headers = [(name.encode("latin-1"), value.encode("latin-1", "replace"))
@@ -150,7 +150,7 @@ def channel_view(channel: Channel) -> View:
             channel.send(_request_message(request, reply_channel, first, body_channel))
             if body_channel is not None:
                 for message in body_messages(chain([second], pieces)):
-                    backend.send(body_channel, message)
+                    send_patiently(backend, body_channel, message, _response_timeout())
         except ChannelFull:
             return _unavailable(f"channel {channel.name} is full")
         except ChannelBackendUnavailable:

@@ -62,6 +62,13 @@ class HandlerTests(ChannelTestCase):
         data = self.get_json(b"/meta/")
         self.assertEqual((data["path"], data["path_info"]), ("/app/meta/", "/meta/"))
 
+    def test_root_path(self):
+        backend = self.get_backend()
+        reply = send_request(backend, "GET", b"/app/meta/", root_path="/app")
+        self.consume("http.request")
+        data = json.loads(read_response(backend, reply, 0).body)
+        self.assertEqual((data["path"], data["path_info"]), ("/app/meta/", "/meta/"))
+
     def test_urlencoded_post(self):
         response = self.request("POST", b"/form/", b"a=1&a=2&b=%C3%A9", headers=[
             (b"Content-Type", b"application/x-www-form-urlencoded")])
