@@ -95,6 +95,10 @@ class ReplyReceiver:
                                  name="channels-wsgi-replies", daemon=True).start()
         return inbox
 
+    def stop(self) -> None:
+        """End the thread (within RECEIVE_TIMEOUT)."""
+        self._pid = None
+
     def unregister(self, reply_channel: str) -> None:
         with self._lock:
             self._waiting.pop(reply_channel, None)
@@ -195,9 +199,16 @@ class WSGIAdapter:
         with self._receiver_lock:
             if self._receiver is None or self._receiver.backend is not backend:
                 if self._receiver is not None:
-                    self._receiver._pid = None  # its thread ends
+                    self._receiver.stop()
                 self._receiver = ReplyReceiver(backend)
             return self._receiver
+
+    def close(self) -> None:
+        """Stop receiving responses (tests; a WSGI server just exits)."""
+        with self._receiver_lock:
+            if self._receiver is not None:
+                self._receiver.stop()
+                self._receiver = None
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         try:
