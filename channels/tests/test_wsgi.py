@@ -10,7 +10,8 @@ import threading
 import time
 from wsgiref.util import setup_testing_defaults
 
-from django.test import override_settings
+import requests
+from django.test import SimpleTestCase, override_settings
 
 from channels.backends import channel_backends
 from channels.backends.memory import InMemoryChannelBackend
@@ -18,6 +19,9 @@ from channels.exceptions import ChannelBackendUnavailable
 from channels.interfaces.http_messages import BODY_CHUNK_SIZE
 from channels.interfaces.wsgi import WSGIAdapter, application
 from channels.testing import ChannelTestCase
+from channels.tests.http_views import BIG_SIZE
+from channels.tests.processes import django_env, start_gunicorn, start_worker
+from channels.tests.redis_servers import backend_config, shared_servers
 from channels.tests.worker_threads import worker_threads
 
 HTTP_ROUTING = {"http.request": "channels.handler.http_consumer"}
@@ -167,3 +171,80 @@ class ConcurrencyTests(ChannelTestCase):
         self.assertEqual([json.loads(r.body)["GET"] for r in results],
                          [{"n": [str(n)]} for n in range(40)])
         self.assertEqual(app._receiver._waiting, {})
+
+
+class GunicornTests(SimpleTestCase):
+    """gunicorn serving the adapter, Redis carrying the messages, a
+    ``runworker`` process running Django: the production setup."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        config = backend_config(shared_servers(1))
+        env = django_env("channels.tests.wsgi_settings", CHANNELS_TEST_BACKEND=json.dumps(config))
+        cls.worker = start_worker(env)
+        cls.addClassCleanup(cls.worker.stop)
+        cls.gunicorn, port = start_gunicorn("channels.interfaces.wsgi:application", env,
+                                            "--workers", "1", "--threads", "4")
+        cls.addClassCleanup(cls.gunicorn.stop)
+        cls.url = f"http://127.0.0.1:{port}"
+
+    def setUp(self):
+        self.http = requests.Session()
+        self.addCleanup(self.http.close)
+
+    def get(self, path, **kwargs):
+        return self.http.get(self.url + path, timeout=20, **kwargs)
+
+    def test_get_and_keep_alive(self):
+        for _ in range(3):
+            response = self.get("/hello/")
+            self.assertEqual((response.status_code, response.text), (200, "Hello, world"))
+
+    def test_multipart_upload_of_20_mb(self):
+        upload = os.urandom(20 * 1024 * 1024)
+        response = self.http.post(self.url + "/form/", data={"title": "big"},
+                                  files={"file": ("big.bin", upload)}, timeout=60)
+        self.assertEqual(response.status_code, 200, response.text[:300])
+        self.assertEqual(response.json(), {
+            "POST": {"title": ["big"]},
+            "FILES": {"file": ["big.bin", len(upload), hashlib.sha256(upload).hexdigest()]},
+        })
+
+    def test_urlencoded_post_and_chunked_request_body(self):
+        response = self.http.post(self.url + "/form/", data={"a": ["1", "\xe9"]}, timeout=20)
+        self.assertEqual(response.json()["POST"], {"a": ["1", "\xe9"]})
+        body = os.urandom(BODY_CHUNK_SIZE + 100)
+        response = self.http.put(self.url + "/raw/", data=iter([body[:1000], body[1000:]]),
+                                 timeout=20)
+        self.assertEqual(response.json()["sha256"], hashlib.sha256(body).hexdigest())
+
+    def test_cookies_and_sessions(self):
+        self.assertEqual(self.get("/session/").text, "1")
+        self.assertEqual(self.http.cookies["flavour"], "oat")
+        self.assertEqual(self.get("/session/").text, "2")
+
+    def test_streaming_arrives_before_it_finishes(self):
+        started = time.monotonic()
+        with self.http.get(self.url + "/slow-stream/", stream=True, timeout=20) as response:
+            chunks = response.iter_content(chunk_size=None)
+            self.assertEqual(next(chunks), b"first\n")
+            first_at = time.monotonic() - started
+            self.assertEqual(b"".join(chunks), b"second\n")
+            done_at = time.monotonic() - started
+        self.assertEqual(response.headers["Transfer-Encoding"], "chunked")
+        self.assertLess(first_at, done_at - 0.3)
+
+    def test_large_and_file_responses(self):
+        self.assertEqual(self.get("/big/").content, bytes(range(256)) * (BIG_SIZE // 256))
+        response = self.get("/file/")
+        self.assertEqual(len(response.content), BIG_SIZE)
+        self.assertEqual(response.headers["Content-Length"], str(BIG_SIZE))
+
+    def test_error_pages_and_host_check(self):
+        self.assertEqual(self.get("/nowhere/").status_code, 404)
+        response = self.get("/fail/")
+        self.assertEqual(response.status_code, 500)
+        self.assertIn("Server Error (500)", response.text)
+        self.assertEqual(self.get("/hello/", headers={"Host": "evil.example"}).status_code, 400)
+        self.assertEqual(self.get("/hello/").status_code, 200)
