@@ -49,6 +49,11 @@ def _setting(name: str, default: float) -> float:
     return getattr(settings, name, default)
 
 
+def send_timeout() -> float:
+    """``CHANNELS_HTTP_SEND_TIMEOUT``: see send_patiently."""
+    return _setting("CHANNELS_HTTP_SEND_TIMEOUT", 30)
+
+
 def _script_name(message: Message) -> str:
     if settings.FORCE_SCRIPT_NAME is not None:
         return settings.FORCE_SCRIPT_NAME
@@ -207,7 +212,7 @@ def send_patiently(backend: BaseChannelBackend, channel: str, content: dict[str,
 def send_response(reply_channel: Channel, response: HttpResponseBase) -> None:
     """Send ``response`` to ``reply_channel``, then close it (which closes its
     files and sends ``request_finished``)."""
-    timeout = _setting("CHANNELS_HTTP_SEND_TIMEOUT", 30)
+    timeout = send_timeout()
     try:
         for content in response_messages(response):
             send_patiently(reply_channel.channel_backend, reply_channel.name, content, timeout)

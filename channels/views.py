@@ -31,7 +31,7 @@ from django.utils.encoding import escape_uri_path
 
 from channels.channel import Channel
 from channels.exceptions import ChannelBackendUnavailable, ChannelFull
-from channels.handler import ChannelRequest, send_patiently, send_response
+from channels.handler import ChannelRequest, send_patiently, send_response, send_timeout
 from channels.interfaces.http_messages import (
     BODY_CHUNK_SIZE,
     MalformedResponse,
@@ -150,7 +150,7 @@ def channel_view(channel: Channel) -> View:
             channel.send(_request_message(request, reply_channel, first, body_channel))
             if body_channel is not None:
                 for message in body_messages(chain([second], pieces)):
-                    send_patiently(backend, body_channel, message, _response_timeout())
+                    send_patiently(backend, body_channel, message, send_timeout())
         except ChannelFull:
             return _unavailable(f"channel {channel.name} is full")
         except ChannelBackendUnavailable:

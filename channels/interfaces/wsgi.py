@@ -41,7 +41,7 @@ from django.core.exceptions import DisallowedHost
 from django.core.handlers.wsgi import WSGIRequest
 
 from channels.exceptions import ChannelBackendUnavailable, ChannelFull
-from channels.handler import send_patiently
+from channels.handler import send_patiently, send_timeout
 from channels.interfaces.http_messages import (
     BODY_CHUNK_SIZE,
     MalformedResponse,
@@ -259,7 +259,7 @@ class WSGIAdapter:
     def _send_body(self, backend, body_channel: str, pieces: Iterator[bytes]) -> None:
         try:
             for message in body_messages(pieces):
-                send_patiently(backend, body_channel, message, self.timeout)
+                send_patiently(backend, body_channel, message, send_timeout())
         except (OSError, ValueError) as exc:
             # The client went away mid-upload (or sent a broken chunk).
             logger.info("Upload to %r ended early: %s", body_channel, exc)

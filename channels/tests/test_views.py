@@ -79,3 +79,17 @@ class ChannelViewTests(ChannelTestCase):
         response = self.client.get("/via-channel/")
         self.assertEqual(response.status_code, 503)
         self.assertEqual(response["Retry-After"], "1")
+
+
+@override_settings(
+    ROOT_URLCONF="channels.tests.docs_examples.offload",
+    CHANNEL_BACKENDS={"default": {
+        "BACKEND": "channels.backends.memory.InMemoryChannelBackend",
+        "ROUTING": "channels.tests.docs_examples.offload.channel_routing",
+    }},
+)
+class DocsExampleTests(ChannelTestCase):
+    def test_offloaded_view(self):
+        with worker_threads(self.get_backend(), ["reports.build"], 1):
+            response = self.client.get("/report/?rows=5")
+        self.assertEqual(response.json(), {"rows": 5, "total": 10})
