@@ -69,6 +69,9 @@ class HttpProtocol(Protocol):
                 b"Connection: close\r\nContent-Length: 0\r\n\r\n")
             self.transport.loseConnection()
             return
+        # Idle until the first byte: a connection that never says anything
+        # is closed without an answer.
+        self.idle = True
         self.set_timer(server.config.header_timeout, self.timed_out)
 
     # Timers.
@@ -87,7 +90,7 @@ class HttpProtocol(Protocol):
     def timed_out(self) -> None:
         """The client was too slow sending a request head or body."""
         self.timer = None
-        if self.conn.their_state is h11.IDLE and self.request is None:
+        if self.idle:
             self.transport.loseConnection()
         else:
             self.send_error(408, "Request timeout")
@@ -154,6 +157,12 @@ class HttpProtocol(Protocol):
             secure = forwarded_secure(wanted, secure)
         request = Request(self, event, headers, client, secure)
         self.request = request
+        # h11 limits only a head that arrives in pieces; one that came in a
+        # single read is measured here.
+        size = len(event.target) + sum(len(n) + len(v) + 4 for n, v in headers)
+        if size > config.max_header_size:
+            self.send_error(431, "Request header fields too large")
+            return False
         if not server.policy.host_allowed(host):
             self.send_error(400, "Host not allowed")
             return False

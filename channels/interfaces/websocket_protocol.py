@@ -169,6 +169,9 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         server = self.server
+        if wasClean and self.closedByMe and self.localCloseCode:
+            # We closed: our code says why, not the client's echo of it.
+            code = self.localCloseCode
         self.take_decision()  # a client that left needs no answer
         self.early_frames = None
         server.keepalive.discard(self)
