@@ -76,7 +76,7 @@ def http_request(message):
     else:
         content = "{} {} {} {}".format(
             message["method"], path, message["query"], message["cookies"]).encode()
-        reply.send({"status": 200, "headers": [["Content-Type", "text/plain"],
+        reply.send({"status": 200, "headers": [["Content-Type", "text/plain; charset=utf-8"],
                                                ["Set-Cookie", "a=1"]], "content": content})
 
 
