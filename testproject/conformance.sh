@@ -5,7 +5,8 @@
 #
 #   testproject/conformance.sh            # from anywhere; exit 1 on a failure
 #
-# Env: AUTOBAHN_DIR (default: ../shared/autobahn beside the repository),
+# Env: AUTOBAHN_DIR (default: ../shared/autobahn beside the repository or,
+#      in a git worktree, beside the main checkout),
 #      PYTHON (default: the repository's .venv, else python3),
 #      CASES (default: 1-10).
 # Passes when no case FAILED except 9.x cases whose message exceeds the
@@ -14,6 +15,11 @@ set -u
 HERE="$(cd "$(dirname "$0")" && pwd)"
 REPO="$(dirname "$HERE")"
 SUITE="${AUTOBAHN_DIR:-$REPO/../shared/autobahn}"
+if [ ! -x "$SUITE/run_suite.sh" ] && [ -z "${AUTOBAHN_DIR:-}" ]; then
+  # A git worktree: beside the main checkout instead.
+  COMMON="$(git -C "$REPO" rev-parse --path-format=absolute --git-common-dir 2>/dev/null)"
+  [ -n "$COMMON" ] && SUITE="$(dirname "$COMMON")/../shared/autobahn"
+fi
 if [ ! -x "$SUITE/run_suite.sh" ]; then
   echo "conformance: skipped, no Autobahn runner at $SUITE (set AUTOBAHN_DIR)"
   exit 0
