@@ -23,6 +23,8 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "channels.tests.urls"
 
+TEST_RUNNER = "channels.tests.runner.ChannelsTestRunner"
+
 DATABASES = {
     "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
 }
