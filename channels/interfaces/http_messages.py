@@ -51,7 +51,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from http import HTTPStatus
 from typing import Any, NamedTuple
-from urllib.parse import parse_qsl, unquote_to_bytes, urlsplit
+from urllib.parse import parse_qsl, quote_from_bytes, unquote_to_bytes, urlsplit
 
 from django.http.cookie import parse_cookie
 from django.utils.encoding import repercent_broken_unicode
@@ -110,9 +110,10 @@ def connection_fields(target: bytes, headers: RawHeaders, client: Address,
     raw_path, _, raw_query = target.partition(b"?")
     query_string = raw_query.decode("latin-1")
     query: dict[str, list[str]] = {}
-    for name, value in parse_qsl(raw_query, keep_blank_values=True):
-        query.setdefault(name.decode(errors="replace"), []).append(
-            value.decode(errors="replace"))
+    # Raw non-ASCII bytes (invalid, but sent) are read as UTF-8 like escapes.
+    escaped = quote_from_bytes(raw_query, safe="%&=+;/?:@,$!*'()~[]")
+    for name, value in parse_qsl(escaped, keep_blank_values=True, errors="replace"):
+        query.setdefault(name, []).append(value)
     header_list = [[name.decode("latin-1").lower(), value.decode("latin-1")]
                    for name, value in headers]
     cookie_header = "; ".join(value for name, value in header_list if name == "cookie")

@@ -43,6 +43,11 @@ class ConnectionFieldsTests(SimpleTestCase):
             "scheme": "http",
         })
 
+    def test_raw_utf8_in_query(self):
+        fields = self.fields("/?q=\xe9&r=%E2%82%AC&s=%FF".encode())
+        self.assertEqual(fields["query"], {"q": ["\xe9"], "r": ["\u20ac"], "s": ["\ufffd"]})
+        self.assertEqual(fields["query_string"], "q=\xc3\xa9&r=%E2%82%AC&s=%FF")
+
     def test_path_bytes_that_are_not_utf8_stay_percent_encoded(self):
         self.assertEqual(self.fields(b"/a%FF/%C3%A9/")["path"], "/a%FF/\xe9/")
 

@@ -1,4 +1,8 @@
-"""The in-memory backend against the backend contract."""
+"""The in-memory backend against the backend contract.
+
+The test classes build backends with ``self.make_backend(**options)``, so
+other backends run the same contract by overriding it (test_redis_backend).
+"""
 
 import threading
 import time
@@ -11,9 +15,14 @@ from channels.exceptions import ChannelFull, InvalidChannelName, InvalidMessage,
 from channels.names import new_name, process_wildcard
 
 
-class ContentValidationTests(SimpleTestCase):
+class MemoryBackendMixin:
+    def make_backend(self, **options):
+        return InMemoryChannelBackend(**options)
+
+
+class ContentValidationTests(MemoryBackendMixin, SimpleTestCase):
     def setUp(self):
-        self.backend = InMemoryChannelBackend()
+        self.backend = self.make_backend()
 
     def test_round_trip_keeps_types(self):
         content = {"text": "é", "bytes": b"\x00\xff", "int": 2**40, "float": 1.5,
@@ -88,9 +97,9 @@ class ContentValidationTests(SimpleTestCase):
             self.backend.lock_channel("c", expiry="1")
 
 
-class QueueTests(SimpleTestCase):
+class QueueTests(MemoryBackendMixin, SimpleTestCase):
     def test_fifo_per_channel(self):
-        backend = InMemoryChannelBackend()
+        backend = self.make_backend()
         for n in range(5):
             backend.send("q", {"n": n})
         self.assertEqual([backend.receive_many(["q"])[1]["n"] for _ in range(5)],
@@ -98,7 +107,7 @@ class QueueTests(SimpleTestCase):
         self.assertEqual(backend.receive_many(["q"]), (None, None))
 
     def test_receive_many_serves_every_listed_channel(self):
-        backend = InMemoryChannelBackend()
+        backend = self.make_backend()
         for _ in range(50):
             backend.send("a", {})
         backend.send("b", {})
@@ -107,7 +116,7 @@ class QueueTests(SimpleTestCase):
         self.assertIn("b", got)
 
     def test_expiry(self):
-        backend = InMemoryChannelBackend(expiry=0.05)
+        backend = self.make_backend(expiry=0.05)
         backend.send("q", {"old": True})
         time.sleep(0.06)
         backend.send("q", {"old": False})
@@ -115,13 +124,13 @@ class QueueTests(SimpleTestCase):
         self.assertEqual(backend.receive_many(["q"]), (None, None))
 
     def test_expired_messages_free_capacity(self):
-        backend = InMemoryChannelBackend(expiry=0.05, capacity=1)
+        backend = self.make_backend(expiry=0.05, capacity=1)
         backend.send("q", {})
         time.sleep(0.06)
         backend.send("q", {})
 
     def test_expired_messages_behind_a_requeued_one_free_capacity(self):
-        backend = InMemoryChannelBackend(expiry=0.05, capacity=2)
+        backend = self.make_backend(expiry=0.05, capacity=2)
         backend.send("q", {"n": 1})
         time.sleep(0.06)
         backend.requeue("q", {"n": 0})  # fresh, in front of the expired one
@@ -130,7 +139,7 @@ class QueueTests(SimpleTestCase):
                          [{"n": 0}, {"n": 2}, None])
 
     def test_capacity_raises_channel_full_at_once(self):
-        backend = InMemoryChannelBackend(capacity=2)
+        backend = self.make_backend(capacity=2)
         backend.send("q", {})
         backend.send("q", {})
         start = time.monotonic()
@@ -142,7 +151,7 @@ class QueueTests(SimpleTestCase):
         backend.send("q", {})
 
     def test_channel_capacity_globs(self):
-        backend = InMemoryChannelBackend(
+        backend = self.make_backend(
             capacity=5, channel_capacity={"http.request": 1, "!websocket.send.*": 2})
         self.assertEqual(backend.capacity_for("http.request"), 1)
         self.assertEqual(backend.capacity_for(new_name("!websocket.send")), 2)
@@ -152,14 +161,14 @@ class QueueTests(SimpleTestCase):
             backend.send("http.request", {})
 
     def test_requeue_puts_message_at_head_ignoring_capacity(self):
-        backend = InMemoryChannelBackend(capacity=1)
+        backend = self.make_backend(capacity=1)
         backend.send("q", {"n": 2})
         backend.requeue("q", {"n": 1})
         self.assertEqual(backend.receive_many(["q"])[1], {"n": 1})
         self.assertEqual(backend.receive_many(["q"])[1], {"n": 2})
 
     def test_wildcard_receives_this_process_generated_names(self):
-        backend = InMemoryChannelBackend()
+        backend = self.make_backend()
         first, second = new_name("!resp"), new_name("!resp")
         backend.send(second, {"to": 2})
         backend.send(first, {"to": 1})
@@ -169,7 +178,7 @@ class QueueTests(SimpleTestCase):
         self.assertEqual(backend.receive_many([process_wildcard("!resp")]), (None, None))
 
     def test_flush(self):
-        backend = InMemoryChannelBackend()
+        backend = self.make_backend()
         backend.send("q", {})
         backend.group_add("g", "q")
         backend.lock_channel("q")
@@ -179,7 +188,7 @@ class QueueTests(SimpleTestCase):
         self.assertIsNotNone(backend.lock_channel("q"))
 
     def test_send_many_reports_full_channels_and_sends_the_rest(self):
-        backend = InMemoryChannelBackend(capacity=1)
+        backend = self.make_backend(capacity=1)
         full = backend.send_many([("a", {"n": 1}), ("a", {"n": 2}), ("b", {"n": 3})])
         self.assertEqual(full, ["a"])
         self.assertEqual(backend.receive_many(["a"])[1], {"n": 1})
@@ -187,7 +196,7 @@ class QueueTests(SimpleTestCase):
         self.assertEqual(backend.receive_many(["b"])[1], {"n": 3})
 
     def test_send_many_validates_everything_before_sending(self):
-        backend = InMemoryChannelBackend()
+        backend = self.make_backend()
         with self.assertRaises(InvalidChannelName):
             backend.send_many([("ok", {}), ("bad name", {})])
         with self.assertRaises(InvalidMessage):
@@ -195,7 +204,7 @@ class QueueTests(SimpleTestCase):
         self.assertEqual(backend.receive_many(["ok"]), (None, None))
 
     def test_receive_batch_takes_up_to_limit_in_order(self):
-        backend = InMemoryChannelBackend()
+        backend = self.make_backend()
         wildcard = process_wildcard("!resp")
         name = new_name("!resp")
         for n in range(5):
@@ -213,16 +222,16 @@ class QueueTests(SimpleTestCase):
         self.assertTrue(InMemoryChannelBackend.local_only)
 
 
-class BlockingReceiveTests(SimpleTestCase):
+class BlockingReceiveTests(MemoryBackendMixin, SimpleTestCase):
     def test_times_out_empty(self):
-        backend = InMemoryChannelBackend()
+        backend = self.make_backend()
         start = time.monotonic()
         self.assertEqual(backend.receive_many_blocking(["q"], 0.05), (None, None))
         self.assertGreaterEqual(time.monotonic() - start, 0.045)
         self.assertEqual(backend.receive_many_blocking(["q"], 0), (None, None))
 
     def test_wakes_promptly_when_another_thread_sends(self):
-        backend = InMemoryChannelBackend()
+        backend = self.make_backend()
         sent_at = []
 
         def send_later():
@@ -238,9 +247,9 @@ class BlockingReceiveTests(SimpleTestCase):
         self.assertLess(woke - sent_at[0], 0.5)
 
 
-class GroupTests(SimpleTestCase):
+class GroupTests(MemoryBackendMixin, SimpleTestCase):
     def test_add_send_discard(self):
-        backend = InMemoryChannelBackend()
+        backend = self.make_backend()
         backend.group_add("g", "a")
         backend.group_add("g", "b")
         backend.group_add("g", "a")  # renewing does not duplicate
@@ -255,7 +264,7 @@ class GroupTests(SimpleTestCase):
         self.assertEqual(backend.group_channels("g"), ["b"])
 
     def test_members_expire(self):
-        backend = InMemoryChannelBackend(group_expiry=0.05)
+        backend = self.make_backend(group_expiry=0.05)
         backend.group_add("g", "default-expiry")
         backend.group_add("g", "long", expiry=60)
         time.sleep(0.06)
@@ -264,7 +273,7 @@ class GroupTests(SimpleTestCase):
         self.assertEqual(backend.receive_many(["default-expiry"]), (None, None))
 
     def test_send_skips_full_members(self):
-        backend = InMemoryChannelBackend(capacity=1)
+        backend = self.make_backend(capacity=1)
         backend.group_add("g", "full")
         backend.group_add("g", "free")
         backend.send("full", {"first": True})
@@ -274,7 +283,7 @@ class GroupTests(SimpleTestCase):
         self.assertEqual(backend.receive_many(["free"])[1], {"group": True})
 
     def test_group_message_wakes_a_blocked_receiver(self):
-        backend = InMemoryChannelBackend()
+        backend = self.make_backend()
         backend.group_add("g", "member")
         timer = threading.Timer(0.02, backend.send_group, ("g", {"x": 1}))
         timer.start()
@@ -282,9 +291,9 @@ class GroupTests(SimpleTestCase):
         timer.join()
 
 
-class LockTests(SimpleTestCase):
+class LockTests(MemoryBackendMixin, SimpleTestCase):
     def test_owner_token(self):
-        backend = InMemoryChannelBackend()
+        backend = self.make_backend()
         token = backend.lock_channel("c")
         self.assertIsInstance(token, str)
         self.assertIsNone(backend.lock_channel("c"))
@@ -295,7 +304,7 @@ class LockTests(SimpleTestCase):
         self.assertIsNotNone(backend.lock_channel("c"))
 
     def test_lock_expires_and_stale_owner_cannot_unlock(self):
-        backend = InMemoryChannelBackend()
+        backend = self.make_backend()
         stale = backend.lock_channel("c", expiry=0.02)
         time.sleep(0.03)
         fresh = backend.lock_channel("c")
@@ -305,7 +314,7 @@ class LockTests(SimpleTestCase):
         self.assertTrue(backend.unlock_channel("c", fresh))
 
     def test_one_winner_among_threads(self):
-        backend = InMemoryChannelBackend()
+        backend = self.make_backend()
         tokens = []
         barrier = threading.Barrier(8)
 
@@ -321,9 +330,9 @@ class LockTests(SimpleTestCase):
         self.assertEqual(len([t for t in tokens if t is not None]), 1)
 
 
-class ThreadSafetyTests(SimpleTestCase):
+class ThreadSafetyTests(MemoryBackendMixin, SimpleTestCase):
     def test_no_message_lost_or_delivered_twice(self):
-        backend = InMemoryChannelBackend(capacity=100000)
+        backend = self.make_backend(capacity=100000)
         received = []
         guard = threading.Lock()
         per_sender = 500

@@ -1,0 +1,469 @@
+"""The channel backend that production runs on: Redis, sharded over the
+servers of HOSTS by the rules of ``sharding.py`` (docs/scaling.rst).
+
+Keys, under PREFIX: ``c:<channel>`` a channel's own list (on every shard
+for a normal channel), ``i:<wildcard>`` and ``n:<wildcard>`` an inbox and its
+per-channel counts, ``g:<group>`` a group (a sorted set scored by expiry),
+``l:<channel>`` a lock. Every key expires once its contents have.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import random
+import secrets
+import threading
+import time
+from collections import defaultdict
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+
+from channels.backends.base import BaseChannelBackend
+from channels.backends.redis.blocking import BlockerSet
+from channels.backends.redis.hosts import parse_hosts
+from channels.backends.redis.shard import Shard
+from channels.backends.redis.sharding import Placement
+from channels.exceptions import ChannelBackendUnavailable, ChannelFull
+from channels.names import is_wildcard
+
+# While some of the shards a receive waits on are down, it wakes this often
+# to take them back as soon as they return.
+REJOIN_INTERVAL = 1.0
+# A receive on one response channel made by new_name (rather than on its
+# process wildcard) cannot block on the shared inbox; it checks this often.
+SINGLE_RESPONSE_POLL = (0.001, 0.05)
+
+
+class _Source:
+    """Where one receive looks on one shard: a list, and for an inbox its
+    counts and, to take a single channel's messages, that channel."""
+
+    __slots__ = ("key", "counts", "only")
+
+    def __init__(self, key: str, counts: str = "", only: str = ""):
+        self.key, self.counts, self.only = key, counts, only
+
+    def args(self) -> tuple[str, str, str]:
+        return self.key, self.counts, self.only
+
+
+class _Plan:
+    """Which sources a list of channel names means, shard by shard."""
+
+    def __init__(self, sources: dict[int, list[_Source]]):
+        self.sources = sources
+        self.shard_indexes = list(sources)
+        self.args = {index: [arg for source in found for arg in source.args()]
+                     for index, found in sources.items()}
+        self.counts = {source.key: source.counts for found in sources.values()
+                       for source in found if source.counts}
+        # A single response channel in a shared inbox cannot be BLPOPped.
+        self.pollable_only = any(source.only for found in sources.values() for source in found)
+
+
+class RedisChannelBackend(BaseChannelBackend):
+    def __init__(self, hosts: list | None = None, prefix: str = "channels:", **options: Any):
+        super().__init__(**options)
+        if not isinstance(prefix, str):
+            raise ImproperlyConfigured(
+                f"CHANNEL_BACKENDS[{self.alias!r}]['PREFIX'] must be a str, not {prefix!r}"
+            )
+        self.addresses = parse_hosts(self.alias, hosts)
+        self.prefix = prefix
+        self.placement = Placement(len(self.addresses))
+        self._expiry_ms = math.ceil(self.expiry * 1000)
+        self._lock = threading.Lock()
+        self._pid = None
+        self._shards: list[Shard] = []
+        self._plans: dict[tuple[str, ...], _Plan] = {}
+        self._blocker_sets: list[BlockerSet] = []
+        self._turn = itertools.count(random.randrange(len(self.addresses)))
+
+    # Connections, made at first use and again in a forked child.
+
+    @property
+    def shards(self) -> list[Shard]:
+        if self._pid != os.getpid():
+            with self._lock:
+                if self._pid != os.getpid():
+                    self._shards = [Shard(index, address, self.alias)
+                                    for index, address in enumerate(self.addresses)]
+                    self._blocker_sets = []
+                    self._pid = os.getpid()
+        return self._shards
+
+    def close(self) -> None:
+        with self._lock:
+            shards, self._shards, self._pid = self._shards, [], None
+            blocker_sets, self._blocker_sets = self._blocker_sets, []
+        for blocker_set in blocker_sets:
+            blocker_set.close()
+        for shard in shards:
+            shard.close()
+
+    # Keys and messages.
+
+    def _list_key(self, channel: str) -> str:
+        return f"{self.prefix}c:{channel}"
+
+    def _inbox_keys(self, inbox: str) -> tuple[str, str]:
+        return f"{self.prefix}i:{inbox}", f"{self.prefix}n:{inbox}"
+
+    def _group_key(self, group: str) -> str:
+        return f"{self.prefix}g:{group}"
+
+    def _lock_key(self, channel: str) -> str:
+        return f"{self.prefix}l:{channel}"
+
+    @staticmethod
+    def _now_ms() -> int:
+        return int(time.time() * 1000)
+
+    def _entry(self, channel: str, data: bytes, now_ms: int) -> bytes:
+        return b"%d %s %s" % (now_ms + self._expiry_ms, channel.encode(), data)
+
+    @staticmethod
+    def _open(entry: bytes, now_ms: int) -> tuple[str, bytes] | None:
+        """``(channel, data)`` of a stored message, or None if it expired."""
+        expires, channel, data = entry.split(b" ", 2)
+        if int(expires) <= now_ms:
+            return None
+        return channel.decode(), data
+
+    def _target(self, channel: str) -> tuple[int | None, list[str]]:
+        """``(home shard or None for a normal channel, [list key] or
+        [inbox key, counts key])``."""
+        home = self.placement.home(channel)
+        if home is None:
+            return None, [self._list_key(channel)]
+        index, inbox = home
+        if inbox is None:
+            return index, [self._list_key(channel)]
+        return index, list(self._inbox_keys(inbox))
+
+    def _spread(self) -> list[Shard]:
+        """The shards a normal channel's message may go to, the next in
+        turn first and those known to be down left out."""
+        shards = self.shards
+        start = next(self._turn) % len(shards)
+        ordered = shards[start:] + shards[:start]
+        live = [shard for shard in ordered if shard.available]
+        if not live:
+            raise ordered[0].unavailable()
+        return live
+
+    # Sending.
+
+    def _send(self, channel, data):
+        index, keys = self._target(channel)
+        now = self._now_ms()
+        args = [self._entry(channel, data, now), channel, self.capacity_for(channel), now,
+                self._expiry_ms]
+        if index is not None:
+            if not self.shards[index].script("SEND", keys, args):
+                raise ChannelFull(f"Channel {channel!r} is full")
+            return
+        error = None
+        for shard in self._spread():
+            try:
+                if shard.script("SEND", keys, args):
+                    return
+            except ChannelBackendUnavailable as exc:
+                error = exc
+                continue
+            error = ChannelFull(f"Channel {channel!r} is full")
+        raise error
+
+    def _requeue(self, channel, data):
+        index, keys = self._target(channel)
+        now = self._now_ms()
+        args = [self._entry(channel, data, now), channel, self._expiry_ms]
+        if index is not None:
+            self.shards[index].script("REQUEUE", keys, args)
+            return
+        error = None
+        for shard in self._spread():
+            try:
+                shard.script("REQUEUE", keys, args)
+                return
+            except ChannelBackendUnavailable as exc:
+                error = exc
+        raise error
+
+    def _send_many(self, messages):
+        """One script call per shard for the whole batch; a normal channel's
+        messages all go to one shard, in order."""
+        now = self._now_ms()
+        batches: dict[int | None, list[int]] = defaultdict(list)
+        args: list[list] = []
+        for position, (channel, data) in enumerate(messages):
+            index, keys = self._target(channel)
+            batches[index].append(position)
+            args.append([keys[0], keys[1] if len(keys) > 1 else "",
+                         self._entry(channel, data, now), channel, self.capacity_for(channel)])
+        full: list[int] = []
+        error = None
+        normal = batches.pop(None, [])
+        for index, positions in batches.items():
+            try:
+                full += self._send_batch(self.shards[index], positions, args, now)
+            except ChannelBackendUnavailable as exc:
+                error = exc
+        if normal:
+            try:
+                shards = self._spread()
+            except ChannelBackendUnavailable as exc:
+                shards, error = [], exc
+            for shard in shards:
+                try:
+                    normal = self._send_batch(shard, normal, args, now)
+                except ChannelBackendUnavailable as exc:
+                    error = exc
+                    continue
+                if not normal:
+                    break
+            full += normal
+        if error is not None:
+            raise error
+        return [messages[position][0] for position in sorted(full)]
+
+    def _send_batch(self, shard: Shard, positions: list[int], args: list[list],
+                    now: int) -> list[int]:
+        """Send ``positions`` of a batch on ``shard``; the positions whose
+        channel was full."""
+        flat = [now, self._expiry_ms]
+        for position in positions:
+            flat += args[position]
+        full = shard.script("SEND_MANY", [], flat)
+        return [positions[number - 1] for number in full]
+
+    # Receiving.
+
+    def _plan(self, channels: list[str]) -> _Plan:
+        key = tuple(channels)
+        plan = self._plans.get(key)
+        if plan is not None:
+            return plan
+        sources: dict[int, list[_Source]] = defaultdict(list)
+        for channel in dict.fromkeys(channels):
+            home = self.placement.home(channel)
+            if home is None:
+                for index in range(len(self.addresses)):
+                    sources[index].append(_Source(self._list_key(channel)))
+                continue
+            index, inbox = home
+            if inbox is None:
+                if is_wildcard(channel):
+                    raise ValueError(
+                        f"{channel!r}: the Redis backend reads process wildcards of "
+                        f"response channels only (a prefix starting with '!')"
+                    )
+                sources[index].append(_Source(self._list_key(channel)))
+            else:
+                source = _Source(*self._inbox_keys(inbox))
+                if not is_wildcard(channel):
+                    source.only = channel
+                sources[index].append(source)
+        plan = _Plan(dict(sources))
+        if len(self._plans) >= 1024:
+            self._plans.clear()
+        self._plans[key] = plan
+        return plan
+
+    def _take(self, plan: _Plan, limit: int) -> list[tuple[str, bytes]]:
+        """Up to ``limit`` waiting messages from the first shard of ``plan``
+        that has any, trying shards from a random one on. Raises
+        ChannelBackendUnavailable only if every shard is."""
+        indexes = plan.shard_indexes
+        start = random.randrange(len(indexes)) if len(indexes) > 1 else 0
+        errors = []
+        for index in indexes[start:] + indexes[:start]:
+            shard = self.shards[index]
+            args = plan.args[index]
+            now = self._now_ms()
+            try:
+                entries = shard.script(
+                    "RECEIVE", [], [now, limit, random.randrange(len(args) // 3), "", "", *args])
+            except ChannelBackendUnavailable as exc:
+                errors.append(exc)
+                continue
+            opened = [item for item in (self._open(entry, now) for entry in entries) if item]
+            if opened:
+                return opened
+        if len(errors) == len(indexes):
+            raise errors[0]
+        return []
+
+    def _receive_many(self, channels):
+        if not channels:
+            return None, None
+        taken = self._take(self._plan(channels), 1)
+        return taken[0] if taken else (None, None)
+
+    def _receive_many_blocking(self, channels, timeout):
+        batch = self._receive_batch(channels, 1, timeout)
+        return batch[0] if batch else (None, None)
+
+    def _receive_batch(self, channels, limit, timeout):
+        if not channels:
+            if timeout:
+                time.sleep(timeout)
+            return []
+        plan = self._plan(channels)
+        if len(plan.shard_indexes) > 1 or plan.pollable_only or plan.counts or limit > 1:
+            # Whatever is waiting, in one round trip; a worker on one shard's
+            # lists goes straight to the blocking pop, as fast when busy.
+            taken = self._take(plan, limit)
+            if taken or timeout == 0:
+                return taken
+        deadline = None if timeout is None else time.monotonic() + timeout
+        poll = SINGLE_RESPONSE_POLL[0]
+        while True:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining < 0.001:
+                return []
+            if plan.pollable_only:
+                time.sleep(min(poll, remaining or poll))
+                poll = min(poll * 2, SINGLE_RESPONSE_POLL[1])
+                taken = self._take(plan, limit)
+                if taken:
+                    return taken
+                continue
+            got = self._block(plan, remaining)
+            if got is None:
+                continue
+            shard, key, entry = got
+            counts = plan.counts.get(key.decode(), "")
+            channel = entry.split(b" ", 2)[1] if counts else ""
+            now = self._now_ms()
+            more = []
+            if limit > 1:
+                # Settle the first message and take more in one call.
+                more = shard.script("RECEIVE", [], [now, limit - 1, 0, counts, channel,
+                                                    *plan.args[shard.index]])
+            elif counts:
+                shard.script("SETTLE", [counts], [channel])
+            batch = [item for item in (self._open(e, now) for e in (entry, *more)) if item]
+            if batch:
+                return batch
+
+    def _block(self, plan: _Plan, remaining: float | None):
+        """Block on the plan's live shards; ``(shard, key, message)`` or None
+        after ``remaining`` seconds (or sooner, to take back a shard that
+        was down)."""
+        shards = self.shards
+        live = {}
+        for index in plan.shard_indexes:
+            shard = shards[index]
+            if shard.available:
+                keys = [source.key for source in plan.sources[index]]
+                if len(keys) > 1:
+                    random.shuffle(keys)  # BLPOP favours the first key
+                live[shard] = keys
+        if not live:
+            raise shards[plan.shard_indexes[0]].unavailable()
+        wait = remaining or 0.0
+        if len(live) < len(plan.shard_indexes):
+            wait = min(wait or REJOIN_INTERVAL, REJOIN_INTERVAL)
+        blocker_set = self._checkout()
+        try:
+            result = blocker_set.wait(live, wait, self._push_back)
+        except BaseException:
+            blocker_set.close()
+            raise
+        self._checkin(blocker_set)
+        return result
+
+    def _push_back(self, shard: Shard, key: bytes, entry: bytes) -> None:
+        try:
+            shard.script("PUSH_BACK", [key], [entry, self._expiry_ms])
+        except ChannelBackendUnavailable:
+            pass  # the shard went away with the message
+
+    def _checkout(self) -> BlockerSet:
+        with self._lock:
+            if self._blocker_sets:
+                return self._blocker_sets.pop()
+        return BlockerSet()
+
+    def _checkin(self, blocker_set: BlockerSet) -> None:
+        with self._lock:
+            self._blocker_sets.append(blocker_set)
+
+    # Groups.
+
+    def _group_add(self, group, channel, expiry):
+        now = self._now_ms()
+        shard = self.shards[self.placement.group_shard(group)]
+        shard.script("GROUP_ADD", [self._group_key(group)],
+                     [channel, now + math.ceil(expiry * 1000), now])
+
+    def _group_discard(self, group, channel):
+        shard = self.shards[self.placement.group_shard(group)]
+        shard.execute("ZREM", self._group_key(group), channel)
+
+    def _group_channels(self, group):
+        shard = self.shards[self.placement.group_shard(group)]
+        members = shard.script("GROUP_MEMBERS", [self._group_key(group)], [self._now_ms()])
+        return [member.decode() for member in members]
+
+    def _send_group(self, group, data):
+        members = self._group_channels(group)
+        if not members:
+            return
+        now = self._now_ms()
+        inboxes: dict[int, dict[tuple[str, int], list[str]]] = defaultdict(
+            lambda: defaultdict(list))
+        lists: dict[int | None, list[str]] = defaultdict(list)
+        for channel in members:
+            home = self.placement.home(channel)
+            capacity = self.capacity_for(channel)
+            if home is not None and home[1] is not None:
+                inboxes[home[0]][(home[1], capacity)].append(channel)
+            else:
+                lists[None if home is None else home[0]].append(channel)
+        normal = lists.pop(None, [])
+        if normal:
+            lists[self._spread()[0].index] += normal
+        error = None
+        for index in set(inboxes) | set(lists):
+            args: list = [now, self._expiry_ms, now + self._expiry_ms, data]
+            for (inbox, capacity), channels in inboxes.get(index, {}).items():
+                args += ["i", *self._inbox_keys(inbox), capacity, len(channels), *channels]
+            for channel in lists.get(index, ()):
+                args += ["l", self._list_key(channel), channel, self.capacity_for(channel)]
+            try:
+                self.shards[index].script("GROUP_SEND", [], args)
+            except ChannelBackendUnavailable as exc:
+                error = exc  # the other shards' members still get it
+        if error is not None:
+            raise error
+
+    # Locks.
+
+    def _lock_channel(self, channel, expiry):
+        shard = self.shards[self.placement.lock_shard(channel)]
+        token = secrets.token_hex(16)
+        key, milliseconds = self._lock_key(channel), math.ceil(expiry * 1000)
+        taken = shard.execute("SET", key, token, "NX", "PX", milliseconds)
+        return token if taken else None
+
+    def _unlock_channel(self, channel, token):
+        shard = self.shards[self.placement.lock_shard(channel)]
+        return bool(shard.script("UNLOCK", [self._lock_key(channel)], [token]))
+
+    def flush(self):
+        """Delete every key under PREFIX on every shard (with an empty PREFIX,
+        every key of the database)."""
+        pattern = "".join("\\" + c if c in "*?[]\\" else c for c in self.prefix) + "*"
+        for shard in self.shards:
+            cursor = 0
+            while True:
+                cursor, keys = shard.execute("SCAN", cursor, "MATCH", pattern, "COUNT", 1000)
+                if keys:
+                    shard.execute("UNLINK", *keys)
+                if int(cursor) == 0:
+                    break
