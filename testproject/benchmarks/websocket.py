@@ -131,8 +131,8 @@ def main() -> None:
         import django
 
         django.setup()
-        from channels import Group
         from benchmarks.websocket_consumers import GROUP
+        from channels import Group
 
         print(f"command: {' '.join([os.path.relpath(sys.argv[0], REPO)] + sys.argv[1:])}")
         print(f"machine: {os.cpu_count()} cores; everything (redis, server, "
