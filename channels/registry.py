@@ -25,6 +25,8 @@ decorated: list[tuple[str, tuple[str, ...], Consumer]] = []
 # Consumers that exist unless the project routes the channel itself.
 DEFAULT_ROUTING: dict[str, str] = {
     "__channels__.echo": "channels.consumers.echo",
+    # Django's own request handling: HTTP works with no routing at all.
+    "http.request": "channels.handler.http_consumer",
 }
 
 

@@ -47,10 +47,11 @@ class HandleTests(SimpleTestCase):
             raise RuntimeError("refuse")
 
     def test_listens_on_every_routed_channel(self):
-        # ROUTING, the built-in echo, and the test app's @consumer functions.
+        # ROUTING, the built-in echo and Django's http.request consumer, and
+        # the test app's @consumer functions.
         self.assertEqual(self.worker.channels,
-                         ["__channels__.echo", "test.fail", "test.ok", "testapp.fail",
-                          "testapp.greet", "websocket.connect"])
+                         ["__channels__.echo", "http.request", "test.fail", "test.ok",
+                          "testapp.fail", "testapp.greet", "websocket.connect"])
 
     def test_runs_consumer_with_a_message(self):
         seen = []
