@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 
@@ -549,3 +550,18 @@ class UnreachableTests(SimpleTestCase):
         with self.assertRaises(ChannelBackendUnavailable):
             backend.send("q", {})
         self.assertLess(time.monotonic() - started, 1.0)
+
+
+class ScalingDocTests(SimpleTestCase):
+    def test_configuration_example_builds_a_backend(self):
+        """The CHANNEL_BACKENDS example of docs/scaling.rst is valid."""
+        with open(os.path.join(ROOT, "docs", "scaling.rst")) as doc:
+            text = doc.read()
+        block = text.split(".. code-block:: python\n\n", 1)[1].split("\n\n``HOSTS``")[0]
+        namespace = {}
+        exec(textwrap.dedent(block), namespace)
+        config = namespace["CHANNEL_BACKENDS"]["default"]
+        backend = create_backend("default", config)
+        self.assertEqual(len(backend.addresses), 3)
+        self.assertEqual(backend.capacity_for(new_name("!websocket.send")), 20)
+        self.assertEqual(backend.addresses[0].options["password"], "s3cret")
