@@ -466,6 +466,28 @@ class GroupTests(RedisTestCase):
         self.assertEqual([m["n"] for _, m in got], [1, 2])
         backend.send(bystander, {})
 
+    def test_a_sender_sees_members_that_another_process_changed(self):
+        sender = self.make_backend()
+        other = redis_backend(self.servers, prefix=sender.prefix)
+        self.addCleanup(other.close)
+        other.group_add("room", "!a")
+        other.group_add("room", "!b", expiry=0.3)
+        sender.send_group("room", {"n": 1})
+        other.group_add("room", "!c")
+        other.group_add("room", "!a")  # a renewal changes nothing
+        other.group_discard("room", "!a")
+        sender.send_group("room", {"n": 2})
+        time.sleep(0.35)
+        sender.send_group("room", {"n": 3})
+
+        def got(channel):
+            messages = []
+            while (message := sender.receive_many([channel]))[0]:
+                messages.append(message[1]["n"])
+            return messages
+
+        self.assertEqual((got("!a"), got("!b"), got("!c")), ([1], [1, 2], [2, 3]))
+
     def test_group_and_members_expire(self):
         backend = self.make_backend(group_expiry=0.1)
         backend.group_add("room", "!short")

@@ -3,8 +3,9 @@ servers of HOSTS by the rules of ``sharding.py`` (docs/scaling.rst).
 
 Keys, under PREFIX: ``c:<channel>`` a channel's own list (on every shard
 for a normal channel), ``i:<wildcard>`` and ``n:<wildcard>`` an inbox and its
-per-channel counts, ``g:<group>`` a group (a sorted set scored by expiry),
-``l:<channel>`` a lock. Every key expires once its contents have.
+per-channel counts, ``g:<group>`` a group (a sorted set scored by expiry)
+and ``v:<group>`` its version, ``l:<channel>`` a lock. Every key expires
+once its contents have.
 """
 
 from __future__ import annotations
@@ -133,9 +134,6 @@ class RedisChannelBackend(BaseChannelBackend):
 
     def _inbox_keys(self, inbox: str) -> tuple[str, str]:
         return f"{self.prefix}i:{inbox}", f"{self.prefix}n:{inbox}"
-
-    def _group_key(self, group: str) -> str:
-        return f"{self.prefix}g:{group}"
 
     def _lock_key(self, channel: str) -> str:
         return f"{self.prefix}l:{channel}"
@@ -481,23 +479,28 @@ class RedisChannelBackend(BaseChannelBackend):
 
     # Groups.
 
+    def _group_keys(self, group: str) -> list[str]:
+        return [f"{self.prefix}g:{group}", f"{self.prefix}v:{group}"]
+
     def _group_add(self, group, channel, expiry):
         now = self._now_ms()
         shard = self.shards[self.placement.group_shard(group)]
-        shard.script("GROUP_ADD", [self._group_key(group)],
-                     [channel, now + math.ceil(expiry * 1000), now])
+        shard.script("GROUP_ADD", self._group_keys(group),
+                     [channel, now + math.ceil(expiry * 1000), now, secrets.token_hex(8)])
 
     def _group_discard(self, group, channel):
         shard = self.shards[self.placement.group_shard(group)]
-        shard.execute("ZREM", self._group_key(group), channel)
+        shard.script("GROUP_DISCARD", self._group_keys(group), [channel, secrets.token_hex(8)])
 
-    def _members(self, group: str) -> bytes:
-        """The group's live members, space-separated."""
+    def _members(self, group: str, known: bytes = b"") -> list[bytes]:
+        """``[version]`` if the group's members are still those of version
+        ``known``, else ``[version, members space-separated]``."""
         shard = self.shards[self.placement.group_shard(group)]
-        return shard.script("GROUP_MEMBERS", [self._group_key(group)], [self._now_ms()])
+        return shard.script("GROUP_MEMBERS", self._group_keys(group),
+                            [self._now_ms(), known, secrets.token_hex(8)])
 
     def _group_channels(self, group):
-        return self._members(group).decode().split()
+        return self._members(group)[1].decode().split()
 
     def _route(self, channel: str) -> tuple[int | None, str | None, int]:
         """``(home shard or None, inbox or None, capacity)`` of a channel."""
@@ -505,14 +508,10 @@ class RedisChannelBackend(BaseChannelBackend):
         index, inbox = home if home is not None else (None, None)
         return index, inbox, self.capacity_for(channel)
 
-    def _targets(self, group: str, members: bytes) -> dict:
+    def _targets(self, members: bytes) -> dict:
         """Where a message to ``members`` goes: shard (None: any) to
         ``{"inboxes": {(inbox, capacity): names}, "lists": [(name,
-        capacity)]}``; remembered while the members stay the same, as
-        they mostly do between two messages to a group."""
-        known = self._group_targets.get(group)
-        if known is not None and known[0] == members:
-            return known[1]
+        capacity)]}``."""
         targets: dict = {}
         for channel in members.decode().split():
             index, inbox, capacity = self._route(channel)
@@ -523,16 +522,24 @@ class RedisChannelBackend(BaseChannelBackend):
                 target["lists"].append((channel, capacity))
         for target in targets.values():
             target["inboxes"] = {key: ",".join(names) for key, names in target["inboxes"].items()}
-        if len(self._group_targets) >= 1024:
-            self._group_targets.clear()
-        self._group_targets[group] = (members, targets)
         return targets
 
     def _send_group(self, group, data):
-        members = self._members(group)
-        if not members:
+        # Where the members' messages go is remembered with the group's
+        # version, as members mostly stay the same from one message to the
+        # next: then only the version travels.
+        known = self._group_targets.get(group)
+        reply = self._members(group, known[0] if known else b"")
+        if len(reply) == 1:
+            targets = known[1]
+        else:
+            targets = self._targets(reply[1])
+            if len(self._group_targets) >= 1024:
+                self._group_targets.clear()
+            self._group_targets[group] = (reply[0], targets)
+        if not targets:
             return
-        targets = dict(self._targets(group, members))
+        targets = dict(targets)
         normal = targets.pop(None, None)
         if normal is not None:
             # Normal channels (rare in a group) go with the next shard's.

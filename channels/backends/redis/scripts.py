@@ -233,20 +233,41 @@ redis.call('LPUSH', KEYS[1], ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 """
 
-# KEYS: group. ARGV: channel, expires, now. The group outlives its
-# longest-lived member, and no longer.
+# A group has a version beside it, a token the client picks, changed
+# whenever members come or go: a sender that knows the version need not
+# fetch a thousand names again for each message.
+
+# KEYS: group, version. ARGV: channel, expires, now, new version. The group
+# outlives its longest-lived member, and no longer.
 GROUP_ADD = r"""
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+local changed = redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+changed = changed + redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+if changed > 0 or redis.call('EXISTS', KEYS[2]) == 0 then
+  redis.call('SET', KEYS[2], ARGV[4])
+end
 local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 redis.call('PEXPIREAT', KEYS[1], last[2])
+redis.call('PEXPIREAT', KEYS[2], last[2])
 """
 
-# KEYS: group. ARGV: now. Drops expired members, returns the live ones as
-# one space-separated string (names have no spaces).
+# KEYS: group, version. ARGV: channel, new version.
+GROUP_DISCARD = r"""
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 and redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('SET', KEYS[2], ARGV[2], 'KEEPTTL')
+end
+"""
+
+# KEYS: group, version. ARGV: now, known version, new version. Drops
+# expired members; returns {version} if the caller knows it, else
+# {version, the live members space-separated} (names have no spaces).
 GROUP_MEMBERS = r"""
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-return table.concat(redis.call('ZRANGE', KEYS[1], 0, -1), ' ')
+if redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1]) > 0
+    and redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('SET', KEYS[2], ARGV[3], 'KEEPTTL')
+end
+local version = redis.call('GET', KEYS[2]) or ''
+if version ~= '' and version == ARGV[2] then return {version} end
+return {version, table.concat(redis.call('ZRANGE', KEYS[1], 0, -1), ' ')}
 """
 
 # Pushes one group message to every member on this shard, skipping full
