@@ -198,3 +198,18 @@ class WorkerOutageTests(OutageTestCase):
         self.assertEqual([line.split(":")[0] for line in logs.output], ["ERROR", "WARNING"])
         self.assertIn("Could not receive", logs.output[0])
         self.assertIn("again", logs.output[1])
+
+
+class RefusalTests(OutageTestCase):
+    shards = 1
+
+    def test_out_of_memory_is_unavailable_not_a_redis_error(self):
+        backend = self.make_backend(capacity=100000)
+        client = self.servers[0].client()
+        self.addCleanup(client.close)
+        client.config_set("maxmemory", "2mb")
+        with self.assertRaisesMessage(ChannelBackendUnavailable, "refused the command"):
+            for _ in range(10000):
+                backend.send("q", {"x": "y" * 1000})
+        client.config_set("maxmemory", "0")
+        backend.send("q", {"x": "fits"})  # the shard was never marked down

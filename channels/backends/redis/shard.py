@@ -32,6 +32,8 @@ MAX_BACKOFF = 2.0
 MAX_IDLE_CONNECTIONS = 64
 
 # Errors that mean "this server cannot be reached now", as opposed to a bug.
+# Answers of a server that is up but cannot take a command now.
+REFUSALS = (redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError)
 # (InvalidResponse: something that is not Redis answers on that port.)
 CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError,
                      redis.exceptions.InvalidResponse)
@@ -117,6 +119,13 @@ class Shard:
                 connection.send_packed_command(packed, check_health=False)
                 result = connection.read_response()
                 break
+            except REFUSALS as exc:
+                # The server is up but cannot take this now (out of memory,
+                # a read-only replica): the call did not happen.
+                self._release(connection)
+                raise ChannelBackendUnavailable(
+                    f"Redis shard {self.address.label} of channel backend "
+                    f"{self.alias!r} refused the command: {exc}") from exc
             except redis.ResponseError:
                 self._release(connection)  # the reply was read: still usable
                 raise
