@@ -13,10 +13,13 @@ API:
     stopped is started again by the next call. Tests that stop or restart a
     server on purpose should make their own ``RedisServer`` instead.
 
-``RedisServer()``
-    One server. ``.start()`` (again after ``.stop()``: same port, empty
-    data), ``.stop()``, ``.running``, ``.host``, ``.port``, ``.url``
-    (``redis://127.0.0.1:<port>``), ``.client()`` (a redis-py client).
+``RedisServer(*options)``
+    One server, with extra ``redis-server`` command-line options if given
+    (``RedisServer("--requirepass", "pw")``). ``.start()`` (again after
+    ``.stop()``: same port, empty data), ``.stop()``, ``.running``,
+    ``.host``, ``.port``, ``.url`` (``redis://127.0.0.1:<port>``),
+    ``.client(**options)`` (a redis-py client), ``.cleanup()`` (stop and
+    delete its directory).
 
 ``backend_config(servers, **options) -> dict``
     A ``CHANNEL_BACKENDS`` entry for ``RedisChannelBackend`` over
@@ -71,7 +74,8 @@ def _free_port() -> int:
 class RedisServer:
     host = "127.0.0.1"
 
-    def __init__(self) -> None:
+    def __init__(self, *options: str) -> None:
+        self.options = options
         self.port: int | None = None
         self.process: subprocess.Popen | None = None
         self.directory: str | None = None
@@ -112,7 +116,8 @@ class RedisServer:
             self.process = subprocess.Popen(
                 [executable, "--port", str(port), "--bind", self.host,
                  "--save", "", "--appendonly", "no", "--dir", self.directory,
-                 "--daemonize", "no", "--loglevel", "warning", "--protected-mode", "no"],
+                 "--daemonize", "no", "--loglevel", "warning", "--protected-mode", "no",
+                 *self.options],
                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             )
             if self._wait_ready(port):
@@ -133,7 +138,8 @@ class RedisServer:
             try:
                 with socket.create_connection((self.host, port), timeout=0.5) as sock:
                     sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
+                    # A server with a password answers, but NOAUTH.
+                    if sock.recv(16).startswith((b"+PONG", b"-NOAUTH")):
                         return True
             except OSError:
                 pass

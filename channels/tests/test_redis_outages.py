@@ -2,6 +2,9 @@
 messages flow, a shard left down, a worker through a restart. Each test has
 its own servers, since it stops them."""
 
+import os
+import shutil
+import tempfile
 import threading
 import time
 
@@ -213,3 +216,40 @@ class RefusalTests(OutageTestCase):
                 backend.send("q", {"x": "y" * 1000})
         client.config_set("maxmemory", "0")
         backend.send("q", {"x": "fits"})  # the shard was never marked down
+
+
+class AddressFormTests(SimpleTestCase):
+    """HOSTS forms against real servers: a password, a database number, a
+    Unix socket."""
+
+    def test_password_and_database(self):
+        server = RedisServer("--requirepass", "s3cret").start()
+        self.addCleanup(server.cleanup)
+        backend = redis_backend([], hosts=[f"redis://:s3cret@127.0.0.1:{server.port}/3"])
+        self.addCleanup(backend.close)
+        backend.send("q", {"n": 1})
+        client = server.client(password="s3cret", db=3)
+        self.addCleanup(client.close)
+        self.assertEqual(client.llen(f"{backend.prefix}c:q"), 1)
+        self.assertEqual(backend.receive_many(["q"]), ("q", {"n": 1}))
+        wrong = redis_backend([], hosts=[f"redis://:wrong@127.0.0.1:{server.port}/3"])
+        self.addCleanup(wrong.close)
+        with self.assertRaises(ChannelBackendUnavailable) as caught:
+            wrong.send("q", {})
+        self.assertNotIn("wrong", str(caught.exception))
+
+    def test_unix_socket(self):
+        directory = tempfile.mkdtemp(prefix="channels-redis-socket-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        path = os.path.join(directory, "redis.sock")
+        server = RedisServer("--unixsocket", path, "--unixsocketperm", "700").start()
+        self.addCleanup(server.cleanup)
+        backend = redis_backend([], hosts=[f"unix://{path}?db=2"])
+        self.addCleanup(backend.close)
+        name = new_name("!websocket.send")
+        backend.send(name, {"n": 1})
+        self.assertEqual(backend.receive_batch([process_wildcard("!websocket.send")],
+                                               timeout=1), [(name, {"n": 1})])
+        client = server.client(db=2)
+        self.addCleanup(client.close)
+        self.assertEqual(client.dbsize(), 0)  # read: nothing left

@@ -44,11 +44,12 @@ def connection_options(address: ShardAddress, **overrides: Any) -> dict[str, Any
     options = {
         "socket_connect_timeout": CONNECT_TIMEOUT,
         "socket_timeout": COMMAND_TIMEOUT,
-        "socket_keepalive": True,
         # RESP2: the replies used here are plain arrays and strings, and
         # redis-py parses RESP2 faster.
         "protocol": 2,
     }
+    if "path" not in address.options:  # TCP, where a peer can vanish silently
+        options["socket_keepalive"] = True
     options.update(address.options)
     options.update(overrides)
     return options
