@@ -454,12 +454,12 @@ class RedisChannelBackend(BaseChannelBackend):
             wait = min(wait or REJOIN_INTERVAL, REJOIN_INTERVAL)
         blocker_set = self._checkout()
         try:
-            result = blocker_set.wait(live, wait, self._push_back)
+            return blocker_set.wait(live, wait, self._push_back)
+        except ChannelBackendUnavailable:
+            raise  # the set was freed
         except BaseException:
-            blocker_set.close()
+            blocker_set.close()  # a pop may still be running: never reuse
             raise
-        self._checkin(blocker_set)
-        return result
 
     def _push_back(self, shard: Shard, key: bytes, entry: bytes) -> None:
         try:
@@ -471,11 +471,14 @@ class RedisChannelBackend(BaseChannelBackend):
         with self._lock:
             if self._blocker_sets:
                 return self._blocker_sets.pop()
-        return BlockerSet()
+        return BlockerSet(self._checkin)
 
     def _checkin(self, blocker_set: BlockerSet) -> None:
         with self._lock:
-            self._blocker_sets.append(blocker_set)
+            if self._pid == os.getpid():  # not closed since
+                self._blocker_sets.append(blocker_set)
+                return
+        blocker_set.close()
 
     # Groups.
 

@@ -11,12 +11,17 @@ none is held by a process that is busy with another.
 
 from __future__ import annotations
 
+import logging
+import os
 import queue
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable
+from typing import Any
 
 from channels.backends.redis.shard import CONNECTION_ERRORS, Shard
 from channels.exceptions import ChannelBackendUnavailable
+
+logger = logging.getLogger("channels.backends.redis")
 
 # How often to repeat an UNBLOCK that came before its pop had started.
 UNBLOCK_RETRY = 0.002
@@ -87,10 +92,17 @@ class Blocker:
 
 
 class BlockerSet:
-    """One blocking connection per shard, for one waiting caller at a time."""
+    """One blocking connection per shard, for one waiting caller at a time.
 
-    def __init__(self) -> None:
+    ``on_free(self)`` is called when the set can serve another caller: at
+    once after a wait on one shard, and after a wait on several once every
+    pop has ended, which a background thread sees to so that the caller
+    has its message without waiting for the other pops to be released.
+    """
+
+    def __init__(self, on_free: Callable[[BlockerSet], None]) -> None:
         self.blockers: dict[int, Blocker] = {}
+        self.on_free = on_free
 
     def blocker(self, shard: Shard) -> Blocker:
         blocker = self.blockers.get(shard.index)
@@ -99,7 +111,7 @@ class BlockerSet:
         return blocker
 
     def wait(self, plan: dict[Shard, list[str]], timeout: float,
-             push_back) -> tuple[Shard, bytes, bytes] | None:
+             push_back: Callable) -> tuple[Shard, bytes, bytes] | None:
         """Block on every shard of ``plan`` (shard: keys) for ``timeout``
         seconds (0: no limit); ``(shard, key, message)`` of the first message,
         or None. ``push_back(shard, key, message)`` returns a message that
@@ -108,51 +120,101 @@ class BlockerSet:
         if len(plan) == 1:
             ((shard, keys),) = plan.items()
             result = self.blocker(shard).pop(keys, timeout)
-            if isinstance(result, Exception):
-                shard.failed(result)
-                raise shard.unavailable(result) from result
-            if shard.down:
-                shard.recovered()
-            return None if result is None else (shard, *result)
+            self.on_free(self)
+            return self._outcome(shard, result, raise_error=True)
         results: queue.SimpleQueue = queue.SimpleQueue()
         pending = set()
         for shard, keys in plan.items():
             blocker = self.blocker(shard)
             blocker.submit(keys, timeout, results)
             pending.add(blocker)
-        winner = None
         failures = []
         while pending:
-            try:
-                blocker, result = results.get(timeout=None if winner is None else UNBLOCK_RETRY)
-            except queue.Empty:
-                self._unblock(pending)
-                continue
+            blocker, result = results.get()
             pending.discard(blocker)
-            shard = blocker.shard
             if isinstance(result, Exception):
-                shard.failed(result)
-                failures.append((shard, result))
-                continue
-            if shard.down:
-                shard.recovered()
-            if result is None:
-                continue
-            if winner is None:
-                winner = (shard, *result)
-                self._unblock(pending)
-            else:
-                push_back(shard, *result)
-        if winner is None and len(failures) == len(plan):
+                failures.append((blocker.shard, result))
+            winner = self._outcome(blocker.shard, result)
+            if winner is not None:
+                if pending:
+                    _drainer().submit(self._release, pending, results, push_back)
+                else:
+                    self.on_free(self)
+                return winner
+        self.on_free(self)
+        if len(failures) == len(plan):
             shard, error = failures[0]
             raise shard.unavailable(error) from error
-        return winner
+        return None
 
     @staticmethod
-    def _unblock(blockers: Iterable[Blocker]) -> None:
-        for blocker in blockers:
-            blocker.unblock()
+    def _outcome(shard: Shard, result: list | None | Exception,
+                 raise_error: bool = False) -> tuple[Shard, bytes, bytes] | None:
+        if isinstance(result, Exception):
+            shard.failed(result)
+            if raise_error:
+                raise shard.unavailable(result) from result
+            return None
+        if shard.down:
+            shard.recovered()
+        return None if result is None else (shard, *result)
+
+    def _release(self, pending: set[Blocker], results: queue.SimpleQueue,
+                 push_back: Callable) -> None:
+        """End the pops that lost the race, giving back what they took."""
+        try:
+            for blocker in pending:
+                blocker.unblock()
+            while pending:
+                try:
+                    blocker, result = results.get(timeout=UNBLOCK_RETRY)
+                except queue.Empty:
+                    # An UNBLOCK that came before its pop began: again.
+                    for blocker in pending:
+                        blocker.unblock()
+                    continue
+                pending.discard(blocker)
+                got = self._outcome(blocker.shard, result)
+                if got is not None:
+                    push_back(*got)
+        finally:
+            self.on_free(self)
 
     def close(self) -> None:
         for blocker in self.blockers.values():
             blocker.close()
+
+
+class _Drainer:
+    """The thread that releases the losing pops of waits on several shards."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=self._serve, daemon=True,
+                         name="channels-redis-drainer").start()
+
+    def submit(self, function: Callable, *args: Any) -> None:
+        self.jobs.put((function, args))
+
+    def _serve(self) -> None:
+        while True:
+            function, args = self.jobs.get()
+            try:
+                function(*args)
+            except Exception:
+                logger.exception("Could not release a wait on Redis shards")
+
+
+_the_drainer: _Drainer | None = None
+_drainer_lock = threading.Lock()
+
+
+def _drainer() -> _Drainer:
+    """This process's drainer (a forked child starts its own)."""
+    global _the_drainer
+    if _the_drainer is None or _the_drainer.pid != os.getpid():
+        with _drainer_lock:
+            if _the_drainer is None or _the_drainer.pid != os.getpid():
+                _the_drainer = _Drainer()
+    return _the_drainer
