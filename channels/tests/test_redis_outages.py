@@ -4,6 +4,8 @@ its own servers, since it stops them."""
 
 import os
 import shutil
+import socket
+import subprocess
 import tempfile
 import threading
 import time
@@ -220,7 +222,7 @@ class RefusalTests(OutageTestCase):
 
 class AddressFormTests(SimpleTestCase):
     """HOSTS forms against real servers: a password, a database number, a
-    Unix socket."""
+    Unix socket, TLS."""
 
     def test_password_and_database(self):
         server = RedisServer("--requirepass", "s3cret").start()
@@ -253,3 +255,34 @@ class AddressFormTests(SimpleTestCase):
         client = server.client(db=2)
         self.addCleanup(client.close)
         self.assertEqual(client.dbsize(), 0)  # read: nothing left
+
+    def test_tls(self):
+        if shutil.which("openssl") is None:
+            self.skipTest("openssl is needed to make a certificate")
+        directory = tempfile.mkdtemp(prefix="channels-redis-tls-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        ca, cert, key = (os.path.join(directory, name) for name in ("ca.pem", "cert.pem",
+                                                                     "key.pem"))
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+             "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+             "-keyout", key, "-out", cert],
+            check=True, capture_output=True)
+        shutil.copy(cert, ca)  # self-signed: its own authority
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            tls_port = probe.getsockname()[1]
+        server = RedisServer("--tls-port", str(tls_port), "--tls-cert-file", cert,
+                             "--tls-key-file", key, "--tls-ca-cert-file", ca,
+                             "--tls-auth-clients", "no").start()
+        self.addCleanup(server.cleanup)
+        url = f"rediss://127.0.0.1:{tls_port}?ssl_ca_certs={ca}&ssl_cert_reqs=required"
+        backend = redis_backend([], hosts=[url])
+        self.addCleanup(backend.close)
+        threading.Timer(0.05, backend.send, ("q", {"secure": True})).start()
+        self.assertEqual(backend.receive_many_blocking(["q"], 2), ("q", {"secure": True}))
+        # A server whose certificate the client does not trust is refused.
+        untrusting = redis_backend([], hosts=[f"rediss://127.0.0.1:{tls_port}"])
+        self.addCleanup(untrusting.close)
+        with self.assertRaises(ChannelBackendUnavailable):
+            untrusting.send("q", {})
