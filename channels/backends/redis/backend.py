@@ -528,41 +528,68 @@ class RedisChannelBackend(BaseChannelBackend):
         return targets
 
     def _send_group(self, group, data):
-        # Where the members' messages go is remembered with the group's
-        # version, as members mostly stay the same from one message to the
-        # next: then only the version travels.
-        known = self._group_targets.get(group)
-        reply = self._members(group, known[0] if known else b"")
-        if len(reply) == 1:
-            targets = known[1]
-        else:
-            targets = self._targets(reply[1])
-            if len(self._group_targets) >= 1024:
-                self._group_targets.clear()
-            self._group_targets[group] = (reply[0], targets)
-        if not targets:
-            return
-        targets = dict(targets)
-        normal = targets.pop(None, None)
-        if normal is not None:
-            # Normal channels (rare in a group) go with the next shard's.
-            index = self._spread()[0].index
-            here = targets.get(index, {"inboxes": {}, "lists": []})
-            targets[index] = {"inboxes": here["inboxes"], "lists": here["lists"] + normal["lists"]}
+        """One call per shard with members, the group's own first. Where the
+        members' messages go is remembered with the group's version, as
+        members mostly stay the same from one message to the next: the call
+        to the group's shard checks the version and sends in one go, and
+        only when the members changed does it answer them instead, to be
+        routed again."""
         now = self._now_ms()
+        home = self.placement.group_shard(group)
+        known = self._group_targets.get(group)
+        sent_home = False
+        if known is None:
+            targets = self._remember(group, self._members(group))
+            normal = self._normal(targets)
+        else:
+            targets = known[1]
+            normal = self._normal(targets)
+            check = ["g", *self._group_keys(group), known[0], secrets.token_hex(8)]
+            changed = self._group_send(home, targets, now, data, check, normal)
+            if changed is None:
+                sent_home = True
+            else:
+                targets = self._remember(group, changed)
+                normal = self._normal(targets)
+        shards = {index for index in targets if index is not None} | {normal}
+        shards.discard(None)
+        if sent_home:
+            shards.discard(home)
         error = None
-        for index, target in targets.items():
-            args: list = [now, self._expiry_ms, now + self._expiry_ms, data]
-            for (inbox, capacity), names in target["inboxes"].items():
-                args += ["i", *self._inbox_keys(inbox), capacity, names]
-            for channel, capacity in target["lists"]:
-                args += ["l", self._list_key(channel), channel, capacity]
+        for index in sorted(shards):
             try:
-                self.shards[index].script("GROUP_SEND", [], args)
+                self._group_send(index, targets, now, data, normal=normal)
             except ChannelBackendUnavailable as exc:
                 error = exc  # the other shards' members still get it
         if error is not None:
             raise error
+
+    def _normal(self, targets: dict) -> int | None:
+        """The shard for a group's normal channels (rare in a group): the
+        next in turn."""
+        return self._spread()[0].index if None in targets else None
+
+    def _remember(self, group: str, reply: list[bytes]) -> dict:
+        targets = self._targets(reply[1])
+        if len(self._group_targets) >= 1024:
+            self._group_targets.clear()
+        self._group_targets[group] = (reply[0], targets)
+        return targets
+
+    def _group_send(self, index: int, targets: dict, now: int, data: bytes,
+                    check: list | None = None, normal: int | None = None) -> list | None:
+        """Send to the members on shard ``index``, and to the normal
+        channels if ``normal`` is that shard; see GROUP_SEND for ``check``."""
+        args: list = [now, self._expiry_ms, now + self._expiry_ms, data, *(check or [""])]
+        target = targets.get(index, {})
+        for (inbox, capacity), names in target.get("inboxes", {}).items():
+            args += ["i", *self._inbox_keys(inbox), capacity, names]
+        lists = list(target.get("lists", ()))
+        if index == normal:
+            lists += targets[None]["lists"]
+        for channel, capacity in lists:
+            args += ["l", self._list_key(channel), channel, capacity]
+        return self.shards[index].script("GROUP_SEND", [], args)
 
     # Locks.
 

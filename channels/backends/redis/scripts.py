@@ -257,26 +257,41 @@ if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 and redis.call('EXISTS', KEYS[2]) =
 end
 """
 
-# KEYS: group, version. ARGV: now, known version, new version. Drops
-# expired members; returns {version} if the caller knows it, else
-# {version, the live members space-separated} (names have no spaces).
-GROUP_MEMBERS = r"""
-if redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1]) > 0
-    and redis.call('EXISTS', KEYS[2]) == 1 then
-  redis.call('SET', KEYS[2], ARGV[3], 'KEEPTTL')
+# Drops a group's expired members; nil if the caller knows its version,
+# else {version, the live members space-separated} (names have no spaces).
+_GROUP_MEMBERS = r"""
+local function group_members(group, version_key, now, known, fresh)
+  if redis.call('ZREMRANGEBYSCORE', group, '-inf', now) > 0
+      and redis.call('EXISTS', version_key) == 1 then
+    redis.call('SET', version_key, fresh, 'KEEPTTL')
+  end
+  local version = redis.call('GET', version_key) or ''
+  if version ~= '' and version == known then return nil end
+  return {version, table.concat(redis.call('ZRANGE', group, 0, -1), ' ')}
 end
-local version = redis.call('GET', KEYS[2]) or ''
-if version ~= '' and version == ARGV[2] then return {version} end
-return {version, table.concat(redis.call('ZRANGE', KEYS[1], 0, -1), ' ')}
+"""
+
+# KEYS: group, version. ARGV: now, known version, new version.
+GROUP_MEMBERS = _GROUP_MEMBERS + r"""
+return group_members(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3]) or {ARGV[2]}
 """
 
 # Pushes one group message to every member on this shard, skipping full
-# ones. ARGV: now, ttl, expires, data, then per target: 'i', list, counts,
-# capacity, members (an inbox and its members' names, comma-separated), or
-# 'l', list, channel, capacity (a channel's own list).
-GROUP_SEND = _LIBRARY + r"""
+# ones. ARGV: now, ttl, expires, data; then, on the group's own shard, 'g',
+# group, version key, known version, new version ('' elsewhere): if the
+# members changed since the known version, nothing is sent and the reply is
+# that of GROUP_MEMBERS, for the caller to route them again; then per
+# target: 'i', list, counts, capacity, members (an inbox and its members'
+# names, comma-separated), or 'l', list, channel, capacity (a channel's own
+# list).
+GROUP_SEND = _LIBRARY + _GROUP_MEMBERS + r"""
 local now, ttl, head, data = tonumber(ARGV[1]), ARGV[2], ARGV[3] .. ' ', ' ' .. ARGV[4]
-local i = 5
+local i = 6
+if ARGV[5] == 'g' then
+  local changed = group_members(ARGV[6], ARGV[7], ARGV[1], ARGV[8], ARGV[9])
+  if changed then return changed end
+  i = 10
+end
 while i <= #ARGV do
   local kind, key, third, capacity = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
   if kind == 'l' then
