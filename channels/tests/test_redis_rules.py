@@ -464,6 +464,16 @@ class GroupTests(RedisTestCase):
         time.sleep(0.06)
         self.assertEqual(backend.receive_batch([wildcard], limit=10, timeout=0), [])
 
+    def test_flush_drops_messages_not_yet_handed_out(self):
+        backend = self.make_backend()
+        for _ in range(3):
+            backend.group_add("room", new_name("!websocket.send"))
+        backend.send_group("room", {})
+        wildcard = process_wildcard("!websocket.send")
+        self.assertEqual(len(backend.receive_batch([wildcard], limit=1, timeout=0)), 1)
+        backend.flush()
+        self.assertEqual(backend.receive_batch([wildcard], limit=10, timeout=0), [])
+
     def test_group_messages_count_against_an_inbox(self):
         backend = self.make_backend(channel_capacity={"!*": 2})
         member, bystander = new_name("!websocket.send"), new_name("!websocket.send")

@@ -606,7 +606,11 @@ class RedisChannelBackend(BaseChannelBackend):
 
     def flush(self):
         """Delete every key under PREFIX on every shard (with an empty PREFIX,
-        every key of the database)."""
+        every key of the database), and the members' messages of group
+        messages that this process took but has not handed out yet."""
+        with self._lock:
+            self._waiting.clear()
+        self._group_targets.clear()
         pattern = "".join("\\" + c if c in "*?[]\\" else c for c in self.prefix) + "*"
         for shard in self.shards:
             cursor = 0
