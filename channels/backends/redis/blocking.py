@@ -25,6 +25,8 @@ logger = logging.getLogger("channels.backends.redis")
 
 # How often to repeat an UNBLOCK that came before its pop had started.
 UNBLOCK_RETRY = 0.002
+# What a pop cancelled before it was sent returns.
+CANCELLED = object()
 
 
 class Blocker:
@@ -40,7 +42,8 @@ class Blocker:
 
     def pop(self, keys: list[str], timeout: float) -> list | None | Exception:
         """BLPOP ``keys`` for ``timeout`` seconds (0: no limit): ``[key,
-        message]``, None if nothing came, or the connection error."""
+        message]``, None if nothing came, CANCELLED if it was released
+        before it began, or the connection error."""
         for attempt in range(2):
             fresh = self.client_id is None
             try:
@@ -49,7 +52,7 @@ class Blocker:
                     self.connection.send_command("CLIENT", "ID")
                     self.client_id = self.connection.read_response()
                 if self.cancelled:
-                    return None
+                    return CANCELLED
                 self.connection.send_command("BLPOP", *keys, f"{timeout:.3f}")
                 return self.connection.read_response()
             except CONNECTION_ERRORS as exc:
@@ -119,7 +122,9 @@ class BlockerSet:
         shard failed."""
         if len(plan) == 1:
             ((shard, keys),) = plan.items()
-            result = self.blocker(shard).pop(keys, timeout)
+            blocker = self.blocker(shard)
+            blocker.cancelled = False
+            result = blocker.pop(keys, timeout)
             self.on_free(self)
             return self._outcome(shard, result, raise_error=True)
         results: queue.SimpleQueue = queue.SimpleQueue()
@@ -154,6 +159,8 @@ class BlockerSet:
             shard.failed(result)
             if raise_error:
                 raise shard.unavailable(result) from result
+            return None
+        if result is CANCELLED:  # never reached the server: tells nothing
             return None
         if shard.down:
             shard.recovered()
