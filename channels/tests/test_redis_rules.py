@@ -19,6 +19,7 @@ from channels.backends.redis.sharding import Placement, jump_hash, name_hash, sh
 from channels.exceptions import ChannelBackendUnavailable, ChannelFull
 from channels.names import new_name, process_wildcard
 from channels.tests.redis_servers import backend_config, redis_backend, shared_servers
+from channels.tests.worker_threads import wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -33,14 +34,19 @@ def keys_of(backend, server, kind=""):
         client.close()
 
 
-def evalsha_calls(server):
-    """Scripts run on ``server`` so far (not counting NOSCRIPT answers)."""
+def command_calls(server, command):
+    """Calls of ``command`` that ``server`` ran so far (not counting those
+    it refused, such as NOSCRIPT answers)."""
     client = server.client()
     try:
-        stats = client.info("commandstats").get("cmdstat_evalsha", {})
+        stats = client.info("commandstats").get(f"cmdstat_{command}", {})
         return stats.get("calls", 0) - stats.get("failed_calls", 0)
     finally:
         client.close()
+
+
+def evalsha_calls(server):
+    return command_calls(server, "evalsha")
 
 
 class RedisTestCase(SimpleTestCase):
@@ -564,6 +570,19 @@ class WaitingOnSeveralShardsTests(RedisTestCase):
             got = sorted(m["n"] for _, m in [first, *rest] if m is not None)
             self.assertEqual(got, [1, 2, 3], round_)
             self.assertEqual(other.receive_many(["q", "!fixed.1", "!fixed.2"]), (None, None))
+
+    def test_a_wait_on_one_shard_after_a_wait_on_several(self):
+        """Connections released after one wait still wait the next time."""
+        backend = self.make_backend()
+        for _ in range(3):
+            threading.Timer(0.02, backend.send, ("!fixed.2", {})).start()
+            self.assertEqual(backend.receive_many_blocking(["!fixed.0", "!fixed.2", "!fixed.6"],
+                                                           2)[0], "!fixed.2")
+            wait_for(lambda: backend._blocker_sets)  # the other pops were released
+            before = command_calls(self.servers[0], "blpop")
+            self.assertEqual(backend.receive_many_blocking(["!fixed.0"], 0.2), (None, None))
+            # One wait on Redis, not a loop of waits cancelled at once.
+            self.assertEqual(command_calls(self.servers[0], "blpop") - before, 1)
 
     def test_idle_listener_outlives_redis_py_socket_timeout(self):
         backend = self.make_backend()
