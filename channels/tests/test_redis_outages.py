@@ -286,3 +286,26 @@ class AddressFormTests(SimpleTestCase):
         self.addCleanup(untrusting.close)
         with self.assertRaises(ChannelBackendUnavailable):
             untrusting.send("q", {})
+
+
+class SendManyOutageTests(OutageTestCase):
+    def test_normal_messages_go_around_a_shard_that_just_died(self):
+        backend = self.make_backend(capacity=1000)
+        backend.send_many([("q", {"n": -1})])  # connections made everywhere
+        self.servers[0].stop()
+        # Whichever shard is next in turn, nothing is lost or reported lost.
+        for n in range(6):
+            self.assertEqual(backend.send_many([("q", {"n": n}), ("q", {"n": n + 100})]), [])
+        got = set()
+        while (message := backend.receive_many_blocking(["q"], 0.2))[0] is not None:
+            got.add(message[1]["n"])
+        self.assertTrue(set(range(6)) | set(range(100, 106)) <= got)
+
+    def test_response_messages_on_a_dead_shard_are_reported(self):
+        backend = self.make_backend()
+        dead, alive = on_shard(backend, 1), on_shard(backend, 2)
+        self.servers[1].stop()
+        with self.assertRaises(ChannelBackendUnavailable):
+            backend.send_many([(alive, {}), (dead, {}), ("q", {})])
+        self.assertEqual(backend.receive_many([alive]), (alive, {}))
+        self.assertEqual(backend.receive_many_blocking(["q"], 0.5), ("q", {}))

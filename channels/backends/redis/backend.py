@@ -191,16 +191,16 @@ class RedisChannelBackend(BaseChannelBackend):
             if not self.shards[index].script("SEND", keys, args):
                 raise ChannelFull(f"Channel {channel!r} is full")
             return
-        error = None
+        full = unreachable = None
         for shard in self._spread():
             try:
                 if shard.script("SEND", keys, args):
                     return
             except ChannelBackendUnavailable as exc:
-                error = exc
+                unreachable = exc
                 continue
-            error = ChannelFull(f"Channel {channel!r} is full")
-        raise error
+            full = ChannelFull(f"Channel {channel!r} is full")
+        raise full or unreachable
 
     def _requeue(self, channel, data):
         index, keys = self._target(channel)
@@ -231,20 +231,22 @@ class RedisChannelBackend(BaseChannelBackend):
             args.append([keys[0], keys[1] if len(keys) > 1 else "",
                          self._entry(channel, data, now), channel, self.capacity_for(channel)])
         normal = batches.pop(None, [])
+        retry = set(normal)
         spread = self._spread() if normal else []
         if normal:
             batches[spread[0].index] += normal
         full: list[int] = []
-        error = None
+        error = unreached = None  # messages to home shards / normal ones not sent
         for index, positions in batches.items():
             try:
                 full += self._send_batch(self.shards[index], positions, args, now)
             except ChannelBackendUnavailable as exc:
-                error = exc
+                if any(position not in retry for position in positions):
+                    error = exc
                 if normal and index == spread[0].index:
-                    full += normal  # the others may take them below
+                    full += normal  # the other shards may take them below
+                    unreached = exc
         if normal:
-            retry = set(normal)
             left = [position for position in full if position in retry]
             full = [position for position in full if position not in retry]
             for shard in spread[1:]:
@@ -252,8 +254,11 @@ class RedisChannelBackend(BaseChannelBackend):
                     break
                 try:
                     left = self._send_batch(shard, left, args, now)
-                except ChannelBackendUnavailable as exc:
-                    error = exc
+                    unreached = None  # a shard answered: what is left was full
+                except ChannelBackendUnavailable:
+                    pass
+            if left and unreached is not None:
+                error = error or unreached
             full += left
         if error is not None:
             raise error
