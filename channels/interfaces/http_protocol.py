@@ -235,7 +235,8 @@ class HttpProtocol(Protocol):
     def response_done(self) -> None:
         """The response is complete: next request, or close."""
         self.request = None
-        if self.conn.our_state is h11.MUST_CLOSE or self.conn.their_state is not h11.DONE:
+        if (self.conn.our_state is h11.MUST_CLOSE or self.conn.their_state is not h11.DONE
+                or self.server.stopping):
             self.cancel_timer()
             self.transport.loseConnection()
             return

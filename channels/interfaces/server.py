@@ -79,6 +79,7 @@ class ChannelServer:
         self.websockets: set[ChannelWebSocketProtocol] = set()
         self.ports: list[Any] = []
         self.started = False
+        self.stopping = False
 
     def websocket_factory(self) -> WebSocketServerFactory:
         config = self.config
@@ -149,6 +150,7 @@ class ChannelServer:
     def shutdown(self, grace: float = 5.0):
         """Stop accepting, close every connection, and fire once their
         disconnect messages are in the backend's hands."""
+        self.stopping = True
         yield defer.DeferredList([defer.maybeDeferred(p.stopListening) for p in self.ports])
         self.ports = []
         self.keepalive.stop()
@@ -158,7 +160,8 @@ class ChannelServer:
             else:
                 websocket.dropConnection(abort=True)
         for http in list(self.http_connections):
-            if http.request is None or not http.request.response_started:
+            # Requests in progress get the grace period to be answered.
+            if http.request is None:
                 http.transport.loseConnection()
         # Give clients a moment to answer the close frames.
         deadline = self.reactor.seconds() + grace
