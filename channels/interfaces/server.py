@@ -80,6 +80,7 @@ class ChannelServer:
         self.ports: list[Any] = []
         self.started = False
         self.stopping = False
+        self._last_frame = None
 
     def websocket_factory(self) -> WebSocketServerFactory:
         config = self.config
@@ -120,6 +121,18 @@ class ChannelServer:
         listening = self.reactor.listenUNIX(path, HttpFactory(self))
         self.ports.append(listening)
         return listening
+
+    def prepared_frame(self, payload: str | bytes, binary: bool) -> Any:
+        """The frame for ``payload``, framed once for a run of sockets that
+        get the same message (a group message arrives as one message per
+        member, one after the other in a batch)."""
+        last = self._last_frame
+        if last is not None and last[1] is binary and last[0] == payload:
+            return last[2]
+        data = payload if binary else payload.encode("utf-8")
+        prepared = self.ws_factory.prepareMessage(data, binary)
+        self._last_frame = (payload, binary, prepared)
+        return prepared
 
     def new_body_channel(self) -> str:
         return names.new_name("http.request.body")

@@ -123,10 +123,10 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
             return
         text = content.get("text")
         if text is not None:
-            self.sendMessage(text.encode("utf-8"), isBinary=False)
+            self.sendPreparedMessage(self.server.prepared_frame(text, False))
         data = content.get("bytes")
         if data is not None:
-            self.sendMessage(data, isBinary=True)
+            self.sendPreparedMessage(self.server.prepared_frame(data, True))
         close = content.get("close")
         if close not in (None, False):
             code = 1000 if close is True else close

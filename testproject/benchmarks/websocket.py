@@ -101,7 +101,7 @@ def broadcast(sockets, trigger, rounds: int = 10) -> list[float]:
 def idle_memory(pid: int, port: int, path: str, count: int, hold: float) -> float:
     """KiB of server memory per open idle socket."""
     before = rss_kib(pid)
-    sockets = client.open_sockets(port, path, count)
+    sockets = client.open_sockets(port, path, count, batch=50)
     try:
         time.sleep(hold)
         after = rss_kib(pid)
