@@ -190,6 +190,8 @@ class HttpProtocol(Protocol):
             event.target, request.headers, request.client, self.local, scheme)
         protocol = ChannelWebSocketProtocol(self.server, scope)
         protocol.factory = self.server.ws_factory
+        if self.server.access_log is not None:
+            protocol.request_line = (event.target, event.http_version)
         transport = self.transport
         self.server.connection_switched(self, protocol)
         transport.protocol = protocol

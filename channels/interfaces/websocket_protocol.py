@@ -44,6 +44,8 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
         self.early_frames: list[dict] | None = None
         self.opened = False
         self.connect_sent = False
+        # (target, http_version) for the access log, when there is one.
+        self.request_line: tuple[bytes, bytes] | None = None
 
     # Handshake.
 
@@ -96,7 +98,17 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
             self.decision_timer = None
         return decision
 
+    def failHandshake(self, reason, code=400, responseHeaders=None):
+        self.log_access(code)
+        super().failHandshake(reason, code, responseHeaders)
+
+    def log_access(self, status: int) -> None:
+        if self.request_line is not None:
+            target, version = self.request_line
+            self.server.access_log.log(self.scope["client"], b"GET", target, version, status, 0)
+
     def onOpen(self):
+        self.log_access(101)
         self.opened = True
         self.server.keepalive.add(self)
         frames, self.early_frames = self.early_frames, None

@@ -4,8 +4,10 @@ going away and coming back, backpressure, and ordering under four workers."""
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -62,6 +64,29 @@ class RunWsServerTests(SimpleTestCase):
             self.assertEqual(process.wait(10), 0, process.stdout.read())
             wait_for(lambda: seen["disconnect"])
         self.assertEqual(seen["disconnect"][0]["code"], 1001)
+
+
+    def test_unix_socket(self):
+        config, backend = make_backend(self, shared_servers(1))
+        env = dict(os.environ, CHANNELS_TEST_BACKEND=json.dumps(config), PYTHONPATH=REPO,
+                   DJANGO_SETTINGS_MODULE="channels.tests.interface_redis_settings")
+        path = os.path.join(tempfile.mkdtemp(), "ws.sock")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "django", "runwsserver", "--unix-socket", path],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.addCleanup(process.kill)
+        self.assertIn(f"unix:{path}", process.stdout.readline())
+        with worker_threads(backend, backend.registry.all_channel_names(), 1), \
+                socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(5)
+            sock.connect(path)
+            sock.sendall(b"GET /x/ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            response = b""
+            while chunk := sock.recv(65536):
+                response += chunk
+        self.assertTrue(response.startswith(b"HTTP/1.1 200 "), response)
+        process.send_signal(signal.SIGTERM)
+        self.assertEqual(process.wait(10), 0)
 
 
 class RedisOutageTests(SimpleTestCase):
