@@ -18,6 +18,7 @@ from channels.backends.memory import InMemoryChannelBackend
 from channels.exceptions import ChannelBackendUnavailable
 from channels.interfaces.http_messages import BODY_CHUNK_SIZE
 from channels.interfaces.wsgi import WSGIAdapter, application
+from channels.replies import receiver_for
 from channels.testing import ChannelTestCase
 from channels.tests.http_views import BIG_SIZE
 from channels.tests.processes import django_env, start_gunicorn, start_worker
@@ -76,7 +77,6 @@ class UnreachableBackend(InMemoryChannelBackend):
 class AdapterTests(ChannelTestCase):
     def setUp(self):
         self.app = WSGIAdapter()
-        self.addCleanup(self.app.close)
 
     def serve(self, *args, **kwargs):
         with worker_threads(self.get_backend(), ["http.request"], 1):
@@ -147,10 +147,10 @@ class AdapterTests(ChannelTestCase):
         backend = self.get_backend()
         with worker_threads(backend, ["http.request"], 1):
             result = Result(self.app, environ_for(target="/stream/"), iterate=False)
-        receiver = self.app._receiver
-        self.assertEqual(len(receiver._waiting), 1)
+        receiver = receiver_for(backend)
+        self.assertEqual(receiver.waiting, 1)
         result.body_iter.close()  # the client left before any content
-        self.assertEqual(receiver._waiting, {})
+        self.assertEqual(receiver.waiting, 0)
         _, message = backend.receive_many(["http.disconnect"])
         self.assertEqual(message["path"], "/stream/")
 
@@ -163,14 +163,13 @@ class AdapterTests(ChannelTestCase):
 class ConcurrencyTests(ChannelTestCase):
     def test_concurrent_requests_each_get_their_own_response(self):
         app = WSGIAdapter()
-        self.addCleanup(app.close)
         with worker_threads(self.get_backend(), ["http.request"], 2), \
                 concurrent.futures.ThreadPoolExecutor(8) as pool:
             results = list(pool.map(
                 lambda n: Result(app, environ_for(target=f"/meta/?n={n}")), range(40)))
         self.assertEqual([json.loads(r.body)["GET"] for r in results],
                          [{"n": [str(n)]} for n in range(40)])
-        self.assertEqual(app._receiver._waiting, {})
+        self.assertEqual(receiver_for(self.get_backend()).waiting, 0)
 
 
 class GunicornTests(SimpleTestCase):
