@@ -2,7 +2,7 @@
 
 Development (the default): the in-memory channel backend, everything in one
 ``runserver`` process. Production-like: ``CHANNELS_BACKEND=redis`` (with
-``REDIS_HOSTS="redis://127.0.0.1:6379/0,..."``) and ``runwsserver`` plus
+``CHANNELS_REDIS_HOSTS="redis://127.0.0.1:6379/0,..."``) and ``runwsserver`` plus
 ``runworker`` processes.
 """
 
@@ -23,6 +23,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "chat",
 ]
 
 MIDDLEWARE = [
@@ -62,12 +63,17 @@ DATABASES = {
 USE_TZ = True
 STATIC_URL = "static/"
 
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "rooms"
+LOGOUT_REDIRECT_URL = "login"
+
 if os.environ.get("CHANNELS_BACKEND") == "redis":
     CHANNEL_BACKENDS = {
         "default": {
             "BACKEND": "channels.backends.redis.RedisChannelBackend",
             "ROUTING": "testproject.routing.channel_routing",
-            "HOSTS": os.environ.get("REDIS_HOSTS", "redis://127.0.0.1:6379/0").split(","),
+            "HOSTS": os.environ.get(
+                "CHANNELS_REDIS_HOSTS", "redis://127.0.0.1:6379/0").split(","),
         }
     }
 else:

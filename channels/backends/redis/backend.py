@@ -195,7 +195,8 @@ class RedisChannelBackend(BaseChannelBackend):
 
     def _send_many(self, messages):
         """One script call per shard for the whole batch; a normal channel's
-        messages all go to one shard, in order."""
+        messages all go with those of the next shard in turn, in order, and
+        only the ones it finds full or cannot take try the other shards."""
         now = self._now_ms()
         batches: dict[int | None, list[int]] = defaultdict(list)
         args: list[list] = []
@@ -204,28 +205,31 @@ class RedisChannelBackend(BaseChannelBackend):
             batches[index].append(position)
             args.append([keys[0], keys[1] if len(keys) > 1 else "",
                          self._entry(channel, data, now), channel, self.capacity_for(channel)])
+        normal = batches.pop(None, [])
+        spread = self._spread() if normal else []
+        if normal:
+            batches[spread[0].index] += normal
         full: list[int] = []
         error = None
-        normal = batches.pop(None, [])
         for index, positions in batches.items():
             try:
                 full += self._send_batch(self.shards[index], positions, args, now)
             except ChannelBackendUnavailable as exc:
                 error = exc
+                if normal and index == spread[0].index:
+                    full += normal  # the others may take them below
         if normal:
-            try:
-                shards = self._spread()
-            except ChannelBackendUnavailable as exc:
-                shards, error = [], exc
-            for shard in shards:
+            retry = set(normal)
+            left = [position for position in full if position in retry]
+            full = [position for position in full if position not in retry]
+            for shard in spread[1:]:
+                if not left:
+                    break
                 try:
-                    normal = self._send_batch(shard, normal, args, now)
+                    left = self._send_batch(shard, left, args, now)
                 except ChannelBackendUnavailable as exc:
                     error = exc
-                    continue
-                if not normal:
-                    break
-            full += normal
+            full += left
         if error is not None:
             raise error
         return [messages[position][0] for position in sorted(full)]

@@ -32,7 +32,9 @@ MAX_BACKOFF = 2.0
 MAX_IDLE_CONNECTIONS = 64
 
 # Errors that mean "this server cannot be reached now", as opposed to a bug.
-CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
+# (InvalidResponse: something that is not Redis answers on that port.)
+CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError,
+                     redis.exceptions.InvalidResponse)
 
 
 def connection_options(address: ShardAddress, **overrides: Any) -> dict[str, Any]:

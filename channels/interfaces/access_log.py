@@ -1,0 +1,21 @@
+"""Access log lines in the common log format, one per response or handshake."""
+
+from __future__ import annotations
+
+import time
+from typing import IO
+
+
+class AccessLog:
+    def __init__(self, stream: IO[str]):
+        self.stream = stream
+
+    def log(self, client: list | None, method: bytes, target: bytes, version: bytes,
+            status: int, size: int) -> None:
+        host = client[0] if client else "-"
+        when = time.strftime("%d/%b/%Y:%H:%M:%S %z")
+        request = f"{method.decode('latin-1')} {target.decode('latin-1')} HTTP/{version.decode()}"
+        self.stream.write(f'{host} - - [{when}] "{request}" {status} {size or "-"}\n')
+
+    def flush(self) -> None:
+        self.stream.flush()

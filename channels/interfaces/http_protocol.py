@@ -1,0 +1,421 @@
+"""HTTP/1.1 on one connection, parsed by h11, and the switch to WebSocket.
+
+Every connection starts here. Requests become ``http.request`` messages
+(bodies over one chunk follow on a body channel as they arrive, so a 20 MB
+upload never sits in memory whole); response messages are written as they
+come, chunked when they stream. An upgrade request on any path hands the
+socket to the WebSocket protocol, and this object is dropped: an idle
+WebSocket carries no HTTP state.
+
+One timer at a time watches the client or the worker, whichever is awaited:
+the request head (408), a body that stalls (408), the response (504), or an
+idle keep-alive connection (closed).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import h11
+from twisted.internet.protocol import Protocol
+
+from channels.exceptions import ChannelFull
+from channels.interfaces import http_messages
+from channels.interfaces.security import forwarded_client, forwarded_secure
+from channels.interfaces.websocket_protocol import ChannelWebSocketProtocol
+
+if TYPE_CHECKING:
+    from channels.interfaces.server import ChannelServer
+
+logger = logging.getLogger("channels.server")
+
+CHUNK = http_messages.BODY_CHUNK_SIZE
+
+
+def _address(address: Any) -> list | None:
+    host = getattr(address, "host", None)
+    return None if host is None else [host, address.port]
+
+
+def _is_upgrade(headers: list[tuple[bytes, bytes]]) -> bool:
+    upgrade = connection = False
+    for name, value in headers:
+        if name == b"upgrade" and b"websocket" in value.lower():
+            upgrade = True
+        elif name == b"connection" and b"upgrade" in value.lower():
+            connection = True
+    return upgrade and connection
+
+
+class HttpProtocol(Protocol):
+    def __init__(self, server: ChannelServer):
+        self.server = server
+        self.conn = h11.Connection(
+            h11.SERVER, max_incomplete_event_size=server.config.max_header_size)
+        self.timer = None
+        self.request: Request | None = None
+        self.paused = False
+        self.idle = False
+
+    def connectionMade(self) -> None:
+        server = self.server
+        self.client = _address(self.transport.getPeer())
+        self.local = _address(self.transport.getHost())
+        self.secure = False
+        if not server.connection_opened(self):
+            self.transport.write(
+                b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n"
+                b"Connection: close\r\nContent-Length: 0\r\n\r\n")
+            self.transport.loseConnection()
+            return
+        # Idle until the first byte: a connection that never says anything
+        # is closed without an answer.
+        self.idle = True
+        self.set_timer(server.config.header_timeout, self.timed_out)
+
+    # Timers.
+
+    def set_timer(self, delay: float, callback) -> None:
+        self.cancel_timer()
+        if delay > 0:
+            self.timer = self.server.reactor.callLater(delay, callback)
+
+    def cancel_timer(self) -> None:
+        if self.timer is not None:
+            if self.timer.active():
+                self.timer.cancel()
+            self.timer = None
+
+    def timed_out(self) -> None:
+        """The client was too slow sending a request head or body."""
+        self.timer = None
+        if self.idle:
+            self.transport.loseConnection()
+        else:
+            self.send_error(408, "Request timeout")
+
+    # Incoming bytes.
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.idle:
+            # The first bytes of the next request on a kept-alive connection.
+            self.idle = False
+            self.set_timer(self.server.config.header_timeout, self.timed_out)
+        try:
+            self.conn.receive_data(data)
+        except RuntimeError:
+            # Data after we decided to close; nothing more to read.
+            return
+        self.process()
+
+    def process(self) -> None:
+        while True:
+            try:
+                event = self.conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                self.send_error(exc.error_status_hint, str(exc))
+                return
+            if event is h11.NEED_DATA:
+                return
+            if event is h11.PAUSED:
+                # A pipelined request waits for the current response.
+                if not self.paused and self.conn.their_state is not h11.MIGHT_SWITCH_PROTOCOL:
+                    self.paused = True
+                    self.transport.pauseProducing()
+                return
+            if isinstance(event, h11.Request):
+                if not self.start_request(event):
+                    return
+            elif isinstance(event, h11.Data):
+                if self.request is not None:
+                    self.request.body_received(event.data)
+            elif isinstance(event, h11.EndOfMessage):
+                request = self.request
+                if request is not None:
+                    if request.upgrade:
+                        self.switch_to_websocket(request)
+                        return
+                    request.body_received(b"", end=True)
+            elif isinstance(event, h11.ConnectionClosed):
+                return
+
+    def start_request(self, event: h11.Request) -> bool:
+        server = self.server
+        config = server.config
+        headers = list(event.headers)
+        host = None
+        for name, value in headers:
+            if name == b"host":
+                host = value.decode("latin-1")
+                break
+        client, secure = self.client, self.secure
+        if config.proxy_headers:
+            wanted = {name.decode("latin-1"): value.decode("latin-1") for name, value in headers
+                      if name.startswith(b"x-forwarded-")}
+            client = forwarded_client(wanted, client)
+            secure = forwarded_secure(wanted, secure)
+        request = Request(self, event, headers, client, secure)
+        self.request = request
+        # h11 limits only a head that arrives in pieces; one that came in a
+        # single read is measured here.
+        size = len(event.target) + sum(len(n) + len(v) + 4 for n, v in headers)
+        if size > config.max_header_size:
+            self.send_error(431, "Request header fields too large")
+            return False
+        if not server.policy.host_allowed(host):
+            self.send_error(400, "Host not allowed")
+            return False
+        if _is_upgrade(headers) and event.method == b"GET":
+            request.upgrade = True
+            return True
+        length = request.content_length()
+        if length is not None and length > config.max_body_size:
+            self.send_error(413, "Request body too large")
+            return False
+        self.set_timer(config.body_timeout, self.timed_out)
+        return True
+
+    def switch_to_websocket(self, request: Request) -> None:
+        """Hand the socket to Autobahn, replaying the handshake bytes it
+        needs to read the request itself."""
+        self.cancel_timer()
+        event = request.event
+        head = [b"GET " + event.target + b" HTTP/" + event.http_version + b"\r\n"]
+        head.extend(name + b": " + value + b"\r\n" for name, value in event.headers.raw_items())
+        head.append(b"\r\n")
+        rest = self.conn.trailing_data[0]
+        scheme = "wss" if request.secure else "ws"
+        scope = http_messages.connection_fields(
+            event.target, request.headers, request.client, self.local, scheme)
+        protocol = ChannelWebSocketProtocol(self.server, scope)
+        protocol.factory = self.server.ws_factory
+        transport = self.transport
+        self.server.connection_switched(self, protocol)
+        transport.protocol = protocol
+        protocol.makeConnection(transport)
+        protocol.dataReceived(b"".join(head) + rest)
+
+    # Responses.
+
+    def send_error(self, status: int, text: str, retry_after: bool = False) -> None:
+        """Answer with a plain-text error and close, whatever state the
+        request is in (the status line may already be out: then just close)."""
+        if self.request is not None:
+            self.request.finished()
+        if self.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+            body = f"{status} {text}\n".encode()
+            headers = [(b"content-type", b"text/plain; charset=utf-8"),
+                       (b"content-length", str(len(body)).encode()),
+                       (b"connection", b"close")]
+            if retry_after:
+                headers.append((b"retry-after", b"1"))
+            try:
+                self.write(h11.Response(status_code=status, headers=headers))
+                self.write(h11.Data(data=body))
+                self.write(h11.EndOfMessage())
+            except h11.LocalProtocolError:
+                pass
+            self.log_access(status, len(body))
+        self.cancel_timer()
+        self.transport.loseConnection()
+
+    def write(self, event) -> None:
+        data = self.conn.send(event)
+        if data:
+            self.transport.write(data)
+
+    def log_access(self, status: int, size: int) -> None:
+        request = self.request
+        if request is not None and self.server.access_log is not None:
+            self.server.access_log.log(request.client, request.event.method,
+                                       request.event.target, request.event.http_version,
+                                       status, size)
+
+    def response_done(self) -> None:
+        """The response is complete: next request, or close."""
+        self.request = None
+        if self.conn.our_state is h11.MUST_CLOSE or self.conn.their_state is not h11.DONE:
+            self.cancel_timer()
+            self.transport.loseConnection()
+            return
+        self.conn.start_next_cycle()
+        self.idle = True
+        self.set_timer(self.server.config.keepalive_timeout, self.timed_out)
+        if self.paused:
+            self.paused = False
+            self.transport.resumeProducing()
+        self.process()
+
+    def connectionLost(self, reason=None) -> None:
+        self.cancel_timer()
+        if self.request is not None:
+            self.request.client_left()
+            self.request = None
+        self.server.connection_closed(self)
+
+
+class Request:
+    """One request and its response, on one HTTP connection."""
+
+    def __init__(self, protocol: HttpProtocol, event: h11.Request,
+                 headers: list[tuple[bytes, bytes]], client: list | None, secure: bool):
+        self.protocol = protocol
+        self.event = event
+        self.headers = headers
+        self.client = client
+        self.secure = secure
+        self.upgrade = False
+        self.buffer: list[bytes] = []
+        self.buffered = 0
+        self.received = 0
+        self.reply_channel: str | None = None
+        self.body_channel: str | None = None
+        self.path = ""
+        self.response_started = False
+        self.sent_bytes = 0
+        self.status = 0
+        self.done = False
+
+    def content_length(self) -> int | None:
+        for name, value in self.headers:
+            if name == b"content-length":
+                return int(value)
+        return None
+
+    # Body, client → worker.
+
+    def body_received(self, data: bytes, end: bool = False) -> None:
+        if self.done:
+            return
+        protocol = self.protocol
+        config = protocol.server.config
+        self.received += len(data)
+        if self.received > config.max_body_size:
+            protocol.send_error(413, "Request body too large")
+            return
+        if data:
+            self.buffer.append(data)
+            self.buffered += len(data)
+        if end:
+            protocol.set_timer(config.http_timeout, self.response_timed_out)
+        elif protocol.timer is not None:
+            protocol.timer.reset(config.body_timeout)
+        if self.reply_channel is None:
+            if end or self.buffered > CHUNK:
+                self.send_request(end)
+        else:
+            self.send_body(end)
+
+    def take(self, size: int) -> bytes:
+        data = b"".join(self.buffer)
+        first, rest = data[:size], data[size:]
+        self.buffer = [rest] if rest else []
+        self.buffered = len(rest)
+        return first
+
+    def send_request(self, end: bool) -> None:
+        protocol = self.protocol
+        server = protocol.server
+        event = self.event
+        self.reply_channel = server.layer.new_reply_channel("!http.response", self.on_reply)
+        body = self.take(CHUNK)
+        if not end or self.buffered:
+            self.body_channel = server.new_body_channel()
+        message = http_messages.request_message(
+            event.target, self.headers, self.client, protocol.local,
+            "https" if self.secure else "http",
+            reply_channel=self.reply_channel, method=event.method.decode("latin-1"),
+            http_version=event.http_version.decode("latin-1"), body=body,
+            body_channel=self.body_channel, root_path=server.config.root_path)
+        self.path = message["path"]
+        server.layer.send("http.request", message, self.request_failed)
+        if self.body_channel is not None:
+            self.send_body(end)
+
+    def send_body(self, end: bool) -> None:
+        """Whole chunks onto the body channel; at the end, the rest (maybe
+        empty) as the last one."""
+        send = self.protocol.server.layer.send
+        while self.buffered >= CHUNK or (end and self.buffer is not None):
+            content = self.take(CHUNK)
+            last = end and not self.buffered
+            send(self.body_channel, {"content": content, "more_content": not last},
+                 self.request_failed)
+            if last:
+                self.buffer = None
+
+    def request_failed(self, exc: Exception) -> None:
+        if self.done or self.response_started:
+            return
+        if isinstance(exc, ChannelFull):
+            self.protocol.send_error(503, "Server busy, try again", retry_after=True)
+        else:
+            self.protocol.send_error(503, "Channel layer unavailable", retry_after=True)
+
+    def response_timed_out(self) -> None:
+        self.protocol.timer = None
+        if not self.response_started:
+            self.protocol.send_error(504, "No response from a worker in time")
+
+    # Response, worker → client.
+
+    def on_reply(self, content: dict[str, Any]) -> None:
+        if self.done:
+            return
+        protocol = self.protocol
+        try:
+            if not self.response_started:
+                start = http_messages.response_start(content)
+                self.response_started = True
+                protocol.cancel_timer()
+                self.status = start.status
+                headers = start.headers
+                if not start.more_content and not any(
+                        name.lower() in (b"content-length", b"transfer-encoding")
+                        for name, _ in headers):
+                    headers = [*headers, (b"content-length", str(len(start.content)).encode())]
+                protocol.write(h11.Response(status_code=start.status, headers=headers,
+                                            reason=start.reason.encode("latin-1")))
+                data, more = start.content, start.more_content
+            else:
+                chunk = http_messages.response_chunk(content)
+                data, more = chunk.content, chunk.more_content
+            if data:
+                self.sent_bytes += len(data)
+                protocol.write(h11.Data(data=data))
+            if not more:
+                protocol.write(h11.EndOfMessage())
+        except (http_messages.MalformedResponse, h11.LocalProtocolError, ValueError) as exc:
+            logger.error("Bad response on %s: %s", self.reply_channel, exc)
+            if not self.response_started or self.conn_state_allows_error():
+                protocol.send_error(500, "Internal server error")
+            else:
+                self.finished()
+                protocol.transport.loseConnection()
+            return
+        if not more:
+            protocol.log_access(self.status, self.sent_bytes)
+            self.finished()
+            protocol.response_done()
+
+    def conn_state_allows_error(self) -> bool:
+        return self.protocol.conn.our_state is h11.SEND_RESPONSE
+
+    def finished(self) -> None:
+        if not self.done:
+            self.done = True
+            if self.reply_channel is not None:
+                self.protocol.server.layer.forget(self.reply_channel)
+
+    def client_left(self) -> None:
+        """The connection closed before the response was complete."""
+        if self.done:
+            return
+        self.finished()
+        server = self.protocol.server
+        if self.body_channel is not None and self.buffer is not None:
+            server.layer.send(self.body_channel, http_messages.closed_body_message())
+        if self.reply_channel is not None and server.disconnect_routed:
+            server.layer.send("http.disconnect", http_messages.disconnect_message(
+                self.reply_channel, self.path))

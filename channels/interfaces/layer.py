@@ -1,0 +1,236 @@
+"""The bridge between the reactor thread and the channel backend.
+
+Backend calls block (a network round trip on Redis), so none happens on the
+reactor. Sending: whatever the connections want to send during one reactor
+turn is collected and handed to a sender thread as one batch, which it sends
+with a single ``send_many`` (one round trip per shard). Receiving: one thread
+reads every response channel of this process at once through the process
+wildcards, and hands each batch it gets to the reactor with a single
+``callFromThread``. The cost per message is therefore a list append on each
+side, whatever the number of connections.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.defer import Deferred
+
+from channels import names
+from channels.backends.base import BaseChannelBackend
+from channels.exceptions import ChannelFull, InvalidMessage
+
+logger = logging.getLogger("channels.server")
+
+REPLY_PREFIXES = ("!http.response", "!websocket.send")
+
+Listener = Callable[[dict[str, Any]], None]
+# Called on the reactor with the exception when a message could not be sent.
+FailureCallback = Callable[[Exception], None] | None
+
+_STOP = object()
+
+# One bridge per backend per process: response channels are read through
+# process-wide wildcards, so two receivers on one backend would take each
+# other's replies. Touched on the reactor thread only.
+_bridges: dict[int, LayerBridge] = {}
+
+
+def acquire_bridge(backend: BaseChannelBackend, reactor: Any) -> LayerBridge:
+    """The running bridge of ``backend``, started on first use."""
+    bridge = _bridges.get(id(backend))
+    if bridge is None:
+        bridge = _bridges[id(backend)] = LayerBridge(backend, reactor)
+        bridge.start()
+    bridge.users += 1
+    return bridge
+
+
+def release_bridge(bridge: LayerBridge) -> None:
+    """Stop the bridge when its last server has stopped."""
+    bridge.users -= 1
+    if bridge.users <= 0 and _bridges.get(id(bridge.backend)) is bridge:
+        del _bridges[id(bridge.backend)]
+        bridge.stop()
+
+
+class LayerBridge:
+    """Sends and receives for every connection of one server process."""
+
+    def __init__(self, backend: BaseChannelBackend, reactor: Any,
+                 receive_limit: int = 500, poll_timeout: float = 1.0):
+        self.backend = backend
+        self.reactor = reactor
+        self.receive_limit = receive_limit
+        self.poll_timeout = poll_timeout
+        self._listeners: dict[str, Listener] = {}
+        self._pending: list[tuple[str, dict, FailureCallback]] = []
+        self._flush_call = None
+        self._outbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._stopped = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._wildcards = [names.process_wildcard(prefix) for prefix in REPLY_PREFIXES]
+        self.users = 0
+
+    def start(self) -> None:
+        for target, name in ((self._send_loop, "sender"), (self._receive_loop, "receiver")):
+            thread = threading.Thread(target=target, name=f"channels-server-{name}",
+                                      daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop both threads after what was already handed over is sent."""
+        self._flush()
+        self._stopped.set()
+        self._outbox.put(_STOP)
+        if timeout is not None:
+            for thread in self._threads:
+                thread.join(timeout)
+
+    # Reactor side.
+
+    def new_reply_channel(self, prefix: str, listener: Listener) -> str:
+        """A fresh response channel whose messages go to ``listener``."""
+        name = names.new_name(prefix)
+        self._listeners[name] = listener
+        return name
+
+    def forget(self, name: str) -> None:
+        self._listeners.pop(name, None)
+
+    def send(self, channel: str, content: dict[str, Any],
+             on_failure: FailureCallback = None) -> None:
+        """Queue a message for the next batch; ``on_failure`` hears of
+        ChannelFull or a backend error."""
+        self._pending.append((channel, content, on_failure))
+        if self._flush_call is None:
+            self._flush_call = self.reactor.callLater(0, self._flush)
+
+    def flushed(self) -> Deferred:
+        """Fires once everything queued so far has been handed to the
+        backend (used at shutdown, for the disconnect messages)."""
+        self._flush()
+        done = Deferred()
+        self._outbox.put(done)
+        return done
+
+    def _flush(self) -> None:
+        if self._flush_call is not None and self._flush_call.active():
+            self._flush_call.cancel()
+        self._flush_call = None
+        if self._pending:
+            batch, self._pending = self._pending, []
+            self._outbox.put(batch)
+
+    def _deliver(self, batch: list[tuple[str, dict]]) -> None:
+        listeners = self._listeners
+        for channel, content in batch:
+            listener = listeners.get(channel)
+            if listener is None:
+                # The connection is gone; its replies have nobody to go to.
+                continue
+            try:
+                listener(content)
+            except Exception:
+                logger.exception("Could not handle a message on %r", channel)
+
+    @staticmethod
+    def _report(failures: list[tuple[Callable, Exception]]) -> None:
+        for callback, exc in failures:
+            try:
+                callback(exc)
+            except Exception:
+                logger.exception("Send failure handler failed")
+
+    # Sender thread.
+
+    def _send_loop(self) -> None:
+        while True:
+            item = self._outbox.get()
+            batch, markers, stop = [], [], False
+            while True:
+                if item is _STOP:
+                    stop = True
+                elif isinstance(item, Deferred):
+                    markers.append(item)
+                else:
+                    batch.extend(item)
+                try:
+                    item = self._outbox.get_nowait()
+                except queue.Empty:
+                    break
+            if batch:
+                failures = self._send_batch(batch)
+                if failures:
+                    self.reactor.callFromThread(self._report, failures)
+            for marker in markers:
+                self.reactor.callFromThread(marker.callback, None)
+            if stop:
+                return
+
+    def _send_batch(self, batch):
+        try:
+            full = self.backend.send_many([(channel, content) for channel, content, _ in batch])
+        except InvalidMessage:
+            # One bad message fails the whole call before anything is sent;
+            # send one by one so that it costs only itself.
+            return self._send_each(batch)
+        except Exception as exc:
+            logger.warning("Could not send %d message(s) to backend %r: %s",
+                           len(batch), self.backend.alias, exc)
+            return [(callback, exc) for _, _, callback in batch if callback is not None]
+        if not full:
+            return []
+        # A full channel stays full for the rest of the batch, so its last
+        # n messages are the n that were refused.
+        refused = Counter(full)
+        failures = []
+        for channel, _, callback in reversed(batch):
+            if refused[channel] > 0:
+                refused[channel] -= 1
+                if callback is not None:
+                    failures.append((callback, ChannelFull(f"Channel {channel!r} is full")))
+        return failures
+
+    def _send_each(self, batch):
+        failures = []
+        for channel, content, callback in batch:
+            try:
+                self.backend.send(channel, content)
+            except Exception as exc:
+                if not isinstance(exc, ChannelFull):
+                    logger.warning("Could not send a message to %r: %s", channel, exc)
+                if callback is not None:
+                    failures.append((callback, exc))
+        return failures
+
+    # Receiver thread.
+
+    def _receive_loop(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                batch = self.backend.receive_batch(
+                    self._wildcards, self.receive_limit, self.poll_timeout)
+            except Exception as exc:
+                logger.warning("Could not receive from backend %r: %s; retrying",
+                               self.backend.alias, exc)
+                self._stopped.wait(0.5)
+                continue
+            if batch and self._stopped.is_set():
+                # A later bridge on this backend owns these now.
+                self._requeue(batch)
+            elif batch:
+                self.reactor.callFromThread(self._deliver, batch)
+
+    def _requeue(self, batch: list[tuple[str, dict]]) -> None:
+        for channel, content in reversed(batch):
+            try:
+                self.backend.requeue(channel, content)
+            except Exception:
+                logger.exception("Could not requeue a reply on %r; it is lost", channel)

@@ -1,0 +1,189 @@
+"""One WebSocket connection, spoken by Autobahn, bridged to channels.
+
+The HTTP protocol reads the upgrade request, then hands the socket to an
+instance of this class, which completes the handshake only once a worker has
+decided (``websocket.connect``), numbers what the client says (``order``)
+and turns reply-channel messages into frames.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from autobahn.twisted.websocket import WebSocketServerProtocol
+from autobahn.websocket.types import ConnectionDeny
+from twisted.internet.defer import Deferred
+
+from channels.exceptions import ChannelFull, InvalidMessage
+
+if TYPE_CHECKING:
+    from channels.interfaces.server import ChannelServer
+
+logger = logging.getLogger("channels.server")
+
+GOING_AWAY = 1001
+INTERNAL_ERROR = 1011
+TRY_AGAIN_LATER = 1013
+MESSAGE_TOO_BIG = 1009
+
+
+class ChannelWebSocketProtocol(WebSocketServerProtocol):
+    """Options (size limits, pings, timeouts) come from the server's
+    Autobahn factory, copied per instance by Autobahn; none is set on this
+    class, where a function option would become a method."""
+
+    def __init__(self, server: ChannelServer, scope: dict[str, Any]):
+        super().__init__()
+        self.server = server
+        self.scope = scope
+        self.reply_channel: str | None = None
+        self.order = 0
+        self.decision: Deferred | None = None
+        self.decision_timer = None
+        self.early_frames: list[dict] | None = None
+        self.opened = False
+        self.connect_sent = False
+
+    # Handshake.
+
+    def onConnect(self, request):
+        server = self.server
+        if not server.policy.origin_allowed(request.headers.get("origin")):
+            raise ConnectionDeny(403, "Origin not allowed")
+        self.reply_channel = server.layer.new_reply_channel("!websocket.send", self.on_reply)
+        if not server.connect_routed:
+            return None
+        message = dict(self.scope)
+        message["reply_channel"] = self.reply_channel
+        message["order"] = 0
+        self.decision = Deferred()
+        self.early_frames = []
+        self.decision_timer = server.reactor.callLater(
+            server.config.connect_timeout, self.deny, 503, "No answer from a worker in time")
+        self.connect_sent = True
+        server.layer.send("websocket.connect", message, self.connect_failed)
+        return self.decision
+
+    def connect_failed(self, exc: Exception) -> None:
+        if isinstance(exc, ChannelFull):
+            self.deny(503, "Server busy", retry_after=True)
+        else:
+            self.deny(503, "Channel layer unavailable", retry_after=True)
+
+    def deny(self, code: int, reason: str, retry_after: bool = False) -> None:
+        decision = self.take_decision()
+        if decision is None:
+            return
+        if retry_after:
+            # ConnectionDeny carries no headers: fail the handshake here and
+            # leave Autobahn's Deferred unfired (the connection is gone).
+            self.failHandshake(reason, code, [("Retry-After", "1")])
+        else:
+            decision.errback(ConnectionDeny(code, reason))
+
+    def accept(self) -> None:
+        decision = self.take_decision()
+        if decision is not None:
+            decision.callback(None)
+
+    def take_decision(self) -> Deferred | None:
+        """The pending decision, once: only the first answer counts."""
+        decision, self.decision = self.decision, None
+        if self.decision_timer is not None:
+            if self.decision_timer.active():
+                self.decision_timer.cancel()
+            self.decision_timer = None
+        return decision
+
+    def onOpen(self):
+        self.opened = True
+        self.server.keepalive.add(self)
+        frames, self.early_frames = self.early_frames, None
+        for content in frames or ():
+            self.on_reply(content)
+
+    # Replies.
+
+    def on_reply(self, content: dict[str, Any]) -> None:
+        if self.decision is not None:
+            if content.get("accept") is False or (
+                    content.get("close") not in (None, False) and not _has_frame(content)):
+                self.deny(403, "Rejected by the application")
+                return
+            if content.get("accept") or _has_frame(content) or content.get("close"):
+                self.early_frames.append(content)
+                self.accept()
+            return
+        if self.early_frames is not None:
+            # Accepted, waiting for Autobahn to finish the handshake.
+            self.early_frames.append(content)
+            return
+        if not self.opened or self.state != self.STATE_OPEN:
+            return
+        text = content.get("text")
+        if text is not None:
+            self.sendMessage(text.encode("utf-8"), isBinary=False)
+        data = content.get("bytes")
+        if data is not None:
+            self.sendMessage(data, isBinary=True)
+        close = content.get("close")
+        if close not in (None, False):
+            code = 1000 if close is True else close
+            if not isinstance(code, int) or not (code == 1000 or 3000 <= code <= 4999):
+                logger.warning("Invalid close code %r on %s; closing with 1000",
+                               close, self.reply_channel)
+                code = 1000
+            self.sendClose(code)
+
+    def close_with(self, code: int, reason: str = "") -> None:
+        """Close with a code that applications may not send themselves
+        (1001, 1011, 1013)."""
+        if self.state == self.STATE_OPEN:
+            self.sendCloseFrame(code=code, reasonUtf8=reason.encode("utf-8")[:120],
+                                isReply=False)
+
+    # What the client says.
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        self.order += 1
+        message = {"reply_channel": self.reply_channel, "path": self.scope["path"],
+                   "order": self.order}
+        if isBinary:
+            message["bytes"] = payload
+        else:
+            message["text"] = payload.decode("utf-8")
+        self.server.layer.send("websocket.receive", message, self.receive_failed)
+
+    def receive_failed(self, exc: Exception) -> None:
+        if isinstance(exc, ChannelFull):
+            self.close_with(TRY_AGAIN_LATER, "Server busy")
+        elif isinstance(exc, InvalidMessage):
+            self.close_with(MESSAGE_TOO_BIG, "Message too big")
+        else:
+            self.close_with(INTERNAL_ERROR, "Channel layer unavailable")
+
+    def keepalive(self) -> None:
+        self.server.layer.send("websocket.keepalive",
+                               {"reply_channel": self.reply_channel, "path": self.scope["path"]})
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        server = self.server
+        if wasClean and self.closedByMe and self.localCloseCode:
+            # We closed: our code says why, not the client's echo of it.
+            code = self.localCloseCode
+        self.take_decision()  # a client that left needs no answer
+        self.early_frames = None
+        server.keepalive.discard(self)
+        if self.reply_channel is not None:
+            server.layer.forget(self.reply_channel)
+            if self.connect_sent or self.opened:
+                server.layer.send("websocket.disconnect", {
+                    "reply_channel": self.reply_channel, "path": self.scope["path"],
+                    "order": self.order + 1, "code": code or 1006,
+                })
+        server.connection_closed(self)
+
+
+def _has_frame(content: dict) -> bool:
+    return content.get("text") is not None or content.get("bytes") is not None

@@ -1,0 +1,113 @@
+import re
+import sys
+
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import BaseCommand, CommandError
+
+from channels.backends import DEFAULT_CHANNEL_BACKEND, channel_backends
+
+ADDRPORT = re.compile(r"^(?:(?P<addr>\[[0-9a-fA-F:]+\]|[^:\[\]]+):)?(?P<port>\d+)$")
+
+
+class Command(BaseCommand):
+    help = ("Runs the interface server: HTTP and WebSocket on one port, turned into "
+            "messages on the channel layer for runworker processes.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("addrport", nargs="?",
+                            help="[address:]port to listen on (default 127.0.0.1:8000).")
+        parser.add_argument("--bind", "-b", help="Address to listen on.")
+        parser.add_argument("--port", "-p", type=int, help="Port to listen on (0: any free).")
+        parser.add_argument("--unix-socket", "-u", metavar="PATH",
+                            help="Listen on a Unix socket instead of TCP.")
+        parser.add_argument("--alias", default=DEFAULT_CHANNEL_BACKEND,
+                            help="Channel backend alias (default: %(default)s).")
+        parser.add_argument("--proxy-headers", action="store_true", default=None,
+                            help="Trust X-Forwarded-For/-Proto (only behind a proxy).")
+        parser.add_argument("--access-log", metavar="FILE",
+                            help="Write an access log in the common log format; '-' is stdout.")
+        parser.add_argument("--http-timeout", type=float,
+                            help="Seconds to wait for a worker's response before 504.")
+        parser.add_argument("--connect-timeout", type=float,
+                            help="Seconds to wait for a websocket.connect decision before 503.")
+        parser.add_argument("--keepalive-timeout", type=float,
+                            help="Seconds an idle keep-alive HTTP connection stays open.")
+        parser.add_argument("--ping-interval", type=float,
+                            help="Seconds between WebSocket pings (0: none).")
+        parser.add_argument("--ping-timeout", type=float,
+                            help="Seconds without a pong before a WebSocket is dropped.")
+        parser.add_argument("--max-connections", type=int,
+                            help="Open connections above which new ones get 503.")
+        parser.add_argument("--max-body-size", type=int, help="Request body limit in bytes (413).")
+        parser.add_argument("--max-message-size", type=int,
+                            help="WebSocket message limit in bytes (close 1009).")
+
+    def handle(self, *args, addrport, bind, port, unix_socket, alias, access_log, **options):
+        from twisted.internet import reactor
+
+        from channels.interfaces.config import ServerConfig
+        from channels.interfaces.server import ChannelServer
+
+        host, port = self.address(addrport, bind, port)
+        try:
+            backend = channel_backends[alias]
+            backend.registry  # noqa: B018  (a routing error fails here, not later)
+        except ImproperlyConfigured as exc:
+            raise CommandError(str(exc))
+        if backend.local_only:
+            raise CommandError(
+                f"Channel backend {alias!r} ({type(backend).__name__}) only works inside "
+                "one process, so runworker processes could not answer this server. "
+                "Configure a networked backend such as "
+                "channels.backends.redis.RedisChannelBackend, or use runserver.")
+        log_stream = None
+        if access_log == "-":
+            log_stream = self.stdout
+        elif access_log:
+            log_stream = open(access_log, "a", buffering=1)  # noqa: SIM115 (open while serving)
+        overrides = {name: options[name] for name in (
+            "proxy_headers", "http_timeout", "connect_timeout", "keepalive_timeout",
+            "ping_interval", "ping_timeout", "max_connections", "max_body_size",
+            "max_message_size")}
+        try:
+            config = ServerConfig.from_settings(access_log=log_stream, **overrides)
+        except ImproperlyConfigured as exc:
+            raise CommandError(str(exc))
+        server = ChannelServer(backend, reactor, config)
+        try:
+            if unix_socket:
+                server.listen_unix(unix_socket)
+                where = f"unix:{unix_socket}"
+            else:
+                listening = server.listen_tcp(port, host)
+                shown = f"[{host}]" if ":" in host else host
+                where = f"http://{shown}:{listening.getHost().port}/"
+        except Exception as exc:
+            raise CommandError(f"Cannot listen: {exc}")
+        # Twisted stops the reactor on SIGTERM/SIGINT and waits for this
+        # Deferred first: stop accepting, close sockets with 1001, send
+        # their disconnect messages.
+        reactor.addSystemEventTrigger("before", "shutdown", server.shutdown)
+        self.stdout.write(
+            f"Interface server listening on {where} (HTTP and WebSocket), backend "
+            f"{alias!r} ({type(backend).__name__}). Stop with SIGTERM or CONTROL-C.")
+        sys.stdout.flush()
+        reactor.run()
+        self.stdout.write("Interface server stopped.")
+
+    @staticmethod
+    def address(addrport, bind, port):
+        host, number = "127.0.0.1", 8000
+        if addrport:
+            match = ADDRPORT.match(addrport)
+            if match is None:
+                raise CommandError(f"{addrport!r} is not a port or address:port.")
+            host = (match["addr"] or host).strip("[]")
+            number = int(match["port"])
+        if bind:
+            host = bind
+        if port is not None:
+            number = port
+        if not 0 <= number <= 65535:
+            raise CommandError(f"Port {number} is out of range.")
+        return host, number

@@ -1,0 +1,92 @@
+"""Consumers behind the interface server tests, dispatched by path."""
+
+import threading
+import time
+
+from channels.backends.base import BaseChannelBackend
+
+# What websocket.disconnect / keepalive consumers saw, for assertions.
+seen: dict[str, list] = {"disconnect": [], "keepalive": [], "receive_order": []}
+seen_lock = threading.Lock()
+
+
+def ws_connect(message):
+    path = message["path"]
+    if path.startswith("/reject/"):
+        message.reply_channel.send({"accept": False})
+    elif path.startswith("/close/"):
+        message.reply_channel.send({"close": True})
+    elif path.startswith("/slow/"):
+        time.sleep(float(message["query"]["delay"][0]))
+    elif path.startswith("/hello/"):
+        message.reply_channel.send({"text": "hello " + message["query"].get("name", ["?"])[0]})
+    elif path.startswith("/fail/"):
+        raise RuntimeError("connect consumer failed")
+
+
+def ws_receive(message):
+    path = message["path"]
+    with seen_lock:
+        seen["receive_order"].append((message["reply_channel"], message["order"]))
+    if path.startswith("/closeme/"):
+        message.reply_channel.send({"text": "bye", "close": int(message["text"])})
+    elif "text" in message.content:
+        message.reply_channel.send({"text": message["text"]})
+    else:
+        message.reply_channel.send({"bytes": message["bytes"]})
+
+
+def ws_disconnect(message):
+    with seen_lock:
+        seen["disconnect"].append(dict(message.content))
+
+
+def ws_keepalive(message):
+    with seen_lock:
+        seen["keepalive"].append(message["reply_channel"])
+
+
+def http_request(message):
+    path = message["path"]
+    reply = message.reply_channel
+    if path == "/slow/":
+        time.sleep(float(message["query"]["delay"][0]))
+        reply.send({"status": 200, "headers": [], "content": b"late"})
+    elif path == "/stream/":
+        for index in range(3):
+            reply.send({"status": 200, "headers": [["Content-Type", "text/plain"]],
+                        "content": b"part0\n", "more_content": True} if index == 0
+                       else {"content": f"part{index}\n".encode(), "more_content": index < 2})
+            time.sleep(0.3)
+    elif path == "/bad/":
+        reply.send({"status": "nope"})
+    elif path == "/body/":
+        body = bytearray(message["body"])
+        channel = message["body_channel"]
+        backend: BaseChannelBackend = message.channel_backend
+        while channel is not None:
+            _, chunk = backend.receive_many_blocking([channel], 10)
+            body += chunk["content"]
+            if not chunk["more_content"]:
+                break
+        import hashlib
+
+        reply.send({"status": 200, "headers": [["Content-Type", "text/plain"]],
+                    "content": f"{len(body)} {hashlib.sha256(body).hexdigest()}".encode()})
+    else:
+        content = "{} {} {} {}".format(
+            message["method"], path, message["query"], message["cookies"]).encode()
+        reply.send({"status": 200, "headers": [["Content-Type", "text/plain; charset=utf-8"],
+                                               ["Set-Cookie", "a=1"]], "content": content})
+
+
+routing = {
+    "websocket.connect": ws_connect,
+    "websocket.receive": ws_receive,
+    "websocket.disconnect": ws_disconnect,
+    "websocket.keepalive": ws_keepalive,
+    "http.request": http_request,
+}
+
+# Without a websocket.connect consumer the server accepts at once.
+routing_without_connect = {k: v for k, v in routing.items() if k != "websocket.connect"}

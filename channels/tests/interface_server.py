@@ -1,0 +1,52 @@
+"""Test helpers: a real interface server and real worker threads on an
+in-memory backend, and raw-socket HTTP for what clients libraries hide."""
+
+import contextlib
+import socket
+
+from channels.backends.memory import InMemoryChannelBackend
+from channels.interfaces.threaded import start_server
+from channels.tests import interface_consumers
+from channels.tests.worker_threads import worker_threads
+
+ROUTING = "channels.tests.interface_consumers.routing"
+
+
+@contextlib.contextmanager
+def serving(routing=ROUTING, workers=2, backend_options=None, worker_channels=None,
+            **options):
+    """Yield ``(handle, backend)``: a server on a free port with ``workers``
+    worker threads, stopped afterwards."""
+    backend = InMemoryChannelBackend(routing=routing, **(backend_options or {}))
+    for values in interface_consumers.seen.values():
+        values.clear()
+    channels = worker_channels or backend.registry.all_channel_names()
+    with worker_threads(backend, channels, workers):
+        handle = start_server(backend, "127.0.0.1", 0, **options)
+        try:
+            yield handle, backend
+        finally:
+            handle.stop()
+
+
+def raw_request(port, data, timeout=5.0, read_until_close=True):
+    """Send raw bytes and return everything the server answers until it
+    closes (or the first response head, if ``read_until_close`` is false)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        received = b""
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            received += chunk
+            if not read_until_close and b"\r\n\r\n" in received:
+                break
+        return received
+
+
+def status_of(response: bytes) -> int:
+    return int(response.split(b" ", 2)[1])

@@ -1,0 +1,135 @@
+"""The interface server's HTTP side, through real sockets: requests with
+bodies of any size, streamed responses, and every limit's status code."""
+
+import hashlib
+import os
+import socket
+import time
+
+import requests
+from django.test import SimpleTestCase
+
+from channels.tests.interface_server import raw_request, serving, status_of
+
+
+class HttpTests(SimpleTestCase):
+    def test_get_with_query_and_cookies(self):
+        with serving() as (handle, _):
+            response = requests.get(f"http://127.0.0.1:{handle.port}/x/?a=1&a=2&b=%C3%A9",
+                                    cookies={"c": "d"}, timeout=5)
+        self.assertEqual(response.status_code, 200)
+        self.assertEqual(response.text,
+                         "GET /x/ {'a': ['1', '2'], 'b': ['é']} {'c': 'd'}")
+        self.assertEqual(response.cookies["a"], "1")
+
+    def test_keep_alive_serves_several_requests_on_one_connection(self):
+        with serving() as (handle, _), socket.create_connection(
+                ("127.0.0.1", handle.port), timeout=5) as sock:
+            for index in range(3):
+                sock.sendall(f"GET /n{index}/ HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+                data = b""
+                while not data.endswith(f"/n{index}/ {{}} {{}}".encode()):
+                    chunk = sock.recv(65536)
+                    self.assertTrue(chunk, "connection closed")
+                    data += chunk
+                self.assertEqual(status_of(data), 200)
+
+    def test_upload_20_mb(self):
+        body = os.urandom(20 * 1024 * 1024)
+        with serving() as (handle, _):
+            response = requests.post(f"http://127.0.0.1:{handle.port}/body/", data=body,
+                                     timeout=30)
+        self.assertEqual(response.text, f"{len(body)} {hashlib.sha256(body).hexdigest()}")
+
+    def test_chunked_request_body(self):
+        parts = [os.urandom(300_000) for _ in range(4)]
+        with serving() as (handle, _):
+            response = requests.post(f"http://127.0.0.1:{handle.port}/body/",
+                                     data=iter(parts), timeout=10)
+        body = b"".join(parts)
+        self.assertEqual(response.text, f"{len(body)} {hashlib.sha256(body).hexdigest()}")
+
+    def test_streamed_response_arrives_in_chunks(self):
+        with serving() as (handle, _):
+            start = time.monotonic()
+            response = requests.get(f"http://127.0.0.1:{handle.port}/stream/", stream=True,
+                                    timeout=5)
+            self.assertEqual(response.headers["transfer-encoding"], "chunked")
+            arrivals = [(line, time.monotonic() - start) for line in response.iter_lines()]
+        self.assertEqual([line for line, _ in arrivals], [b"part0", b"part1", b"part2"])
+        # The first part is there long before the last is produced.
+        self.assertLess(arrivals[0][1], arrivals[2][1] - 0.4)
+
+    def test_no_response_in_time_is_504(self):
+        with serving(http_timeout=0.5) as (handle, _):
+            start = time.monotonic()
+            response = requests.get(f"http://127.0.0.1:{handle.port}/slow/?delay=2", timeout=5)
+            elapsed = time.monotonic() - start
+        self.assertEqual(response.status_code, 504)
+        self.assertLess(elapsed, 1.5)
+
+    def test_channel_full_is_503_with_retry_after_at_once(self):
+        with serving(workers=1, worker_channels=["websocket.receive"],
+                     backend_options={"channel_capacity": {"http.request": 1}}) as (handle, _):
+            url = f"http://127.0.0.1:{handle.port}/x/"
+            # The first request waits (nobody consumes http.request) and fills it.
+            first = socket.create_connection(("127.0.0.1", handle.port))
+            first.sendall(b"GET /x/ HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            time.sleep(0.2)
+            start = time.monotonic()
+            response = requests.get(url, timeout=5)
+            first.close()
+        self.assertEqual(response.status_code, 503)
+        self.assertEqual(response.headers["retry-after"], "1")
+        self.assertLess(time.monotonic() - start, 0.5)
+
+    def test_body_too_large_is_413(self):
+        with serving(max_body_size=1000) as (handle, _):
+            url = f"http://127.0.0.1:{handle.port}/body/"
+            self.assertEqual(requests.post(url, data=b"x" * 1000, timeout=5).text.split()[0],
+                             "1000")
+            self.assertEqual(requests.post(url, data=b"x" * 1001, timeout=5).status_code, 413)
+            # Without Content-Length the limit applies as the body arrives.
+            chunked = raw_request(handle.port, b"POST /body/ HTTP/1.1\r\nHost: localhost\r\n"
+                                  b"Transfer-Encoding: chunked\r\n\r\n7d0\r\n" + b"x" * 2000)
+            self.assertEqual(status_of(chunked), 413)
+
+    def test_header_too_large_is_431(self):
+        with serving(max_header_size=4096) as (handle, _):
+            response = raw_request(handle.port, b"GET / HTTP/1.1\r\nHost: localhost\r\n"
+                                   b"X-Big: " + b"a" * 5000 + b"\r\n\r\n")
+        self.assertEqual(status_of(response), 431)
+
+    def test_malformed_request_is_400(self):
+        with serving() as (handle, _):
+            response = raw_request(handle.port, b"GARBAGE\r\n\r\n")
+        self.assertEqual(status_of(response), 400)
+
+    def test_host_not_allowed_is_400(self):
+        with serving() as (handle, _):
+            response = requests.get(f"http://127.0.0.1:{handle.port}/x/",
+                                    headers={"Host": "evil.example"}, timeout=5)
+        self.assertEqual(response.status_code, 400)
+
+    def test_slow_client_is_408(self):
+        with serving(header_timeout=0.3) as (handle, _):
+            start = time.monotonic()
+            response = raw_request(handle.port, b"GET / HTTP/1.1\r\nHost: loc")
+        self.assertEqual(status_of(response), 408)
+        self.assertLess(time.monotonic() - start, 1.5)
+
+    def test_malformed_response_is_500_and_server_keeps_serving(self):
+        with serving() as (handle, _):
+            bad = requests.get(f"http://127.0.0.1:{handle.port}/bad/", timeout=5)
+            good = requests.get(f"http://127.0.0.1:{handle.port}/x/", timeout=5)
+        self.assertEqual(bad.status_code, 500)
+        self.assertEqual(good.status_code, 200)
+
+    def test_access_log_in_common_log_format(self):
+        import io
+
+        log = io.StringIO()
+        with serving(access_log=log) as (handle, _):
+            requests.get(f"http://127.0.0.1:{handle.port}/x/?q=1", timeout=5)
+        self.assertRegex(log.getvalue(),
+                         r'^127\.0\.0\.1 - - \[[^\]]+\] "GET /x/\?q=1 HTTP/1\.1" 200 \d+\n$')

@@ -1,0 +1,191 @@
+"""WebSocket through the channel layer, next to plain Autobahn, in one run.
+
+Starts a throwaway redis-server, ``runwsserver`` and ``runworker``
+process(es) on testproject (Redis backend), and a plain Autobahn/Twisted
+echo server as the baseline, then measures:
+
+- echo round trip through the layer with 50 clients, each keeping one
+  message in flight: p50/p99 and messages/s (target: at least 40% of the
+  plain server's messages/s, p50 under 15 ms);
+- a group message to 500 sockets, until all have received it (target:
+  40 ms; baseline: the plain server writing to its 500 sockets);
+- server memory per idle WebSocket with 10,000 open while keepalives flow
+  (target: at most 20 KiB; baseline: the plain server).
+
+    python testproject/benchmarks/websocket.py [--workers N] [--seconds S] [--idle N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PROJECT = os.path.dirname(HERE)
+REPO = os.path.dirname(PROJECT)
+sys.path[:0] = [REPO, PROJECT]
+
+from benchmarks import websocket_client as client  # noqa: E402
+from channels.tests.redis_servers import RedisServer  # noqa: E402
+
+PYTHON = sys.executable
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        return int(re.search(r"VmRSS:\s+(\d+)", status.read()).group(1))
+
+
+def start(args: list[str], env: dict, pattern: str) -> tuple[subprocess.Popen, str]:
+    """Start a process and wait for a line matching ``pattern``."""
+    process = subprocess.Popen(args, cwd=PROJECT, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        match = re.search(pattern, line)
+        if match:
+            # Keep reading, so that a chatty process never blocks on its pipe.
+            threading.Thread(target=process.stdout.read, daemon=True).start()
+            return process, match.group(1)
+    process.kill()
+    raise RuntimeError(f"{args} did not start: {line!r}")
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+
+
+def echo(port: int, path: str, clients: int, seconds: float) -> dict:
+    sockets = client.open_sockets(port, path, clients)
+    try:
+        latencies, duration = client.echo_load(sockets, seconds)
+    finally:
+        client.close_all(sockets)
+    return {"rate": len(latencies) / duration, "p50": percentile(latencies, 0.5) * 1000,
+            "p99": percentile(latencies, 0.99) * 1000}
+
+
+def broadcast(sockets, trigger, rounds: int = 10) -> list[float]:
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        trigger()
+        times.append((client.wait_for_frame_on_all(sockets) - started) * 1000)
+        time.sleep(0.1)
+    return times
+
+
+def idle_memory(pid: int, port: int, path: str, count: int, hold: float) -> float:
+    """KiB of server memory per open idle socket."""
+    before = rss_kib(pid)
+    sockets = client.open_sockets(port, path, count)
+    try:
+        time.sleep(hold)
+        after = rss_kib(pid)
+    finally:
+        client.close_all(sockets)
+    return (after - before) / count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--group", type=int, default=500)
+    parser.add_argument("--idle", type=int, default=10000)
+    parser.add_argument("--hold", type=float, default=12,
+                        help="seconds the idle sockets stay open (keepalives flow)")
+    options = parser.parse_args()
+
+    redis_server = RedisServer().start()
+    env = dict(os.environ, REDIS_HOSTS=redis_server.url + "/0",
+               DJANGO_SETTINGS_MODULE="benchmarks.websocket_settings",
+               PYTHONPATH=os.pathsep.join([REPO, PROJECT]))
+    os.environ.update(REDIS_HOSTS=env["REDIS_HOSTS"],
+                      DJANGO_SETTINGS_MODULE=env["DJANGO_SETTINGS_MODULE"])
+    processes = []
+    try:
+        server, port = start([PYTHON, "manage.py", "runwsserver", "127.0.0.1:0",
+                              "--max-connections", str(options.idle + 1000)],
+                             env, r"http://127\.0\.0\.1:(\d+)/")
+        processes.append(server)
+        for _ in range(options.workers):
+            worker, _ = start([PYTHON, "manage.py", "runworker"], env, r"(Running worker)")
+            processes.append(worker)
+        plain, plain_port = start([PYTHON, os.path.join(HERE, "websocket_plain.py"), "0"],
+                                  env, r"listening (\d+)")
+        processes.append(plain)
+        port, plain_port = int(port), int(plain_port)
+
+        import django
+
+        django.setup()
+        from benchmarks.websocket_consumers import GROUP
+        from channels import Group
+
+        print(f"command: {' '.join([os.path.relpath(sys.argv[0], REPO)] + sys.argv[1:])}")
+        print(f"machine: {os.cpu_count()} cores; everything (redis, server, "
+              f"{options.workers} worker process(es), client) on it")
+
+        plain_echo = echo(plain_port, "/", options.clients, options.seconds)
+        layer_echo = echo(port, "/ws/echo/", options.clients, options.seconds)
+        share = layer_echo["rate"] / plain_echo["rate"] * 100
+        print(f"\necho, {options.clients} clients, {options.seconds:g} s each:")
+        for name, result in (("plain Autobahn (baseline)", plain_echo),
+                             ("through the layer", layer_echo)):
+            print(f"  {name:27} {result['rate']:8.0f} msg/s  p50 {result['p50']:6.2f} ms  "
+                  f"p99 {result['p99']:6.2f} ms")
+        print(f"  through the layer: {share:.0f}% of plain (target >= 40%), "
+              f"p50 {layer_echo['p50']:.2f} ms (target < 15 ms)")
+
+        group_sockets = client.open_sockets(port, "/ws/group/", options.group)
+        plain_sockets = client.open_sockets(plain_port, "/", options.group)
+        time.sleep(0.5)
+        group = Group(GROUP)
+        if len(group.channels()) != options.group:
+            raise RuntimeError(f"{len(group.channels())} sockets in the group")
+        layer_times = broadcast(group_sockets, lambda: group.send({"text": "hi"}))
+        trigger = client.frame(b"broadcast:hi")
+        plain_times = broadcast(plain_sockets, lambda: plain_sockets[0].send(trigger))
+        client.close_all(group_sockets + plain_sockets)
+        print(f"\ngroup message to {options.group} sockets, received by all "
+              f"(median / max of 10):")
+        print(f"  plain Autobahn (baseline)   {statistics.median(plain_times):6.1f} / "
+              f"{max(plain_times):6.1f} ms")
+        print(f"  through the layer           {statistics.median(layer_times):6.1f} / "
+              f"{max(layer_times):6.1f} ms  (target <= 40 ms)")
+
+        time.sleep(1)
+        layer_kib = idle_memory(server.pid, port, "/ws/echo/", options.idle, options.hold)
+        time.sleep(1)
+        plain_kib = idle_memory(plain.pid, plain_port, "/", options.idle, 2)
+        print(f"\nmemory per idle WebSocket, {options.idle} open "
+              f"(held {options.hold:g} s, keepalives every 10 s, EXPIRY 20):")
+        print(f"  plain Autobahn (baseline)   {plain_kib:6.1f} KiB")
+        print(f"  interface server            {layer_kib:6.1f} KiB  (target <= 20 KiB)")
+        if server.poll() is not None:
+            raise RuntimeError("runwsserver died during the benchmark")
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        redis_server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""A minimal WebSocket load client for the benchmark: raw sockets and one
+selector, so that the client costs little CPU and thousands of connections
+cost one file descriptor each. Text frames of under 126 bytes only."""
+
+from __future__ import annotations
+
+import selectors
+import socket
+import time
+
+KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
+
+
+def frame(payload: bytes) -> bytes:
+    """A masked text frame (mask 0: the payload is sent as it is)."""
+    assert len(payload) < 126
+    return bytes([0x81, 0x80 | len(payload)]) + b"\0\0\0\0" + payload
+
+
+def open_sockets(port: int, path: str, count: int, batch: int = 500) -> list[socket.socket]:
+    """``count`` WebSockets with completed handshakes, opened ``batch`` at
+    a time (the listen backlog is finite)."""
+    request = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+               f"Connection: Upgrade\r\nSec-WebSocket-Key: ").encode() + KEY + \
+        b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    opened = []
+    while len(opened) < count:
+        pending = {}
+        selector = selectors.DefaultSelector()
+        for _ in range(min(batch, count - len(opened))):
+            sock = socket.create_connection(("127.0.0.1", port))
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.sendall(request)
+            sock.setblocking(False)
+            pending[sock] = b""
+            selector.register(sock, selectors.EVENT_READ)
+        deadline = time.monotonic() + 60
+        while pending:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{len(pending)} handshakes unanswered")
+            for key, _ in selector.select(1):
+                sock = key.fileobj
+                data = pending[sock] + sock.recv(4096)
+                if b"\r\n\r\n" in data:
+                    if not data.startswith(b"HTTP/1.1 101"):
+                        raise RuntimeError(f"handshake failed: {data[:60]!r}")
+                    selector.unregister(sock)
+                    del pending[sock]
+                    opened.append(sock)
+                else:
+                    pending[sock] = data
+        selector.close()
+    return opened
+
+
+def close_all(sockets: list[socket.socket]) -> None:
+    for sock in sockets:
+        sock.close()
+
+
+class FrameReader:
+    """Counts complete data frames in a byte stream, skipping control frames."""
+
+    def __init__(self):
+        self.buffer = b""
+
+    def feed(self, data: bytes) -> int:
+        self.buffer += data
+        frames = 0
+        while len(self.buffer) >= 2:
+            length = self.buffer[1] & 0x7F
+            header = 2
+            if length == 126:
+                if len(self.buffer) < 4:
+                    break
+                length, header = int.from_bytes(self.buffer[2:4], "big"), 4
+            if len(self.buffer) < header + length:
+                break
+            if self.buffer[0] & 0x0F in (1, 2):
+                frames += 1
+            self.buffer = self.buffer[header + length:]
+        return frames
+
+
+def echo_load(sockets: list[socket.socket], seconds: float, warmup: float = 1.0,
+              payload: bytes = b"x" * 32) -> tuple[list[float], float]:
+    """Each socket keeps one message in flight. Returns the round-trip
+    times (seconds) measured after ``warmup`` and the measured duration."""
+    message = frame(payload)
+    selector = selectors.DefaultSelector()
+    readers, sent_at = {}, {}
+    for sock in sockets:
+        selector.register(sock, selectors.EVENT_READ)
+        readers[sock] = FrameReader()
+        sent_at[sock] = time.perf_counter()
+        sock.send(message)
+    start = time.perf_counter()
+    measure_from = start + warmup
+    end = measure_from + seconds
+    latencies = []
+    while True:
+        now = time.perf_counter()
+        if now >= end:
+            break
+        for key, _ in selector.select(0.5):
+            sock = key.fileobj
+            data = sock.recv(65536)
+            if not data:
+                raise RuntimeError("server closed a connection during the echo load")
+            arrived = time.perf_counter()
+            for _ in range(readers[sock].feed(data)):
+                if arrived >= measure_from:
+                    latencies.append(arrived - sent_at[sock])
+                sent_at[sock] = arrived
+                sock.send(message)
+    # Drain the messages still in flight so the sockets can be reused.
+    outstanding = set(sockets)
+    drain_deadline = time.monotonic() + 5
+    while outstanding and time.monotonic() < drain_deadline:
+        for key, _ in selector.select(0.5):
+            sock = key.fileobj
+            if readers[sock].feed(sock.recv(65536)):
+                outstanding.discard(sock)
+    selector.close()
+    return latencies, end - measure_from
+
+
+def wait_for_frame_on_all(sockets: list[socket.socket], timeout: float = 10) -> float:
+    """perf_counter() when the last of ``sockets`` has received one frame."""
+    selector = selectors.DefaultSelector()
+    readers = {}
+    for sock in sockets:
+        selector.register(sock, selectors.EVENT_READ)
+        readers[sock] = FrameReader()
+    waiting = set(sockets)
+    last = None
+    deadline = time.monotonic() + timeout
+    while waiting:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{len(waiting)} sockets got nothing")
+        for key, _ in selector.select(0.5):
+            sock = key.fileobj
+            if readers[sock].feed(sock.recv(65536)) and sock in waiting:
+                waiting.discard(sock)
+                last = time.perf_counter()
+    selector.close()
+    return last
