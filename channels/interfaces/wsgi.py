@@ -41,6 +41,7 @@ from channels.backends import channel_backends
 from channels.backends.base import BaseChannelBackend
 from channels.exceptions import ChannelBackendUnavailable, ChannelFull
 from channels.handler import send_patiently, send_timeout
+from channels.interfaces.config import ServerConfig
 from channels.interfaces.http_messages import (
     BODY_CHUNK_SIZE,
     MalformedResponse,
@@ -122,8 +123,8 @@ class WSGIAdapter:
 
     @property
     def timeout(self) -> float:
-        server = getattr(settings, "CHANNELS_SERVER", None) or {}
-        return server.get("HTTP_TIMEOUT", 60.0)
+        # The same setting, default and checks as runwsserver's.
+        return ServerConfig.from_settings().http_timeout
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         try:
