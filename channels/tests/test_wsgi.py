@@ -8,6 +8,7 @@ import json
 import os
 import threading
 import time
+from unittest import mock
 from wsgiref.util import setup_testing_defaults
 
 import requests
@@ -58,6 +59,18 @@ class Result:
 
     def header(self, name):
         return [v for k, v in self.headers if k.lower() == name.lower()]
+
+
+class FlakyReceiveBackend(InMemoryChannelBackend):
+    """Its first receive fails, as when Redis restarts under the receiver."""
+
+    failed = False
+
+    def _receive_batch(self, channels, limit, timeout):
+        if not self.failed:
+            self.failed = True
+            raise ChannelBackendUnavailable("store restarting")
+        return super()._receive_batch(channels, limit, timeout)
 
 
 class UnreachableBackend(InMemoryChannelBackend):
@@ -120,6 +133,17 @@ class AdapterTests(ChannelTestCase):
         with self.assertLogs("channels.interfaces.wsgi", "ERROR"):
             result = Result(self.app, environ_for())
         self.assertEqual((result.code, result.header("Retry-After")), (503, ["1"]))
+
+    def test_reply_receiver_survives_a_backend_failure(self):
+        backend = FlakyReceiveBackend(routing=HTTP_ROUTING)
+        previous = channel_backends.set("default", backend)
+        self.addCleanup(channel_backends.set, "default", previous)
+        with mock.patch("channels.replies.RECEIVE_TIMEOUT", 0.05), \
+                self.assertLogs("channels.replies", "ERROR") as logs, \
+                worker_threads(backend, ["http.request"], 1):
+            result = Result(self.app, environ_for())
+        self.assertEqual((result.code, result.body), (200, b"Hello, world"))
+        self.assertIn("store restarting", "\n".join(logs.output))
 
     @override_settings(CHANNELS_SERVER={"HTTP_TIMEOUT": 0.1})
     def test_no_worker_is_504_in_time(self):
