@@ -9,12 +9,16 @@ machine:
 - through the layer: an HTTP interface, a throwaway ``redis-server`` and ONE
   ``runworker`` process. The interface is ``runwsserver`` (the Twisted
   server) when this checkout has it, else gunicorn with the WSGI adapter
-  (``channels.interfaces.wsgi``); ``--via`` chooses. Both are printed with
-  the interface that was used.
+  (``channels.interfaces.wsgi``); ``--via`` chooses, ``both`` measures both
+  (each layer with its own Redis database and its own one worker).
 
 Targets: the layer at least 40% of gunicorn's requests/s, p99 under 50 ms.
 
-    python testproject/benchmarks/http_throughput.py [--duration 10] [--via server|wsgi|both]
+    python testproject/benchmarks/http_throughput.py [--duration 10] [--rounds 3]
+                                                     [--via server|wsgi|both]
+
+The setups take turns in several rounds and the medians are reported: on a
+shared machine, load from elsewhere then falls on every setup alike.
 
 Needs ``wrk`` (apt-get install wrk) and ``redis-server`` on PATH.
 """
@@ -25,6 +29,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -71,21 +76,24 @@ def wait_ready(url: str, timeout: float = 20) -> None:
             time.sleep(0.1)
 
 
-def measure(name, url, processes, duration):
-    try:
-        wait_ready(url)
-        wrk(url, 2)  # warm-up: imports, connections, caches
-        result = wrk(url, duration)
-        result["name"] = name
-        return result
-    finally:
-        for process in reversed(processes):
-            process.stop()
+def start_layer(via: str, env: dict) -> tuple[str, int, list[Process]]:
+    """ONE runworker and the interface ``via``; returns name, port, processes."""
+    worker = Process([sys.executable, "-m", "django", "runworker"], env)
+    worker.wait_for_line("listening on")
+    if via == "server":
+        interface = Process([sys.executable, "-m", "django", "runwsserver", "--port", "0"], env)
+        port = int(interface.wait_for_line(r"listening on http://[^:]+:(\d+)/").group(1))
+        return "runwsserver + Redis + 1 runworker", port, [worker, interface]
+    interface, port = start_gunicorn("channels.interfaces.wsgi:application", env,
+                                     "-w", "1", "-k", "gthread", "--threads", str(CONNECTIONS))
+    return ("gunicorn -w 1 --threads 50 + WSGI adapter + Redis + 1 runworker", port,
+            [worker, interface])
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3)
     has_server = importlib.util.find_spec("channels.management.commands.runwsserver")
     parser.add_argument("--via", choices=["server", "wsgi", "both"],
                         default="server" if has_server else "wsgi")
@@ -96,54 +104,65 @@ def main():
 
     redis = RedisServer().start()
     os.chdir(TESTPROJECT)
-    common = {"DJANGO_DEBUG": "0", "CHANNELS_BACKEND": "redis",
-              "REDIS_HOSTS": redis.url + "/0", "DJANGO_DB": ":memory:"}
-    env = django_env("testproject.settings", TESTPROJECT, **common)
-    results = []
+    processes: list[Process] = []
+    setups = []  # (name, url)
+    runs: dict[str, list[dict]] = {}
     try:
+        env = django_env("testproject.settings", TESTPROJECT, DJANGO_DEBUG="0",
+                         DJANGO_DB=":memory:")
         gunicorn, port = start_gunicorn("testproject.wsgi:application", env, "-w", "2")
-        results.append(measure("gunicorn -w 2, plain WSGI (baseline)",
-                               f"http://127.0.0.1:{port}/hello/", [gunicorn], args.duration))
-        for via in (["server", "wsgi"] if args.via == "both" else [args.via]):
-            redis.client().flushall()
-            worker = Process([sys.executable, "-m", "django", "runworker"], env)
-            worker.wait_for_line("listening on")
-            if via == "server":
-                interface = Process([sys.executable, "-m", "django", "runwsserver", "--port", "0"],
-                                    env)
-                port = int(interface.wait_for_line(r"listening on http://[^:]+:(\d+)/").group(1))
-                name = "runwsserver + Redis + 1 runworker"
-            else:
-                interface, port = start_gunicorn(
-                    "channels.interfaces.wsgi:application", env,
-                    "-w", "1", "-k", "gthread", "--threads", str(CONNECTIONS))
-                name = "gunicorn -w 1 --threads 50 + WSGI adapter + Redis + 1 runworker"
-            results.append(measure(name, f"http://127.0.0.1:{port}/hello/",
-                                   [worker, interface], args.duration))
+        processes.append(gunicorn)
+        setups.append(("gunicorn -w 2, plain WSGI (baseline)", f"http://127.0.0.1:{port}/hello/"))
+        vias = ["server", "wsgi"] if args.via == "both" else [args.via]
+        for database, via in enumerate(vias):
+            # Each layer on its own Redis database, so its one worker serves it alone.
+            env = django_env("testproject.settings", TESTPROJECT, DJANGO_DEBUG="0",
+                             DJANGO_DB=":memory:", CHANNELS_BACKEND="redis",
+                             REDIS_HOSTS=f"{redis.url}/{database}")
+            name, port, started = start_layer(via, env)
+            processes.extend(started)
+            setups.append((name, f"http://127.0.0.1:{port}/hello/"))
+        for _, url in setups:
+            wait_ready(url)
+            wrk(url, 2)  # warm-up: imports, connections, caches
+        # Rounds alternate the setups, so that load from elsewhere on the
+        # machine falls on all of them alike.
+        for _ in range(args.rounds):
+            for name, url in setups:
+                runs.setdefault(name, []).append(wrk(url, args.duration))
     finally:
+        for process in reversed(processes):
+            process.stop()
         redis.cleanup()
 
-    baseline = results[0]
-    print(f"HTTP /hello/ under wrk, {CONNECTIONS} connections, {args.duration} s, "
-          f"{os.cpu_count()} CPUs, everything on this machine")
-    print(f"{'setup':<66} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
-    for result in results:
-        print(f"{result['name']:<66} {result['rps']:>9.0f} {result['p50']:>8.2f} "
-              f"{result['p99']:>8.2f} {result['errors']:>8}"
-              + (f"  socket errors: {result['socket_errors']}" if result["socket_errors"]
-                 else ""))
+    baseline_name = setups[0][0]
+    print(f"HTTP /hello/ under wrk, {CONNECTIONS} connections, {args.rounds} rounds of "
+          f"{args.duration} s per setup, alternating; {os.cpu_count()} CPUs, everything "
+          f"on this machine")
+    print(f"{'setup (median of rounds)':<66} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+          f"{'non-2xx':>8}  req/s per round")
+    medians = {}
+    for name, results in runs.items():
+        median = {key: statistics.median(r[key] for r in results)
+                  for key in ("rps", "p50", "p99")}
+        medians[name] = median
+        errors = sum(r["errors"] for r in results)
+        per_round = ", ".join(format(r["rps"], ".0f") for r in results)
+        print(f"{name:<66} {median['rps']:>8.0f} {median['p50']:>8.2f} {median['p99']:>8.2f} "
+              f"{errors:>8}  {per_round}")
     print()
-    for result in results[1:]:
-        share = result["rps"] / baseline["rps"]
-        print(f"{result['name']}: {share:.0%} of the baseline's req/s "
-              f"(target >= {TARGET_SHARE:.0%}: {'met' if share >= TARGET_SHARE else 'MISSED'}), "
-              f"p99 {result['p99']:.1f} ms (target < {TARGET_P99_MS:.0f} ms: "
-              f"{'met' if result['p99'] < TARGET_P99_MS else 'MISSED'})")
-    print(f"wrk command: {baseline['command']}")
-    print(f"reproduce: python testproject/benchmarks/http_throughput.py "
-          f"--duration {args.duration} --via {args.via}")
-    print(json.dumps([{k: r[k] for k in ("name", "rps", "p50", "p99", "errors")}
-                      for r in results]))
+    for name in list(runs)[1:]:
+        shares = [layer["rps"] / base["rps"]
+                  for layer, base in zip(runs[name], runs[baseline_name], strict=True)]
+        share, p99 = statistics.median(shares), medians[name]["p99"]
+        print(f"{name}: {share:.0%} of the baseline's req/s (median of rounds; target >= "
+              f"{TARGET_SHARE:.0%}: {'met' if share >= TARGET_SHARE else 'MISSED'}), p99 "
+              f"{p99:.1f} ms (target < {TARGET_P99_MS:.0f} ms: "
+              f"{'met' if p99 < TARGET_P99_MS else 'MISSED'})")
+    print(f"wrk command: {runs[baseline_name][0]['command']}")
+    print(f"reproduce: python testproject/benchmarks/http_throughput.py --duration "
+          f"{args.duration} --rounds {args.rounds} --via {args.via}")
+    print(json.dumps({name: medians[name] for name in runs}))
 
 
 if __name__ == "__main__":
