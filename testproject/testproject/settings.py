@@ -2,7 +2,7 @@
 
 Development (the default): the in-memory channel backend, everything in one
 ``runserver`` process. Production-like: ``CHANNELS_BACKEND=redis`` (with
-``CHANNELS_REDIS_HOSTS="redis://127.0.0.1:6379/0,..."``) and ``runwsserver`` plus
+``REDIS_HOSTS="redis://127.0.0.1:6379/0,..."``) and ``runwsserver`` plus
 ``runworker`` processes.
 """
 
@@ -72,8 +72,7 @@ if os.environ.get("CHANNELS_BACKEND") == "redis":
         "default": {
             "BACKEND": "channels.backends.redis.RedisChannelBackend",
             "ROUTING": "testproject.routing.channel_routing",
-            "HOSTS": os.environ.get(
-                "CHANNELS_REDIS_HOSTS", "redis://127.0.0.1:6379/0").split(","),
+            "HOSTS": os.environ.get("REDIS_HOSTS", "redis://127.0.0.1:6379/0").split(","),
         }
     }
 else:

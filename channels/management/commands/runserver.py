@@ -89,8 +89,8 @@ class Command(DjangoRunserver):
         # Under the reloader this thread is a daemon and the main thread
         # leaves on Ctrl-C or a code change: stop cleanly on the way out.
         atexit.register(self.shut_down, server, options)
-        self.on_bind(port)
         self.stdout.write(self.describe(server, options))
+        self.on_bind(port)
         if threading.current_thread() is threading.main_thread():
             try:
                 while True:
