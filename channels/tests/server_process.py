@@ -47,16 +47,20 @@ def _as_from_a_terminal() -> None:
 
 class ServerProcess:
     """``manage.py runserver 127.0.0.1:<free port> [args]`` of ``settings``'
-    project. Its output is collected in ``lines``; ``stop()`` presses Ctrl-C."""
+    project (or another long-running ``command``, whose output says
+    ``ready`` once it serves). Its output is collected in ``lines``;
+    ``stop()`` presses Ctrl-C."""
 
     def __init__(self, settings: str, *args: str, env: dict | None = None, cwd: str = ROOT,
-                 ready: str = "Quit the server with"):
+                 command: str = "runserver", ready: str = "Quit the server with"):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.lines: list[str] = []
         self._changed = threading.Condition()
+        if command == "runserver":
+            args = (f"127.0.0.1:{self.port}", *args)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "django", "runserver", f"127.0.0.1:{self.port}", *args],
+            [sys.executable, "-m", "django", command, *args],
             cwd=cwd, env=command_env(settings, env), stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True, preexec_fn=_as_from_a_terminal)
         threading.Thread(target=self._read, daemon=True).start()

@@ -1,6 +1,7 @@
 """``manage.py runserver`` as a developer runs it: a child process on a free
 port, real HTTP and WebSocket clients, Ctrl-C to stop it."""
 
+import json
 import os
 import random
 import socket
@@ -15,6 +16,7 @@ from django.core import checks
 from django.test import SimpleTestCase, override_settings
 
 from channels.checks import check_runserver_command
+from channels.tests.redis_servers import RedisServer
 from channels.tests.server_process import ROOT, ServerProcess, manage
 
 DEMO = "testproject.settings"
@@ -141,6 +143,42 @@ class RunserverOptionsTests(unittest.TestCase):
                             env=self.env, check=False, timeout=30)
         self.assertEqual(result.returncode, 1)
         self.assertIn("Error: That port is already in use.", result.stderr)
+
+
+class NetworkedBackendTests(unittest.TestCase):
+    """The demo as in production: the Redis backend (CHANNELS_BACKEND=redis),
+    runserver --noworker for HTTP and WebSocket, a runworker process for the
+    consumers."""
+
+    def test_noworker_with_a_runworker_process(self):
+        redis_server = RedisServer().start()
+        self.addCleanup(redis_server.cleanup)
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)
+        env = {"DJANGO_DB": os.path.join(tmp.name, "db.sqlite3"), "CHANNELS_BACKEND": "redis",
+               "REDIS_HOSTS": f"{redis_server.url}/0"}
+        manage(DEMO, "migrate", "--noinput", env=env)
+        manage(DEMO, "demo_users", env=env)
+        server = ServerProcess(DEMO, "--noreload", "--noworker", env=env)
+        self.addCleanup(server.kill)
+        self.assertIn("(RedisChannelBackend), no workers", server.output)
+        worker = ServerProcess(DEMO, command="runworker", ready="Running worker", env=env)
+        self.addCleanup(worker.kill)
+
+        self.assertEqual(requests.get(f"{server.url}/hello/", timeout=5).status_code, 200)
+        browser = requests.Session()
+        browser.get(f"{server.url}/login/", timeout=5)
+        browser.post(f"{server.url}/login/", timeout=5, data={
+            "username": "alice", "password": "demo-password",
+            "csrfmiddlewaretoken": browser.cookies["csrftoken"]})
+        ws = websocket.create_connection(
+            f"ws://127.0.0.1:{server.port}/ws/chat/lobby/", origin=server.url, timeout=5,
+            cookie=f"sessionid={browser.cookies['sessionid']}")
+        self.addCleanup(ws.close)
+        ws.send("over Redis")
+        message = json.loads(ws.recv())
+        self.assertEqual((message["user"], message["text"]), ("alice", "over Redis"))
+        self.assertEqual(worker.stop(), 0, worker.output)
 
 
 def exercise(base):
