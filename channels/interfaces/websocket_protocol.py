@@ -99,7 +99,6 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
     def onOpen(self):
         self.opened = True
         self.server.keepalive.add(self)
-        self.log_access("WSCONNECT")
         frames, self.early_frames = self.early_frames, None
         for content in frames or ():
             self.on_reply(content)
@@ -183,14 +182,7 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
                     "reply_channel": self.reply_channel, "path": self.scope["path"],
                     "order": self.order + 1, "code": code or 1006,
                 })
-        if self.opened:
-            self.log_access("WSDISCONNECT", code or 1006)
         server.connection_closed(self)
-
-    def log_access(self, event: str, code: int | None = None) -> None:
-        if self.server.access_log is not None:
-            self.server.access_log.websocket(self.scope.get("client"), event,
-                                             self.scope["path"], code)
 
 
 def _has_frame(content: dict) -> bool:
