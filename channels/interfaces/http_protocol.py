@@ -381,7 +381,8 @@ class Request:
             else:
                 chunk = http_messages.response_chunk(content)
                 data, more = chunk.content, chunk.more_content
-            if data:
+            # A response to HEAD has the headers of a GET's and no body.
+            if data and self.event.method != b"HEAD":
                 self.sent_bytes += len(data)
                 protocol.write(h11.Data(data=data))
             if not more:
