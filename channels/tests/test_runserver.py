@@ -62,7 +62,17 @@ class DemoProjectTests(unittest.TestCase):
         missing = requests.get(f"{self.server.url}/static/chat/nothing.js", timeout=5)
         self.assertEqual(missing.status_code, 404)
 
-    def test_websocket_echo_and_log_lines(self):
+    def test_head_has_the_headers_of_get_and_no_body(self):
+        url = f"{self.server.url}/static/chat/chat.js"
+        with requests.Session() as browser:
+            head = browser.head(url, timeout=5)
+            get = browser.get(url, timeout=5)  # on the same connection
+        self.assertEqual((head.status_code, head.content), (200, b""))
+        self.assertEqual(head.headers["Content-Length"], get.headers["Content-Length"])
+        self.assertEqual(len(get.content), int(get.headers["Content-Length"]))
+        self.server.wait_for('"HEAD /static/chat/chat.js HTTP/1.1" 200 -')
+
+    def test_websocket_echo(self):
         ws = websocket.create_connection(f"ws://127.0.0.1:{self.server.port}/ws/echo/",
                                          origin=self.server.url, timeout=5)
         ws.send("ping")
@@ -70,8 +80,6 @@ class DemoProjectTests(unittest.TestCase):
         ws.send_binary(b"\x00\x01")
         self.assertEqual(ws.recv(), b"\x00\x01")
         ws.close()
-        self.server.wait_for('"WSCONNECT /ws/echo/" - -')
-        self.server.wait_for('"WSDISCONNECT /ws/echo/" 1000 -')
 
     def test_foreign_origin_is_refused(self):
         with self.assertRaises(websocket.WebSocketBadStatusException) as refused:
