@@ -125,7 +125,7 @@ class Command(DjangoRunserver):
         backend = server.backend
         workers = (f"{options['workers']} worker thread(s)" if options["run_workers"]
                    else "no workers (run them with manage.py runworker)")
-        return f"Channel backend {backend.alias!r} ({type(backend).__name__}), {workers}.\n"
+        return f"Channel backend {backend.alias!r} ({type(backend).__name__}), {workers}."
 
     def report_consumer(self, channel, message):
         consumer = message.channel_backend.registry.consumer_for_channel(channel)
