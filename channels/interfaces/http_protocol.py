@@ -190,6 +190,8 @@ class HttpProtocol(Protocol):
             event.target, request.headers, request.client, self.local, scheme)
         protocol = ChannelWebSocketProtocol(self.server, scope)
         protocol.factory = self.server.ws_factory
+        if self.server.access_log is not None:
+            protocol.request_line = (event.target, event.http_version)
         transport = self.transport
         self.server.connection_switched(self, protocol)
         transport.protocol = protocol
@@ -235,7 +237,8 @@ class HttpProtocol(Protocol):
     def response_done(self) -> None:
         """The response is complete: next request, or close."""
         self.request = None
-        if self.conn.our_state is h11.MUST_CLOSE or self.conn.their_state is not h11.DONE:
+        if (self.conn.our_state is h11.MUST_CLOSE or self.conn.their_state is not h11.DONE
+                or self.server.stopping):
             self.cancel_timer()
             self.transport.loseConnection()
             return

@@ -7,6 +7,7 @@ import socket
 import time
 
 import requests
+import websocket
 from django.test import SimpleTestCase
 
 from channels.tests.interface_server import raw_request, serving, status_of
@@ -131,5 +132,10 @@ class HttpTests(SimpleTestCase):
         log = io.StringIO()
         with serving(access_log=log) as (handle, _):
             requests.get(f"http://127.0.0.1:{handle.port}/x/?q=1", timeout=5)
-        self.assertRegex(log.getvalue(),
-                         r'^127\.0\.0\.1 - - \[[^\]]+\] "GET /x/\?q=1 HTTP/1\.1" 200 \d+\n$')
+            websocket.create_connection(f"ws://127.0.0.1:{handle.port}/ws/", timeout=5).close()
+            with self.assertRaises(websocket.WebSocketBadStatusException):
+                websocket.create_connection(f"ws://127.0.0.1:{handle.port}/reject/", timeout=5)
+        self.assertRegex(log.getvalue(), (
+            r'^127\.0\.0\.1 - - \[[^\]]+\] "GET /x/\?q=1 HTTP/1\.1" 200 \d+\n'
+            r'127\.0\.0\.1 - - \[[^\]]+\] "GET /ws/ HTTP/1\.1" 101 -\n'
+            r'127\.0\.0\.1 - - \[[^\]]+\] "GET /reject/ HTTP/1\.1" 403 -\n$'))
