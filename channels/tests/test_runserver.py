@@ -72,7 +72,7 @@ class DemoProjectTests(unittest.TestCase):
         self.assertEqual(len(get.content), int(get.headers["Content-Length"]))
         self.server.wait_for('"HEAD /static/chat/chat.js HTTP/1.1" 200 -')
 
-    def test_websocket_echo(self):
+    def test_websocket_echo_and_log_lines(self):
         ws = websocket.create_connection(f"ws://127.0.0.1:{self.server.port}/ws/echo/",
                                          origin=self.server.url, timeout=5)
         ws.send("ping")
@@ -80,6 +80,8 @@ class DemoProjectTests(unittest.TestCase):
         ws.send_binary(b"\x00\x01")
         self.assertEqual(ws.recv(), b"\x00\x01")
         ws.close()
+        self.server.wait_for('"GET /ws/echo/ HTTP/1.1" 101 -')
+        self.server.wait_for('"WSDISCONNECT /ws/echo/ HTTP/1.1" 1000 -')
 
     def test_foreign_origin_is_refused(self):
         with self.assertRaises(websocket.WebSocketBadStatusException) as refused:
