@@ -11,9 +11,9 @@ following in chunks as it is read from the client); the views run in
 ``runworker`` processes; the response comes back on a reply channel and is
 streamed to the client chunk by chunk. No view runs in the WSGI process.
 
-One thread per process receives the responses of all its requests at once,
-on the process wildcard of its reply channels, and hands each to the request
-waiting for it: a request costs a queue, not a blocking receive of its own.
+One thread per process receives the responses of all its requests at once
+(``channels.replies``): a waiting request costs a queue, not a blocking
+receive of its own.
 
 Answers it gives itself: 400 for a Host not in ``ALLOWED_HOSTS`` (checked as
 Django checks it, before anything is sent), 503 with ``Retry-After`` when
@@ -28,9 +28,6 @@ bounds the wait for a response to start and for each further chunk;
 from __future__ import annotations
 
 import logging
-import os
-import queue
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from itertools import chain
 from typing import Any
@@ -40,86 +37,24 @@ from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.core.handlers.wsgi import WSGIRequest
 
+from channels.backends import channel_backends
+from channels.backends.base import BaseChannelBackend
 from channels.exceptions import ChannelBackendUnavailable, ChannelFull
 from channels.handler import send_patiently, send_timeout
+from channels.interfaces.config import ServerConfig
 from channels.interfaces.http_messages import (
     BODY_CHUNK_SIZE,
     MalformedResponse,
     body_messages,
     closed_body_message,
-    disconnect_message,
     request_message,
-    response_chunk,
-    response_start,
 )
-from channels.names import new_name, process_wildcard
+from channels.names import new_name
+from channels.replies import PendingResponse
 
 logger = logging.getLogger("channels.interfaces.wsgi")
 
-REPLY_PREFIX = "!http.response"
-# How long the receiver blocks per call; it also bounds how long a receiver
-# that lost the backend waits before it tries again.
-RECEIVE_TIMEOUT = 1.0
-
 StartResponse = Callable[..., Any]
-
-
-class ResponseIncomplete(Exception):
-    """The response stopped before its last chunk. Raised into the WSGI
-    server so that it drops the connection instead of ending the response
-    as if it were whole."""
-
-
-class ReplyReceiver:
-    """Receives every response for this process on its reply channels'
-    process wildcard and hands each to the request waiting for it.
-
-    Started by the first request of each process (after gunicorn forks, not
-    before: a thread does not survive a fork, and the wildcard is per
-    process).
-    """
-
-    def __init__(self, backend):
-        self.backend = backend
-        self._waiting: dict[str, queue.SimpleQueue] = {}
-        self._lock = threading.Lock()
-        self._pid = None
-
-    def register(self, reply_channel: str) -> queue.SimpleQueue:
-        inbox: queue.SimpleQueue = queue.SimpleQueue()
-        with self._lock:
-            self._waiting[reply_channel] = inbox
-            if self._pid != os.getpid():
-                self._pid = os.getpid()
-                threading.Thread(target=self._run, args=(process_wildcard(REPLY_PREFIX),),
-                                 name="channels-wsgi-replies", daemon=True).start()
-        return inbox
-
-    def stop(self) -> None:
-        """End the thread (within RECEIVE_TIMEOUT)."""
-        self._pid = None
-
-    def unregister(self, reply_channel: str) -> None:
-        with self._lock:
-            self._waiting.pop(reply_channel, None)
-
-    def _run(self, wildcard: str) -> None:
-        pid = os.getpid()
-        stop = threading.Event()
-        while self._pid == pid:
-            try:
-                batch = self.backend.receive_batch([wildcard], limit=100,
-                                                   timeout=RECEIVE_TIMEOUT)
-            except Exception:
-                logger.exception("Cannot receive responses from channel backend %r",
-                                 self.backend.alias)
-                stop.wait(RECEIVE_TIMEOUT)
-                continue
-            for channel, message in batch:
-                inbox = self._waiting.get(channel)
-                if inbox is not None:
-                    inbox.put(message)
-                # Else its request gave up (timed out, client left): dropped.
 
 
 def _plain(status: str, text: str, start_response: StartResponse,
@@ -180,35 +115,16 @@ class WSGIAdapter:
 
     def __init__(self, alias: str | None = None):
         self._alias = alias
-        self._receiver: ReplyReceiver | None = None
-        self._receiver_lock = threading.Lock()
 
     @property
-    def backend(self):
-        from channels.backends import channel_backends
-
+    def backend(self) -> BaseChannelBackend:
         alias = self._alias or getattr(settings, "CHANNELS_WSGI_BACKEND", "default")
         return channel_backends[alias]
 
     @property
     def timeout(self) -> float:
-        server = getattr(settings, "CHANNELS_SERVER", None) or {}
-        return server.get("HTTP_TIMEOUT", 60.0)
-
-    def receiver(self, backend) -> ReplyReceiver:
-        with self._receiver_lock:
-            if self._receiver is None or self._receiver.backend is not backend:
-                if self._receiver is not None:
-                    self._receiver.stop()
-                self._receiver = ReplyReceiver(backend)
-            return self._receiver
-
-    def close(self) -> None:
-        """Stop receiving responses (tests; a WSGI server just exits)."""
-        with self._receiver_lock:
-            if self._receiver is not None:
-                self._receiver.stop()
-                self._receiver = None
+        # The same setting, default and checks as runwsserver's.
+        return ServerConfig.from_settings().http_timeout
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         try:
@@ -217,21 +133,34 @@ class WSGIAdapter:
             logger.warning("Refused request: %s", exc)
             return _plain("400 Bad Request", "Bad Request: Host not allowed", start_response)
         backend = self.backend
-        receiver = self.receiver(backend)
-        reply_channel = new_name(REPLY_PREFIX)
-        inbox = receiver.register(reply_channel)
+        response = PendingResponse(backend, self.timeout, environ.get("PATH_INFO", "/"))
         try:
-            refused = self._send_request(backend, environ, reply_channel)
+            refused = self._send_request(backend, environ, response.reply_channel)
+            if refused is not None:
+                response.close(disconnect=False)
+                return _plain("503 Service Unavailable", f"Service Unavailable: {refused}",
+                              start_response, [("Retry-After", "1")])
+            start = response.wait_start()
+        except MalformedResponse as exc:
+            response.close()
+            logger.error("Malformed response on %r: %s", response.reply_channel, exc)
+            return _plain("500 Internal Server Error", "Internal Server Error", start_response)
         except BaseException:
-            receiver.unregister(reply_channel)
+            response.close()
             raise
-        if refused is not None:
-            receiver.unregister(reply_channel)
-            return _plain("503 Service Unavailable", f"Service Unavailable: {refused}",
-                          start_response, [("Retry-After", "1")])
-        return self._respond(backend, receiver, inbox, reply_channel, environ, start_response)
+        if start is None:
+            response.close()
+            return _plain("504 Gateway Timeout", f"No response within {self.timeout} s",
+                          start_response)
+        start_response(f"{start.status} {start.reason}",
+                       [(name.decode("latin-1"), value.decode("latin-1"))
+                        for name, value in start.headers])
+        # Iterated and closed by the WSGI server (close() even if the client
+        # left before the first chunk).
+        return response
 
-    def _send_request(self, backend, environ: dict[str, Any], reply_channel: str) -> str | None:
+    def _send_request(self, backend: BaseChannelBackend, environ: dict[str, Any],
+                      reply_channel: str) -> str | None:
         """Send the request and its body; a reason to answer 503, or None."""
         pieces = _body_pieces(environ)
         first, second = next(pieces, b""), next(pieces, b"")
@@ -256,7 +185,8 @@ class WSGIAdapter:
             self._send_body(backend, body_channel, chain([second], pieces))
         return None
 
-    def _send_body(self, backend, body_channel: str, pieces: Iterator[bytes]) -> None:
+    def _send_body(self, backend: BaseChannelBackend, body_channel: str,
+                   pieces: Iterator[bytes]) -> None:
         try:
             for message in body_messages(pieces):
                 send_patiently(backend, body_channel, message, send_timeout())
@@ -264,68 +194,6 @@ class WSGIAdapter:
             # The client went away mid-upload (or sent a broken chunk).
             logger.info("Upload to %r ended early: %s", body_channel, exc)
             backend.send(body_channel, closed_body_message())
-
-    def _respond(self, backend, receiver: ReplyReceiver, inbox: queue.SimpleQueue,
-                 reply_channel: str, environ: dict[str, Any],
-                 start_response: StartResponse) -> Iterable[bytes]:
-        timeout = self.timeout
-        try:
-            message = inbox.get(timeout=timeout)
-        except queue.Empty:
-            receiver.unregister(reply_channel)
-            return _plain("504 Gateway Timeout", f"No response within {timeout} s",
-                          start_response)
-        try:
-            start = response_start(message)
-        except MalformedResponse as exc:
-            receiver.unregister(reply_channel)
-            logger.error("Malformed response on %r: %s", reply_channel, exc)
-            return _plain("500 Internal Server Error", "Internal Server Error", start_response)
-        start_response(f"{start.status} {start.reason}",
-                       [(name.decode("latin-1"), value.decode("latin-1"))
-                        for name, value in start.headers])
-        return _ResponseBody(backend, receiver, inbox, reply_channel,
-                             environ.get("PATH_INFO", "/"), start, timeout)
-
-
-class _ResponseBody:
-    """The content of a response as the WSGI server iterates it. A class, not
-    a generator, because the server calls ``close()`` even when it never
-    started iterating (the client left), and that must still unregister."""
-
-    def __init__(self, backend, receiver: ReplyReceiver, inbox: queue.SimpleQueue,
-                 reply_channel: str, path: str, start, timeout: float):
-        self.backend, self.receiver, self.inbox = backend, receiver, inbox
-        self.reply_channel, self.path, self.start, self.timeout = (
-            reply_channel, path, start, timeout)
-        self.finished = False
-
-    def __iter__(self) -> Iterator[bytes]:
-        if self.start.content:
-            yield self.start.content
-        more = self.start.more_content
-        while more:
-            try:
-                chunk = response_chunk(self.inbox.get(timeout=self.timeout))
-            except queue.Empty:
-                raise ResponseIncomplete(
-                    f"No chunk on {self.reply_channel!r} within {self.timeout} s")
-            except MalformedResponse as exc:
-                raise ResponseIncomplete(f"Malformed chunk on {self.reply_channel!r}: {exc}")
-            more = chunk.more_content
-            if chunk.content:
-                yield chunk.content
-        self.finished = True
-
-    def close(self) -> None:
-        self.receiver.unregister(self.reply_channel)
-        if not self.finished:
-            # The client left, or the response broke: tell whoever may care.
-            try:
-                self.backend.send("http.disconnect",
-                                  disconnect_message(self.reply_channel, self.path))
-            except Exception:
-                logger.debug("Could not send http.disconnect", exc_info=True)
 
 
 def get_wsgi_application(alias: str | None = None) -> WSGIAdapter:

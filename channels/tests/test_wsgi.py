@@ -8,6 +8,7 @@ import json
 import os
 import threading
 import time
+from unittest import mock
 from wsgiref.util import setup_testing_defaults
 
 import requests
@@ -18,6 +19,7 @@ from channels.backends.memory import InMemoryChannelBackend
 from channels.exceptions import ChannelBackendUnavailable
 from channels.interfaces.http_messages import BODY_CHUNK_SIZE
 from channels.interfaces.wsgi import WSGIAdapter, application
+from channels.replies import receiver_for
 from channels.testing import ChannelTestCase
 from channels.tests.http_views import BIG_SIZE
 from channels.tests.processes import django_env, start_gunicorn, start_worker
@@ -59,6 +61,18 @@ class Result:
         return [v for k, v in self.headers if k.lower() == name.lower()]
 
 
+class FlakyReceiveBackend(InMemoryChannelBackend):
+    """Its first receive fails, as when Redis restarts under the receiver."""
+
+    failed = False
+
+    def _receive_batch(self, channels, limit, timeout):
+        if not self.failed:
+            self.failed = True
+            raise ChannelBackendUnavailable("store restarting")
+        return super()._receive_batch(channels, limit, timeout)
+
+
 class UnreachableBackend(InMemoryChannelBackend):
     def _send(self, channel, data):
         raise ChannelBackendUnavailable("connection refused")
@@ -76,7 +90,6 @@ class UnreachableBackend(InMemoryChannelBackend):
 class AdapterTests(ChannelTestCase):
     def setUp(self):
         self.app = WSGIAdapter()
-        self.addCleanup(self.app.close)
 
     def serve(self, *args, **kwargs):
         with worker_threads(self.get_backend(), ["http.request"], 1):
@@ -121,6 +134,17 @@ class AdapterTests(ChannelTestCase):
             result = Result(self.app, environ_for())
         self.assertEqual((result.code, result.header("Retry-After")), (503, ["1"]))
 
+    def test_reply_receiver_survives_a_backend_failure(self):
+        backend = FlakyReceiveBackend(routing=HTTP_ROUTING)
+        previous = channel_backends.set("default", backend)
+        self.addCleanup(channel_backends.set, "default", previous)
+        with mock.patch("channels.replies.RECEIVE_TIMEOUT", 0.05), \
+                self.assertLogs("channels.replies", "ERROR") as logs, \
+                worker_threads(backend, ["http.request"], 1):
+            result = Result(self.app, environ_for())
+        self.assertEqual((result.code, result.body), (200, b"Hello, world"))
+        self.assertIn("store restarting", "\n".join(logs.output))
+
     @override_settings(CHANNELS_SERVER={"HTTP_TIMEOUT": 0.1})
     def test_no_worker_is_504_in_time(self):
         started = time.monotonic()
@@ -147,10 +171,10 @@ class AdapterTests(ChannelTestCase):
         backend = self.get_backend()
         with worker_threads(backend, ["http.request"], 1):
             result = Result(self.app, environ_for(target="/stream/"), iterate=False)
-        receiver = self.app._receiver
-        self.assertEqual(len(receiver._waiting), 1)
+        receiver = receiver_for(backend)
+        self.assertEqual(receiver.waiting, 1)
         result.body_iter.close()  # the client left before any content
-        self.assertEqual(receiver._waiting, {})
+        self.assertEqual(receiver.waiting, 0)
         _, message = backend.receive_many(["http.disconnect"])
         self.assertEqual(message["path"], "/stream/")
 
@@ -163,14 +187,13 @@ class AdapterTests(ChannelTestCase):
 class ConcurrencyTests(ChannelTestCase):
     def test_concurrent_requests_each_get_their_own_response(self):
         app = WSGIAdapter()
-        self.addCleanup(app.close)
         with worker_threads(self.get_backend(), ["http.request"], 2), \
                 concurrent.futures.ThreadPoolExecutor(8) as pool:
             results = list(pool.map(
                 lambda n: Result(app, environ_for(target=f"/meta/?n={n}")), range(40)))
         self.assertEqual([json.loads(r.body)["GET"] for r in results],
                          [{"n": [str(n)]} for n in range(40)])
-        self.assertEqual(app._receiver._waiting, {})
+        self.assertEqual(receiver_for(self.get_backend()).waiting, 0)
 
 
 class GunicornTests(SimpleTestCase):
