@@ -64,7 +64,12 @@ def rates(operations: dict, count: int) -> dict:
     return best
 
 
+MISSED: list[str] = []
+
+
 def report(name: str, value: str, baseline: str, target: str, met: bool) -> None:
+    if not met:
+        MISSED.append(name)
     print(f"{name:46s} {value:>14s}   baseline {baseline:>14s}   target {target:14s} "
           f"{'met' if met else 'MISSED'}")
 
@@ -191,7 +196,7 @@ def idle_latency(servers: list[RedisServer], samples: int = 300) -> None:
     sender.close()
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=5000,
                         help=f"calls per throughput run (best of {REPEATS} runs)")
@@ -207,7 +212,10 @@ def main() -> None:
         idle_latency(servers)
     finally:
         stop_all()
+    if MISSED:
+        print(f"\n{len(MISSED)} target(s) missed: {'; '.join(MISSED)}")
+    return 1 if MISSED else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
