@@ -1,12 +1,13 @@
 """Waiting for a message on several shards at once.
 
 Redis can only block a connection on keys of its own server. To wait on S
-shards, one dedicated connection per shard blocks (BLPOP) in its own thread;
-the first message to arrive wins, the other pops are released at once with
-``CLIENT UNBLOCK`` from an ordinary connection, and a message that another
-pop took in the meantime is pushed back to the head of its list, where it
-was. So there is no polling delay, a message is never delivered twice, and
-none is held by a process that is busy with another.
+shards, one dedicated connection per shard blocks (BLPOP) in its own thread,
+and the first message to arrive goes to the caller at once. A background
+thread then releases the other pops with ``CLIENT UNBLOCK`` from an ordinary
+connection and pushes a message that one of them took in the meantime back
+to the head of its list, where it was. So there is no polling delay, a
+message is never delivered twice, and none is held by a process that is
+busy with another.
 """
 
 from __future__ import annotations
