@@ -429,12 +429,18 @@ class RedisChannelBackend(BaseChannelBackend):
             channel = entry.split(b" ", 2)[1] if counts else ""
             now = self._now_ms()
             more = []
-            if limit > 1:
-                # Settle the first message and take more in one call.
-                more = _unpack(shard.script("RECEIVE", [], [now, limit - 1, 0, counts, channel,
-                                                            *plan.args[shard.index]]))
-            elif counts:
-                shard.script("SETTLE", [counts], [channel])
+            try:
+                if limit > 1:
+                    # Settle the first message and take more in one call.
+                    more = _unpack(shard.script(
+                        "RECEIVE", [], [now, limit - 1, 0, counts, channel,
+                                        *plan.args[shard.index]]))
+                elif counts:
+                    shard.script("SETTLE", [counts], [channel])
+            except ChannelBackendUnavailable:
+                # The message is taken: deliver it. Its channel's count
+                # stays one too high until the inbox's keys expire.
+                pass
             taken = self._deliver([entry, *more], now, limit)
             if taken:
                 return taken
