@@ -12,10 +12,11 @@ import threading
 import time
 
 from django.core.exceptions import ImproperlyConfigured
-from django.test import SimpleTestCase
+from django.test import SimpleTestCase, override_settings
 
 from channels.backends import create_backend
 from channels.backends.redis.sharding import Placement, jump_hash, name_hash, shard_for
+from channels.checks import check_channel_backends
 from channels.exceptions import ChannelBackendUnavailable, ChannelFull
 from channels.names import new_name, process_wildcard
 from channels.tests.redis_servers import backend_config, redis_backend, shared_servers
@@ -96,6 +97,14 @@ class HostsTests(SimpleTestCase):
             with self.subTest(hosts=hosts), self.assertRaisesMessage(ImproperlyConfigured,
                                                                      message):
                 self.build(hosts)
+
+    def test_system_check_names_a_bad_entry(self):
+        hosts = [("127.0.0.1", 1), "redis://127.0.0.1:notaport"]
+        with override_settings(CHANNEL_BACKENDS={"default": {
+                "BACKEND": "channels.backends.redis.RedisChannelBackend", "HOSTS": hosts}}):
+            errors = check_channel_backends()
+        self.assertEqual([error.id for error in errors], ["channels.E001"])
+        self.assertIn("['HOSTS'][1] = 'redis://127.0.0.1:notaport'", errors[0].msg)
 
     def test_password_never_in_error(self):
         with self.assertRaises(ImproperlyConfigured) as caught:
