@@ -110,7 +110,8 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
     def onOpen(self):
         self.log_access(101)
         self.opened = True
-        self.server.keepalive.add(self)
+        if self.server.keepalive_routed:
+            self.server.keepalive.add(self)
         frames, self.early_frames = self.early_frames, None
         for content in frames or ():
             self.on_reply(content)
@@ -189,7 +190,7 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
         server.keepalive.discard(self)
         if self.reply_channel is not None:
             server.layer.forget(self.reply_channel)
-            if self.connect_sent or self.opened:
+            if (self.connect_sent or self.opened) and server.ws_disconnect_routed:
                 server.layer.send("websocket.disconnect", {
                     "reply_channel": self.reply_channel, "path": self.scope["path"],
                     "order": self.order + 1, "code": code or 1006,

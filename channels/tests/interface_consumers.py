@@ -101,3 +101,6 @@ def ordered_receive(message):
 
 
 ordered_routing = {"websocket.receive": ordered_receive}
+
+# Only receive: keepalives and disconnects have nobody to go to.
+routing_receive_only = {"websocket.receive": ws_receive}

@@ -187,3 +187,16 @@ class WebSocketTests(SimpleTestCase):
             ws.sock.close()
             wait_for(lambda: seen["disconnect"])
             self.assertEqual(seen["disconnect"][0]["code"], 1006)
+
+    def test_unrouted_keepalive_and_disconnect_are_not_sent(self):
+        with serving(routing="channels.tests.interface_consumers.routing_receive_only",
+                     backend_options={"expiry": 2}) as (handle, backend):
+            ws = connect(handle)
+            ws.send("x")
+            self.assertEqual(ws.recv(), "x")
+            time.sleep(1.5)  # a keepalive interval
+            ws.close()
+            time.sleep(0.2)
+            self.assertEqual(
+                backend.receive_many(["websocket.keepalive", "websocket.disconnect"]),
+                (None, None))
