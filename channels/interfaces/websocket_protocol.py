@@ -36,7 +36,11 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
     def __init__(self, server: ChannelServer, scope: dict[str, Any]):
         super().__init__()
         self.server = server
-        self.scope = scope
+        # The handshake's fields, for websocket.connect only; an open socket
+        # keeps just its path and client.
+        self.scope: dict[str, Any] | None = scope
+        self.path: str = scope["path"]
+        self.client = scope["client"]
         self.reply_channel: str | None = None
         self.order = 0
         self.decision: Deferred | None = None
@@ -54,9 +58,9 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
         if not server.policy.origin_allowed(request.headers.get("origin")):
             raise ConnectionDeny(403, "Origin not allowed")
         self.reply_channel = server.layer.new_reply_channel("!websocket.send", self.on_reply)
+        message, self.scope = self.scope, None
         if not server.connect_routed:
             return None
-        message = dict(self.scope)
         message["reply_channel"] = self.reply_channel
         message["order"] = 0
         self.decision = Deferred()
@@ -105,7 +109,7 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
     def log_access(self, status: int) -> None:
         if self.request_line is not None:
             target, version = self.request_line
-            self.server.access_log.log(self.scope["client"], b"GET", target, version, status, 0)
+            self.server.access_log.log(self.client, b"GET", target, version, status, 0)
 
     def onOpen(self):
         self.log_access(101)
@@ -160,7 +164,7 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         self.order += 1
-        message = {"reply_channel": self.reply_channel, "path": self.scope["path"],
+        message = {"reply_channel": self.reply_channel, "path": self.path,
                    "order": self.order}
         if isBinary:
             message["bytes"] = payload
@@ -178,7 +182,7 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
 
     def keepalive(self) -> None:
         self.server.layer.send("websocket.keepalive",
-                               {"reply_channel": self.reply_channel, "path": self.scope["path"]})
+                               {"reply_channel": self.reply_channel, "path": self.path})
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         server = self.server
@@ -192,7 +196,7 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
             server.layer.forget(self.reply_channel)
             if (self.connect_sent or self.opened) and server.ws_disconnect_routed:
                 server.layer.send("websocket.disconnect", {
-                    "reply_channel": self.reply_channel, "path": self.scope["path"],
+                    "reply_channel": self.reply_channel, "path": self.path,
                     "order": self.order + 1, "code": code or 1006,
                 })
         server.connection_closed(self)
