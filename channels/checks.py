@@ -24,3 +24,21 @@ def check_channel_backends(app_configs=None, **kwargs):
         except ImproperlyConfigured as exc:
             errors.append(checks.Error(str(exc), id="channels.E001"))
     return errors
+
+
+@checks.register()
+def check_runserver_command(app_configs=None, **kwargs):
+    """Django runs the ``runserver`` of the first installed app that has one
+    (django.contrib.staticfiles has one too); with another app's, WebSockets
+    and consumers silently never run."""
+    from django.core.management import get_commands
+
+    owner = get_commands().get("runserver")
+    if owner in (None, "channels"):
+        return []
+    return [checks.Warning(
+        f"manage.py runserver is the one of {owner!r}, so it serves no WebSockets "
+        f"and runs no consumers.",
+        hint=f"Put 'channels' above {owner!r} in INSTALLED_APPS.",
+        id="channels.W001",
+    )]

@@ -106,10 +106,13 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
         self.log_access(code)
         super().failHandshake(reason, code, responseHeaders)
 
-    def log_access(self, status: int) -> None:
+    def log_access(self, status: int, method: bytes = b"GET") -> None:
+        """The handshake's line (101, or the refusal status); and, with
+        ``method`` WSDISCONNECT, a line with the close code when an open
+        socket closes, so a log shows how long each one lived."""
         if self.request_line is not None:
             target, version = self.request_line
-            self.server.access_log.log(self.client, b"GET", target, version, status, 0)
+            self.server.access_log.log(self.client, method, target, version, status, 0)
 
     def onOpen(self):
         self.log_access(101)
@@ -199,6 +202,8 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
                     "reply_channel": self.reply_channel, "path": self.path,
                     "order": self.order + 1, "code": code or 1006,
                 })
+        if self.opened:
+            self.log_access(code or 1006, b"WSDISCONNECT")
         server.connection_closed(self)
 
 

@@ -1,3 +1,11 @@
+"""Which consumer runs for each channel (CHANNEL_BACKENDS' ROUTING)."""
+
+# docs: routing
 channel_routing = {
-    "websocket.receive": "testproject.consumers.ws_receive",
+    "websocket.connect": "testproject.consumers.websocket",
+    "websocket.receive": "testproject.consumers.websocket",
+    "websocket.keepalive": "testproject.consumers.websocket",
+    "websocket.disconnect": "testproject.consumers.websocket",
+    "chat.messages": "chat.consumers.save_message",
 }
+# docs: end routing

@@ -15,6 +15,7 @@ SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "demo-only-insecure-secret-key"
 DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
 ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",")
 
+# docs: installed apps
 INSTALLED_APPS = [
     "channels",
     "django.contrib.admin",
@@ -23,7 +24,9 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "chat",
 ]
+# docs: end installed apps
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -62,6 +65,13 @@ DATABASES = {
 USE_TZ = True
 STATIC_URL = "static/"
 
+# docs: login
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "rooms"
+LOGOUT_REDIRECT_URL = "login"
+# docs: end login
+
+# docs: backends
 if os.environ.get("CHANNELS_BACKEND") == "redis":
     CHANNEL_BACKENDS = {
         "default": {
@@ -77,3 +87,4 @@ else:
             "ROUTING": "testproject.routing.channel_routing",
         }
     }
+# docs: end backends

@@ -1,9 +1,10 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from testproject import views
 
 urlpatterns = [
     path("hello/", views.hello),
     path("admin/", admin.site.urls),
+    path("", include("chat.urls")),
 ]

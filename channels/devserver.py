@@ -1,0 +1,131 @@
+"""A whole channels site in one process: the interface server on the
+reactor thread and a pool of worker threads, sharing one backend.
+
+``runserver`` and ``ChannelLiveServerTestCase`` run this, which is why the
+in-memory backend (it cannot be shared between processes) is enough for
+development and tests.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+from channels.backends.base import BaseChannelBackend
+from channels.message import Message
+from channels.worker import Worker
+
+logger = logging.getLogger("channels.devserver")
+
+
+class WorkerPool:
+    """``count`` workers on threads, listening on every routed channel.
+
+    ``connections_override`` gives the threads database connections to use
+    instead of their own, as Django's live server threads get them: an
+    in-memory SQLite test database exists only in its one connection.
+    """
+
+    def __init__(self, backend: BaseChannelBackend, count: int,
+                 callback: Callable[[str, Message], None] | None = None,
+                 poll_timeout: float = 0.2,
+                 connections_override: dict[str, BaseDatabaseWrapper] | None = None):
+        if count < 1:
+            raise ValueError(f"A worker pool needs at least one worker, not {count}")
+        self.workers = [Worker(backend, callback=callback) for _ in range(count)]
+        self.connections_override = connections_override or {}
+        self.threads: list[threading.Thread] = []
+        for worker in self.workers:
+            # How soon stop() is noticed by an idle worker.
+            worker.poll_timeout = poll_timeout
+
+    def start(self) -> None:
+        for number, worker in enumerate(self.workers, 1):
+            # Daemons: under the autoreloader, a changed file ends the process
+            # from the main thread without waiting for them.
+            thread = threading.Thread(target=self.run_worker, args=(worker,),
+                                      name=f"channels-worker-{number}", daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    def run_worker(self, worker: Worker) -> None:
+        for alias, connection in self.connections_override.items():
+            connections[alias] = connection
+        try:
+            worker.run()
+        finally:
+            connections.close_all()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Let each worker finish the consumer in hand, then join it."""
+        for worker in self.workers:
+            worker.stop()
+        for thread in self.threads:
+            thread.join(timeout)
+            if thread.is_alive():
+                logger.warning("%s still runs a consumer after %s s; left behind",
+                               thread.name, timeout)
+        self.threads = []
+
+
+class DevServer:
+    """The interface server on ``host:port`` (0: a free port, see ``port``
+    after ``start()``) and ``workers`` worker threads (0: none, for a
+    networked backend whose workers run elsewhere).
+
+    ``static`` serves STATIC_URL from the staticfiles finders, as Django's
+    development server does. ``server_options`` are interface server options
+    (``ServerConfig`` fields, such as ``access_log``); see ``WorkerPool``
+    for ``connections_override``.
+    """
+
+    def __init__(self, backend: BaseChannelBackend, host: str = "127.0.0.1", port: int = 0,
+                 workers: int = 4, static: bool = False,
+                 callback: Callable[[str, Message], None] | None = None,
+                 connections_override: dict[str, BaseDatabaseWrapper] | None = None,
+                 **server_options: Any):
+        self.backend = backend
+        self.host = host
+        self.port = port
+        self.static = static
+        self.server_options = server_options
+        self.pool = (WorkerPool(backend, workers, callback,
+                                connections_override=connections_override)
+                     if workers else None)
+        self.handle = None
+
+    def start(self) -> int:
+        """Start serving; returns the port. Raises what listening raised
+        (``twisted.internet.error.CannotListenError``) with nothing left
+        running."""
+        from channels.interfaces.threaded import start_server
+
+        if self.static:
+            from channels.staticfiles import serve_static_files
+
+            serve_static_files(self.backend.registry)
+        if self.pool is not None:
+            self.pool.start()
+        try:
+            self.handle = start_server(self.backend, self.host, self.port,
+                                       **self.server_options)
+        except BaseException:
+            if self.pool is not None:
+                self.pool.stop()
+            raise
+        self.port = self.handle.port
+        return self.port
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Close every connection (WebSockets with 1001, their disconnect
+        messages sent and consumed), then stop the workers."""
+        if self.handle is not None:
+            handle, self.handle = self.handle, None
+            handle.stop(timeout)
+        if self.pool is not None:
+            self.pool.stop(timeout)

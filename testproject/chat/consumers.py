@@ -1,0 +1,106 @@
+"""The chat's WebSocket consumers.
+
+A socket at ``/ws/chat/<room>/`` joins the room's Group. What a user types
+goes to the ``chat.messages`` channel, whose consumer saves it and then
+broadcasts it to the room, so every message anybody sees is in the history.
+"""
+
+import json
+import logging
+
+from django.contrib.auth import get_user_model
+
+from channels import Channel, Group
+from channels.auth import channel_session_user, transfer_user
+from channels.decorators import channel_session, enforce_ordering, linearize
+from chat.models import MAX_TEXT_LENGTH, Message, Room
+
+logger = logging.getLogger(__name__)
+
+# The channel that saves and broadcasts messages (routed in testproject/routing.py).
+MESSAGES_CHANNEL = "chat.messages"
+
+
+def room_group(room_name):
+    """The Group of the sockets in a room."""
+    return Group(f"chat-{room_name}")
+
+
+def send_json(channel, data):
+    channel.send({"text": json.dumps(data)})
+
+
+# docs: connect
+@linearize
+@transfer_user
+def chat_connect(message, room_name):
+    """Let in only logged-in users, to rooms that exist; send the newcomer
+    the room's history, then add it to the room."""
+    room = Room.objects.filter(name=room_name).first()
+    if not message.user.is_authenticated or room is None:
+        message.reply_channel.send({"accept": False})
+        return
+    message.channel_session["room"] = room.name
+    message.reply_channel.send({"accept": True})
+    # Join first, then send the history: a message saved in between arrives
+    # twice rather than never, and the page drops the copy by its id.
+    room_group(room.name).add(message.reply_channel)
+    for earlier in room.history():
+        send_json(message.reply_channel, earlier.as_json())
+# docs: end connect
+
+
+# docs: receive
+@enforce_ordering
+@channel_session_user
+def chat_receive(message, room_name):
+    """Hand what the user typed to ``chat.messages``, in the order typed."""
+    room = message.channel_session.get("room")
+    text = message.get("text")
+    if room is None or not message.user.is_authenticated or not isinstance(text, str):
+        return
+    text = text.strip()[:MAX_TEXT_LENGTH]
+    if text:
+        Channel(MESSAGES_CHANNEL).send({"room": room, "user": message.user.pk, "text": text})
+# docs: end receive
+
+
+# docs: save
+def save_message(message):
+    """Save one message, then broadcast it to the room."""
+    room = Room.objects.filter(name=message["room"]).first()
+    user = get_user_model().objects.filter(pk=message["user"]).first()
+    if room is None or user is None:
+        logger.warning("Dropped a message for room %r by user %r: no longer exists",
+                       message["room"], message["user"])
+        return
+    saved = Message.objects.create(room=room, user=user, text=message["text"])
+    room_group(room.name).send({"text": json.dumps(saved.as_json())})
+# docs: end save
+
+
+# docs: disconnect
+@channel_session
+def chat_keepalive(message, room_name):
+    """Group membership expires; renew it while the socket is open."""
+    room = message.channel_session.get("room")
+    if room is not None:
+        room_group(room).add(message.reply_channel)
+
+
+@enforce_ordering
+@channel_session
+def chat_disconnect(message, room_name):
+    room = message.channel_session.get("room")
+    if room is not None:
+        room_group(room).discard(message.reply_channel)
+# docs: end disconnect
+
+
+# The consumer of each WebSocket channel, for paths under /ws/chat/<room>/.
+websocket_consumers = {
+    "websocket.connect": chat_connect,
+    "websocket.receive": chat_receive,
+    "websocket.keepalive": chat_keepalive,
+    "websocket.disconnect": chat_disconnect,
+}

@@ -1,0 +1,28 @@
+"""Users and a room to try the chat with, on a fresh database."""
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+
+from chat.models import Room
+
+DEMO_USERS = ("alice", "bob")
+# Printed on the login page; this is a demo, never a deployment.
+DEMO_PASSWORD = "demo-password"
+DEMO_ROOM = "lobby"
+
+
+class Command(BaseCommand):
+    help = (f"Creates the demo users {' and '.join(DEMO_USERS)} (password "
+            f"{DEMO_PASSWORD!r}) and the room {DEMO_ROOM!r}, unless they exist.")
+
+    def handle(self, *args, **options):
+        User = get_user_model()
+        for username in DEMO_USERS:
+            if User.objects.filter(username=username).exists():
+                self.stdout.write(f"User {username} exists; left as it is.")
+            else:
+                User.objects.create_user(username, password=DEMO_PASSWORD)
+                self.stdout.write(f"Created user {username} (password {DEMO_PASSWORD!r}).")
+        _, created = Room.objects.get_or_create(name=DEMO_ROOM)
+        if created:
+            self.stdout.write(f"Created room {DEMO_ROOM}.")
