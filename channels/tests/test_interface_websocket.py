@@ -10,6 +10,7 @@ import time
 import websocket
 from django.test import SimpleTestCase, override_settings
 
+from channels.interfaces.threaded import start_server
 from channels.tests.interface_consumers import routing_without_connect, seen, seen_lock
 from channels.tests.interface_server import raw_request, serving, status_of
 from channels.tests.worker_threads import wait_for
@@ -200,3 +201,21 @@ class WebSocketTests(SimpleTestCase):
             self.assertEqual(
                 backend.receive_many(["websocket.keepalive", "websocket.disconnect"]),
                 (None, None))
+
+    def test_two_servers_on_one_backend_in_one_process(self):
+        # They share one receiver (replies are read through process-wide
+        # wildcards), and each reply still reaches its own connection.
+        with serving() as (first, backend):
+            second = start_server(backend, "127.0.0.1", 0)
+            try:
+                sockets = [connect(first), connect(second), connect(first)]
+                for index, ws in enumerate(sockets):
+                    ws.send(f"to {index}")
+                for index, ws in enumerate(sockets):
+                    self.assertEqual(ws.recv(), f"to {index}")
+            finally:
+                second.stop()
+            # The first keeps serving after the second stopped.
+            ws = connect(first)
+            ws.send("still")
+            self.assertEqual(ws.recv(), "still")
