@@ -73,7 +73,6 @@ class LayerBridge:
         self._flush_call = None
         self._outbox: queue.SimpleQueue = queue.SimpleQueue()
         self._stopped = threading.Event()
-        self._threads: list[threading.Thread] = []
         self._wildcards = [names.process_wildcard(prefix) for prefix in REPLY_PREFIXES]
         self.users = 0
 
@@ -82,16 +81,14 @@ class LayerBridge:
             thread = threading.Thread(target=target, name=f"channels-server-{name}",
                                       daemon=True)
             thread.start()
-            self._threads.append(thread)
 
-    def stop(self, timeout: float | None = None) -> None:
-        """Stop both threads after what was already handed over is sent."""
+    def stop(self) -> None:
+        """Stop both threads after what was already handed over is sent. A
+        receive in progress finishes in the background; what it takes is
+        put back for the next bridge (see _receive_loop)."""
         self._flush()
         self._stopped.set()
         self._outbox.put(_STOP)
-        if timeout is not None:
-            for thread in self._threads:
-                thread.join(timeout)
 
     # Reactor side.
 
