@@ -7,7 +7,8 @@ from channels.backends.base import BaseChannelBackend
 from channels.decorators import enforce_ordering
 
 # What websocket.disconnect / keepalive consumers saw, for assertions.
-seen: dict[str, list] = {"disconnect": [], "keepalive": [], "receive_order": []}
+seen: dict[str, list] = {"disconnect": [], "keepalive": [], "receive_order": [],
+                         "http_disconnect": []}
 seen_lock = threading.Lock()
 
 
@@ -45,6 +46,11 @@ def ws_disconnect(message):
 def ws_keepalive(message):
     with seen_lock:
         seen["keepalive"].append(message["reply_channel"])
+
+
+def http_disconnect(message):
+    with seen_lock:
+        seen["http_disconnect"].append(dict(message.content))
 
 
 def http_request(message):
@@ -87,6 +93,7 @@ routing = {
     "websocket.disconnect": ws_disconnect,
     "websocket.keepalive": ws_keepalive,
     "http.request": http_request,
+    "http.disconnect": http_disconnect,
 }
 
 # Without a websocket.connect consumer the server accepts at once.

@@ -10,7 +10,9 @@ import requests
 import websocket
 from django.test import SimpleTestCase
 
+from channels.tests.interface_consumers import seen
 from channels.tests.interface_server import raw_request, serving, status_of
+from channels.tests.worker_threads import wait_for
 
 
 class HttpTests(SimpleTestCase):
@@ -78,6 +80,15 @@ class HttpTests(SimpleTestCase):
             self.assertEqual(sock.recv(100), b"HTTP/1.1 100 \r\n\r\n")
             sock.sendall(b"abc")
             self.assertEqual(status_of(sock.recv(1000)), 200)
+
+    def test_client_leaving_early_sends_http_disconnect(self):
+        with serving() as (handle, _):
+            with socket.create_connection(("127.0.0.1", handle.port)) as sock:
+                sock.sendall(b"GET /slow/?delay=0.5 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                time.sleep(0.1)
+            wait_for(lambda: seen["http_disconnect"])
+        self.assertEqual(seen["http_disconnect"][0]["path"], "/slow/")
+        self.assertTrue(seen["http_disconnect"][0]["reply_channel"].startswith("!http.response."))
 
     def test_no_response_in_time_is_504(self):
         with serving(http_timeout=0.5) as (handle, _):
