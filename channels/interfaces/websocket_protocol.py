@@ -48,6 +48,8 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
         self.early_frames: list[dict] | None = None
         self.opened = False
         self.connect_sent = False
+        # When the transport's write buffer filled up, if it still is.
+        self.write_blocked_since: float | None = None
         # (target, http_version) for the access log, when there is one.
         self.request_line: tuple[bytes, bytes] | None = None
 
@@ -117,6 +119,8 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
     def onOpen(self):
         self.log_access(101)
         self.opened = True
+        # Twisted tells a registered producer when the client stops reading.
+        self.transport.registerProducer(self, True)
         if self.server.keepalive_routed:
             self.server.keepalive.add(self)
         frames, self.early_frames = self.early_frames, None
@@ -141,6 +145,13 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
             return
         if not self.opened or self.state != self.STATE_OPEN:
             return
+        if self.write_blocked_since is not None and (
+                self.server.reactor.seconds() - self.write_blocked_since
+                > self.server.config.write_timeout):
+            logger.warning("Dropping WebSocket %s: the client has not read for %.0f s",
+                           self.reply_channel, self.server.config.write_timeout)
+            self.dropConnection(abort=True)
+            return
         text = content.get("text")
         if text is not None:
             self.sendPreparedMessage(self.server.prepared_frame(text, False))
@@ -155,6 +166,18 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
                                close, self.reply_channel)
                 code = 1000
             self.sendClose(code)
+
+    # IPushProducer, for the transport's flow control.
+
+    def pauseProducing(self) -> None:
+        if self.write_blocked_since is None:
+            self.write_blocked_since = self.server.reactor.seconds()
+
+    def resumeProducing(self) -> None:
+        self.write_blocked_since = None
+
+    def stopProducing(self) -> None:
+        pass
 
     def close_with(self, code: int, reason: str = "") -> None:
         """Close with a code that applications may not send themselves

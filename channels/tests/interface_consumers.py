@@ -30,7 +30,10 @@ def ws_receive(message):
     path = message["path"]
     with seen_lock:
         seen["receive_order"].append((message["reply_channel"], message["order"]))
-    if path.startswith("/closeme/"):
+    if path.startswith("/flood/"):
+        for _ in range(int(message["text"])):
+            message.reply_channel.send({"bytes": b"x" * 500_000})
+    elif path.startswith("/closeme/"):
         message.reply_channel.send({"text": "bye", "close": int(message["text"])})
     elif "text" in message.content:
         message.reply_channel.send({"text": message["text"]})

@@ -181,6 +181,16 @@ class WebSocketTests(SimpleTestCase):
             second.close()
             third.close()
 
+    def test_client_that_stops_reading_is_dropped(self):
+        with serving(write_timeout=0.3) as (handle, _):
+            ws = connect(handle, "/flood/")
+            ws.send("40")  # 20 MB the client never reads
+            time.sleep(1)
+            ws.send("1")  # a send after the timeout finds the buffer still full
+            wait_for(lambda: seen["disconnect"])
+            self.assertEqual(seen["disconnect"][0]["code"], 1006)
+            self.assertEqual(handle.server.connection_count(), 0)
+
     def test_client_dropping_gives_1006(self):
         with serving() as (handle, _):
             ws = connect(handle)
@@ -213,9 +223,11 @@ class WebSocketTests(SimpleTestCase):
                     ws.send(f"to {index}")
                 for index, ws in enumerate(sockets):
                     self.assertEqual(ws.recv(), f"to {index}")
+                    ws.close()
             finally:
                 second.stop()
             # The first keeps serving after the second stopped.
             ws = connect(first)
             ws.send("still")
             self.assertEqual(ws.recv(), "still")
+            ws.close()
