@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -34,6 +35,16 @@ Listener = Callable[[dict[str, Any]], None]
 FailureCallback = Callable[[Exception], None] | None
 
 _STOP = object()
+
+# After a batch of fewer than COALESCE_BELOW messages, the sender and the
+# receiver each pause COALESCE_WAIT seconds, so that their next call carries
+# several messages: a backend call costs round trips and thread switches
+# whatever it carries. Measured with 50 echo clients on 2 cores: 0.66 ms of
+# server CPU per message without the pause, 0.26 ms with it, and 3.7 times
+# the messages/s (testproject/benchmarks/websocket.py). A lone message waits
+# at most this long once.
+COALESCE_BELOW = 8
+COALESCE_WAIT = 0.002
 
 # One bridge per backend per process: response channels are read through
 # process-wide wildcards, so two receivers on one backend would take each
@@ -170,6 +181,8 @@ class LayerBridge:
                 self.reactor.callFromThread(marker.callback, None)
             if stop:
                 return
+            if len(batch) < COALESCE_BELOW:
+                time.sleep(COALESCE_WAIT)
 
     def _send_batch(self, batch):
         try:
@@ -224,6 +237,8 @@ class LayerBridge:
                 self._requeue(batch)
             elif batch:
                 self.reactor.callFromThread(self._deliver, batch)
+                if len(batch) < COALESCE_BELOW:
+                    time.sleep(COALESCE_WAIT)
 
     def _requeue(self, batch: list[tuple[str, dict]]) -> None:
         for channel, content in reversed(batch):
