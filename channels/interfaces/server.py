@@ -195,6 +195,5 @@ class ChannelServer:
             self.access_log.flush()
 
 
-
 def _sleep(reactor: Any, seconds: float) -> defer.Deferred:
     return deferLater(reactor, seconds, lambda: None)
