@@ -67,7 +67,7 @@ def http_request(message):
             reply.send({"status": 200, "headers": [["Content-Type", "text/plain"]],
                         "content": b"part0\n", "more_content": True} if index == 0
                        else {"content": f"part{index}\n".encode(), "more_content": index < 2})
-            time.sleep(0.3)
+            time.sleep(0.5)
     elif path == "/bad/":
         reply.send({"status": "nope"})
     elif path == "/body/":
