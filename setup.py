@@ -23,6 +23,7 @@ setup(
         "tests": [
             "gunicorn>=22",
             "websocket-client>=1.8",
+            "requests>=2.31",
             "selenium>=4.20",
             "sphinx>=7",
             "ruff>=0.6",

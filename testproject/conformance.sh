@@ -28,6 +28,16 @@ if [ -z "${PYTHON:-}" ]; then
   if [ -x "$REPO/.venv/bin/python" ]; then PYTHON="$REPO/.venv/bin/python"; else PYTHON=python3; fi
 fi
 command -v redis-server >/dev/null || { echo "conformance: redis-server is not installed" >&2; exit 1; }
+# wstest needs Python 2.7; without it there is no suite to run.
+if ! WSTEST="$("$SUITE/setup_suite.sh" 2>"${TMPDIR:-/tmp}/conformance-setup.$$" | tail -1)" \
+    || [ ! -x "$WSTEST" ]; then
+  echo "conformance: skipped, the Autobahn suite could not be built:"
+  tail -3 "${TMPDIR:-/tmp}/conformance-setup.$$"
+  rm -f "${TMPDIR:-/tmp}/conformance-setup.$$"
+  exit 0
+fi
+rm -f "${TMPDIR:-/tmp}/conformance-setup.$$"
+export WSTEST
 
 WORK="$(mktemp -d)"
 PIDS=()
@@ -69,4 +79,9 @@ echo "conformance: wstest against ws://127.0.0.1:$PORT/ws/echo/ (runwsserver + r
 CASES="${CASES:-1.*,2.*,3.*,4.*,5.*,6.*,7.*,8.*,9.*,10.*}" REPORTS="$WORK/reports" \
   PYTHON="$PYTHON" "$SUITE/run_suite.sh" "ws://127.0.0.1:$PORT/ws/echo/" channels >"$WORK/suite.out" 2>&1
 head -2 "$WORK/suite.out"
+if [ ! -s "$WORK/reports/channels/index.json" ]; then
+  echo "conformance: the suite produced no report:" >&2
+  tail -5 "$WORK/suite.out" >&2
+  exit 1
+fi
 "$PYTHON" "$HERE/conformance_check.py" "$WORK/reports/channels/index.json"

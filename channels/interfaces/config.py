@@ -37,6 +37,10 @@ class ServerConfig:
     # WebSocket pings find dead peers; 0 disables them.
     ping_interval: float = 20.0
     ping_timeout: float = 30.0
+    # Seconds a WebSocket client may leave its socket's buffer full
+    # (unread) before it is dropped, so a client that stops reading
+    # cannot make the server hold every broadcast for it.
+    write_timeout: float = 30.0
     # Trust X-Forwarded-For / X-Forwarded-Proto (only behind a proxy).
     proxy_headers: bool = False
     # None: the hosts in ALLOWED_HOSTS.

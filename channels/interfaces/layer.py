@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -34,6 +35,16 @@ Listener = Callable[[dict[str, Any]], None]
 FailureCallback = Callable[[Exception], None] | None
 
 _STOP = object()
+
+# After a small batch of more than one message (several clients are busy),
+# the sender and the receiver each pause COALESCE_WAIT seconds, so that
+# their next call carries more: a backend call costs round trips and thread
+# switches whatever it carries. With 50 echo clients on 2 cores: 0.66 ms of
+# server CPU per message without the pause, about 0.28 ms with it, and
+# several times the messages/s. A lone client never waits (round trip
+# 1.2 ms; 2.5 ms if every batch paused).
+COALESCE_BELOW = 8
+COALESCE_WAIT = 0.002
 
 # One bridge per backend per process: response channels are read through
 # process-wide wildcards, so two receivers on one backend would take each
@@ -73,7 +84,6 @@ class LayerBridge:
         self._flush_call = None
         self._outbox: queue.SimpleQueue = queue.SimpleQueue()
         self._stopped = threading.Event()
-        self._threads: list[threading.Thread] = []
         self._wildcards = [names.process_wildcard(prefix) for prefix in REPLY_PREFIXES]
         self.users = 0
 
@@ -82,16 +92,14 @@ class LayerBridge:
             thread = threading.Thread(target=target, name=f"channels-server-{name}",
                                       daemon=True)
             thread.start()
-            self._threads.append(thread)
 
-    def stop(self, timeout: float | None = None) -> None:
-        """Stop both threads after what was already handed over is sent."""
+    def stop(self) -> None:
+        """Stop both threads after what was already handed over is sent. A
+        receive in progress finishes in the background; what it takes is
+        put back for the next bridge (see _receive_loop)."""
         self._flush()
         self._stopped.set()
         self._outbox.put(_STOP)
-        if timeout is not None:
-            for thread in self._threads:
-                thread.join(timeout)
 
     # Reactor side.
 
@@ -173,6 +181,8 @@ class LayerBridge:
                 self.reactor.callFromThread(marker.callback, None)
             if stop:
                 return
+            if 1 < len(batch) < COALESCE_BELOW:
+                time.sleep(COALESCE_WAIT)
 
     def _send_batch(self, batch):
         try:
@@ -227,6 +237,8 @@ class LayerBridge:
                 self._requeue(batch)
             elif batch:
                 self.reactor.callFromThread(self._deliver, batch)
+                if 1 < len(batch) < COALESCE_BELOW:
+                    time.sleep(COALESCE_WAIT)
 
     def _requeue(self, batch: list[tuple[str, dict]]) -> None:
         for channel, content in reversed(batch):

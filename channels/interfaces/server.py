@@ -70,8 +70,13 @@ class ChannelServer:
         self.access_log = AccessLog(config.access_log) if config.access_log else None
         registry = backend.registry
         # Read once: the routing does not change while the server runs.
-        self.connect_routed = registry.consumer_for_channel("websocket.connect") is not None
-        self.disconnect_routed = registry.consumer_for_channel("http.disconnect") is not None
+        # Messages that no consumer takes are not sent: they would only fill
+        # their channel (10,000 sockets: 1,000 keepalives a second) and expire.
+        routed = set(registry.all_channel_names())
+        self.connect_routed = "websocket.connect" in routed
+        self.ws_disconnect_routed = "websocket.disconnect" in routed
+        self.disconnect_routed = "http.disconnect" in routed
+        self.keepalive_routed = "websocket.keepalive" in routed
         self.layer = None
         self.keepalive = KeepaliveScheduler(reactor, backend.expiry / 2)
         self.ws_factory = self.websocket_factory()
@@ -188,7 +193,6 @@ class ChannelServer:
             release_bridge(self.layer)
         if self.access_log is not None:
             self.access_log.flush()
-
 
 
 def _sleep(reactor: Any, seconds: float) -> defer.Deferred:

@@ -36,7 +36,11 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
     def __init__(self, server: ChannelServer, scope: dict[str, Any]):
         super().__init__()
         self.server = server
-        self.scope = scope
+        # The handshake's fields, for websocket.connect only; an open socket
+        # keeps just its path and client.
+        self.scope: dict[str, Any] | None = scope
+        self.path: str = scope["path"]
+        self.client = scope["client"]
         self.reply_channel: str | None = None
         self.order = 0
         self.decision: Deferred | None = None
@@ -44,6 +48,8 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
         self.early_frames: list[dict] | None = None
         self.opened = False
         self.connect_sent = False
+        # When the transport's write buffer filled up, if it still is.
+        self.write_blocked_since: float | None = None
         # (target, http_version) for the access log, when there is one.
         self.request_line: tuple[bytes, bytes] | None = None
 
@@ -54,9 +60,9 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
         if not server.policy.origin_allowed(request.headers.get("origin")):
             raise ConnectionDeny(403, "Origin not allowed")
         self.reply_channel = server.layer.new_reply_channel("!websocket.send", self.on_reply)
+        message, self.scope = self.scope, None
         if not server.connect_routed:
             return None
-        message = dict(self.scope)
         message["reply_channel"] = self.reply_channel
         message["order"] = 0
         self.decision = Deferred()
@@ -108,12 +114,15 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
         socket closes, so a log shows how long each one lived."""
         if self.request_line is not None:
             target, version = self.request_line
-            self.server.access_log.log(self.scope["client"], method, target, version, status, 0)
+            self.server.access_log.log(self.client, method, target, version, status, 0)
 
     def onOpen(self):
         self.log_access(101)
         self.opened = True
-        self.server.keepalive.add(self)
+        # Twisted tells a registered producer when the client stops reading.
+        self.transport.registerProducer(self, True)
+        if self.server.keepalive_routed:
+            self.server.keepalive.add(self)
         frames, self.early_frames = self.early_frames, None
         for content in frames or ():
             self.on_reply(content)
@@ -136,6 +145,13 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
             return
         if not self.opened or self.state != self.STATE_OPEN:
             return
+        if self.write_blocked_since is not None and (
+                self.server.reactor.seconds() - self.write_blocked_since
+                > self.server.config.write_timeout):
+            logger.warning("Dropping WebSocket %s: the client has not read for %.0f s",
+                           self.reply_channel, self.server.config.write_timeout)
+            self.dropConnection(abort=True)
+            return
         text = content.get("text")
         if text is not None:
             self.sendPreparedMessage(self.server.prepared_frame(text, False))
@@ -151,6 +167,18 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
                 code = 1000
             self.sendClose(code)
 
+    # IPushProducer, for the transport's flow control.
+
+    def pauseProducing(self) -> None:
+        if self.write_blocked_since is None:
+            self.write_blocked_since = self.server.reactor.seconds()
+
+    def resumeProducing(self) -> None:
+        self.write_blocked_since = None
+
+    def stopProducing(self) -> None:
+        pass
+
     def close_with(self, code: int, reason: str = "") -> None:
         """Close with a code that applications may not send themselves
         (1001, 1011, 1013)."""
@@ -162,7 +190,7 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         self.order += 1
-        message = {"reply_channel": self.reply_channel, "path": self.scope["path"],
+        message = {"reply_channel": self.reply_channel, "path": self.path,
                    "order": self.order}
         if isBinary:
             message["bytes"] = payload
@@ -180,7 +208,7 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
 
     def keepalive(self) -> None:
         self.server.layer.send("websocket.keepalive",
-                               {"reply_channel": self.reply_channel, "path": self.scope["path"]})
+                               {"reply_channel": self.reply_channel, "path": self.path})
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         server = self.server
@@ -192,9 +220,9 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
         server.keepalive.discard(self)
         if self.reply_channel is not None:
             server.layer.forget(self.reply_channel)
-            if self.connect_sent or self.opened:
+            if (self.connect_sent or self.opened) and server.ws_disconnect_routed:
                 server.layer.send("websocket.disconnect", {
-                    "reply_channel": self.reply_channel, "path": self.scope["path"],
+                    "reply_channel": self.reply_channel, "path": self.path,
                     "order": self.order + 1, "code": code or 1006,
                 })
         if self.opened:

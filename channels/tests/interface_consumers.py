@@ -7,7 +7,8 @@ from channels.backends.base import BaseChannelBackend
 from channels.decorators import enforce_ordering
 
 # What websocket.disconnect / keepalive consumers saw, for assertions.
-seen: dict[str, list] = {"disconnect": [], "keepalive": [], "receive_order": []}
+seen: dict[str, list] = {"disconnect": [], "keepalive": [], "receive_order": [],
+                         "http_disconnect": []}
 seen_lock = threading.Lock()
 
 
@@ -29,7 +30,10 @@ def ws_receive(message):
     path = message["path"]
     with seen_lock:
         seen["receive_order"].append((message["reply_channel"], message["order"]))
-    if path.startswith("/closeme/"):
+    if path.startswith("/flood/"):
+        for _ in range(int(message["text"])):
+            message.reply_channel.send({"bytes": b"x" * 500_000})
+    elif path.startswith("/closeme/"):
         message.reply_channel.send({"text": "bye", "close": int(message["text"])})
     elif "text" in message.content:
         message.reply_channel.send({"text": message["text"]})
@@ -47,6 +51,11 @@ def ws_keepalive(message):
         seen["keepalive"].append(message["reply_channel"])
 
 
+def http_disconnect(message):
+    with seen_lock:
+        seen["http_disconnect"].append(dict(message.content))
+
+
 def http_request(message):
     path = message["path"]
     reply = message.reply_channel
@@ -58,7 +67,7 @@ def http_request(message):
             reply.send({"status": 200, "headers": [["Content-Type", "text/plain"]],
                         "content": b"part0\n", "more_content": True} if index == 0
                        else {"content": f"part{index}\n".encode(), "more_content": index < 2})
-            time.sleep(0.3)
+            time.sleep(0.5)
     elif path == "/bad/":
         reply.send({"status": "nope"})
     elif path == "/body/":
@@ -87,6 +96,7 @@ routing = {
     "websocket.disconnect": ws_disconnect,
     "websocket.keepalive": ws_keepalive,
     "http.request": http_request,
+    "http.disconnect": http_disconnect,
 }
 
 # Without a websocket.connect consumer the server accepts at once.
@@ -101,3 +111,6 @@ def ordered_receive(message):
 
 
 ordered_routing = {"websocket.receive": ordered_receive}
+
+# Only receive: keepalives and disconnects have nobody to go to.
+routing_receive_only = {"websocket.receive": ws_receive}

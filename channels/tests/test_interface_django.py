@@ -5,16 +5,18 @@ import hashlib
 import os
 
 import requests
-from django.test import SimpleTestCase, override_settings
+from django.test import TransactionTestCase, override_settings
 
 from channels.tests.interface_server import serving
 
 DJANGO = {}  # no routing: http.request goes to the default Django consumer
 
 
-@override_settings(ROOT_URLCONF="channels.tests.http_views",
-                   SESSION_ENGINE="django.contrib.sessions.backends.cache")
-class DjangoThroughServerTests(SimpleTestCase):
+@override_settings(ROOT_URLCONF="channels.tests.http_views")
+class DjangoThroughServerTests(TransactionTestCase):
+    # Sessions in the database, written by worker threads.
+    databases = {"default"}
+
     def test_get_and_errors(self):
         with serving(routing=DJANGO) as (handle, _):
             base = f"http://127.0.0.1:{handle.port}"

@@ -10,6 +10,7 @@ import time
 import websocket
 from django.test import SimpleTestCase, override_settings
 
+from channels.interfaces.threaded import start_server
 from channels.tests.interface_consumers import routing_without_connect, seen, seen_lock
 from channels.tests.interface_server import raw_request, serving, status_of
 from channels.tests.worker_threads import wait_for
@@ -77,7 +78,7 @@ class WebSocketTests(SimpleTestCase):
             self.assertEqual(handshake_status(handle, "/slow/?delay=2"), 503)
             elapsed = time.monotonic() - start
             self.assertGreater(elapsed, 0.45)
-            self.assertLess(elapsed, 1.5)
+            self.assertLess(elapsed, 1.9)  # the consumer answers after 2 s
             # A consumer slower than nothing but faster than the timeout is fine.
             self.assertEqual(handshake_status(handle, "/slow/?delay=0.2"), 101)
 
@@ -180,6 +181,16 @@ class WebSocketTests(SimpleTestCase):
             second.close()
             third.close()
 
+    def test_client_that_stops_reading_is_dropped(self):
+        with serving(write_timeout=0.3) as (handle, _):
+            ws = connect(handle, "/flood/")
+            ws.send("40")  # 20 MB the client never reads
+            time.sleep(1)
+            ws.send("1")  # a send after the timeout finds the buffer still full
+            wait_for(lambda: seen["disconnect"])
+            self.assertEqual(seen["disconnect"][0]["code"], 1006)
+            self.assertEqual(handle.server.connection_count(), 0)
+
     def test_client_dropping_gives_1006(self):
         with serving() as (handle, _):
             ws = connect(handle)
@@ -187,3 +198,36 @@ class WebSocketTests(SimpleTestCase):
             ws.sock.close()
             wait_for(lambda: seen["disconnect"])
             self.assertEqual(seen["disconnect"][0]["code"], 1006)
+
+    def test_unrouted_keepalive_and_disconnect_are_not_sent(self):
+        with serving(routing="channels.tests.interface_consumers.routing_receive_only",
+                     backend_options={"expiry": 2}) as (handle, backend):
+            ws = connect(handle)
+            ws.send("x")
+            self.assertEqual(ws.recv(), "x")
+            time.sleep(1.5)  # a keepalive interval
+            ws.close()
+            time.sleep(0.2)
+            self.assertEqual(
+                backend.receive_many(["websocket.keepalive", "websocket.disconnect"]),
+                (None, None))
+
+    def test_two_servers_on_one_backend_in_one_process(self):
+        # They share one receiver (replies are read through process-wide
+        # wildcards), and each reply still reaches its own connection.
+        with serving() as (first, backend):
+            second = start_server(backend, "127.0.0.1", 0)
+            try:
+                sockets = [connect(first), connect(second), connect(first)]
+                for index, ws in enumerate(sockets):
+                    ws.send(f"to {index}")
+                for index, ws in enumerate(sockets):
+                    self.assertEqual(ws.recv(), f"to {index}")
+                    ws.close()
+            finally:
+                second.stop()
+            # The first keeps serving after the second stopped.
+            ws = connect(first)
+            ws.send("still")
+            self.assertEqual(ws.recv(), "still")
+            ws.close()

@@ -6,7 +6,8 @@ echo server as the baseline, then measures:
 
 - echo round trip through the layer with 50 clients, each keeping one
   message in flight: p50/p99 and messages/s (target: at least 40% of the
-  plain server's messages/s, p50 under 15 ms);
+  plain server's messages/s, p50 under 15 ms), and the CPU time each
+  process spends per message (where the time goes);
 - a group message to 500 sockets, until all have received it (target:
   40 ms; baseline: the plain server writing to its 500 sockets);
 - server memory per idle WebSocket with 10,000 open while keepalives flow
@@ -65,19 +66,30 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
 
-def echo(targets: dict[str, tuple[int, str]], clients: int, seconds: float,
-         rounds: int = 5) -> dict[str, dict]:
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def echo(targets: dict[str, tuple[int, str, dict[str, list[int]]]], clients: int,
+         seconds: float, rounds: int = 5) -> dict[str, dict]:
     """Echo load on each target in turn, ``rounds`` times, so that whatever
-    else the machine does falls on both alike."""
+    else the machine does falls on both alike. Each target names the
+    processes whose CPU time per message is reported (where the time goes)."""
     sockets = {name: client.open_sockets(port, path, clients)
-               for name, (port, path) in targets.items()}
+               for name, (port, path, _) in targets.items()}
     latencies = {name: [] for name in targets}
     durations = dict.fromkeys(targets, 0.0)
+    cpu = {name: dict.fromkeys(parts, 0.0) for name, (_, _, parts) in targets.items()}
     try:
         for _ in range(rounds):
-            for name in targets:
+            for name, (_, _, parts) in targets.items():
+                before = {part: sum(map(cpu_seconds, pids)) for part, pids in parts.items()}
                 measured, duration = client.echo_load(sockets[name], seconds / rounds,
-                                                      warmup=0.3)
+                                                      warmup=0)
+                for part, pids in parts.items():
+                    cpu[name][part] += sum(map(cpu_seconds, pids)) - before[part]
                 latencies[name] += measured
                 durations[name] += duration
     finally:
@@ -85,7 +97,10 @@ def echo(targets: dict[str, tuple[int, str]], clients: int, seconds: float,
             client.close_all(opened)
     return {name: {"rate": len(latencies[name]) / durations[name],
                    "p50": percentile(latencies[name], 0.5) * 1000,
-                   "p99": percentile(latencies[name], 0.99) * 1000} for name in targets}
+                   "p99": percentile(latencies[name], 0.99) * 1000,
+                   "cpu": {part: used / len(latencies[name]) * 1000
+                           for part, used in cpu[name].items()}}
+            for name in targets}
 
 
 def broadcast(sockets, trigger, rounds: int = 10) -> list[float]:
@@ -133,9 +148,9 @@ def main() -> None:
                               "--max-connections", str(options.idle + 1000)],
                              env, r"http://127\.0\.0\.1:(\d+)/")
         processes.append(server)
-        for _ in range(options.workers):
-            worker, _ = start([PYTHON, "manage.py", "runworker"], env, r"(Running worker)")
-            processes.append(worker)
+        workers = [start([PYTHON, "manage.py", "runworker"], env, r"(Running worker)")[0]
+                   for _ in range(options.workers)]
+        processes.extend(workers)
         plain, plain_port = start([PYTHON, os.path.join(HERE, "websocket_plain.py"), "0"],
                                   env, r"listening (\d+)")
         processes.append(plain)
@@ -151,8 +166,13 @@ def main() -> None:
         print(f"machine: {os.cpu_count()} cores; everything (redis, server, "
               f"{options.workers} worker process(es), client) on it")
 
-        results = echo({"plain": (plain_port, "/"), "layer": (port, "/ws/echo/")},
-                       options.clients, options.seconds)
+        results = echo({
+            "plain": (plain_port, "/", {"plain server": [plain.pid]}),
+            "layer": (port, "/ws/echo/", {
+                "interface server": [server.pid],
+                "workers": [worker.pid for worker in workers],
+                "redis": [redis_server.process.pid]}),
+        }, options.clients, options.seconds)
         plain_echo, layer_echo = results["plain"], results["layer"]
         share = layer_echo["rate"] / plain_echo["rate"] * 100
         print(f"\necho, {options.clients} clients, {options.seconds:g} s each "
@@ -163,6 +183,9 @@ def main() -> None:
                   f"p99 {result['p99']:6.2f} ms")
         print(f"  through the layer: {share:.0f}% of plain (target >= 40%), "
               f"p50 {layer_echo['p50']:.2f} ms (target < 15 ms)")
+        print("  CPU per message: " + ", ".join(
+            f"{part} {used:.3f} ms" for result in (plain_echo, layer_echo)
+            for part, used in result["cpu"].items()))
 
         # websocket.connect holds 100 messages (CAPACITY): open in batches.
         group_sockets = client.open_sockets(port, "/ws/group/", options.group, batch=50)
