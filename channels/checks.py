@@ -42,3 +42,38 @@ def check_runserver_command(app_configs=None, **kwargs):
         hint=f"Put 'channels' above {owner!r} in INSTALLED_APPS.",
         id="channels.W001",
     )]
+
+
+# Settings of the HTTP side (channels.handler, channels.views, the WSGI
+# adapter), with their defaults.
+HTTP_TIMEOUT_SETTINGS = {
+    "CHANNELS_HTTP_BODY_TIMEOUT": 30,
+    "CHANNELS_HTTP_SEND_TIMEOUT": 30,
+    "CHANNELS_HTTP_RESPONSE_TIMEOUT": 60,
+}
+
+
+@checks.register()
+def check_http_settings(app_configs=None, **kwargs):
+    from django.conf import settings
+
+    errors = []
+    for name in HTTP_TIMEOUT_SETTINGS:
+        value = getattr(settings, name, None)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                                  or value <= 0):
+            errors.append(checks.Error(
+                f"{name} must be a positive number of seconds, not {value!r}",
+                id="channels.E002"))
+    alias = getattr(settings, "CHANNELS_WSGI_BACKEND", None)
+    if alias is not None:
+        try:
+            configured = backend_settings()
+        except ImproperlyConfigured:
+            configured = {}  # reported by check_channel_backends
+        if alias not in configured:
+            errors.append(checks.Error(
+                f"CHANNELS_WSGI_BACKEND is {alias!r}, which is not an alias in "
+                f"CHANNEL_BACKENDS ({', '.join(sorted(configured)) or 'none'})",
+                id="channels.E003"))
+    return errors

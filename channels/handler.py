@@ -6,7 +6,7 @@ the WSGI handler would (middleware, URL resolving, the view, error pages,
 ``request_started``/``request_finished``) and sends the response back to
 the request's reply channel, cut into messages that fit the layer.
 
-Settings, read at each request:
+Settings, read at each request (and checked by ``manage.py check``):
 
 ``CHANNELS_HTTP_BODY_TIMEOUT`` (30)
     Seconds to wait for each further chunk of a request body before the
@@ -45,13 +45,16 @@ logger = logging.getLogger("channels.handler")
 _UNPREFIXED = {"CONTENT_TYPE", "CONTENT_LENGTH"}
 
 
-def _setting(name: str, default: float) -> float:
-    return getattr(settings, name, default)
+def http_setting(name: str) -> float:
+    """One of the settings above, or its default."""
+    from channels.checks import HTTP_TIMEOUT_SETTINGS
+
+    return getattr(settings, name, HTTP_TIMEOUT_SETTINGS[name])
 
 
 def send_timeout() -> float:
     """``CHANNELS_HTTP_SEND_TIMEOUT``: see send_patiently."""
-    return _setting("CHANNELS_HTTP_SEND_TIMEOUT", 30)
+    return http_setting("CHANNELS_HTTP_SEND_TIMEOUT")
 
 
 def _script_name(message: Message) -> str:
@@ -91,7 +94,7 @@ class ChannelRequest(HttpRequest):
         self._set_content_type_params(self.META)
         self._stream = request_body(
             message["body"], message.get("body_channel"), message.channel_backend,
-            _setting("CHANNELS_HTTP_BODY_TIMEOUT", 30),
+            http_setting("CHANNELS_HTTP_BODY_TIMEOUT"),
         )
         self._read_started = False
         self.resolver_match = None

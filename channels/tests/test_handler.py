@@ -5,9 +5,10 @@ import json
 import os
 
 from django.core.signals import request_finished, request_started
-from django.test import override_settings
+from django.test import SimpleTestCase, override_settings
 from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 
+from channels.checks import check_http_settings
 from channels.handler import http_consumer
 from channels.interfaces.http_messages import BODY_CHUNK_SIZE, closed_body_message
 from channels.names import new_name
@@ -221,3 +222,19 @@ class HandlerTests(ChannelTestCase):
     def test_no_reply_channel_is_dropped(self):
         with self.assertLogs("channels.handler", "WARNING"):
             self.send_and_consume("http.request", {"path": "/hello/"})
+
+
+class HTTPSettingsCheckTests(SimpleTestCase):
+    def test_valid_and_default_settings_pass(self):
+        self.assertEqual(check_http_settings(), [])
+        with override_settings(CHANNELS_HTTP_BODY_TIMEOUT=0.5, CHANNELS_WSGI_BACKEND="default"):
+            self.assertEqual(check_http_settings(), [])
+
+    def test_bad_timeouts_and_alias(self):
+        with override_settings(CHANNELS_HTTP_BODY_TIMEOUT=0, CHANNELS_HTTP_SEND_TIMEOUT="5",
+                               CHANNELS_HTTP_RESPONSE_TIMEOUT=True,
+                               CHANNELS_WSGI_BACKEND="elsewhere"):
+            errors = check_http_settings()
+        self.assertEqual([e.id for e in errors], ["channels.E002"] * 3 + ["channels.E003"])
+        self.assertIn("CHANNELS_HTTP_SEND_TIMEOUT must be a positive number", errors[1].msg)
+        self.assertIn("'elsewhere'", errors[3].msg)
