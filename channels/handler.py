@@ -35,7 +35,7 @@ from django.utils.functional import cached_property
 from channels.backends.base import BaseChannelBackend
 from channels.channel import Channel
 from channels.exceptions import ChannelFull
-from channels.interfaces.http_messages import BODY_CHUNK_SIZE
+from channels.interfaces.http_messages import ABORT, BODY_CHUNK_SIZE
 from channels.message import Message
 from channels.request_body import request_body
 
@@ -216,12 +216,24 @@ def send_response(reply_channel: Channel, response: HttpResponseBase) -> None:
     """Send ``response`` to ``reply_channel``, then close it (which closes its
     files and sends ``request_finished``)."""
     timeout = send_timeout()
+    backend, name = reply_channel.channel_backend, reply_channel.name
+    started = False
     try:
         for content in response_messages(response):
-            send_patiently(reply_channel.channel_backend, reply_channel.name, content, timeout)
+            send_patiently(backend, name, content, timeout)
+            started = True
     except ChannelFull:
         logger.warning("Reply channel %r stayed full for %s s; response dropped",
-                       reply_channel.name, timeout)
+                       name, timeout)
+    except Exception:
+        if started:
+            # A streaming response's iterator raised: cut the response off
+            # now rather than leave the client waiting for the next chunk.
+            try:
+                backend.send(name, ABORT)
+            except Exception:
+                logger.warning("Could not abort the response on %r", name, exc_info=True)
+        raise
     finally:
         response.close()
 

@@ -43,6 +43,13 @@ Responses (consumer → interface server)
         What both raise for a message a server cannot write: the server
         logs it and answers 500 (or drops the connection if the status line
         is already out) instead of failing.
+    ``ResponseAborted``
+        The ``MalformedResponse`` that ``response_chunk`` raises for
+        ``{"abort": True}``: the consumer failed mid-response, so the
+        server drops the connection rather than end the response as if it
+        were complete.
+    ``ABORT``
+        That message, for consumers to send.
 """
 
 from __future__ import annotations
@@ -67,6 +74,13 @@ _TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 
 class MalformedResponse(ValueError):
     """A consumer sent a response message that cannot be written to a client."""
+
+
+class ResponseAborted(MalformedResponse):
+    """The consumer ended a started response with ``{"abort": True}``."""
+
+
+ABORT = {"abort": True}
 
 
 class ResponseStart(NamedTuple):
@@ -253,4 +267,6 @@ def response_chunk(message: object) -> ResponseChunk:
     """Check a response message after the first."""
     if not isinstance(message, dict):
         raise MalformedResponse(f"response chunk must be a dict, not {type(message).__name__}")
+    if message.get("abort"):
+        raise ResponseAborted("the consumer aborted the response after it started")
     return ResponseChunk(*_content(message))

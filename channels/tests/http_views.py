@@ -78,6 +78,14 @@ def stream(request):
     )
 
 
+def broken_stream(request):
+    def parts():
+        yield b"fine so far\n"
+        raise ValueError("stream broke")
+
+    return StreamingHttpResponse(parts())
+
+
 def slow_stream(request):
     """A stream whose second part comes 0.5 s after the first."""
     def parts():
@@ -146,6 +154,7 @@ urlpatterns = [
     path("forbidden/", forbidden),
     path("stream/", stream),
     path("slow-stream/", slow_stream),
+    path("broken-stream/", broken_stream),
     path("big/", big),
     path("file/", file),
     path("status/", status),

@@ -10,7 +10,12 @@ from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 
 from channels.checks import check_http_settings
 from channels.handler import http_consumer
-from channels.interfaces.http_messages import BODY_CHUNK_SIZE, closed_body_message
+from channels.interfaces.http_messages import (
+    BODY_CHUNK_SIZE,
+    ResponseAborted,
+    closed_body_message,
+    response_chunk,
+)
 from channels.names import new_name
 from channels.registry import ConsumerRegistry
 from channels.testing import ChannelTestCase
@@ -198,6 +203,17 @@ class HandlerTests(ChannelTestCase):
                          [(200, b"", True), (None, b"part 0\n", True),
                           (None, b"part 1\n", True), (None, b"part 2\n", True),
                           (None, b"", False)])
+
+    def test_streaming_response_that_breaks_is_aborted(self):
+        backend = self.get_backend()
+        reply = send_request(backend, "GET", b"/broken-stream/")
+        with self.assertRaisesMessage(ValueError, "stream broke"):
+            self.consume("http.request")
+        messages = [backend.receive_many([reply])[1] for _ in range(3)]
+        self.assertEqual([m.get("content") for m in messages[:2]], [b"", b"fine so far\n"])
+        self.assertEqual(messages[2], {"abort": True})
+        with self.assertRaises(ResponseAborted):
+            response_chunk(messages[2])
 
     def test_file_response_in_large_chunks(self):
         response = self.request("GET", b"/file/")

@@ -19,7 +19,7 @@ from channels.backends.memory import InMemoryChannelBackend
 from channels.exceptions import ChannelBackendUnavailable
 from channels.interfaces.http_messages import BODY_CHUNK_SIZE
 from channels.interfaces.wsgi import WSGIAdapter, application
-from channels.replies import receiver_for
+from channels.replies import ResponseIncomplete, receiver_for
 from channels.testing import ChannelTestCase
 from channels.tests.http_views import BIG_SIZE
 from channels.tests.processes import django_env, start_gunicorn, start_worker
@@ -110,6 +110,18 @@ class AdapterTests(ChannelTestCase):
         body = os.urandom(3 * BODY_CHUNK_SIZE + 5)
         result = self.serve("PUT", "/raw/", body, CONTENT_TYPE="application/octet-stream")
         self.assertEqual(json.loads(result.body)["sha256"], hashlib.sha256(body).hexdigest())
+
+    def test_broken_stream_cuts_the_response_off_at_once(self):
+        with worker_threads(self.get_backend(), ["http.request"], 1), \
+                self.assertLogs("channels.worker", "ERROR"):
+            result = Result(self.app, environ_for(target="/broken-stream/"), iterate=False)
+            chunks = iter(result.body_iter)
+            self.assertEqual(next(chunks), b"fine so far\n")
+            started = time.monotonic()
+            with self.assertRaisesMessage(ResponseIncomplete, "aborted"):
+                next(chunks)
+            self.assertLess(time.monotonic() - started, 1)
+            result.body_iter.close()
 
     def test_streaming_response_is_iterated_in_chunks(self):
         result = self.serve("GET", "/stream/")
