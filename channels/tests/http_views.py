@@ -7,6 +7,8 @@ import tempfile
 import time
 
 from django.core.exceptions import PermissionDenied
+from django.core.signals import request_started
+from django.db import close_old_connections
 from django.http import FileResponse, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
@@ -107,6 +109,16 @@ def file(request):
     return FileResponse(handle, filename="data.bin")
 
 
+def live_receivers(signal):
+    sync_receivers, async_receivers = signal._live_receivers(None)
+    return [*sync_receivers, *async_receivers]
+
+
+def closes_connections(request):
+    """Whether request_started would close database connections now."""
+    return HttpResponse(str(close_old_connections in live_receivers(request_started)))
+
+
 def status(request):
     response = HttpResponse(json.dumps("teapot"), status=418)
     response["X-Multi"] = "one"
@@ -158,5 +170,6 @@ urlpatterns = [
     path("big/", big),
     path("file/", file),
     path("status/", status),
+    path("closes-connections/", closes_connections),
     path("via-channel/", csrf_exempt(Channel("tests.view").as_view())),
 ]

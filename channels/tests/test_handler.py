@@ -5,6 +5,7 @@ import json
 import os
 
 from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 from django.test import SimpleTestCase, override_settings
 from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 
@@ -20,7 +21,7 @@ from channels.names import new_name
 from channels.registry import ConsumerRegistry
 from channels.testing import ChannelTestCase
 from channels.tests.http_client import read_response, send_request
-from channels.tests.http_views import BIG_SIZE
+from channels.tests.http_views import BIG_SIZE, live_receivers
 
 
 @override_settings(ROOT_URLCONF="channels.tests.http_views")
@@ -194,6 +195,13 @@ class HandlerTests(ChannelTestCase):
         self.request("GET", b"/hello/")
         self.request("GET", b"/stream/")
         self.assertEqual(seen, ["started", "finished"] * 2)
+
+    def test_request_keeps_the_test_transaction(self):
+        # As under Django's test client, the request signals close no
+        # database connection (it holds the test's transaction)...
+        self.assertEqual(self.request("GET", b"/closes-connections/").body, b"False")
+        # ...and they do again outside the test worker.
+        self.assertIn(close_old_connections, live_receivers(request_started))
 
     def test_streaming_response_arrives_in_chunks(self):
         response = self.request("GET", b"/stream/")
