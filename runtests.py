@@ -43,7 +43,7 @@ def run_suite(labels, settings_module, argv):
                 result.unexpectedSuccesses)
             skipped = len(result.skipped) + len(result.expectedFailures)
             counts.update(failed=failed, skipped=skipped,
-                          passed=result.testsRun - failed - skipped)
+                          passed=max(result.testsRun - failed - skipped, 0))
             return super().suite_result(suite, result, **kwargs)
 
     runner = CountingRunner(verbosity=2 if "-v" in argv else 1,

@@ -16,6 +16,7 @@ setup(
         "Twisted>=24.7",
         "autobahn>=24.4",
         "msgpack>=1.0",
+        "h11>=0.14",
     ],
     extras_require={
         "wsgi": ["gunicorn>=22"],

@@ -173,6 +173,8 @@ class HttpProtocol(Protocol):
         if length is not None and length > config.max_body_size:
             self.send_error(413, "Request body too large")
             return False
+        if self.conn.client_is_waiting_for_100_continue:
+            self.write(h11.InformationalResponse(status_code=100, headers=[]))
         self.set_timer(config.body_timeout, self.timed_out)
         return True
 
@@ -190,6 +192,8 @@ class HttpProtocol(Protocol):
             event.target, request.headers, request.client, self.local, scheme)
         protocol = ChannelWebSocketProtocol(self.server, scope)
         protocol.factory = self.server.ws_factory
+        if self.server.access_log is not None:
+            protocol.request_line = (event.target, event.http_version)
         transport = self.transport
         self.server.connection_switched(self, protocol)
         transport.protocol = protocol
@@ -235,7 +239,8 @@ class HttpProtocol(Protocol):
     def response_done(self) -> None:
         """The response is complete: next request, or close."""
         self.request = None
-        if self.conn.our_state is h11.MUST_CLOSE or self.conn.their_state is not h11.DONE:
+        if (self.conn.our_state is h11.MUST_CLOSE or self.conn.their_state is not h11.DONE
+                or self.server.stopping):
             self.cancel_timer()
             self.transport.loseConnection()
             return
@@ -381,7 +386,8 @@ class Request:
             else:
                 chunk = http_messages.response_chunk(content)
                 data, more = chunk.content, chunk.more_content
-            if data:
+            # A response to HEAD has the headers of a GET's and no body.
+            if data and self.event.method != b"HEAD":
                 self.sent_bytes += len(data)
                 protocol.write(h11.Data(data=data))
             if not more:

@@ -79,6 +79,8 @@ class ChannelServer:
         self.websockets: set[ChannelWebSocketProtocol] = set()
         self.ports: list[Any] = []
         self.started = False
+        self.stopping = False
+        self._last_frame = None
 
     def websocket_factory(self) -> WebSocketServerFactory:
         config = self.config
@@ -120,6 +122,18 @@ class ChannelServer:
         self.ports.append(listening)
         return listening
 
+    def prepared_frame(self, payload: str | bytes, binary: bool) -> Any:
+        """The frame for ``payload``, framed once for a run of sockets that
+        get the same message (a group message arrives as one message per
+        member, one after the other in a batch)."""
+        last = self._last_frame
+        if last is not None and last[1] is binary and last[0] == payload:
+            return last[2]
+        data = payload if binary else payload.encode("utf-8")
+        prepared = self.ws_factory.prepareMessage(data, binary)
+        self._last_frame = (payload, binary, prepared)
+        return prepared
+
     def new_body_channel(self) -> str:
         return names.new_name("http.request.body")
 
@@ -149,6 +163,7 @@ class ChannelServer:
     def shutdown(self, grace: float = 5.0):
         """Stop accepting, close every connection, and fire once their
         disconnect messages are in the backend's hands."""
+        self.stopping = True
         yield defer.DeferredList([defer.maybeDeferred(p.stopListening) for p in self.ports])
         self.ports = []
         self.keepalive.stop()
@@ -158,7 +173,8 @@ class ChannelServer:
             else:
                 websocket.dropConnection(abort=True)
         for http in list(self.http_connections):
-            if http.request is None or not http.request.response_started:
+            # Requests in progress get the grace period to be answered.
+            if http.request is None:
                 http.transport.loseConnection()
         # Give clients a moment to answer the close frames.
         deadline = self.reactor.seconds() + grace

@@ -44,6 +44,8 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
         self.early_frames: list[dict] | None = None
         self.opened = False
         self.connect_sent = False
+        # (target, http_version) for the access log, when there is one.
+        self.request_line: tuple[bytes, bytes] | None = None
 
     # Handshake.
 
@@ -96,7 +98,20 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
             self.decision_timer = None
         return decision
 
+    def failHandshake(self, reason, code=400, responseHeaders=None):
+        self.log_access(code)
+        super().failHandshake(reason, code, responseHeaders)
+
+    def log_access(self, status: int, method: bytes = b"GET") -> None:
+        """The handshake's line (101, or the refusal status); and, with
+        ``method`` WSDISCONNECT, a line with the close code when an open
+        socket closes, so a log shows how long each one lived."""
+        if self.request_line is not None:
+            target, version = self.request_line
+            self.server.access_log.log(self.scope["client"], method, target, version, status, 0)
+
     def onOpen(self):
+        self.log_access(101)
         self.opened = True
         self.server.keepalive.add(self)
         frames, self.early_frames = self.early_frames, None
@@ -123,10 +138,10 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
             return
         text = content.get("text")
         if text is not None:
-            self.sendMessage(text.encode("utf-8"), isBinary=False)
+            self.sendPreparedMessage(self.server.prepared_frame(text, False))
         data = content.get("bytes")
         if data is not None:
-            self.sendMessage(data, isBinary=True)
+            self.sendPreparedMessage(self.server.prepared_frame(data, True))
         close = content.get("close")
         if close not in (None, False):
             code = 1000 if close is True else close
@@ -182,6 +197,8 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
                     "reply_channel": self.reply_channel, "path": self.scope["path"],
                     "order": self.order + 1, "code": code or 1006,
                 })
+        if self.opened:
+            self.log_access(code or 1006, b"WSDISCONNECT")
         server.connection_closed(self)
 
 

@@ -4,6 +4,7 @@ import threading
 import time
 
 from channels.backends.base import BaseChannelBackend
+from channels.decorators import enforce_ordering
 
 # What websocket.disconnect / keepalive consumers saw, for assertions.
 seen: dict[str, list] = {"disconnect": [], "keepalive": [], "receive_order": []}
@@ -90,3 +91,13 @@ routing = {
 
 # Without a websocket.connect consumer the server accepts at once.
 routing_without_connect = {k: v for k, v in routing.items() if k != "websocket.connect"}
+
+
+@enforce_ordering
+def ordered_receive(message):
+    with seen_lock:
+        seen["receive_order"].append((message["reply_channel"], message["order"]))
+    message.reply_channel.send({"text": message["text"]})
+
+
+ordered_routing = {"websocket.receive": ordered_receive}

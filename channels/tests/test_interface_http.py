@@ -7,6 +7,7 @@ import socket
 import time
 
 import requests
+import websocket
 from django.test import SimpleTestCase
 
 from channels.tests.interface_server import raw_request, serving, status_of
@@ -59,6 +60,24 @@ class HttpTests(SimpleTestCase):
         self.assertEqual([line for line, _ in arrivals], [b"part0", b"part1", b"part2"])
         # The first part is there long before the last is produced.
         self.assertLess(arrivals[0][1], arrivals[2][1] - 0.4)
+
+    def test_head_gets_headers_only(self):
+        with serving() as (handle, _):
+            response = raw_request(handle.port, b"HEAD /x/ HTTP/1.1\r\nHost: localhost\r\n"
+                                   b"Connection: close\r\n\r\n")
+        head, _, body = response.partition(b"\r\n\r\n")
+        self.assertEqual(status_of(head), 200)
+        self.assertIn(b"content-length: ", head.lower())
+        self.assertEqual(body, b"")
+
+    def test_expect_100_continue(self):
+        with serving() as (handle, _), socket.create_connection(
+                ("127.0.0.1", handle.port), timeout=5) as sock:
+            sock.sendall(b"POST /body/ HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\n"
+                         b"Expect: 100-continue\r\n\r\n")
+            self.assertEqual(sock.recv(100), b"HTTP/1.1 100 \r\n\r\n")
+            sock.sendall(b"abc")
+            self.assertEqual(status_of(sock.recv(1000)), 200)
 
     def test_no_response_in_time_is_504(self):
         with serving(http_timeout=0.5) as (handle, _):
@@ -131,5 +150,14 @@ class HttpTests(SimpleTestCase):
         log = io.StringIO()
         with serving(access_log=log) as (handle, _):
             requests.get(f"http://127.0.0.1:{handle.port}/x/?q=1", timeout=5)
-        self.assertRegex(log.getvalue(),
-                         r'^127\.0\.0\.1 - - \[[^\]]+\] "GET /x/\?q=1 HTTP/1\.1" 200 \d+\n$')
+            websocket.create_connection(f"ws://127.0.0.1:{handle.port}/ws/", timeout=5).close()
+            with self.assertRaises(websocket.WebSocketBadStatusException):
+                websocket.create_connection(f"ws://127.0.0.1:{handle.port}/reject/", timeout=5)
+        # The closed socket's line may come before or after the refusal's.
+        lines = sorted(log.getvalue().splitlines(), key=lambda line: line.split('"')[1])
+        prefix = r'127\.0\.0\.1 - - \[[^\]]+\] '
+        expected = [r'"GET /reject/ HTTP/1\.1" 403 -', r'"GET /ws/ HTTP/1\.1" 101 -',
+                    r'"GET /x/\?q=1 HTTP/1\.1" 200 \d+', r'"WSDISCONNECT /ws/ HTTP/1\.1" 1000 -']
+        self.assertEqual(len(lines), len(expected), lines)
+        for line, pattern in zip(lines, expected, strict=True):
+            self.assertRegex(line, f"^{prefix}{pattern}$")

@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 
@@ -418,6 +419,53 @@ class GroupTests(RedisTestCase):
         self.assertEqual(len(got), 5000)  # the sixth found every member full
         self.assertEqual({m["n"] for _, m in got}, {0, 1, 2, 3, 4})
 
+    def test_group_message_handed_out_within_the_limit(self):
+        """One stored group message for ten members of an inbox comes out
+        as ten messages, ``limit`` at a time, and before later messages."""
+        backend = self.make_backend()
+        members = [new_name("!websocket.send") for _ in range(10)]
+        for member in members:
+            backend.group_add("room", member)
+        backend.send_group("room", {"n": 1})
+        backend.send(members[0], {"n": 2})
+        wildcard = process_wildcard("!websocket.send")
+        sizes, got = [], []
+        while batch := backend.receive_batch([wildcard], limit=3, timeout=0):
+            sizes.append(len(batch))
+            got += batch
+        self.assertEqual(sizes, [3, 3, 3, 2])
+        self.assertEqual(sorted(got[:10]), sorted((member, {"n": 1}) for member in members))
+        self.assertEqual(got[10], (members[0], {"n": 2}))
+        backend.send_group("room", {"n": 3})
+        got = [backend.receive_many([wildcard]), backend.receive_many_blocking([wildcard], 1)]
+        got += backend.receive_batch([wildcard], limit=100, timeout=0)
+        self.assertEqual(sorted(got), sorted((member, {"n": 3}) for member in members))
+
+    def test_handed_out_messages_still_expire(self):
+        backend = self.make_backend(expiry=0.05)
+        members = [new_name("!websocket.send") for _ in range(3)]
+        for member in members:
+            backend.group_add("room", member)
+        backend.send_group("room", {})
+        wildcard = process_wildcard("!websocket.send")
+        self.assertEqual(len(backend.receive_batch([wildcard], limit=1, timeout=0)), 1)
+        time.sleep(0.06)
+        self.assertEqual(backend.receive_batch([wildcard], limit=10, timeout=0), [])
+
+    def test_group_messages_count_against_an_inbox(self):
+        backend = self.make_backend(channel_capacity={"!*": 2})
+        member, bystander = new_name("!websocket.send"), new_name("!websocket.send")
+        backend.group_add("room", member)
+        backend.send_group("room", {"n": 1})
+        backend.send_group("room", {"n": 2})
+        backend.send_group("room", {"n": 3})  # full: left out
+        with self.assertRaises(ChannelFull):
+            backend.send(bystander, {})
+        wildcard = process_wildcard("!websocket.send")
+        got = backend.receive_batch([wildcard], limit=10, timeout=0)
+        self.assertEqual([m["n"] for _, m in got], [1, 2])
+        backend.send(bystander, {})
+
     def test_group_and_members_expire(self):
         backend = self.make_backend(group_expiry=0.1)
         backend.group_add("room", "!short")
@@ -549,3 +597,18 @@ class UnreachableTests(SimpleTestCase):
         with self.assertRaises(ChannelBackendUnavailable):
             backend.send("q", {})
         self.assertLess(time.monotonic() - started, 1.0)
+
+
+class ScalingDocTests(SimpleTestCase):
+    def test_configuration_example_builds_a_backend(self):
+        """The CHANNEL_BACKENDS example of docs/scaling.rst is valid."""
+        with open(os.path.join(ROOT, "docs", "scaling.rst")) as doc:
+            text = doc.read()
+        block = text.split(".. code-block:: python\n\n", 1)[1].split("\n\n``HOSTS``")[0]
+        namespace = {}
+        exec(textwrap.dedent(block), namespace)
+        config = namespace["CHANNEL_BACKENDS"]["default"]
+        backend = create_backend("default", config)
+        self.assertEqual(len(backend.addresses), 3)
+        self.assertEqual(backend.capacity_for(new_name("!websocket.send")), 20)
+        self.assertEqual(backend.addresses[0].options["password"], "s3cret")

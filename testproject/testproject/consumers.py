@@ -38,3 +38,7 @@ def websocket(message):
     if message.channel.name == "websocket.connect":
         message.reply_channel.send({"accept": False})
 # docs: end endpoints
+
+
+# The name testproject/benchmarks/websocket_consumers.py routes for the echo.
+ws_receive = websocket

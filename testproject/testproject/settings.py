@@ -2,7 +2,7 @@
 
 Development (the default): the in-memory channel backend, everything in one
 ``runserver`` process. Production-like: ``CHANNELS_BACKEND=redis`` (with
-``CHANNELS_REDIS_HOSTS="redis://127.0.0.1:6379/0,..."``) and ``runwsserver`` plus
+``REDIS_HOSTS="redis://127.0.0.1:6379/0,..."``) and ``runwsserver`` plus
 ``runworker`` processes.
 """
 
@@ -15,6 +15,7 @@ SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "demo-only-insecure-secret-key"
 DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
 ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",")
 
+# docs: installed apps
 INSTALLED_APPS = [
     "channels",
     "django.contrib.admin",
@@ -25,6 +26,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "chat",
 ]
+# docs: end installed apps
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -63,17 +65,19 @@ DATABASES = {
 USE_TZ = True
 STATIC_URL = "static/"
 
+# docs: login
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "rooms"
 LOGOUT_REDIRECT_URL = "login"
+# docs: end login
 
+# docs: backends
 if os.environ.get("CHANNELS_BACKEND") == "redis":
     CHANNEL_BACKENDS = {
         "default": {
             "BACKEND": "channels.backends.redis.RedisChannelBackend",
             "ROUTING": "testproject.routing.channel_routing",
-            "HOSTS": os.environ.get(
-                "CHANNELS_REDIS_HOSTS", "redis://127.0.0.1:6379/0").split(","),
+            "HOSTS": os.environ.get("REDIS_HOSTS", "redis://127.0.0.1:6379/0").split(","),
         }
     }
 else:
@@ -83,3 +87,4 @@ else:
             "ROUTING": "testproject.routing.channel_routing",
         }
     }
+# docs: end backends

@@ -89,8 +89,8 @@ class Command(DjangoRunserver):
         # Under the reloader this thread is a daemon and the main thread
         # leaves on Ctrl-C or a code change: stop cleanly on the way out.
         atexit.register(self.shut_down, server, options)
-        self.on_bind(port)
         self.stdout.write(self.describe(server, options))
+        self.on_bind(port)
         if threading.current_thread() is threading.main_thread():
             try:
                 while True:
@@ -125,7 +125,7 @@ class Command(DjangoRunserver):
         backend = server.backend
         workers = (f"{options['workers']} worker thread(s)" if options["run_workers"]
                    else "no workers (run them with manage.py runworker)")
-        return f"Channel backend {backend.alias!r} ({type(backend).__name__}), {workers}.\n"
+        return f"Channel backend {backend.alias!r} ({type(backend).__name__}), {workers}."
 
     def report_consumer(self, channel, message):
         consumer = message.channel_backend.registry.consumer_for_channel(channel)

@@ -1,0 +1,156 @@
+"""The interface server on Redis: runwsserver as a real process, Redis
+going away and coming back, backpressure, and ordering under four workers."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import requests
+import websocket
+from django.core.management import CommandError, call_command
+from django.test import SimpleTestCase, override_settings
+
+from channels.backends import create_backend
+from channels.interfaces.threaded import start_server
+from channels.tests.interface_consumers import seen, seen_lock
+from channels.tests.redis_servers import RedisServer, backend_config, shared_servers
+from channels.tests.test_interface_websocket import close_code
+from channels.tests.worker_threads import wait_for, worker_threads
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROUTING = "channels.tests.interface_consumers.routing"
+
+
+def make_backend(testcase, servers, **options):
+    config = backend_config(servers, routing=ROUTING, **options)
+    backend = create_backend("default", config)
+    testcase.addCleanup(backend.close)
+    testcase.addCleanup(backend.flush)
+    for values in seen.values():
+        values.clear()
+    return config, backend
+
+
+class RunWsServerTests(SimpleTestCase):
+    def test_refuses_local_only_backend(self):
+        with self.assertRaisesMessage(CommandError, "only works inside one process"):
+            call_command("runwsserver", "127.0.0.1:0")
+
+    def test_serves_then_closes_with_1001_on_sigterm(self):
+        config, backend = make_backend(self, shared_servers(1))
+        env = dict(os.environ, CHANNELS_TEST_BACKEND=json.dumps(config), PYTHONPATH=REPO,
+                   DJANGO_SETTINGS_MODULE="channels.tests.interface_redis_settings")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "django", "runwsserver", "127.0.0.1:0"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.addCleanup(process.kill)
+        banner = process.stdout.readline()
+        self.assertIn("RedisChannelBackend", banner)
+        port = int(banner.split("http://127.0.0.1:")[1].split("/")[0])
+        with worker_threads(backend, backend.registry.all_channel_names(), 2):
+            response = requests.get(f"http://127.0.0.1:{port}/x/", timeout=5)
+            self.assertEqual(response.status_code, 200)
+            ws = websocket.create_connection(f"ws://127.0.0.1:{port}/echo/", timeout=5)
+            ws.send("over redis")
+            self.assertEqual(ws.recv(), "over redis")
+            process.send_signal(signal.SIGTERM)
+            self.assertEqual(close_code(ws), 1001)
+            self.assertEqual(process.wait(10), 0, process.stdout.read())
+            wait_for(lambda: seen["disconnect"])
+        self.assertEqual(seen["disconnect"][0]["code"], 1001)
+
+
+    def test_unix_socket(self):
+        config, backend = make_backend(self, shared_servers(1))
+        env = dict(os.environ, CHANNELS_TEST_BACKEND=json.dumps(config), PYTHONPATH=REPO,
+                   DJANGO_SETTINGS_MODULE="channels.tests.interface_redis_settings")
+        path = os.path.join(tempfile.mkdtemp(), "ws.sock")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "django", "runwsserver", "--unix-socket", path],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.addCleanup(process.kill)
+        self.assertIn(f"unix:{path}", process.stdout.readline())
+        with worker_threads(backend, backend.registry.all_channel_names(), 1), \
+                socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(5)
+            sock.connect(path)
+            sock.sendall(b"GET /x/ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            response = b""
+            while chunk := sock.recv(65536):
+                response += chunk
+        self.assertTrue(response.startswith(b"HTTP/1.1 200 "), response)
+        process.send_signal(signal.SIGTERM)
+        self.assertEqual(process.wait(10), 0)
+
+
+class RedisOutageTests(SimpleTestCase):
+    def test_redis_stopped_gives_503_quickly_then_recovers(self):
+        server = RedisServer().start()
+        self.addCleanup(server.stop)
+        _, backend = make_backend(self, [server])
+        with worker_threads(backend, backend.registry.all_channel_names(), 2):
+            handle = start_server(backend, "127.0.0.1", 0)
+            self.addCleanup(handle.stop)
+            url = f"http://127.0.0.1:{handle.port}/x/"
+            self.assertEqual(requests.get(url, timeout=5).status_code, 200)
+            server.stop()
+            start = time.monotonic()
+            response = requests.get(url, timeout=10)
+            self.assertEqual(response.status_code, 503)
+            self.assertLess(time.monotonic() - start, 3)
+            with self.assertRaises(websocket.WebSocketBadStatusException) as caught:
+                websocket.create_connection(f"ws://127.0.0.1:{handle.port}/echo/", timeout=10)
+            self.assertEqual(caught.exception.status_code, 503)
+            server.start()
+            wait_for(lambda: requests.get(url, timeout=10).status_code == 200, timeout=20)
+            ws = websocket.create_connection(f"ws://127.0.0.1:{handle.port}/echo/", timeout=10)
+            ws.send("back")
+            self.assertEqual(ws.recv(), "back")
+            ws.close()
+
+
+class RedisBackpressureTests(SimpleTestCase):
+    def test_full_websocket_receive_closes_1013(self):
+        config, backend = make_backend(
+            self, shared_servers(1), channel_capacity={"websocket.receive": 2})
+        # Workers for the handshake only: websocket.receive fills up.
+        with worker_threads(backend, ["websocket.connect"], 1):
+            handle = start_server(backend, "127.0.0.1", 0)
+            self.addCleanup(handle.stop)
+            ws = websocket.create_connection(f"ws://127.0.0.1:{handle.port}/echo/", timeout=5)
+            for index in range(3):
+                ws.send(str(index))
+            self.assertEqual(close_code(ws), 1013)
+
+
+@override_settings(SESSION_ENGINE="django.contrib.sessions.backends.cache")
+class OrderingTests(SimpleTestCase):
+    def test_enforce_ordering_keeps_order_under_four_workers(self):
+        # Room for the whole burst: this is about order, not backpressure.
+        config = backend_config(shared_servers(1), channel_capacity={"websocket.receive": 1000},
+                                routing="channels.tests.interface_consumers.ordered_routing")
+        backend = create_backend("default", config)
+        self.addCleanup(backend.close)
+        self.addCleanup(backend.flush)
+        with seen_lock:
+            seen["receive_order"].clear()
+        count = 200
+        with worker_threads(backend, ["websocket.receive"], 4):
+            handle = start_server(backend, "127.0.0.1", 0)
+            self.addCleanup(handle.stop)
+            ws = websocket.create_connection(f"ws://127.0.0.1:{handle.port}/o/", timeout=10)
+            sender = threading.Thread(target=lambda: [ws.send(str(i)) for i in range(count)])
+            sender.start()
+            echoed = [ws.recv() for _ in range(count)]
+            sender.join()
+            ws.close()
+        self.assertEqual(echoed, [str(i) for i in range(count)])
+        with seen_lock:
+            orders = [order for _, order in seen["receive_order"]]
+        self.assertEqual(orders, list(range(1, count + 1)))
