@@ -42,6 +42,14 @@ class HandlerTests(ChannelTestCase):
         self.assertIs(ConsumerRegistry({"http.request": print})
                       .consumer_for_channel("http.request"), print)
 
+    def test_handler_follows_settings_middleware_reads_once(self):
+        self.assertEqual(self.request("GET", b"/session/").status, 200)
+        with override_settings(SESSION_ENGINE="django.contrib.sessions.backends.signed_cookies"):
+            response = self.request("GET", b"/session/")
+        self.assertEqual(response.status, 200)
+        session = next(v for v in response.header("Set-Cookie") if v.startswith("sessionid="))
+        self.assertIn(":", session)  # a signed cookie, not a database session key
+
     def test_get(self):
         response = self.request("GET", b"/hello/")
         self.assertEqual((response.status, response.reason, response.body),

@@ -96,7 +96,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     has_server = importlib.util.find_spec("channels.management.commands.runwsserver")
     parser.add_argument("--via", choices=["server", "wsgi", "both"],
-                        default="server" if has_server else "wsgi")
+                        default="both" if has_server else "wsgi")
     args = parser.parse_args()
     for tool in ("wrk", "redis-server"):
         if shutil.which(tool) is None:
