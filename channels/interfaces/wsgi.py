@@ -31,6 +31,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from itertools import chain
 from typing import Any
+from urllib.parse import quote
 
 import django
 from django.conf import settings
@@ -83,8 +84,6 @@ def _target(environ: dict[str, Any]) -> bytes:
     raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
     if raw:
         return raw.encode("latin-1")
-    from urllib.parse import quote
-
     path = (environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")).encode("latin-1")
     target = quote(path, safe="/:@!$&'()*+,;=-._~%").encode()
     query = environ.get("QUERY_STRING", "")

@@ -235,6 +235,9 @@ class GunicornTests(SimpleTestCase):
         for _ in range(3):
             response = self.get("/hello/")
             self.assertEqual((response.status_code, response.text), (200, "Hello, world"))
+        head = self.http.head(self.url + "/hello/", timeout=20)
+        self.assertEqual((head.status_code, head.content), (200, b""))
+        self.assertEqual(self.get("/hello/").text, "Hello, world")
 
     def test_multipart_upload_of_20_mb(self):
         upload = os.urandom(20 * 1024 * 1024)
