@@ -44,18 +44,13 @@ def check_runserver_command(app_configs=None, **kwargs):
     )]
 
 
-# Settings of the HTTP side (channels.handler, channels.views, the WSGI
-# adapter), with their defaults.
-HTTP_TIMEOUT_SETTINGS = {
-    "CHANNELS_HTTP_BODY_TIMEOUT": 30,
-    "CHANNELS_HTTP_SEND_TIMEOUT": 30,
-    "CHANNELS_HTTP_RESPONSE_TIMEOUT": 60,
-}
-
-
 @checks.register()
 def check_http_settings(app_configs=None, **kwargs):
+    """The settings of the HTTP side (channels.handler, channels.views, the
+    WSGI adapter)."""
     from django.conf import settings
+
+    from channels.handler import HTTP_TIMEOUT_SETTINGS
 
     errors = []
     for name in HTTP_TIMEOUT_SETTINGS:

@@ -45,10 +45,17 @@ logger = logging.getLogger("channels.handler")
 _UNPREFIXED = {"CONTENT_TYPE", "CONTENT_LENGTH"}
 
 
-def http_setting(name: str) -> float:
-    """One of the settings above, or its default."""
-    from channels.checks import HTTP_TIMEOUT_SETTINGS
+# The HTTP side's timeout settings (this module's, channels.views') and
+# their defaults; channels.checks checks them.
+HTTP_TIMEOUT_SETTINGS = {
+    "CHANNELS_HTTP_BODY_TIMEOUT": 30,
+    "CHANNELS_HTTP_SEND_TIMEOUT": 30,
+    "CHANNELS_HTTP_RESPONSE_TIMEOUT": 60,
+}
 
+
+def http_setting(name: str) -> float:
+    """One of HTTP_TIMEOUT_SETTINGS, or its default."""
     return getattr(settings, name, HTTP_TIMEOUT_SETTINGS[name])
 
 
