@@ -65,9 +65,6 @@ def _body_pieces(request: HttpRequest) -> Iterator[bytes]:
         yield piece
 
 
-def _address(host: str | None, port: str | None) -> tuple[str, int] | None:
-    return (host, int(port or 0)) if host else None
-
 
 def _request_message(request: HttpRequest, reply_channel: str, first: bytes,
                      body_channel: str | None) -> dict:
@@ -79,8 +76,8 @@ def _request_message(request: HttpRequest, reply_channel: str, first: bytes,
                for name, value in request.headers.items()]
     return request_message(
         target, headers,
-        _address(meta.get("REMOTE_ADDR"), meta.get("REMOTE_PORT")),
-        _address(meta.get("SERVER_NAME"), meta.get("SERVER_PORT")),
+        (meta.get("REMOTE_ADDR"), meta.get("REMOTE_PORT")),
+        (meta.get("SERVER_NAME"), meta.get("SERVER_PORT")),
         request.scheme,
         reply_channel=reply_channel, method=request.method,
         http_version=meta.get("SERVER_PROTOCOL", "HTTP/1.1").rpartition("/")[2] or "1.1",

@@ -15,7 +15,9 @@ Requests (interface server → worker)
         ``path``, ``query_string``, ``query``, ``headers``, ``cookies``,
         ``client``, ``server``, ``scheme``: the fields ``http.request`` and
         ``websocket.connect`` share. ``target`` is the raw request target
-        (``b"/a%20b/?x=1"``), ``headers`` raw ``(name, value)`` byte pairs.
+        (``b"/a%20b/?x=1"``), ``headers`` raw ``(name, value)`` byte pairs,
+        ``client`` and ``server`` ``(host, port)`` (the port may be a str,
+        as WSGI gives it) or None.
     ``request_message(target, headers, client, server, scheme, *, reply_channel,
     method, http_version, body, body_channel, root_path="") -> dict``
         A complete ``http.request``. ``body`` is the whole body (then
@@ -100,10 +102,11 @@ class ResponseChunk(NamedTuple):
 
 
 def _address(address: Address) -> list[Any] | None:
-    if address is None:
+    # (host, port), port possibly a str as in WSGI's environ; no host: unknown.
+    if address is None or not address[0]:
         return None
     host, port = address[0], address[1]
-    return [host if isinstance(host, str) else str(host), int(port)]
+    return [host if isinstance(host, str) else str(host), int(port or 0)]
 
 
 def decode_path(raw_path: bytes) -> str:

@@ -90,9 +90,6 @@ def _target(environ: dict[str, Any]) -> bytes:
     return target + b"?" + query.encode("latin-1") if query else target
 
 
-def _address(host: str | None, port: str | None) -> tuple[str, int] | None:
-    return (host, int(port or 0)) if host else None
-
 
 def _body_pieces(environ: dict[str, Any]) -> Iterator[bytes]:
     stream = environ["wsgi.input"]
@@ -166,8 +163,8 @@ class WSGIAdapter:
         body_channel = new_name("http.request.body") if second else None
         message = request_message(
             _target(environ), _environ_headers(environ),
-            _address(environ.get("REMOTE_ADDR"), environ.get("REMOTE_PORT")),
-            _address(environ.get("SERVER_NAME"), environ.get("SERVER_PORT")),
+            (environ.get("REMOTE_ADDR"), environ.get("REMOTE_PORT")),
+            (environ.get("SERVER_NAME"), environ.get("SERVER_PORT")),
             environ.get("wsgi.url_scheme", "http"),
             reply_channel=reply_channel, method=environ["REQUEST_METHOD"],
             http_version=environ.get("SERVER_PROTOCOL", "HTTP/1.1").rpartition("/")[2],

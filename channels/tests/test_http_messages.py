@@ -57,6 +57,9 @@ class ConnectionFieldsTests(SimpleTestCase):
         fields = self.fields(b"/", headers=[], client=None)
         self.assertEqual((fields["query_string"], fields["query"], fields["cookies"],
                           fields["client"]), ("", {}, {}, None))
+        self.assertIsNone(self.fields(b"/", client=("", "0"))["client"])
+        self.assertEqual(self.fields(b"/", client=("10.0.0.2", None))["client"],
+                         ["10.0.0.2", 0])
 
     def test_absolute_form_target(self):
         fields = self.fields(b"http://example.com/p/?q=1")
