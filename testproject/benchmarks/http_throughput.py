@@ -123,7 +123,7 @@ def main():
     redis = RedisServer().start()
     os.chdir(TESTPROJECT)
     processes: list[Process] = []
-    setups = []  # (name, url, pids whose CPU time counts)
+    setups = []  # (name, url, {role: pid whose CPU time counts})
     runs: dict[str, list[dict]] = {}
     try:
         env = django_env("testproject.settings", TESTPROJECT, DJANGO_DEBUG="0",
@@ -131,7 +131,7 @@ def main():
         gunicorn, port = start_gunicorn("testproject.wsgi:application", env, "-w", "2")
         processes.append(gunicorn)
         setups.append(("gunicorn -w 2, plain WSGI (baseline)", f"http://127.0.0.1:{port}/hello/",
-                       [gunicorn.popen.pid]))
+                       {"gunicorn": gunicorn.popen.pid}))
         vias = ["server", "wsgi"] if args.via == "both" else [args.via]
         for database, via in enumerate(vias):
             # Each layer on its own Redis database, so its one worker serves it alone.
@@ -140,19 +140,23 @@ def main():
                              REDIS_HOSTS=f"{redis.url}/{database}")
             name, port, started = start_layer(via, env)
             processes.extend(started)
+            worker, interface = started
             setups.append((name, f"http://127.0.0.1:{port}/hello/",
-                           [p.popen.pid for p in started] + [redis.process.pid]))
+                           {"interface": interface.popen.pid, "worker": worker.popen.pid,
+                            "redis": redis.process.pid}))
         for _, url, _ in setups:
             wait_ready(url)
             wrk(url, 2)  # warm-up: imports, connections, caches
         # Rounds alternate the setups, so that load from elsewhere on the
         # machine falls on all of them alike.
         for _ in range(args.rounds):
-            for name, url, pids in setups:
-                before = cpu_seconds(pids)
+            for name, url, roles in setups:
+                before = {role: cpu_seconds([pid]) for role, pid in roles.items()}
                 result = wrk(url, args.duration)
-                requests = result["rps"] * args.duration
-                result["cpu_ms"] = (cpu_seconds(pids) - before) / max(requests, 1) * 1000
+                requests = max(result["rps"] * args.duration, 1)
+                result["cpu"] = {role: (cpu_seconds([pid]) - before[role]) / requests * 1000
+                                 for role, pid in roles.items()}
+                result["cpu_ms"] = sum(result["cpu"].values())
                 runs.setdefault(name, []).append(result)
     finally:
         for process in reversed(processes):
@@ -172,8 +176,12 @@ def main():
         medians[name] = median
         errors = sum(r["errors"] for r in results)
         per_round = ", ".join(format(r["rps"], ".0f") for r in results)
+        by_role = ", ".join(
+            f"{role} {statistics.median(r['cpu'][role] for r in results):.2f}"
+            for role in results[0]["cpu"])
         print(f"{name:<66} {median['rps']:>8.0f} {median['p50']:>8.2f} {median['p99']:>8.2f} "
               f"{median['cpu_ms']:>10.2f} {errors:>8}  {per_round}")
+        print(f"{'':<4}CPU ms per request by process: {by_role}")
     print("CPU ms/req: CPU time of the setup's own processes (and Redis for the layers) "
           "per request served; wrk's is not counted.")
     print()
