@@ -64,19 +64,15 @@ def send_timeout() -> float:
     return http_setting("CHANNELS_HTTP_SEND_TIMEOUT")
 
 
-def _script_name(message: Message) -> str:
-    if settings.FORCE_SCRIPT_NAME is not None:
-        return settings.FORCE_SCRIPT_NAME
-    return message.get("root_path") or ""
-
-
-def _path_info(message: Message) -> str:
-    """The path below the root path (``path`` includes it, as a request
-    target does)."""
-    path, root = message["path"], (message.get("root_path") or "").rstrip("/")
-    if root and (path == root or path.startswith(root + "/")):
-        path = path[len(root):]
-    return path or "/"
+def _script_and_path(content: dict[str, Any]) -> tuple[str, str]:
+    """SCRIPT_NAME and PATH_INFO: ``path`` is the whole path and includes
+    ``root_path``, as a request target does."""
+    path, root = content["path"], content.get("root_path") or ""
+    stripped = root.rstrip("/")
+    if stripped and (path == stripped or path.startswith(stripped + "/")):
+        path = path[len(stripped):]
+    script_name = settings.FORCE_SCRIPT_NAME
+    return (root if script_name is None else script_name), path or "/"
 
 
 class ChannelRequest(HttpRequest):
@@ -90,40 +86,40 @@ class ChannelRequest(HttpRequest):
     def __init__(self, message: Message):
         # Like WSGIRequest, sets every attribute itself: HttpRequest.__init__
         # would assign GET and FILES, which are computed here.
+        content = message.content
         self.message = message
         self.reply_channel = message.reply_channel
-        script_name = _script_name(message)
-        path_info = _path_info(message)
+        script_name, path_info = _script_and_path(content)
         self.path_info = path_info
         self.path = "{}/{}".format(script_name.rstrip("/"), path_info.replace("/", "", 1))
-        self.method = message["method"].upper()
-        self.META = self._meta(message, script_name)
+        self.method = content["method"].upper()
+        self.META = self._meta(content, script_name, path_info)
         self._set_content_type_params(self.META)
         self._stream = request_body(
-            message["body"], message.get("body_channel"), message.channel_backend,
+            content["body"], content.get("body_channel"), message.channel_backend,
             http_setting("CHANNELS_HTTP_BODY_TIMEOUT"),
         )
         self._read_started = False
         self.resolver_match = None
 
     @staticmethod
-    def _meta(message: Message, script_name: str) -> dict[str, Any]:
-        client = message.get("client") or ["", 0]
-        server = message.get("server") or ["unknown", 0]
+    def _meta(content: dict[str, Any], script_name: str, path_info: str) -> dict[str, Any]:
+        client = content.get("client") or ["", 0]
+        server = content.get("server") or ["unknown", 0]
         meta = {
-            "REQUEST_METHOD": message["method"].upper(),
-            "QUERY_STRING": message.get("query_string", ""),
+            "REQUEST_METHOD": content["method"].upper(),
+            "QUERY_STRING": content.get("query_string", ""),
             "SCRIPT_NAME": script_name,
-            "PATH_INFO": _path_info(message),
-            "SERVER_PROTOCOL": "HTTP/{}".format(message.get("http_version", "1.1")),
+            "PATH_INFO": path_info,
+            "SERVER_PROTOCOL": "HTTP/{}".format(content.get("http_version", "1.1")),
             "REMOTE_ADDR": client[0],
             "REMOTE_HOST": client[0],
             "REMOTE_PORT": str(client[1]),
             "SERVER_NAME": server[0],
             "SERVER_PORT": str(server[1]),
-            "wsgi.url_scheme": message.get("scheme", "http"),
+            "wsgi.url_scheme": content.get("scheme", "http"),
         }
-        for name, value in message.get("headers", []):
+        for name, value in content.get("headers", ()):
             if "_" in name:
                 # As WSGI servers do: "X_Auth" would otherwise pose as "X-Auth".
                 continue
@@ -172,10 +168,8 @@ def response_messages(response: HttpResponseBase) -> Iterator[dict[str, Any]]:
     start = {
         "status": response.status_code,
         "reason": response.reason_phrase,
-        "headers": [
-            *([name, value] for name, value in response.items()),
-            *(["Set-Cookie", morsel.OutputString()] for morsel in response.cookies.values()),
-        ],
+        "headers": [[name, value] for name, value in response.items()]
+        + [["Set-Cookie", morsel.OutputString()] for morsel in response.cookies.values()],
     }
     if not response.streaming:
         content = response.content
@@ -260,8 +254,8 @@ class ChannelHandler(base.BaseHandler):
             return
         signals.request_started.send(sender=self.__class__, message=message)
         try:
-            set_script_prefix(_script_name(message))
             request = self.request_class(message)
+            set_script_prefix(request.META["SCRIPT_NAME"])
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
             # A malformed message answers 400 and costs nothing else.
             logger.warning("Malformed http.request message: %r", exc)
