@@ -124,7 +124,8 @@ class WSGIAdapter:
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         try:
-            WSGIRequest(environ).get_host()
+            # A copy: WSGIRequest rewrites PATH_INFO and SCRIPT_NAME in place.
+            WSGIRequest({**environ}).get_host()
         except DisallowedHost as exc:
             logger.warning("Refused request: %s", exc)
             return _plain("400 Bad Request", "Bad Request: Host not allowed", start_response)

@@ -119,6 +119,10 @@ def closes_connections(request):
     return HttpResponse(str(close_old_connections in live_receivers(request_started)))
 
 
+def echo_path(request, rest):
+    return JsonResponse({"path": request.path, "rest": rest})
+
+
 def status(request):
     response = HttpResponse(json.dumps("teapot"), status=418)
     response["X-Multi"] = "one"
@@ -170,6 +174,7 @@ urlpatterns = [
     path("big/", big),
     path("file/", file),
     path("status/", status),
+    path("echo-path/<path:rest>", echo_path),
     path("closes-connections/", closes_connections),
     path("via-channel/", csrf_exempt(Channel("tests.view").as_view())),
 ]

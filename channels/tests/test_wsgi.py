@@ -106,6 +106,13 @@ class AdapterTests(ChannelTestCase):
         self.assertEqual((data["path"], data["GET"], data["COOKIES"], data["remote"]),
                          ("/meta/", {"a": ["\xe9"]}, {"x": "1"}, "10.1.2.3"))
 
+    def test_path_without_raw_uri(self):
+        # As WSGI gives it: the unquoted bytes as latin-1, no RAW_URI.
+        path = "/echo-path/\u20ac uro/".encode().decode("latin-1")
+        result = self.serve("GET", "/", PATH_INFO=path)
+        self.assertEqual(json.loads(result.body), {"path": "/echo-path/\u20ac uro/",
+                                                   "rest": "\u20ac uro/"})
+
     def test_upload_in_chunks(self):
         body = os.urandom(3 * BODY_CHUNK_SIZE + 5)
         result = self.serve("PUT", "/raw/", body, CONTENT_TYPE="application/octet-stream")
