@@ -37,6 +37,7 @@ import django
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.core.handlers.wsgi import WSGIRequest
+from django.core.signals import setting_changed
 
 from channels.backends import channel_backends
 from channels.backends.base import BaseChannelBackend
@@ -111,6 +112,12 @@ class WSGIAdapter:
 
     def __init__(self, alias: str | None = None):
         self._alias = alias
+        self._timeout: float | None = None
+        setting_changed.connect(self._settings_changed, weak=True)
+
+    def _settings_changed(self, *, setting: str, **kwargs: Any) -> None:
+        if setting == "CHANNELS_SERVER":
+            self._timeout = None
 
     @property
     def backend(self) -> BaseChannelBackend:
@@ -119,8 +126,11 @@ class WSGIAdapter:
 
     @property
     def timeout(self) -> float:
-        # The same setting, default and checks as runwsserver's.
-        return ServerConfig.from_settings().http_timeout
+        # The same setting, default and checks as runwsserver's; read at
+        # first use.
+        if self._timeout is None:
+            self._timeout = ServerConfig.from_settings().http_timeout
+        return self._timeout
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         try:
