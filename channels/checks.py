@@ -42,3 +42,33 @@ def check_runserver_command(app_configs=None, **kwargs):
         hint=f"Put 'channels' above {owner!r} in INSTALLED_APPS.",
         id="channels.W001",
     )]
+
+
+@checks.register()
+def check_http_settings(app_configs=None, **kwargs):
+    """The settings of the HTTP side (channels.handler, channels.views, the
+    WSGI adapter)."""
+    from django.conf import settings
+
+    from channels.handler import HTTP_TIMEOUT_SETTINGS
+
+    errors = []
+    for name in HTTP_TIMEOUT_SETTINGS:
+        value = getattr(settings, name, None)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                                  or value <= 0):
+            errors.append(checks.Error(
+                f"{name} must be a positive number of seconds, not {value!r}",
+                id="channels.E002"))
+    alias = getattr(settings, "CHANNELS_WSGI_BACKEND", None)
+    if alias is not None:
+        try:
+            configured = backend_settings()
+        except ImproperlyConfigured:
+            configured = {}  # reported by check_channel_backends
+        if alias not in configured:
+            errors.append(checks.Error(
+                f"CHANNELS_WSGI_BACKEND is {alias!r}, which is not an alias in "
+                f"CHANNEL_BACKENDS ({', '.join(sorted(configured)) or 'none'})",
+                id="channels.E003"))
+    return errors

@@ -6,7 +6,7 @@ the WSGI handler would (middleware, URL resolving, the view, error pages,
 ``request_started``/``request_finished``) and sends the response back to
 the request's reply channel, cut into messages that fit the layer.
 
-Settings, read at each request:
+Settings, read at each request (and checked by ``manage.py check``):
 
 ``CHANNELS_HTTP_BODY_TIMEOUT`` (30)
     Seconds to wait for each further chunk of a request body before the
@@ -35,7 +35,7 @@ from django.utils.functional import cached_property
 from channels.backends.base import BaseChannelBackend
 from channels.channel import Channel
 from channels.exceptions import ChannelFull
-from channels.interfaces.http_messages import BODY_CHUNK_SIZE
+from channels.interfaces.http_messages import ABORT, BODY_CHUNK_SIZE
 from channels.message import Message
 from channels.request_body import request_body
 
@@ -45,28 +45,34 @@ logger = logging.getLogger("channels.handler")
 _UNPREFIXED = {"CONTENT_TYPE", "CONTENT_LENGTH"}
 
 
-def _setting(name: str, default: float) -> float:
-    return getattr(settings, name, default)
+# The HTTP side's timeout settings (this module's, channels.views') and
+# their defaults; channels.checks checks them.
+HTTP_TIMEOUT_SETTINGS = {
+    "CHANNELS_HTTP_BODY_TIMEOUT": 30,
+    "CHANNELS_HTTP_SEND_TIMEOUT": 30,
+    "CHANNELS_HTTP_RESPONSE_TIMEOUT": 60,
+}
+
+
+def http_setting(name: str) -> float:
+    """One of HTTP_TIMEOUT_SETTINGS, or its default."""
+    return getattr(settings, name, HTTP_TIMEOUT_SETTINGS[name])
 
 
 def send_timeout() -> float:
     """``CHANNELS_HTTP_SEND_TIMEOUT``: see send_patiently."""
-    return _setting("CHANNELS_HTTP_SEND_TIMEOUT", 30)
+    return http_setting("CHANNELS_HTTP_SEND_TIMEOUT")
 
 
-def _script_name(message: Message) -> str:
-    if settings.FORCE_SCRIPT_NAME is not None:
-        return settings.FORCE_SCRIPT_NAME
-    return message.get("root_path") or ""
-
-
-def _path_info(message: Message) -> str:
-    """The path below the root path (``path`` includes it, as a request
-    target does)."""
-    path, root = message["path"], (message.get("root_path") or "").rstrip("/")
-    if root and (path == root or path.startswith(root + "/")):
-        path = path[len(root):]
-    return path or "/"
+def _script_and_path(content: dict[str, Any]) -> tuple[str, str]:
+    """SCRIPT_NAME and PATH_INFO: ``path`` is the whole path and includes
+    ``root_path``, as a request target does."""
+    path, root = content["path"], content.get("root_path") or ""
+    stripped = root.rstrip("/")
+    if stripped and (path == stripped or path.startswith(stripped + "/")):
+        path = path[len(stripped):]
+    script_name = settings.FORCE_SCRIPT_NAME
+    return (root if script_name is None else script_name), path or "/"
 
 
 class ChannelRequest(HttpRequest):
@@ -80,40 +86,40 @@ class ChannelRequest(HttpRequest):
     def __init__(self, message: Message):
         # Like WSGIRequest, sets every attribute itself: HttpRequest.__init__
         # would assign GET and FILES, which are computed here.
+        content = message.content
         self.message = message
         self.reply_channel = message.reply_channel
-        script_name = _script_name(message)
-        path_info = _path_info(message)
+        script_name, path_info = _script_and_path(content)
         self.path_info = path_info
         self.path = "{}/{}".format(script_name.rstrip("/"), path_info.replace("/", "", 1))
-        self.method = message["method"].upper()
-        self.META = self._meta(message, script_name)
+        self.method = content["method"].upper()
+        self.META = self._meta(content, script_name, path_info)
         self._set_content_type_params(self.META)
         self._stream = request_body(
-            message["body"], message.get("body_channel"), message.channel_backend,
-            _setting("CHANNELS_HTTP_BODY_TIMEOUT", 30),
+            content["body"], content.get("body_channel"), message.channel_backend,
+            http_setting("CHANNELS_HTTP_BODY_TIMEOUT"),
         )
         self._read_started = False
         self.resolver_match = None
 
     @staticmethod
-    def _meta(message: Message, script_name: str) -> dict[str, Any]:
-        client = message.get("client") or ["", 0]
-        server = message.get("server") or ["unknown", 0]
+    def _meta(content: dict[str, Any], script_name: str, path_info: str) -> dict[str, Any]:
+        client = content.get("client") or ["", 0]
+        server = content.get("server") or ["unknown", 0]
         meta = {
-            "REQUEST_METHOD": message["method"].upper(),
-            "QUERY_STRING": message.get("query_string", ""),
+            "REQUEST_METHOD": content["method"].upper(),
+            "QUERY_STRING": content.get("query_string", ""),
             "SCRIPT_NAME": script_name,
-            "PATH_INFO": _path_info(message),
-            "SERVER_PROTOCOL": "HTTP/{}".format(message.get("http_version", "1.1")),
+            "PATH_INFO": path_info,
+            "SERVER_PROTOCOL": "HTTP/{}".format(content.get("http_version", "1.1")),
             "REMOTE_ADDR": client[0],
             "REMOTE_HOST": client[0],
             "REMOTE_PORT": str(client[1]),
             "SERVER_NAME": server[0],
             "SERVER_PORT": str(server[1]),
-            "wsgi.url_scheme": message.get("scheme", "http"),
+            "wsgi.url_scheme": content.get("scheme", "http"),
         }
-        for name, value in message.get("headers", []):
+        for name, value in content.get("headers", ()):
             if "_" in name:
                 # As WSGI servers do: "X_Auth" would otherwise pose as "X-Auth".
                 continue
@@ -162,10 +168,8 @@ def response_messages(response: HttpResponseBase) -> Iterator[dict[str, Any]]:
     start = {
         "status": response.status_code,
         "reason": response.reason_phrase,
-        "headers": [
-            *([name, value] for name, value in response.items()),
-            *(["Set-Cookie", morsel.OutputString()] for morsel in response.cookies.values()),
-        ],
+        "headers": [[name, value] for name, value in response.items()]
+        + [["Set-Cookie", morsel.OutputString()] for morsel in response.cookies.values()],
     }
     if not response.streaming:
         content = response.content
@@ -213,12 +217,24 @@ def send_response(reply_channel: Channel, response: HttpResponseBase) -> None:
     """Send ``response`` to ``reply_channel``, then close it (which closes its
     files and sends ``request_finished``)."""
     timeout = send_timeout()
+    backend, name = reply_channel.channel_backend, reply_channel.name
+    started = False
     try:
         for content in response_messages(response):
-            send_patiently(reply_channel.channel_backend, reply_channel.name, content, timeout)
+            send_patiently(backend, name, content, timeout)
+            started = True
     except ChannelFull:
         logger.warning("Reply channel %r stayed full for %s s; response dropped",
-                       reply_channel.name, timeout)
+                       name, timeout)
+    except Exception:
+        if started:
+            # A streaming response's iterator raised: cut the response off
+            # now rather than leave the client waiting for the next chunk.
+            try:
+                backend.send(name, ABORT)
+            except Exception:
+                logger.warning("Could not abort the response on %r", name, exc_info=True)
+        raise
     finally:
         response.close()
 
@@ -238,8 +254,8 @@ class ChannelHandler(base.BaseHandler):
             return
         signals.request_started.send(sender=self.__class__, message=message)
         try:
-            set_script_prefix(_script_name(message))
             request = self.request_class(message)
+            set_script_prefix(request.META["SCRIPT_NAME"])
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
             # A malformed message answers 400 and costs nothing else.
             logger.warning("Malformed http.request message: %r", exc)
@@ -262,10 +278,12 @@ def http_consumer(message: Message) -> None:
     _handler(message)
 
 
-def _reset_handler(*, setting: str, **kwargs: object) -> None:
+def _reset_handler(**kwargs: object) -> None:
+    # Middleware reads settings when it is built (SessionMiddleware its
+    # SESSION_ENGINE, for one): after any change (override_settings), build
+    # the handler again.
     global _handler
-    if setting == "MIDDLEWARE":
-        _handler = None
+    _handler = None
 
 
 setting_changed.connect(_reset_handler)

@@ -22,7 +22,6 @@ from collections.abc import Callable, Iterable, Iterator
 from http.cookies import CookieError
 from itertools import chain
 
-from django.conf import settings
 from django.core import signals
 from django.core.handlers.exception import convert_exception_to_response
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -31,7 +30,13 @@ from django.utils.encoding import escape_uri_path
 
 from channels.channel import Channel
 from channels.exceptions import ChannelBackendUnavailable, ChannelFull
-from channels.handler import ChannelRequest, send_patiently, send_response, send_timeout
+from channels.handler import (
+    ChannelRequest,
+    http_setting,
+    send_patiently,
+    send_response,
+    send_timeout,
+)
 from channels.interfaces.http_messages import (
     BODY_CHUNK_SIZE,
     MalformedResponse,
@@ -49,7 +54,7 @@ View = Callable[..., HttpResponseBase]
 
 
 def _response_timeout() -> float:
-    return getattr(settings, "CHANNELS_HTTP_RESPONSE_TIMEOUT", 60)
+    return http_setting("CHANNELS_HTTP_RESPONSE_TIMEOUT")
 
 
 def _body_pieces(request: HttpRequest) -> Iterator[bytes]:
@@ -59,9 +64,6 @@ def _body_pieces(request: HttpRequest) -> Iterator[bytes]:
     while piece := request.read(BODY_CHUNK_SIZE):
         yield piece
 
-
-def _address(host: str | None, port: str | None) -> tuple[str, int] | None:
-    return (host, int(port or 0)) if host else None
 
 
 def _request_message(request: HttpRequest, reply_channel: str, first: bytes,
@@ -74,8 +76,8 @@ def _request_message(request: HttpRequest, reply_channel: str, first: bytes,
                for name, value in request.headers.items()]
     return request_message(
         target, headers,
-        _address(meta.get("REMOTE_ADDR"), meta.get("REMOTE_PORT")),
-        _address(meta.get("SERVER_NAME"), meta.get("SERVER_PORT")),
+        (meta.get("REMOTE_ADDR"), meta.get("REMOTE_PORT")),
+        (meta.get("SERVER_NAME"), meta.get("SERVER_PORT")),
         request.scheme,
         reply_channel=reply_channel, method=request.method,
         http_version=meta.get("SERVER_PROTOCOL", "HTTP/1.1").rpartition("/")[2] or "1.1",

@@ -15,7 +15,9 @@ Requests (interface server → worker)
         ``path``, ``query_string``, ``query``, ``headers``, ``cookies``,
         ``client``, ``server``, ``scheme``: the fields ``http.request`` and
         ``websocket.connect`` share. ``target`` is the raw request target
-        (``b"/a%20b/?x=1"``), ``headers`` raw ``(name, value)`` byte pairs.
+        (``b"/a%20b/?x=1"``), ``headers`` raw ``(name, value)`` byte pairs,
+        ``client`` and ``server`` ``(host, port)`` (the port may be a str,
+        as WSGI gives it) or None.
     ``request_message(target, headers, client, server, scheme, *, reply_channel,
     method, http_version, body, body_channel, root_path="") -> dict``
         A complete ``http.request``. ``body`` is the whole body (then
@@ -43,6 +45,13 @@ Responses (consumer → interface server)
         What both raise for a message a server cannot write: the server
         logs it and answers 500 (or drops the connection if the status line
         is already out) instead of failing.
+    ``ResponseAborted``
+        The ``MalformedResponse`` that ``response_chunk`` raises for
+        ``{"abort": True}``: the consumer failed mid-response, so the
+        server drops the connection rather than end the response as if it
+        were complete.
+    ``ABORT``
+        That message, for consumers to send.
 """
 
 from __future__ import annotations
@@ -69,6 +78,13 @@ class MalformedResponse(ValueError):
     """A consumer sent a response message that cannot be written to a client."""
 
 
+class ResponseAborted(MalformedResponse):
+    """The consumer ended a started response with ``{"abort": True}``."""
+
+
+ABORT = {"abort": True}
+
+
 class ResponseStart(NamedTuple):
     status: int
     reason: str
@@ -86,10 +102,11 @@ class ResponseChunk(NamedTuple):
 
 
 def _address(address: Address) -> list[Any] | None:
-    if address is None:
+    # (host, port), port possibly a str as in WSGI's environ; no host: unknown.
+    if address is None or not address[0]:
         return None
     host, port = address[0], address[1]
-    return [host if isinstance(host, str) else str(host), int(port)]
+    return [host if isinstance(host, str) else str(host), int(port or 0)]
 
 
 def decode_path(raw_path: bytes) -> str:
@@ -253,4 +270,6 @@ def response_chunk(message: object) -> ResponseChunk:
     """Check a response message after the first."""
     if not isinstance(message, dict):
         raise MalformedResponse(f"response chunk must be a dict, not {type(message).__name__}")
+    if message.get("abort"):
+        raise ResponseAborted("the consumer aborted the response after it started")
     return ResponseChunk(*_content(message))

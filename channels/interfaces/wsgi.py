@@ -31,11 +31,13 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from itertools import chain
 from typing import Any
+from urllib.parse import quote
 
 import django
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.core.handlers.wsgi import WSGIRequest
+from django.core.signals import setting_changed
 
 from channels.backends import channel_backends
 from channels.backends.base import BaseChannelBackend
@@ -83,16 +85,11 @@ def _target(environ: dict[str, Any]) -> bytes:
     raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
     if raw:
         return raw.encode("latin-1")
-    from urllib.parse import quote
-
     path = (environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")).encode("latin-1")
     target = quote(path, safe="/:@!$&'()*+,;=-._~%").encode()
     query = environ.get("QUERY_STRING", "")
     return target + b"?" + query.encode("latin-1") if query else target
 
-
-def _address(host: str | None, port: str | None) -> tuple[str, int] | None:
-    return (host, int(port or 0)) if host else None
 
 
 def _body_pieces(environ: dict[str, Any]) -> Iterator[bytes]:
@@ -115,6 +112,12 @@ class WSGIAdapter:
 
     def __init__(self, alias: str | None = None):
         self._alias = alias
+        self._timeout: float | None = None
+        setting_changed.connect(self._settings_changed, weak=True)
+
+    def _settings_changed(self, *, setting: str, **kwargs: Any) -> None:
+        if setting == "CHANNELS_SERVER":
+            self._timeout = None
 
     @property
     def backend(self) -> BaseChannelBackend:
@@ -123,12 +126,16 @@ class WSGIAdapter:
 
     @property
     def timeout(self) -> float:
-        # The same setting, default and checks as runwsserver's.
-        return ServerConfig.from_settings().http_timeout
+        # The same setting, default and checks as runwsserver's; read at
+        # first use.
+        if self._timeout is None:
+            self._timeout = ServerConfig.from_settings().http_timeout
+        return self._timeout
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         try:
-            WSGIRequest(environ).get_host()
+            # A copy: WSGIRequest rewrites PATH_INFO and SCRIPT_NAME in place.
+            WSGIRequest({**environ}).get_host()
         except DisallowedHost as exc:
             logger.warning("Refused request: %s", exc)
             return _plain("400 Bad Request", "Bad Request: Host not allowed", start_response)
@@ -167,8 +174,8 @@ class WSGIAdapter:
         body_channel = new_name("http.request.body") if second else None
         message = request_message(
             _target(environ), _environ_headers(environ),
-            _address(environ.get("REMOTE_ADDR"), environ.get("REMOTE_PORT")),
-            _address(environ.get("SERVER_NAME"), environ.get("SERVER_PORT")),
+            (environ.get("REMOTE_ADDR"), environ.get("REMOTE_PORT")),
+            (environ.get("SERVER_NAME"), environ.get("SERVER_PORT")),
             environ.get("wsgi.url_scheme", "http"),
             reply_channel=reply_channel, method=environ["REQUEST_METHOD"],
             http_version=environ.get("SERVER_PROTOCOL", "HTTP/1.1").rpartition("/")[2],

@@ -6,7 +6,8 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from django.core.signals import setting_changed
+from django.core.signals import request_finished, request_started, setting_changed
+from django.db import close_old_connections
 from django.test import TestCase
 
 from channels.backends import (
@@ -55,6 +56,22 @@ def isolated_channel_backends() -> Iterator[None]:
         setting_changed.disconnect(install)
         for alias in set(backend_settings()) | set(previous):
             channel_backends.set(alias, previous.get(alias))
+
+
+@contextlib.contextmanager
+def _connections_left_open() -> Iterator[None]:
+    """Keep Django's request signals from closing database connections, as
+    its test client does: a consumer running Django's request handling
+    (http.request) would otherwise close the connection that holds the
+    test's transaction."""
+    signals = (request_started, request_finished)
+    for signal in signals:
+        signal.disconnect(close_old_connections)
+    try:
+        yield
+    finally:
+        for signal in signals:
+            signal.connect(close_old_connections)
 
 
 class _TestWorker(Worker):
@@ -122,7 +139,8 @@ class ChannelTestCase(TestCase):
                 raise AssertionError(f"No message on channel {channel!r} to consume")
             return None
         worker = _TestWorker(backend)
-        worker.handle(channel, content)
+        with _connections_left_open():
+            worker.handle(channel, content)
         if worker.error is not None:
             raise worker.error
         return content

@@ -7,6 +7,8 @@ import tempfile
 import time
 
 from django.core.exceptions import PermissionDenied
+from django.core.signals import request_started
+from django.db import close_old_connections
 from django.http import FileResponse, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
@@ -78,6 +80,14 @@ def stream(request):
     )
 
 
+def broken_stream(request):
+    def parts():
+        yield b"fine so far\n"
+        raise ValueError("stream broke")
+
+    return StreamingHttpResponse(parts())
+
+
 def slow_stream(request):
     """A stream whose second part comes 0.5 s after the first."""
     def parts():
@@ -97,6 +107,20 @@ def file(request):
     handle.write(os.urandom(BIG_SIZE))
     handle.seek(0)
     return FileResponse(handle, filename="data.bin")
+
+
+def live_receivers(signal):
+    sync_receivers, async_receivers = signal._live_receivers(None)
+    return [*sync_receivers, *async_receivers]
+
+
+def closes_connections(request):
+    """Whether request_started would close database connections now."""
+    return HttpResponse(str(close_old_connections in live_receivers(request_started)))
+
+
+def echo_path(request, rest):
+    return JsonResponse({"path": request.path, "rest": rest})
 
 
 def status(request):
@@ -146,8 +170,11 @@ urlpatterns = [
     path("forbidden/", forbidden),
     path("stream/", stream),
     path("slow-stream/", slow_stream),
+    path("broken-stream/", broken_stream),
     path("big/", big),
     path("file/", file),
     path("status/", status),
+    path("echo-path/<path:rest>", echo_path),
+    path("closes-connections/", closes_connections),
     path("via-channel/", csrf_exempt(Channel("tests.view").as_view())),
 ]

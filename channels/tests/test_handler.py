@@ -5,16 +5,23 @@ import json
 import os
 
 from django.core.signals import request_finished, request_started
-from django.test import override_settings
+from django.db import close_old_connections
+from django.test import SimpleTestCase, override_settings
 from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 
+from channels.checks import check_http_settings
 from channels.handler import http_consumer
-from channels.interfaces.http_messages import BODY_CHUNK_SIZE, closed_body_message
+from channels.interfaces.http_messages import (
+    BODY_CHUNK_SIZE,
+    ResponseAborted,
+    closed_body_message,
+    response_chunk,
+)
 from channels.names import new_name
 from channels.registry import ConsumerRegistry
 from channels.testing import ChannelTestCase
 from channels.tests.http_client import read_response, send_request
-from channels.tests.http_views import BIG_SIZE
+from channels.tests.http_views import BIG_SIZE, live_receivers
 
 
 @override_settings(ROOT_URLCONF="channels.tests.http_views")
@@ -34,6 +41,15 @@ class HandlerTests(ChannelTestCase):
         self.assertIs(ConsumerRegistry().consumer_for_channel("http.request"), http_consumer)
         self.assertIs(ConsumerRegistry({"http.request": print})
                       .consumer_for_channel("http.request"), print)
+
+    def test_handler_follows_settings_middleware_reads_once(self):
+        self.assertEqual(self.request("GET", b"/session/").status, 200)
+        with override_settings(SESSION_ENGINE="django.contrib.sessions.backends.signed_cookies"):
+            response = self.request("GET", b"/session/")
+        self.assertEqual(response.status, 200)
+        session = next(v for v in response.header("Set-Cookie") if v.startswith("sessionid="))
+        value = session.split(";")[0].split("=", 1)[1]
+        self.assertIn(":", value)  # a signed cookie, not a database session key
 
     def test_get(self):
         response = self.request("GET", b"/hello/")
@@ -189,6 +205,13 @@ class HandlerTests(ChannelTestCase):
         self.request("GET", b"/stream/")
         self.assertEqual(seen, ["started", "finished"] * 2)
 
+    def test_request_keeps_the_test_transaction(self):
+        # As under Django's test client, the request signals close no
+        # database connection (it holds the test's transaction)...
+        self.assertEqual(self.request("GET", b"/closes-connections/").body, b"False")
+        # ...and they do again outside the test worker.
+        self.assertIn(close_old_connections, live_receivers(request_started))
+
     def test_streaming_response_arrives_in_chunks(self):
         response = self.request("GET", b"/stream/")
         self.assertEqual(response.body, b"part 0\npart 1\npart 2\n")
@@ -197,6 +220,17 @@ class HandlerTests(ChannelTestCase):
                          [(200, b"", True), (None, b"part 0\n", True),
                           (None, b"part 1\n", True), (None, b"part 2\n", True),
                           (None, b"", False)])
+
+    def test_streaming_response_that_breaks_is_aborted(self):
+        backend = self.get_backend()
+        reply = send_request(backend, "GET", b"/broken-stream/")
+        with self.assertRaisesMessage(ValueError, "stream broke"):
+            self.consume("http.request")
+        messages = [backend.receive_many([reply])[1] for _ in range(3)]
+        self.assertEqual([m.get("content") for m in messages[:2]], [b"", b"fine so far\n"])
+        self.assertEqual(messages[2], {"abort": True})
+        with self.assertRaises(ResponseAborted):
+            response_chunk(messages[2])
 
     def test_file_response_in_large_chunks(self):
         response = self.request("GET", b"/file/")
@@ -221,3 +255,19 @@ class HandlerTests(ChannelTestCase):
     def test_no_reply_channel_is_dropped(self):
         with self.assertLogs("channels.handler", "WARNING"):
             self.send_and_consume("http.request", {"path": "/hello/"})
+
+
+class HTTPSettingsCheckTests(SimpleTestCase):
+    def test_valid_and_default_settings_pass(self):
+        self.assertEqual(check_http_settings(), [])
+        with override_settings(CHANNELS_HTTP_BODY_TIMEOUT=0.5, CHANNELS_WSGI_BACKEND="default"):
+            self.assertEqual(check_http_settings(), [])
+
+    def test_bad_timeouts_and_alias(self):
+        with override_settings(CHANNELS_HTTP_BODY_TIMEOUT=0, CHANNELS_HTTP_SEND_TIMEOUT="5",
+                               CHANNELS_HTTP_RESPONSE_TIMEOUT=True,
+                               CHANNELS_WSGI_BACKEND="elsewhere"):
+            errors = check_http_settings()
+        self.assertEqual([e.id for e in errors], ["channels.E002"] * 3 + ["channels.E003"])
+        self.assertIn("CHANNELS_HTTP_SEND_TIMEOUT must be a positive number", errors[1].msg)
+        self.assertIn("'elsewhere'", errors[3].msg)

@@ -4,8 +4,10 @@ from django.test import SimpleTestCase
 
 from channels.backends.base import MAX_MESSAGE_SIZE, encode
 from channels.interfaces.http_messages import (
+    ABORT,
     BODY_CHUNK_SIZE,
     MalformedResponse,
+    ResponseAborted,
     body_messages,
     closed_body_message,
     connection_fields,
@@ -55,6 +57,9 @@ class ConnectionFieldsTests(SimpleTestCase):
         fields = self.fields(b"/", headers=[], client=None)
         self.assertEqual((fields["query_string"], fields["query"], fields["cookies"],
                           fields["client"]), ("", {}, {}, None))
+        self.assertIsNone(self.fields(b"/", client=("", "0"))["client"])
+        self.assertEqual(self.fields(b"/", client=("10.0.0.2", None))["client"],
+                         ["10.0.0.2", 0])
 
     def test_absolute_form_target(self):
         fields = self.fields(b"http://example.com/p/?q=1")
@@ -163,6 +168,9 @@ class ResponseTests(SimpleTestCase):
         for message, error in bad:
             with self.subTest(message=message), self.assertRaisesMessage(MalformedResponse, error):
                 response_start(message)
+        with self.assertRaisesMessage(ResponseAborted, "aborted"):
+            response_chunk(ABORT)
+        self.assertTrue(issubclass(ResponseAborted, MalformedResponse))
         for message in ["x", {"content": 1}, {"more_content": "yes"}]:
             with self.subTest(message=message), self.assertRaises(MalformedResponse):
                 response_chunk(message)

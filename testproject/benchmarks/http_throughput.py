@@ -63,6 +63,24 @@ def wrk(url: str, duration: int) -> dict:
     return result
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time so far of ``pids`` and their children's
+    threads (gunicorn's workers are its children)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
+                                  text=True).stdout.split()
+        for each in [pid, *map(int, children)]:
+            try:
+                with open(f"/proc/{each}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def wait_ready(url: str, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while True:
@@ -96,7 +114,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     has_server = importlib.util.find_spec("channels.management.commands.runwsserver")
     parser.add_argument("--via", choices=["server", "wsgi", "both"],
-                        default="server" if has_server else "wsgi")
+                        default="both" if has_server else "wsgi")
     args = parser.parse_args()
     for tool in ("wrk", "redis-server"):
         if shutil.which(tool) is None:
@@ -105,14 +123,15 @@ def main():
     redis = RedisServer().start()
     os.chdir(TESTPROJECT)
     processes: list[Process] = []
-    setups = []  # (name, url)
+    setups = []  # (name, url, {role: pid whose CPU time counts})
     runs: dict[str, list[dict]] = {}
     try:
         env = django_env("testproject.settings", TESTPROJECT, DJANGO_DEBUG="0",
                          DJANGO_DB=":memory:")
         gunicorn, port = start_gunicorn("testproject.wsgi:application", env, "-w", "2")
         processes.append(gunicorn)
-        setups.append(("gunicorn -w 2, plain WSGI (baseline)", f"http://127.0.0.1:{port}/hello/"))
+        setups.append(("gunicorn -w 2, plain WSGI (baseline)", f"http://127.0.0.1:{port}/hello/",
+                       {"gunicorn": gunicorn.popen.pid}))
         vias = ["server", "wsgi"] if args.via == "both" else [args.via]
         for database, via in enumerate(vias):
             # Each layer on its own Redis database, so its one worker serves it alone.
@@ -121,15 +140,24 @@ def main():
                              REDIS_HOSTS=f"{redis.url}/{database}")
             name, port, started = start_layer(via, env)
             processes.extend(started)
-            setups.append((name, f"http://127.0.0.1:{port}/hello/"))
-        for _, url in setups:
+            worker, interface = started
+            setups.append((name, f"http://127.0.0.1:{port}/hello/",
+                           {"interface": interface.popen.pid, "worker": worker.popen.pid,
+                            "redis": redis.process.pid}))
+        for _, url, _ in setups:
             wait_ready(url)
             wrk(url, 2)  # warm-up: imports, connections, caches
         # Rounds alternate the setups, so that load from elsewhere on the
         # machine falls on all of them alike.
         for _ in range(args.rounds):
-            for name, url in setups:
-                runs.setdefault(name, []).append(wrk(url, args.duration))
+            for name, url, roles in setups:
+                before = {role: cpu_seconds([pid]) for role, pid in roles.items()}
+                result = wrk(url, args.duration)
+                requests = max(result["rps"] * args.duration, 1)
+                result["cpu"] = {role: (cpu_seconds([pid]) - before[role]) / requests * 1000
+                                 for role, pid in roles.items()}
+                result["cpu_ms"] = sum(result["cpu"].values())
+                runs.setdefault(name, []).append(result)
     finally:
         for process in reversed(processes):
             process.stop()
@@ -140,16 +168,22 @@ def main():
           f"{args.duration} s per setup, alternating; {os.cpu_count()} CPUs, everything "
           f"on this machine")
     print(f"{'setup (median of rounds)':<66} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'non-2xx':>8}  req/s per round")
+          f"{'CPU ms/req':>10} {'non-2xx':>8}  req/s per round")
     medians = {}
     for name, results in runs.items():
         median = {key: statistics.median(r[key] for r in results)
-                  for key in ("rps", "p50", "p99")}
+                  for key in ("rps", "p50", "p99", "cpu_ms")}
         medians[name] = median
         errors = sum(r["errors"] for r in results)
         per_round = ", ".join(format(r["rps"], ".0f") for r in results)
+        by_role = ", ".join(
+            f"{role} {statistics.median(r['cpu'][role] for r in results):.2f}"
+            for role in results[0]["cpu"])
         print(f"{name:<66} {median['rps']:>8.0f} {median['p50']:>8.2f} {median['p99']:>8.2f} "
-              f"{errors:>8}  {per_round}")
+              f"{median['cpu_ms']:>10.2f} {errors:>8}  {per_round}")
+        print(f"{'':<4}CPU ms per request by process: {by_role}")
+    print("CPU ms/req: CPU time of the setup's own processes (and Redis for the layers) "
+          "per request served; wrk's is not counted.")
     print()
     for name in list(runs)[1:]:
         shares = [layer["rps"] / base["rps"]
@@ -159,6 +193,9 @@ def main():
               f"{TARGET_SHARE:.0%}: {'met' if share >= TARGET_SHARE else 'MISSED'}), p99 "
               f"{p99:.1f} ms (target < {TARGET_P99_MS:.0f} ms: "
               f"{'met' if p99 < TARGET_P99_MS else 'MISSED'})")
+    print(f"At {CONNECTIONS} connections a closed loop keeps, the mean latency is "
+          f"{CONNECTIONS} / (req/s): under {TARGET_P99_MS:.0f} ms needs over "
+          f"{CONNECTIONS / TARGET_P99_MS * 1000:.0f} req/s from the setup.")
     print(f"wrk command: {runs[baseline_name][0]['command']}")
     print(f"reproduce: python testproject/benchmarks/http_throughput.py --duration "
           f"{args.duration} --rounds {args.rounds} --via {args.via}")
