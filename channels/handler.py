@@ -243,10 +243,11 @@ def http_consumer(message: Message) -> None:
     _handler(message)
 
 
-def _reset_handler(*, setting: str, **kwargs: object) -> None:
+def _reset_handler(**kwargs: object) -> None:
+    """Middleware reads settings when it is built (SessionMiddleware its
+    SESSION_ENGINE, for one), so any settings change builds a new handler."""
     global _handler
-    if setting == "MIDDLEWARE":
-        _handler = None
+    _handler = None
 
 
 setting_changed.connect(_reset_handler)
