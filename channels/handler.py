@@ -32,6 +32,7 @@ from django.http.response import HttpResponseBase
 from django.urls import set_script_prefix
 from django.utils.functional import cached_property
 
+from channels.backends.base import BaseChannelBackend
 from channels.channel import Channel
 from channels.exceptions import ChannelFull
 from channels.interfaces.http_messages import BODY_CHUNK_SIZE
@@ -48,10 +49,24 @@ def _setting(name: str, default: float) -> float:
     return getattr(settings, name, default)
 
 
+def send_timeout() -> float:
+    """``CHANNELS_HTTP_SEND_TIMEOUT``: see send_patiently."""
+    return _setting("CHANNELS_HTTP_SEND_TIMEOUT", 30)
+
+
 def _script_name(message: Message) -> str:
     if settings.FORCE_SCRIPT_NAME is not None:
         return settings.FORCE_SCRIPT_NAME
     return message.get("root_path") or ""
+
+
+def _path_info(message: Message) -> str:
+    """The path below the root path (``path`` includes it, as a request
+    target does)."""
+    path, root = message["path"], (message.get("root_path") or "").rstrip("/")
+    if root and (path == root or path.startswith(root + "/")):
+        path = path[len(root):]
+    return path or "/"
 
 
 class ChannelRequest(HttpRequest):
@@ -68,7 +83,7 @@ class ChannelRequest(HttpRequest):
         self.message = message
         self.reply_channel = message.reply_channel
         script_name = _script_name(message)
-        path_info = message["path"] or "/"
+        path_info = _path_info(message)
         self.path_info = path_info
         self.path = "{}/{}".format(script_name.rstrip("/"), path_info.replace("/", "", 1))
         self.method = message["method"].upper()
@@ -89,7 +104,7 @@ class ChannelRequest(HttpRequest):
             "REQUEST_METHOD": message["method"].upper(),
             "QUERY_STRING": message.get("query_string", ""),
             "SCRIPT_NAME": script_name,
-            "PATH_INFO": message["path"] or "/",
+            "PATH_INFO": _path_info(message),
             "SERVER_PROTOCOL": "HTTP/{}".format(message.get("http_version", "1.1")),
             "REMOTE_ADDR": client[0],
             "REMOTE_HOST": client[0],
@@ -174,14 +189,18 @@ def response_messages(response: HttpResponseBase) -> Iterator[dict[str, Any]]:
     yield {"content": b"", "more_content": False}
 
 
-def _send_patiently(channel: Channel, content: dict[str, Any], timeout: float) -> None:
-    """Send, retrying while the reply channel is full: it drains as fast as
-    its client reads, and a slow client must not cost the response."""
+def send_patiently(backend: BaseChannelBackend, channel: str, content: dict[str, Any],
+                   timeout: float) -> None:
+    """Send, retrying for up to ``timeout`` seconds while ``channel`` is full.
+
+    For the channels of one request (its body, its response), which drain
+    only as fast as the other end reads: a slow reader must cost time, not
+    the request. Raises ChannelFull when the time is up."""
     deadline = time.monotonic() + timeout
     delay = 0.005
     while True:
         try:
-            channel.send(content)
+            backend.send(channel, content)
             return
         except ChannelFull:
             if time.monotonic() >= deadline:
@@ -193,10 +212,10 @@ def _send_patiently(channel: Channel, content: dict[str, Any], timeout: float) -
 def send_response(reply_channel: Channel, response: HttpResponseBase) -> None:
     """Send ``response`` to ``reply_channel``, then close it (which closes its
     files and sends ``request_finished``)."""
-    timeout = _setting("CHANNELS_HTTP_SEND_TIMEOUT", 30)
+    timeout = send_timeout()
     try:
         for content in response_messages(response):
-            _send_patiently(reply_channel, content, timeout)
+            send_patiently(reply_channel.channel_backend, reply_channel.name, content, timeout)
     except ChannelFull:
         logger.warning("Reply channel %r stayed full for %s s; response dropped",
                        reply_channel.name, timeout)

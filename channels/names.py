@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import threading
 
 MAX_NAME_LENGTH = 199  # "under 200 characters"
 _NAME_RE = re.compile(r"!?[A-Za-z0-9_.\-]+")  # length checked separately
@@ -20,6 +21,7 @@ _GENERATED_RE = re.compile(r"\.([0-9a-f]{16})-[0-9a-f]{32}\Z")
 _WILDCARD_RE = re.compile(r"\.([0-9a-f]{16})-\Z")
 
 _process = (0, "")
+_process_lock = threading.Lock()
 
 
 def validate_name(name: object, kind: str = "channel") -> str:
@@ -43,9 +45,25 @@ def process_token() -> str:
     """The random token of this process, renewed after a fork."""
     global _process
     pid = os.getpid()
-    if _process[0] != pid:
-        _process = (pid, secrets.token_hex(8))
-    return _process[1]
+    process = _process
+    if process[0] != pid:
+        # Under a lock: threads that raced here after a fork (the first
+        # requests of a threaded gunicorn worker) each made a token, and
+        # names with the losing one went to an inbox nobody read.
+        with _process_lock:
+            if _process[0] != pid:
+                _process = (pid, secrets.token_hex(8))
+            process = _process
+    return process[1]
+
+
+def _reset_after_fork() -> None:
+    # A lock held by another thread at the fork stays held in the child.
+    global _process_lock
+    _process_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 def new_name(prefix: str) -> str:

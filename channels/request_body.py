@@ -55,10 +55,12 @@ class _ChunkReader(io.RawIOBase):
 
 
 def request_body(first: bytes, body_channel: str | None, backend: BaseChannelBackend,
-                 timeout: float) -> io.BufferedReader:
+                 timeout: float) -> io.BufferedIOBase:
     """A readable binary file of the whole body: ``first``, then the chunks
     that follow on ``body_channel`` (if any), each awaited at most
     ``timeout`` seconds. A missing chunk or a client gone mid-upload raises
     ``RequestAborted`` in the reader."""
+    if body_channel is None:
+        return io.BytesIO(first)  # the usual case: no 512 KiB buffer to set up
     return io.BufferedReader(_ChunkReader(first, body_channel, backend, timeout),
                              buffer_size=BODY_CHUNK_SIZE)

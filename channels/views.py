@@ -31,18 +31,17 @@ from django.utils.encoding import escape_uri_path
 
 from channels.channel import Channel
 from channels.exceptions import ChannelBackendUnavailable, ChannelFull
-from channels.handler import ChannelRequest, send_response
+from channels.handler import ChannelRequest, send_patiently, send_response, send_timeout
 from channels.interfaces.http_messages import (
     BODY_CHUNK_SIZE,
     MalformedResponse,
     ResponseStart,
     body_messages,
     request_message,
-    response_chunk,
-    response_start,
 )
 from channels.message import Message
 from channels.names import new_name
+from channels.replies import PendingResponse
 
 logger = logging.getLogger("channels.views")
 
@@ -68,7 +67,7 @@ def _address(host: str | None, port: str | None) -> tuple[str, int] | None:
 def _request_message(request: HttpRequest, reply_channel: str, first: bytes,
                      body_channel: str | None) -> dict:
     meta = request.META
-    target = escape_uri_path(request.path_info).encode()
+    target = escape_uri_path(request.path).encode()
     if meta.get("QUERY_STRING"):
         target += b"?" + meta["QUERY_STRING"].encode("latin-1")
     headers = [(name.encode("latin-1"), value.encode("latin-1", "replace"))
@@ -91,14 +90,14 @@ def _unavailable(reason: str) -> HttpResponse:
     return response
 
 
-def django_response(start: ResponseStart, rest: Iterable[bytes] | None = None) -> HttpResponseBase:
-    """A Django response from a response message (and, when ``more_content``,
-    the iterable of the content that follows)."""
-    if rest is None:
+def django_response(start: ResponseStart,
+                    content: Iterable[bytes] | None = None) -> HttpResponseBase:
+    """A Django response from a first response message: with its own
+    content, or streaming ``content`` (all of it, first chunk included)."""
+    if content is None:
         response = HttpResponse(start.content, status=start.status, reason=start.reason)
     else:
-        response = StreamingHttpResponse(chain([start.content], rest),
-                                         status=start.status, reason=start.reason)
+        response = StreamingHttpResponse(content, status=start.status, reason=start.reason)
     del response["Content-Type"]  # only what the consumer sent
     for raw_name, raw_value in start.headers:
         name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
@@ -114,22 +113,6 @@ def django_response(start: ResponseStart, rest: Iterable[bytes] | None = None) -
     return response
 
 
-def _rest_of_response(backend, reply_channel: str, timeout: float) -> Iterator[bytes]:
-    while True:
-        _, message = backend.receive_many_blocking([reply_channel], timeout)
-        if message is None:
-            logger.warning("Response on %r stopped: no chunk within %s s", reply_channel, timeout)
-            return
-        try:
-            chunk = response_chunk(message)
-        except MalformedResponse as exc:
-            logger.error("Response on %r cut short: %s", reply_channel, exc)
-            return
-        yield chunk.content
-        if not chunk.more_content:
-            return
-
-
 def channel_view(channel: Channel) -> View:
     """A view that sends each request onto ``channel`` and returns the
     response a consumer sends to the request's reply channel (streamed if it
@@ -142,31 +125,41 @@ def channel_view(channel: Channel) -> View:
 
     def view(request: HttpRequest) -> HttpResponseBase:
         backend = channel.channel_backend
-        reply_channel = new_name("!http.response")
+        response = PendingResponse(backend, _response_timeout(), request.path)
         pieces = _body_pieces(request)
         first, second = next(pieces, b""), next(pieces, b"")
         body_channel = new_name("http.request.body") if second else None
         try:
-            channel.send(_request_message(request, reply_channel, first, body_channel))
+            try:
+                channel.send(_request_message(request, response.reply_channel, first,
+                                              body_channel))
+            except ChannelFull:
+                response.close(disconnect=False)
+                return _unavailable(f"channel {channel.name} is full")
+            except ChannelBackendUnavailable:
+                response.close(disconnect=False)
+                return _unavailable("the channel layer cannot be reached")
             if body_channel is not None:
                 for message in body_messages(chain([second], pieces)):
-                    backend.send(body_channel, message)
-        except ChannelFull:
-            return _unavailable(f"channel {channel.name} is full")
-        except ChannelBackendUnavailable:
-            return _unavailable("the channel layer cannot be reached")
-        timeout = _response_timeout()
-        _, message = backend.receive_many_blocking([reply_channel], timeout)
-        if message is None:
-            return HttpResponse(f"No response from channel {channel.name} in {timeout} s\n",
-                                status=504, content_type="text/plain")
-        try:
-            start = response_start(message)
+                    send_patiently(backend, body_channel, message, send_timeout())
+            start = response.wait_start()
         except MalformedResponse as exc:
+            response.close()
             logger.error("Malformed response from channel %r: %s", channel.name, exc)
             return HttpResponse("Malformed response\n", status=500, content_type="text/plain")
-        rest = _rest_of_response(backend, reply_channel, timeout) if start.more_content else None
-        return django_response(start, rest)
+        except BaseException:
+            response.close()
+            raise
+        if start is None:
+            response.close()
+            return HttpResponse(
+                f"No response from channel {channel.name} in {response.timeout} s\n",
+                status=504, content_type="text/plain")
+        if not start.more_content:
+            response.close()
+            return django_response(start)
+        # Django closes the iterable (unregistering it) when the response ends.
+        return django_response(start, response)
 
     view.channel = channel
     return view

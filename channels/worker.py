@@ -71,14 +71,23 @@ class Worker:
 
     def run(self) -> None:
         backend = self.channel_backend
+        failing = False
         while not self.stopping:
             try:
                 channel, content = backend.receive_many_blocking(self.channels, self.poll_timeout)
             except Exception:
-                # The backend logs and reconnects; wait a little rather than spin.
-                logger.exception("Could not receive from channel backend %r", backend.alias)
+                # An outage is logged when it starts and when it ends, not
+                # every second while it lasts; the backend reconnects, and the
+                # loop waits a little rather than spin.
+                if not failing:
+                    logger.exception("Could not receive from channel backend %r; "
+                                     "retrying until it answers", backend.alias)
+                    failing = True
                 self._stop.wait(self.poll_timeout)
                 continue
+            if failing:
+                logger.warning("Receiving from channel backend %r again", backend.alias)
+                failing = False
             if channel is not None:
                 self.handle(channel, content)
 

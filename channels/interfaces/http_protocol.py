@@ -173,6 +173,8 @@ class HttpProtocol(Protocol):
         if length is not None and length > config.max_body_size:
             self.send_error(413, "Request body too large")
             return False
+        if self.conn.client_is_waiting_for_100_continue:
+            self.write(h11.InformationalResponse(status_code=100, headers=[]))
         self.set_timer(config.body_timeout, self.timed_out)
         return True
 

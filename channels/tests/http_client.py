@@ -24,7 +24,7 @@ class Response(NamedTuple):
 
 
 def send_request(backend, method, target, body=b"", headers=(), scheme="http",
-                 channel="http.request"):
+                 channel="http.request", root_path=""):
     """Send an ``http.request`` (and its body chunks); return its reply channel."""
     reply = new_name("!http.response")
     first, rest = split_body(body)
@@ -35,7 +35,7 @@ def send_request(backend, method, target, body=b"", headers=(), scheme="http",
     backend.send(channel, request_message(
         target, raw_headers, ("127.0.0.1", 50000), ("127.0.0.1", 80), scheme,
         reply_channel=reply, method=method, http_version="1.1", body=first,
-        body_channel=body_channel,
+        body_channel=body_channel, root_path=root_path,
     ))
     for message in rest:
         backend.send(body_channel, message)

@@ -4,6 +4,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, HttpResponse, JsonResponse, StreamingHttpResponse
@@ -77,6 +78,16 @@ def stream(request):
     )
 
 
+def slow_stream(request):
+    """A stream whose second part comes 0.5 s after the first."""
+    def parts():
+        yield b"first\n"
+        time.sleep(0.5)
+        yield b"second\n"
+
+    return StreamingHttpResponse(parts(), content_type="text/plain")
+
+
 def big(request):
     return HttpResponse(bytes(range(256)) * (BIG_SIZE // 256), content_type="application/x-big")
 
@@ -134,6 +145,7 @@ urlpatterns = [
     path("fail/", fail),
     path("forbidden/", forbidden),
     path("stream/", stream),
+    path("slow-stream/", slow_stream),
     path("big/", big),
     path("file/", file),
     path("status/", status),

@@ -62,6 +62,13 @@ class HandlerTests(ChannelTestCase):
         data = self.get_json(b"/meta/")
         self.assertEqual((data["path"], data["path_info"]), ("/app/meta/", "/meta/"))
 
+    def test_root_path(self):
+        backend = self.get_backend()
+        reply = send_request(backend, "GET", b"/app/meta/", root_path="/app")
+        self.consume("http.request")
+        data = json.loads(read_response(backend, reply, 0).body)
+        self.assertEqual((data["path"], data["path_info"]), ("/app/meta/", "/meta/"))
+
     def test_urlencoded_post(self):
         response = self.request("POST", b"/form/", b"a=1&a=2&b=%C3%A9", headers=[
             (b"Content-Type", b"application/x-www-form-urlencoded")])
@@ -141,6 +148,22 @@ class HandlerTests(ChannelTestCase):
         self.assertIn(b"Server Error (500)", response.body)
         self.assertIn("ValueError: view broke", "\n".join(logs.output))
         self.assertEqual(self.request("GET", b"/hello/").status, 200)
+
+    @override_settings(DEBUG=True)
+    def test_debug_error_page(self):
+        with self.assertLogs("django.request", "WARNING") as logs:
+            response = self.request("GET", b"/fail/?q=1")
+        self.assertEqual(response.status, 500)
+        self.assertIn(b"ValueError", response.body)
+        self.assertIn(b"view broke", response.body)
+        self.assertIn(b"ChannelRequest", response.body)
+        self.assertIn("Internal Server Error: /fail/", logs.output[0])
+
+    def test_csrf_enforced(self):
+        with self.assertLogs("django.security.csrf", "WARNING"):
+            response = self.request("POST", b"/session/", b"a=1", headers=[
+                (b"Content-Type", b"application/x-www-form-urlencoded")])
+        self.assertEqual(response.status, 403)
 
     def test_permission_denied_and_disallowed_host(self):
         with self.assertLogs("django.request", "WARNING"):

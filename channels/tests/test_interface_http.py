@@ -61,6 +61,24 @@ class HttpTests(SimpleTestCase):
         # The first part is there long before the last is produced.
         self.assertLess(arrivals[0][1], arrivals[2][1] - 0.4)
 
+    def test_head_gets_headers_only(self):
+        with serving() as (handle, _):
+            response = raw_request(handle.port, b"HEAD /x/ HTTP/1.1\r\nHost: localhost\r\n"
+                                   b"Connection: close\r\n\r\n")
+        head, _, body = response.partition(b"\r\n\r\n")
+        self.assertEqual(status_of(head), 200)
+        self.assertIn(b"content-length: ", head.lower())
+        self.assertEqual(body, b"")
+
+    def test_expect_100_continue(self):
+        with serving() as (handle, _), socket.create_connection(
+                ("127.0.0.1", handle.port), timeout=5) as sock:
+            sock.sendall(b"POST /body/ HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\n"
+                         b"Expect: 100-continue\r\n\r\n")
+            self.assertEqual(sock.recv(100), b"HTTP/1.1 100 \r\n\r\n")
+            sock.sendall(b"abc")
+            self.assertEqual(status_of(sock.recv(1000)), 200)
+
     def test_no_response_in_time_is_504(self):
         with serving(http_timeout=0.5) as (handle, _):
             start = time.monotonic()

@@ -1,12 +1,16 @@
 """Channel naming rules and generated names."""
 
 import os
+import secrets
 import subprocess
 import sys
+import threading
+import time
+from unittest import mock
 
 from django.test import SimpleTestCase
 
-from channels import Channel
+from channels import Channel, names
 from channels.exceptions import InvalidChannelName
 from channels.names import (
     is_response_channel,
@@ -68,6 +72,33 @@ class GeneratedNameTests(SimpleTestCase):
     def test_response_channels(self):
         self.assertTrue(is_response_channel(new_name("!http.response")))
         self.assertFalse(is_response_channel("http.request"))
+
+    def test_threads_agree_on_a_new_token(self):
+        # As after a fork: the token is stale and many threads ask at once.
+        # Making a token is slowed down so that the threads surely overlap.
+        self.addCleanup(setattr, names, "_process", names._process)
+        token_hex = secrets.token_hex
+
+        def slow_token_hex(size):
+            time.sleep(0.001)
+            return token_hex(size)
+
+        for _ in range(3):
+            names._process = (0, "")
+            barrier = threading.Barrier(16)
+            tokens = set()
+
+            def ask(barrier=barrier, tokens=tokens):
+                barrier.wait()
+                tokens.add(owner_process(new_name("!http.response")))
+
+            threads = [threading.Thread(target=ask) for _ in range(16)]
+            with mock.patch("channels.names.secrets.token_hex", slow_token_hex):
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+            self.assertEqual(tokens, {process_token()})
 
     def test_token_differs_in_another_process(self):
         code = "from channels.names import process_token; print(process_token())"

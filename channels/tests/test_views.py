@@ -5,6 +5,7 @@ import os
 
 from django.test import override_settings
 
+from channels.replies import receiver_for
 from channels.testing import ChannelTestCase
 from channels.tests.worker_threads import worker_threads
 
@@ -22,7 +23,10 @@ ROUTING = {"tests.view": "channels.tests.http_views.view_channel_consumer"}
 class ChannelViewTests(ChannelTestCase):
     def get(self, query="", **kwargs):
         with worker_threads(self.get_backend(), ["tests.view"], 1):
-            return self.client.get(f"/via-channel/{query}", **kwargs)
+            response = self.client.get(f"/via-channel/{query}", **kwargs)
+        # Whatever the outcome, nothing is left waiting for a reply.
+        self.assertEqual(receiver_for(self.get_backend()).waiting, 0)
+        return response
 
     def test_request_goes_through_the_channel_and_back(self):
         self.client.cookies["flavour"] = "oat"
@@ -50,7 +54,12 @@ class ChannelViewTests(ChannelTestCase):
         with worker_threads(self.get_backend(), ["tests.view"], 1):
             response = self.client.get("/via-channel/?do=stream")
             self.assertTrue(response.streaming)
+            self.assertEqual(receiver_for(self.get_backend()).waiting, 1)
             self.assertEqual(b"".join(response.streaming_content), b"one,two,three")
+            response.close()
+        self.assertEqual(receiver_for(self.get_backend()).waiting, 0)
+        # The response was complete: nobody is told of a disconnect.
+        self.assertEqual(self.get_backend().receive_many(["http.disconnect"]), (None, None))
 
     def test_consumer_exception_gives_its_500_page(self):
         # The test client would re-raise the consumer's exception, which it
@@ -72,6 +81,8 @@ class ChannelViewTests(ChannelTestCase):
     def test_no_response_is_a_504(self):
         response = self.get("?do=silent")
         self.assertEqual(response.status_code, 504)
+        _, message = self.get_backend().receive_many(["http.disconnect"])
+        self.assertEqual(message["path"], "/via-channel/")
 
     def test_full_channel_is_a_503_with_retry_after(self):
         for _ in range(2):
@@ -79,3 +90,17 @@ class ChannelViewTests(ChannelTestCase):
         response = self.client.get("/via-channel/")
         self.assertEqual(response.status_code, 503)
         self.assertEqual(response["Retry-After"], "1")
+
+
+@override_settings(
+    ROOT_URLCONF="channels.tests.docs_examples.offload",
+    CHANNEL_BACKENDS={"default": {
+        "BACKEND": "channels.backends.memory.InMemoryChannelBackend",
+        "ROUTING": "channels.tests.docs_examples.offload.channel_routing",
+    }},
+)
+class DocsExampleTests(ChannelTestCase):
+    def test_offloaded_view(self):
+        with worker_threads(self.get_backend(), ["reports.build"], 1):
+            response = self.client.get("/report/?rows=5")
+        self.assertEqual(response.json(), {"rows": 5, "total": 10})

@@ -16,7 +16,7 @@ import random
 import secrets
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -25,7 +25,7 @@ from channels.backends.base import BaseChannelBackend
 from channels.backends.redis.blocking import BlockerSet
 from channels.backends.redis.hosts import parse_hosts
 from channels.backends.redis.shard import Shard
-from channels.backends.redis.sharding import Placement
+from channels.backends.redis.sharding import Placement, inbox_of
 from channels.exceptions import ChannelBackendUnavailable, ChannelFull
 from channels.names import is_wildcard
 
@@ -37,14 +37,26 @@ REJOIN_INTERVAL = 1.0
 SINGLE_RESPONSE_POLL = (0.001, 0.05)
 
 
+def _unpack(reply: list[bytes]) -> list[bytes]:
+    """The messages of a RECEIVE reply: lengths, then the messages joined."""
+    lengths, joined = reply
+    if not lengths:
+        return []
+    messages, start = [], 0
+    for length in map(int, lengths.split(b",")):
+        messages.append(joined[start:start + length])
+        start += length
+    return messages
+
+
 class _Source:
     """Where one receive looks on one shard: a list, and for an inbox its
     counts and, to take a single channel's messages, that channel."""
 
-    __slots__ = ("key", "counts", "only")
+    __slots__ = ("key", "counts", "only", "inbox")
 
-    def __init__(self, key: str, counts: str = "", only: str = ""):
-        self.key, self.counts, self.only = key, counts, only
+    def __init__(self, key: str, counts: str = "", only: str = "", inbox: str = ""):
+        self.key, self.counts, self.only, self.inbox = key, counts, only, inbox
 
     def args(self) -> tuple[str, str, str]:
         return self.key, self.counts, self.only
@@ -62,6 +74,14 @@ class _Plan:
                        for source in found if source.counts}
         # A single response channel in a shared inbox cannot be BLPOPped.
         self.pollable_only = any(source.only for found in sources.values() for source in found)
+        # Shards where the plan reads only channels' own lists: a plain
+        # LMPOP serves them, cheaper for Redis than a script.
+        self.plain_keys = {index: [source.key for source in found] for index, found in
+                           sources.items() if not any(s.counts or s.only for s in found)}
+        self.packed: dict[tuple[int, int, int], list[bytes]] = {}
+        # Inboxes read whole (through a process wildcard).
+        self.inboxes = [source.inbox for found in sources.values() for source in found
+                        if source.inbox and not source.only]
 
 
 class RedisChannelBackend(BaseChannelBackend):
@@ -79,6 +99,8 @@ class RedisChannelBackend(BaseChannelBackend):
         self._pid = None
         self._shards: list[Shard] = []
         self._plans: dict[tuple[str, ...], _Plan] = {}
+        self._waiting: dict[str, deque[tuple[int, str, bytes]]] = defaultdict(deque)
+        self._group_targets: dict[str, tuple[bytes, dict]] = {}
         self._blocker_sets: list[BlockerSet] = []
         self._turn = itertools.count(random.randrange(len(self.addresses)))
 
@@ -126,12 +148,17 @@ class RedisChannelBackend(BaseChannelBackend):
         return b"%d %s %s" % (now_ms + self._expiry_ms, channel.encode(), data)
 
     @staticmethod
-    def _open(entry: bytes, now_ms: int) -> tuple[str, bytes] | None:
-        """``(channel, data)`` of a stored message, or None if it expired."""
+    def _open(entry: bytes, now_ms: int) -> list[tuple[int, str, bytes]]:
+        """``[(expires, channel, data)]`` of a stored message: one, one per
+        member for a group message, none if it expired."""
         expires, channel, data = entry.split(b" ", 2)
-        if int(expires) <= now_ms:
-            return None
-        return channel.decode(), data
+        expires = int(expires)
+        if expires <= now_ms:
+            return []
+        if channel != b"*":
+            return [(expires, channel.decode(), data)]
+        members, data = data.split(b" ", 1)
+        return [(expires, member, data) for member in members.decode().split(",")]
 
     def _target(self, channel: str) -> tuple[int | None, list[str]]:
         """``(home shard or None for a normal channel, [list key] or
@@ -195,7 +222,8 @@ class RedisChannelBackend(BaseChannelBackend):
 
     def _send_many(self, messages):
         """One script call per shard for the whole batch; a normal channel's
-        messages all go to one shard, in order."""
+        messages all go with those of the next shard in turn, in order, and
+        only the ones it finds full or cannot take try the other shards."""
         now = self._now_ms()
         batches: dict[int | None, list[int]] = defaultdict(list)
         args: list[list] = []
@@ -204,28 +232,31 @@ class RedisChannelBackend(BaseChannelBackend):
             batches[index].append(position)
             args.append([keys[0], keys[1] if len(keys) > 1 else "",
                          self._entry(channel, data, now), channel, self.capacity_for(channel)])
+        normal = batches.pop(None, [])
+        spread = self._spread() if normal else []
+        if normal:
+            batches[spread[0].index] += normal
         full: list[int] = []
         error = None
-        normal = batches.pop(None, [])
         for index, positions in batches.items():
             try:
                 full += self._send_batch(self.shards[index], positions, args, now)
             except ChannelBackendUnavailable as exc:
                 error = exc
+                if normal and index == spread[0].index:
+                    full += normal  # the others may take them below
         if normal:
-            try:
-                shards = self._spread()
-            except ChannelBackendUnavailable as exc:
-                shards, error = [], exc
-            for shard in shards:
+            retry = set(normal)
+            left = [position for position in full if position in retry]
+            full = [position for position in full if position not in retry]
+            for shard in spread[1:]:
+                if not left:
+                    break
                 try:
-                    normal = self._send_batch(shard, normal, args, now)
+                    left = self._send_batch(shard, left, args, now)
                 except ChannelBackendUnavailable as exc:
                     error = exc
-                    continue
-                if not normal:
-                    break
-            full += normal
+            full += left
         if error is not None:
             raise error
         return [messages[position][0] for position in sorted(full)]
@@ -263,7 +294,7 @@ class RedisChannelBackend(BaseChannelBackend):
                     )
                 sources[index].append(_Source(self._list_key(channel)))
             else:
-                source = _Source(*self._inbox_keys(inbox))
+                source = _Source(*self._inbox_keys(inbox), inbox=inbox)
                 if not is_wildcard(channel):
                     source.only = channel
                 sources[index].append(source)
@@ -277,30 +308,82 @@ class RedisChannelBackend(BaseChannelBackend):
         """Up to ``limit`` waiting messages from the first shard of ``plan``
         that has any, trying shards from a random one on. Raises
         ChannelBackendUnavailable only if every shard is."""
-        indexes = plan.shard_indexes
-        start = random.randrange(len(indexes)) if len(indexes) > 1 else 0
+        indexes, shards = plan.shard_indexes, self.shards
+        count = len(indexes)
+        start = random.randrange(count) if count > 1 else 0
         errors = []
-        for index in indexes[start:] + indexes[:start]:
-            shard = self.shards[index]
-            args = plan.args[index]
-            now = self._now_ms()
+        for turn in range(count):
+            shard = shards[indexes[(start + turn) % count]]
             try:
-                entries = shard.script(
-                    "RECEIVE", [], [now, limit, random.randrange(len(args) // 3), "", "", *args])
+                taken = self._take_from(shard, plan, limit)
             except ChannelBackendUnavailable as exc:
                 errors.append(exc)
                 continue
-            opened = [item for item in (self._open(entry, now) for entry in entries) if item]
-            if opened:
-                return opened
+            if taken:
+                return taken
         if len(errors) == len(indexes):
             raise errors[0]
         return []
 
+    def _take_from(self, shard: Shard, plan: _Plan, limit: int) -> list[tuple[str, bytes]]:
+        keys = plan.plain_keys.get(shard.index)
+        if keys is None:
+            args = plan.args[shard.index]
+            now = self._now_ms()
+            entries = _unpack(shard.script(
+                "RECEIVE", [], [now, limit, random.randrange(len(args) // 3), "", "", *args]))
+            return self._deliver(entries, now, limit)
+        # LMPOP favours the first key: start at a random one.
+        start = random.randrange(len(keys)) if len(keys) > 1 else 0
+        packed = plan.packed.get((shard.index, start, limit))
+        if packed is None:
+            rotated = keys[start:] + keys[:start]
+            packed = shard.pack("LMPOP", len(keys), *rotated, "LEFT", "COUNT", limit)
+            if len(plan.packed) < 1024:
+                plan.packed[shard.index, start, limit] = packed
+        while True:
+            popped = shard.execute_packed(packed)
+            if popped is None:
+                return []
+            taken = self._deliver(popped[1], self._now_ms(), limit)
+            if taken:  # else all had expired: look again
+                return taken
+
+    def _deliver(self, entries: list[bytes], now_ms: int,
+                 limit: int) -> list[tuple[str, bytes]]:
+        """The first ``limit`` messages of ``entries``. The rest of a group
+        message's members wait in this process (they are its own clients'
+        messages: no other process reads its inbox) for the next receive."""
+        opened = [item for entry in entries for item in self._open(entry, now_ms)]
+        if len(opened) > limit:
+            with self._lock:
+                for item in opened[limit:]:
+                    self._waiting[inbox_of(item[1])].append(item)
+            del opened[limit:]
+        return [(channel, data) for _, channel, data in opened]
+
+    def _waiting_for(self, plan: _Plan, limit: int) -> list[tuple[str, bytes]]:
+        """Members' messages of group messages already taken from the
+        plan's inboxes, up to ``limit``."""
+        if not self._waiting or not plan.inboxes:
+            return []
+        now, taken = self._now_ms(), []
+        with self._lock:
+            for inbox in plan.inboxes:
+                waiting = self._waiting.get(inbox)
+                while waiting and len(taken) < limit:
+                    expires, channel, data = waiting.popleft()
+                    if expires > now:
+                        taken.append((channel, data))
+                if waiting is not None and not waiting:
+                    del self._waiting[inbox]
+        return taken
+
     def _receive_many(self, channels):
         if not channels:
             return None, None
-        taken = self._take(self._plan(channels), 1)
+        plan = self._plan(channels)
+        taken = self._waiting_for(plan, 1) or self._take(plan, 1)
         return taken[0] if taken else (None, None)
 
     def _receive_many_blocking(self, channels, timeout):
@@ -313,6 +396,9 @@ class RedisChannelBackend(BaseChannelBackend):
                 time.sleep(timeout)
             return []
         plan = self._plan(channels)
+        taken = self._waiting_for(plan, limit)
+        if taken:
+            return taken
         if len(plan.shard_indexes) > 1 or plan.pollable_only or plan.counts or limit > 1:
             # Whatever is waiting, in one round trip; a worker on one shard's
             # lists goes straight to the blocking pop, as fast when busy.
@@ -342,13 +428,13 @@ class RedisChannelBackend(BaseChannelBackend):
             more = []
             if limit > 1:
                 # Settle the first message and take more in one call.
-                more = shard.script("RECEIVE", [], [now, limit - 1, 0, counts, channel,
-                                                    *plan.args[shard.index]])
+                more = _unpack(shard.script("RECEIVE", [], [now, limit - 1, 0, counts, channel,
+                                                            *plan.args[shard.index]]))
             elif counts:
                 shard.script("SETTLE", [counts], [channel])
-            batch = [item for item in (self._open(e, now) for e in (entry, *more)) if item]
-            if batch:
-                return batch
+            taken = self._deliver([entry, *more], now, limit)
+            if taken:
+                return taken
 
     def _block(self, plan: _Plan, remaining: float | None):
         """Block on the plan's live shards; ``(shard, key, message)`` or None
@@ -405,36 +491,62 @@ class RedisChannelBackend(BaseChannelBackend):
         shard = self.shards[self.placement.group_shard(group)]
         shard.execute("ZREM", self._group_key(group), channel)
 
-    def _group_channels(self, group):
+    def _members(self, group: str) -> bytes:
+        """The group's live members, space-separated."""
         shard = self.shards[self.placement.group_shard(group)]
-        members = shard.script("GROUP_MEMBERS", [self._group_key(group)], [self._now_ms()])
-        return [member.decode() for member in members]
+        return shard.script("GROUP_MEMBERS", [self._group_key(group)], [self._now_ms()])
+
+    def _group_channels(self, group):
+        return self._members(group).decode().split()
+
+    def _route(self, channel: str) -> tuple[int | None, str | None, int]:
+        """``(home shard or None, inbox or None, capacity)`` of a channel."""
+        home = self.placement.home(channel)
+        index, inbox = home if home is not None else (None, None)
+        return index, inbox, self.capacity_for(channel)
+
+    def _targets(self, group: str, members: bytes) -> dict:
+        """Where a message to ``members`` goes: shard (None: any) to
+        ``{"inboxes": {(inbox, capacity): names}, "lists": [(name,
+        capacity)]}``; remembered while the members stay the same, as
+        they mostly do between two messages to a group."""
+        known = self._group_targets.get(group)
+        if known is not None and known[0] == members:
+            return known[1]
+        targets: dict = {}
+        for channel in members.decode().split():
+            index, inbox, capacity = self._route(channel)
+            target = targets.setdefault(index, {"inboxes": defaultdict(list), "lists": []})
+            if inbox is not None:
+                target["inboxes"][inbox, capacity].append(channel)
+            else:
+                target["lists"].append((channel, capacity))
+        for target in targets.values():
+            target["inboxes"] = {key: ",".join(names) for key, names in target["inboxes"].items()}
+        if len(self._group_targets) >= 1024:
+            self._group_targets.clear()
+        self._group_targets[group] = (members, targets)
+        return targets
 
     def _send_group(self, group, data):
-        members = self._group_channels(group)
+        members = self._members(group)
         if not members:
             return
+        targets = dict(self._targets(group, members))
+        normal = targets.pop(None, None)
+        if normal is not None:
+            # Normal channels (rare in a group) go with the next shard's.
+            index = self._spread()[0].index
+            here = targets.get(index, {"inboxes": {}, "lists": []})
+            targets[index] = {"inboxes": here["inboxes"], "lists": here["lists"] + normal["lists"]}
         now = self._now_ms()
-        inboxes: dict[int, dict[tuple[str, int], list[str]]] = defaultdict(
-            lambda: defaultdict(list))
-        lists: dict[int | None, list[str]] = defaultdict(list)
-        for channel in members:
-            home = self.placement.home(channel)
-            capacity = self.capacity_for(channel)
-            if home is not None and home[1] is not None:
-                inboxes[home[0]][(home[1], capacity)].append(channel)
-            else:
-                lists[None if home is None else home[0]].append(channel)
-        normal = lists.pop(None, [])
-        if normal:
-            lists[self._spread()[0].index] += normal
         error = None
-        for index in set(inboxes) | set(lists):
+        for index, target in targets.items():
             args: list = [now, self._expiry_ms, now + self._expiry_ms, data]
-            for (inbox, capacity), channels in inboxes.get(index, {}).items():
-                args += ["i", *self._inbox_keys(inbox), capacity, len(channels), *channels]
-            for channel in lists.get(index, ()):
-                args += ["l", self._list_key(channel), channel, self.capacity_for(channel)]
+            for (inbox, capacity), names in target["inboxes"].items():
+                args += ["i", *self._inbox_keys(inbox), capacity, names]
+            for channel, capacity in target["lists"]:
+                args += ["l", self._list_key(channel), channel, capacity]
             try:
                 self.shards[index].script("GROUP_SEND", [], args)
             except ChannelBackendUnavailable as exc:

@@ -9,8 +9,18 @@ Cluster.
 A message is stored as one string, ``b"<expires ms> <channel> <data>"``: the
 expiry lets any reader drop it unread, and the channel tells an inbox's
 reader (rule 1 of sharding.py) which response channel it was sent to.
-An inbox has a hash beside it (its "counts") of how many messages each of its
-channels holds, which is what capacity checks read.
+
+A group message is stored once per inbox, not once per member, as
+``b"<expires ms> * <member,member,...> <data>"``; the inbox's reader hands
+it out to each member. Per-member work in Lua costs about a microsecond a
+string operation, which for a thousand members is the whole time budget.
+
+An inbox has a hash beside it (its "counts") of how many messages each of
+its channels holds, and under the field ``*`` how many group messages it
+holds. A response channel is full when its own messages plus the inbox's
+group messages reach its capacity: a group message counts against every
+channel of the inbox, a conservative count that needs no per-member work
+while the inbox's reader keeps up.
 """
 
 import hashlib
@@ -24,6 +34,35 @@ local function channel_of(e) return string.match(e, '^%d+ (%S+)') end
 local function uncount(counts, channel, n)
   if redis.call('HINCRBY', counts, channel, -n) <= 0 then
     redis.call('HDEL', counts, channel)
+  end
+end
+
+-- Takes back what messages taken from an inbox counted: ``taken`` maps a
+-- channel to how many of its messages went. A few bulk calls, not one per
+-- channel: a broadcast puts a thousand channels in one batch.
+local function uncount_all(counts, taken)
+  local channels = {}
+  for channel in pairs(taken) do channels[#channels + 1] = channel end
+  local keep, drop = {}, {}
+  for c = 1, #channels, 1000 do
+    local upto = math.min(c + 999, #channels)
+    local held = redis.call('HMGET', counts, unpack(channels, c, upto))
+    for k = 1, #held do
+      local channel = channels[c + k - 1]
+      local left = tonumber(held[k] or '0') - taken[channel]
+      if left > 0 then
+        keep[#keep + 1] = channel
+        keep[#keep + 1] = left
+      else
+        drop[#drop + 1] = channel
+      end
+    end
+  end
+  for c = 1, #keep, 1000 do
+    redis.call('HSET', counts, unpack(keep, c, math.min(c + 999, #keep)))
+  end
+  for c = 1, #drop, 1000 do
+    redis.call('HDEL', counts, unpack(drop, c, math.min(c + 999, #drop)))
   end
 end
 
@@ -64,6 +103,12 @@ local function live_length(key, now, ttl)
   return #live
 end
 
+-- How many messages count against an inbox channel's capacity.
+local function held(counts, channel)
+  local n = redis.call('HMGET', counts, channel, '*')
+  return tonumber(n[1] or '0') + tonumber(n[2] or '0')
+end
+
 -- Pushes one message unless its channel is full; 1 if sent, 0 if full.
 local function send_one(key, counts, entry, channel, capacity, now, ttl)
   if counts == '' then
@@ -74,9 +119,9 @@ local function send_one(key, counts, entry, channel, capacity, now, ttl)
     redis.call('PEXPIRE', key, ttl)
     return 1
   end
-  if tonumber(redis.call('HGET', counts, channel) or '0') >= capacity then
+  if held(counts, channel) >= capacity then
     trim_inbox(key, counts, now)
-    if tonumber(redis.call('HGET', counts, channel) or '0') >= capacity then return 0 end
+    if held(counts, channel) >= capacity then return 0 end
   end
   redis.call('RPUSH', key, entry)
   redis.call('HINCRBY', counts, channel, 1)
@@ -120,13 +165,20 @@ end
 # Takes messages: ARGV: now, limit, first (0-based rotation, so no listed
 # channel starves the others), settle counts and channel (a message that a
 # blocking pop took from an inbox, or ''), then per source: list, counts or
-# '', only. ``only`` non-empty takes just that channel's messages from an
-# inbox. Returns up to ``limit`` live messages.
+# '', only. ``only`` non-empty takes just that channel's own messages from
+# an inbox (its group messages are read through the process wildcard).
+# Returns up to ``limit`` live messages as two strings, their lengths
+# (comma-separated) and the messages end to end: redis-py parses two long
+# strings much faster than a thousand short ones.
 RECEIVE = _LIBRARY + r"""
 local now, limit, first = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 if ARGV[4] ~= '' then uncount(ARGV[4], ARGV[5], 1) end
 local sources = (#ARGV - 5) / 3
-local out = {}
+local out, lengths = {}, {}
+local function take(e)
+  out[#out + 1] = e
+  lengths[#lengths + 1] = #e
+end
 for j = 0, sources - 1 do
   local base = 6 + ((first + j) % sources) * 3
   local key, counts, only = ARGV[base], ARGV[base + 1], ARGV[base + 2]
@@ -140,10 +192,10 @@ for j = 0, sources - 1 do
           local channel = channel_of(e)
           taken[channel] = (taken[channel] or 0) + 1
         end
-        if expires(e) > now then out[#out + 1] = e end
+        if expires(e) > now then take(e) end
       end
     end
-    for channel, n in pairs(taken) do uncount(counts, channel, n) end
+    if counts ~= '' then uncount_all(counts, taken) end
   else
     local start = 0
     while #out < limit do
@@ -153,7 +205,7 @@ for j = 0, sources - 1 do
         if channel_of(e) == only and expires(e) > now then
           redis.call('LREM', key, 1, e)
           uncount(counts, only, 1)
-          out[#out + 1] = e
+          take(e)
           if #out >= limit then break end
           start = start - 1
         end
@@ -163,7 +215,7 @@ for j = 0, sources - 1 do
   end
   if #out >= limit then break end
 end
-return out
+return {table.concat(lengths, ','), table.concat(out)}
 """
 
 # Settles a message that a blocking pop took from an inbox. KEYS: counts.
@@ -190,66 +242,55 @@ local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 redis.call('PEXPIREAT', KEYS[1], last[2])
 """
 
-# KEYS: group. ARGV: now. Drops expired members, returns the live ones.
+# KEYS: group. ARGV: now. Drops expired members, returns the live ones as
+# one space-separated string (names have no spaces).
 GROUP_MEMBERS = r"""
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-return redis.call('ZRANGE', KEYS[1], 0, -1)
+return table.concat(redis.call('ZRANGE', KEYS[1], 0, -1), ' ')
 """
 
 # Pushes one group message to every member on this shard, skipping full
-# ones. The payload travels once; per member only the channel name does.
-# ARGV: now, ttl, expires, data, then per target: 'i' (an inbox: list,
-# counts, capacity, n, n channels) or 'l' (a channel's own list: list,
-# channel, capacity).
+# ones. ARGV: now, ttl, expires, data, then per target: 'i', list, counts,
+# capacity, members (an inbox and its members' names, comma-separated), or
+# 'l', list, channel, capacity (a channel's own list).
 GROUP_SEND = _LIBRARY + r"""
--- How many messages each of ARGV[first..last] holds; .full if any is full.
-local function read_counts(counts, first, last, capacity)
-  local held = {full = false}
-  for c = first, last, 1000 do
-    local values = redis.call('HMGET', counts, unpack(ARGV, c, math.min(c + 999, last)))
-    for k = 1, #values do
-      local n = tonumber(values[k] or '0')
-      if n >= capacity then held.full = true end
-      held[#held + 1] = n
-    end
-  end
-  return held
-end
-
 local now, ttl, head, data = tonumber(ARGV[1]), ARGV[2], ARGV[3] .. ' ', ' ' .. ARGV[4]
 local i = 5
 while i <= #ARGV do
-  if ARGV[i] == 'l' then
-    send_one(ARGV[i + 1], '', head .. ARGV[i + 2] .. data, ARGV[i + 2], tonumber(ARGV[i + 3]),
-             now, ttl)
+  local kind, key, third, capacity = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
+  if kind == 'l' then
+    send_one(key, '', head .. third .. data, third, capacity, now, ttl)
     i = i + 4
   else
-    local key, counts, capacity, n = ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]),
-                                     tonumber(ARGV[i + 4])
-    local first, last = i + 5, i + 4 + n
-    local held = read_counts(counts, first, last, capacity)
-    if held.full then
+    local counts, members = third, ARGV[i + 4]
+    local group = tonumber(redis.call('HGET', counts, '*') or '0')
+    if group >= capacity then
       trim_inbox(key, counts, now)
-      held = read_counts(counts, first, last, capacity)
+      group = tonumber(redis.call('HGET', counts, '*') or '0')
     end
-    local entries, updates = {}, {}
-    for c = first, last do
-      local count = held[c - first + 1]
-      if count < capacity then
-        entries[#entries + 1] = head .. ARGV[c] .. data
-        updates[#updates + 1] = ARGV[c]
-        updates[#updates + 1] = count + 1
+    if group >= capacity then
+      members = ''
+    elseif redis.call('HLEN', counts) > (group > 0 and 1 or 0) then
+      -- Some members have messages of their own waiting: leave out the full.
+      local names = {}
+      for name in string.gmatch(members, '[^,]+') do names[#names + 1] = name end
+      local kept = {}
+      for c = 1, #names, 1000 do
+        local upto = math.min(c + 999, #names)
+        local own = redis.call('HMGET', counts, unpack(names, c, upto))
+        for k = 1, #own do
+          if tonumber(own[k] or '0') + group < capacity then kept[#kept + 1] = names[c + k - 1] end
+        end
       end
+      members = table.concat(kept, ',')
     end
-    if #entries > 0 then
-      push_all(key, entries)
-      for u = 1, #updates, 1000 do
-        redis.call('HSET', counts, unpack(updates, u, math.min(u + 999, #updates)))
-      end
+    if members ~= '' then
+      redis.call('RPUSH', key, head .. '* ' .. members .. data)
+      redis.call('HINCRBY', counts, '*', 1)
       redis.call('PEXPIRE', key, ttl)
       redis.call('PEXPIRE', counts, ttl)
     end
-    i = last + 1
+    i = i + 5
   end
 end
 """

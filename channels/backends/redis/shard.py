@@ -32,7 +32,9 @@ MAX_BACKOFF = 2.0
 MAX_IDLE_CONNECTIONS = 64
 
 # Errors that mean "this server cannot be reached now", as opposed to a bug.
-CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
+# (InvalidResponse: something that is not Redis answers on that port.)
+CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError,
+                     redis.exceptions.InvalidResponse)
 
 
 def connection_options(address: ShardAddress, **overrides: Any) -> dict[str, Any]:
@@ -68,6 +70,7 @@ class Shard:
         self._connection_class = options.pop("connection_class", redis.Connection)
         self._options = options
         self._idle: list[redis.Connection] = []
+        self._packer = self.new_connection()  # never connected
         self._state_lock = threading.Lock()
         self.down = False
         self._retry_at = 0.0
@@ -91,9 +94,17 @@ class Shard:
             f"is unreachable{reason}"
         )
 
+    def pack(self, *args: Any) -> list[bytes]:
+        """``args`` as a command in the wire format, for ``execute_packed``:
+        a command sent again and again is packed once."""
+        return self._packer.pack_command(*args)
+
     def execute(self, *args: Any) -> Any:
         """Run one command; ChannelBackendUnavailable if the shard cannot be
         reached (at once while it is known to be down)."""
+        return self.execute_packed(self._packer.pack_command(*args))
+
+    def execute_packed(self, packed: list[bytes]) -> Any:
         if not self.available:
             raise self.unavailable()
         try:
@@ -103,7 +114,7 @@ class Shard:
         for attempt in range(2):
             reused = getattr(connection, "_sock", None) is not None
             try:
-                connection.send_command(*args)
+                connection.send_packed_command(packed, check_health=False)
                 result = connection.read_response()
                 break
             except redis.ResponseError:

@@ -1,0 +1,169 @@
+"""HTTP through the channel layer against plain gunicorn, in one run.
+
+Measured with ``wrk`` (50 connections, 2 threads) on testproject's
+``/hello/`` view (testproject/testproject/views.py), with everything on one
+machine:
+
+- baseline: ``gunicorn -w 2`` serving the view directly over WSGI (the limit
+  without a channel layer);
+- through the layer: an HTTP interface, a throwaway ``redis-server`` and ONE
+  ``runworker`` process. The interface is ``runwsserver`` (the Twisted
+  server) when this checkout has it, else gunicorn with the WSGI adapter
+  (``channels.interfaces.wsgi``); ``--via`` chooses, ``both`` measures both
+  (each layer with its own Redis database and its own one worker).
+
+Targets: the layer at least 40% of gunicorn's requests/s, p99 under 50 ms.
+
+    python testproject/benchmarks/http_throughput.py [--duration 10] [--rounds 3]
+                                                     [--via server|wsgi|both]
+
+The setups take turns in several rounds and the medians are reported: on a
+shared machine, load from elsewhere then falls on every setup alike.
+
+Needs ``wrk`` (apt-get install wrk) and ``redis-server`` on PATH.
+"""
+
+import argparse
+import importlib.util
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TESTPROJECT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.dirname(TESTPROJECT))
+
+from channels.tests.processes import Process, django_env, start_gunicorn  # noqa: E402
+from channels.tests.redis_servers import RedisServer  # noqa: E402
+
+CONNECTIONS = 50
+TARGET_SHARE = 0.40
+TARGET_P99_MS = 50.0
+UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def wrk(url: str, duration: int) -> dict:
+    command = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{duration}s", "--latency", url]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    result = {"command": " ".join(command)}
+    result["rps"] = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    for percentile in ("50", "99"):
+        value, unit = re.search(rf"\s{percentile}%\s+([\d.]+)(us|ms|s)\b", output).groups()
+        result[f"p{percentile}"] = float(value) * UNITS_MS[unit]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    socket_errors = re.search(r"Socket errors: (.*)", output)
+    result["errors"] = (int(errors.group(1)) if errors else 0)
+    result["socket_errors"] = socket_errors.group(1) if socket_errors else ""
+    return result
+
+
+def wait_ready(url: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def start_layer(via: str, env: dict) -> tuple[str, int, list[Process]]:
+    """ONE runworker and the interface ``via``; returns name, port, processes."""
+    worker = Process([sys.executable, "-m", "django", "runworker"], env)
+    worker.wait_for_line("listening on")
+    if via == "server":
+        interface = Process([sys.executable, "-m", "django", "runwsserver", "--port", "0"], env)
+        port = int(interface.wait_for_line(r"listening on http://[^:]+:(\d+)/").group(1))
+        return "runwsserver + Redis + 1 runworker", port, [worker, interface]
+    interface, port = start_gunicorn("channels.interfaces.wsgi:application", env,
+                                     "-w", "1", "-k", "gthread", "--threads", str(CONNECTIONS))
+    return ("gunicorn -w 1 --threads 50 + WSGI adapter + Redis + 1 runworker", port,
+            [worker, interface])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3)
+    has_server = importlib.util.find_spec("channels.management.commands.runwsserver")
+    parser.add_argument("--via", choices=["server", "wsgi", "both"],
+                        default="server" if has_server else "wsgi")
+    args = parser.parse_args()
+    for tool in ("wrk", "redis-server"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is not on PATH; install it (apt-get install {tool}).")
+
+    redis = RedisServer().start()
+    os.chdir(TESTPROJECT)
+    processes: list[Process] = []
+    setups = []  # (name, url)
+    runs: dict[str, list[dict]] = {}
+    try:
+        env = django_env("testproject.settings", TESTPROJECT, DJANGO_DEBUG="0",
+                         DJANGO_DB=":memory:")
+        gunicorn, port = start_gunicorn("testproject.wsgi:application", env, "-w", "2")
+        processes.append(gunicorn)
+        setups.append(("gunicorn -w 2, plain WSGI (baseline)", f"http://127.0.0.1:{port}/hello/"))
+        vias = ["server", "wsgi"] if args.via == "both" else [args.via]
+        for database, via in enumerate(vias):
+            # Each layer on its own Redis database, so its one worker serves it alone.
+            env = django_env("testproject.settings", TESTPROJECT, DJANGO_DEBUG="0",
+                             DJANGO_DB=":memory:", CHANNELS_BACKEND="redis",
+                             REDIS_HOSTS=f"{redis.url}/{database}")
+            name, port, started = start_layer(via, env)
+            processes.extend(started)
+            setups.append((name, f"http://127.0.0.1:{port}/hello/"))
+        for _, url in setups:
+            wait_ready(url)
+            wrk(url, 2)  # warm-up: imports, connections, caches
+        # Rounds alternate the setups, so that load from elsewhere on the
+        # machine falls on all of them alike.
+        for _ in range(args.rounds):
+            for name, url in setups:
+                runs.setdefault(name, []).append(wrk(url, args.duration))
+    finally:
+        for process in reversed(processes):
+            process.stop()
+        redis.cleanup()
+
+    baseline_name = setups[0][0]
+    print(f"HTTP /hello/ under wrk, {CONNECTIONS} connections, {args.rounds} rounds of "
+          f"{args.duration} s per setup, alternating; {os.cpu_count()} CPUs, everything "
+          f"on this machine")
+    print(f"{'setup (median of rounds)':<66} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+          f"{'non-2xx':>8}  req/s per round")
+    medians = {}
+    for name, results in runs.items():
+        median = {key: statistics.median(r[key] for r in results)
+                  for key in ("rps", "p50", "p99")}
+        medians[name] = median
+        errors = sum(r["errors"] for r in results)
+        per_round = ", ".join(format(r["rps"], ".0f") for r in results)
+        print(f"{name:<66} {median['rps']:>8.0f} {median['p50']:>8.2f} {median['p99']:>8.2f} "
+              f"{errors:>8}  {per_round}")
+    print()
+    for name in list(runs)[1:]:
+        shares = [layer["rps"] / base["rps"]
+                  for layer, base in zip(runs[name], runs[baseline_name], strict=True)]
+        share, p99 = statistics.median(shares), medians[name]["p99"]
+        print(f"{name}: {share:.0%} of the baseline's req/s (median of rounds; target >= "
+              f"{TARGET_SHARE:.0%}: {'met' if share >= TARGET_SHARE else 'MISSED'}), p99 "
+              f"{p99:.1f} ms (target < {TARGET_P99_MS:.0f} ms: "
+              f"{'met' if p99 < TARGET_P99_MS else 'MISSED'})")
+    print(f"wrk command: {runs[baseline_name][0]['command']}")
+    print(f"reproduce: python testproject/benchmarks/http_throughput.py --duration "
+          f"{args.duration} --rounds {args.rounds} --via {args.via}")
+    print(json.dumps({name: medians[name] for name in runs}))
+
+
+if __name__ == "__main__":
+    main()
