@@ -25,11 +25,12 @@ GOING_AWAY = 1001
 
 
 def close_code(ws):
-    """The code of the close frame the server sends next."""
+    """The code of the close frame the server sends next (read as a raw
+    frame: answering it could meet a server that has already gone)."""
     while True:
-        opcode, data = ws.recv_data(control_frame=True)
-        if opcode == websocket.ABNF.OPCODE_CLOSE:
-            return struct.unpack("!H", data[:2])[0]
+        frame = ws.recv_frame()
+        if frame.opcode == websocket.ABNF.OPCODE_CLOSE:
+            return struct.unpack("!H", frame.data[:2])[0]
 
 
 class DemoProjectTests(unittest.TestCase):
@@ -114,8 +115,18 @@ class RunserverOptionsTests(unittest.TestCase):
         self.addCleanup(ws.close)
         started = time.monotonic()
         self.assertEqual(server.stop(), 0, server.output)
+        self.assertNotIn("Traceback", server.output)
         self.assertEqual(close_code(ws), GOING_AWAY)
         self.assertLess(time.monotonic() - started, 10)
+
+    def test_second_ctrl_c_does_not_cut_the_shutdown_short(self):
+        server = self.start("--noreload")
+        ws = websocket.create_connection(f"ws://127.0.0.1:{server.port}/ws/echo/",
+                                         origin=server.url, timeout=10)
+        self.addCleanup(ws.close)
+        self.assertEqual(server.stop(presses=2), 0, server.output)
+        self.assertEqual(close_code(ws), GOING_AWAY)
+        self.assertNotIn("Traceback", server.output)
 
     def test_reloads_on_code_change(self):
         server = self.start()
