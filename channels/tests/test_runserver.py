@@ -108,6 +108,14 @@ class RunserverOptionsTests(unittest.TestCase):
         requests.get(f"{server.url}/hello/", timeout=5)
         server.wait_for("http.request -> ")
 
+    def test_static_files_without_debug_only_with_insecure(self):
+        self.env["DJANGO_DEBUG"] = "0"
+        for args, status in (((), 404), (("--insecure",), 200)):
+            server = self.start("--noreload", *args)
+            response = requests.get(f"{server.url}/static/chat/chat.js", timeout=5)
+            self.assertEqual(response.status_code, status, args)
+            server.kill()
+
     def test_ctrl_c_closes_websockets_and_exits(self):
         server = self.start()  # with the autoreloader, as by default
         ws = websocket.create_connection(f"ws://127.0.0.1:{server.port}/ws/echo/",
