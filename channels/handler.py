@@ -263,8 +263,9 @@ def http_consumer(message: Message) -> None:
 
 
 def _reset_handler(**kwargs: object) -> None:
-    """Middleware reads settings when it is built (SessionMiddleware its
-    SESSION_ENGINE, for one), so any settings change builds a new handler."""
+    # Middleware reads settings when it is built (SessionMiddleware its
+    # SESSION_ENGINE, for one): after any change (override_settings), build
+    # the handler again.
     global _handler
     _handler = None
 
