@@ -8,9 +8,11 @@ development and tests.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.db import connections
@@ -23,12 +25,27 @@ from channels.worker import Worker
 logger = logging.getLogger("channels.devserver")
 
 
+class _PoolWorker(Worker):
+    """A worker that tells its pool when it runs a consumer."""
+
+    def __init__(self, pool: WorkerPool, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.pool = pool
+
+    def handle(self, channel: str, content: dict) -> None:
+        with self.pool.running():
+            super().handle(channel, content)
+
+
 class WorkerPool:
     """``count`` workers on threads, listening on every routed channel.
 
     ``connections_override`` gives the threads database connections to use
     instead of their own, as Django's live server threads get them: an
-    in-memory SQLite test database exists only in its one connection.
+    in-memory SQLite test database exists only in its one connection. One
+    connection cannot run two transactions at once, so then the workers take
+    turns, one consumer at a time, and ``quiet()`` keeps them off it while
+    the test's own thread resets the database.
     """
 
     def __init__(self, backend: BaseChannelBackend, count: int,
@@ -37,12 +54,46 @@ class WorkerPool:
                  connections_override: dict[str, BaseDatabaseWrapper] | None = None):
         if count < 1:
             raise ValueError(f"A worker pool needs at least one worker, not {count}")
-        self.workers = [Worker(backend, callback=callback) for _ in range(count)]
         self.connections_override = connections_override or {}
+        self._turn = threading.Lock() if self.connections_override else None
+        self._idle = threading.Condition()
+        self._busy = 0
+        self._last_done = 0.0
+        self.workers = [_PoolWorker(self, backend, callback=callback) for _ in range(count)]
         self.threads: list[threading.Thread] = []
         for worker in self.workers:
             # How soon stop() is noticed by an idle worker.
             worker.poll_timeout = poll_timeout
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        """Around each consumer run."""
+        with self._turn or contextlib.nullcontext():
+            with self._idle:
+                self._busy += 1
+            try:
+                yield
+            finally:
+                with self._idle:
+                    self._busy -= 1
+                    self._last_done = time.monotonic()
+                    self._idle.notify_all()
+
+    @contextlib.contextmanager
+    def quiet(self, settle: float = 0.1, timeout: float = 5.0) -> Iterator[None]:
+        """Wait until no consumer has run for ``settle`` seconds (at most
+        ``timeout``: a steady stream never settles), then, if the workers
+        share connections, keep consumers from starting while the block
+        runs."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while (now := time.monotonic()) < deadline:
+                left = self._last_done + settle - now
+                if not self._busy and left <= 0:
+                    break
+                self._idle.wait(min(max(left, 0.01), deadline - now))
+        with self._turn or contextlib.nullcontext():
+            yield
 
     def start(self) -> None:
         for number, worker in enumerate(self.workers, 1):
@@ -120,6 +171,10 @@ class DevServer:
             raise
         self.port = self.handle.port
         return self.port
+
+    def quiet(self) -> contextlib.AbstractContextManager[None]:
+        """See ``WorkerPool.quiet``; nothing to wait for without workers."""
+        return self.pool.quiet() if self.pool is not None else contextlib.nullcontext()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Close every connection (WebSockets with 1001, their disconnect

@@ -3,6 +3,8 @@ drive from a browser or a WebSocket client."""
 
 from __future__ import annotations
 
+import contextlib
+
 from django.apps import apps
 from django.db import connections
 from django.test import TransactionTestCase, modify_settings
@@ -57,3 +59,17 @@ class ChannelLiveServerTestCase(TransactionTestCase):
         )
         cls.server.start()
         cls.addClassCleanup(cls.server.stop)
+
+    # The database is reset between tests once the consumers that the last
+    # test set off (disconnects, say) have run, and none runs meanwhile.
+
+    @classmethod
+    def _fixture_setup(cls):
+        # The first time, from setUpClass, comes before the server starts.
+        server = cls.__dict__.get("server")
+        with server.quiet() if server is not None else contextlib.nullcontext():
+            super()._fixture_setup()
+
+    def _fixture_teardown(self):
+        with self.server.quiet():
+            super()._fixture_teardown()

@@ -96,11 +96,13 @@ class ServerProcess:
                         f"{self.process.poll()}):\n" + "\n".join(self.lines))
                 self._changed.wait(min(remaining, 0.1))
 
-    def stop(self, timeout: float = 15) -> int:
+    def stop(self, timeout: float = 15, presses: int = 1) -> int:
         """Press Ctrl-C (SIGINT to the process group, as a terminal does)
-        and return the exit code."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGINT)
+        ``presses`` times and return the exit code."""
+        for _ in range(presses):
+            if self.process.poll() is None:
+                os.killpg(self.process.pid, signal.SIGINT)
+                time.sleep(0.02)
         try:
             return self.process.wait(timeout)
         finally:

@@ -25,11 +25,12 @@ GOING_AWAY = 1001
 
 
 def close_code(ws):
-    """The code of the close frame the server sends next."""
+    """The code of the close frame the server sends next (read as a raw
+    frame: answering it could meet a server that has already gone)."""
     while True:
-        opcode, data = ws.recv_data(control_frame=True)
-        if opcode == websocket.ABNF.OPCODE_CLOSE:
-            return struct.unpack("!H", data[:2])[0]
+        frame = ws.recv_frame()
+        if frame.opcode == websocket.ABNF.OPCODE_CLOSE:
+            return struct.unpack("!H", frame.data[:2])[0]
 
 
 class DemoProjectTests(unittest.TestCase):
@@ -107,6 +108,14 @@ class RunserverOptionsTests(unittest.TestCase):
         requests.get(f"{server.url}/hello/", timeout=5)
         server.wait_for("http.request -> ")
 
+    def test_static_files_without_debug_only_with_insecure(self):
+        self.env["DJANGO_DEBUG"] = "0"
+        for args, status in (((), 404), (("--insecure",), 200)):
+            server = self.start("--noreload", *args)
+            response = requests.get(f"{server.url}/static/chat/chat.js", timeout=5)
+            self.assertEqual(response.status_code, status, args)
+            server.kill()
+
     def test_ctrl_c_closes_websockets_and_exits(self):
         server = self.start()  # with the autoreloader, as by default
         ws = websocket.create_connection(f"ws://127.0.0.1:{server.port}/ws/echo/",
@@ -114,8 +123,18 @@ class RunserverOptionsTests(unittest.TestCase):
         self.addCleanup(ws.close)
         started = time.monotonic()
         self.assertEqual(server.stop(), 0, server.output)
+        self.assertNotIn("Traceback", server.output)
         self.assertEqual(close_code(ws), GOING_AWAY)
         self.assertLess(time.monotonic() - started, 10)
+
+    def test_second_ctrl_c_does_not_cut_the_shutdown_short(self):
+        server = self.start("--noreload")
+        ws = websocket.create_connection(f"ws://127.0.0.1:{server.port}/ws/echo/",
+                                         origin=server.url, timeout=10)
+        self.addCleanup(ws.close)
+        self.assertEqual(server.stop(presses=2), 0, server.output)
+        self.assertEqual(close_code(ws), GOING_AWAY)
+        self.assertNotIn("Traceback", server.output)
 
     def test_reloads_on_code_change(self):
         server = self.start()

@@ -39,6 +39,7 @@ def chat_connect(message, room_name):
     room = Room.objects.filter(name=room_name).first()
     if not message.user.is_authenticated or room is None:
         message.reply_channel.send({"accept": False})
+        message.channel_session.flush()  # no more messages will come
         return
     message.channel_session["room"] = room.name
     message.reply_channel.send({"accept": True})
@@ -91,9 +92,12 @@ def chat_keepalive(message, room_name):
 @enforce_ordering
 @channel_session
 def chat_disconnect(message, room_name):
+    """Leave the room, and delete the connection's session: nothing will
+    read it again."""
     room = message.channel_session.get("room")
     if room is not None:
         room_group(room).discard(message.reply_channel)
+    message.channel_session.flush()
 # docs: end disconnect
 
 

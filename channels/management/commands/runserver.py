@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import errno
 import os
+import signal
 import sys
 import threading
 import time
@@ -135,6 +136,10 @@ class Command(DjangoRunserver):
         self.stdout.write(f"{channel} -> {name} (reply: {reply})")
 
     def shut_down(self, server: DevServer, options) -> None:
+        # At exit, in the main thread. A second Ctrl-C (a shell or `timeout`
+        # may pass one on) must not cut short the closing of the sockets,
+        # which takes a few seconds at most.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         server.stop()
         shutdown_message = options.get("shutdown_message", "")
         if shutdown_message:

@@ -74,6 +74,8 @@ class BrowserChatTests(ChannelLiveServerTestCase):
         Room.objects.create(name="lobby")
         for browser in (self.alice_browser, self.bob_browser):
             browser.delete_all_cookies()
+            # Leave the page, closing its socket, before the test ends.
+            self.addCleanup(browser.get, "about:blank")
 
     def wait(self, browser, timeout=5):
         return WebDriverWait(browser, timeout, poll_frequency=0.02)

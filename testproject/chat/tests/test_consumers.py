@@ -1,5 +1,7 @@
 import json
 
+from django.contrib.sessions.models import Session
+
 from channels import Group
 from channels.testing import ChannelTestCase
 from chat.consumers import MESSAGES_CHANNEL
@@ -38,6 +40,7 @@ class ChatConsumerTests(ChannelTestCase):
         socket.connect()
         self.assertEqual(socket.received()[0], {"accept": False})
         self.assertEqual(Group("chat-lobby").channels(), [])
+        self.assertFalse(Session.objects.exists())  # none kept for it
 
     def test_unknown_session_cookie_is_refused(self):
         socket = Socket(self, "/ws/chat/lobby/", {"sessionid": "no-such-session"})
@@ -102,6 +105,15 @@ class ChatConsumerTests(ChannelTestCase):
         bob.received()
         self.say(alice, "still here?")
         self.assertEqual(bob.received(), [])
+
+    def test_disconnect_deletes_the_connection_session(self):
+        alice = Socket.logged_in(self, self.alice, "/ws/chat/lobby/")
+        sessions = Session.objects.count()  # the browser's
+        alice.connect()
+        self.say(alice, "bye")
+        self.assertEqual(Session.objects.count(), sessions + 1)
+        alice.disconnect()
+        self.assertEqual(Session.objects.count(), sessions)
 
     def test_keepalive_renews_membership(self):
         alice = self.join(self.alice)
