@@ -20,6 +20,11 @@ if [ ! -x "$SUITE/run_suite.sh" ] && [ -z "${AUTOBAHN_DIR:-}" ]; then
   COMMON="$(git -C "$REPO" rev-parse --path-format=absolute --git-common-dir 2>/dev/null)"
   [ -n "$COMMON" ] && SUITE="$(dirname "$COMMON")/../shared/autobahn"
 fi
+if [ ! -x "$SUITE/run_suite.sh" ] && [ -z "${AUTOBAHN_DIR:-}" ]; then
+  # A clone (as CI makes): beside the checkout it was cloned from.
+  ORIGIN="$(git -C "$REPO" remote get-url origin 2>/dev/null)"
+  [ -d "$ORIGIN" ] && SUITE="$ORIGIN/../shared/autobahn"
+fi
 if [ ! -x "$SUITE/run_suite.sh" ]; then
   echo "conformance: skipped, no Autobahn runner at $SUITE (set AUTOBAHN_DIR)"
   exit 0
