@@ -10,7 +10,6 @@ import logging.config
 import os
 import shlex
 import sys
-import threading
 
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
@@ -32,6 +31,7 @@ from channels.tests.docs_examples import (
     settings,
     smoke_check,
 )
+from channels.tests.worker_threads import worker_threads
 from channels.worker import Worker
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -81,12 +81,7 @@ class ConceptsExampleTests(SimpleTestCase):
         self.enterContext(isolated_channel_backends())
 
     def test_count_words_through_a_worker_thread(self):
-        worker = Worker(channel_backends["default"])
-        worker.poll_timeout = 0.05
-        thread = threading.Thread(target=worker.run)
-        thread.start()
-        self.addCleanup(thread.join, 5)
-        self.addCleanup(worker.stop)
+        self.enterContext(worker_threads(channel_backends["default"], None, 1))
         self.assertEqual(concepts.count_words("a b c d"), 4)
 
     def test_count_words_without_worker_times_out(self):
@@ -168,12 +163,7 @@ class SmokeCheckExampleTests(SimpleTestCase):
         self.enterContext(isolated_channel_backends())
 
     def test_round_trip_through_a_worker(self):
-        worker = Worker(channel_backends["default"])
-        worker.poll_timeout = 0.05
-        thread = threading.Thread(target=worker.run)
-        thread.start()
-        self.addCleanup(thread.join, 5)
-        self.addCleanup(worker.stop)
+        self.enterContext(worker_threads(channel_backends["default"], None, 1))
         self.assertLess(smoke_check.check_echo(timeout=5), 5)
 
     def test_no_worker_is_an_error_naming_the_alias(self):

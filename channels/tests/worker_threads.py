@@ -8,8 +8,8 @@ from channels.worker import Worker
 
 @contextlib.contextmanager
 def worker_threads(backend, channels, count):
-    """Run ``count`` real workers in threads on ``backend``; stop and join
-    them on exit."""
+    """Run ``count`` real workers in threads on ``backend`` (on ``channels``,
+    or every routed channel when None); stop and join them on exit."""
     workers = [Worker(backend, channels=channels) for _ in range(count)]
     threads = []
     for worker in workers:
