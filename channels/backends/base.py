@@ -209,9 +209,9 @@ class BaseChannelBackend:
         then take up to ``limit`` that are waiting, in order per channel.
 
         For interface servers reading their response channels, where a
-        broadcast can put hundreds of messages in line at once. Workers take
-        one message at a time instead, so none waits behind a busy worker
-        while another idles.
+        broadcast can put hundreds of messages in line at once, and for
+        workers taking a few that wait in one round trip (see the worker's
+        PREFETCH).
         """
         if not _is_positive(limit, (int,)):
             raise ValueError(f"limit must be a positive integer, not {limit!r}")

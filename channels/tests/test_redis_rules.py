@@ -365,6 +365,17 @@ class BatchTests(RedisTestCase):
         got = backend.receive_batch(["http.request"], limit=100, timeout=0)
         self.assertEqual([m["n"] for _, m in got], list(range(100)))
 
+    def test_a_busy_worker_takes_up_to_its_limit_in_one_pop(self):
+        backend = self.make_backend(shards=1)
+        backend.send_many([("q", {"n": n}) for n in range(20)])
+        before = command_calls(self.servers[0], "blmpop"), evalsha_calls(self.servers[0])
+        got = backend.receive_batch(["q"], limit=8, timeout=1)
+        after = command_calls(self.servers[0], "blmpop"), evalsha_calls(self.servers[0])
+        self.assertEqual([m["n"] for _, m in got], list(range(8)))
+        self.assertEqual((after[0] - before[0], after[1] - before[1]), (1, 0))
+        got = backend.receive_batch(["q"], limit=8, timeout=1)
+        self.assertEqual([m["n"] for _, m in got], list(range(8, 16)))
+
     def test_receive_batch_after_waiting_takes_the_rest_too(self):
         backend = self.make_backend()
         wildcard, name = process_wildcard("!websocket.send"), new_name("!websocket.send")
@@ -579,6 +590,32 @@ class WaitingOnSeveralShardsTests(RedisTestCase):
             self.assertEqual(got, [1, 2, 3], round_)
             self.assertEqual(other.receive_many(["q", "!fixed.1", "!fixed.2"]), (None, None))
 
+    def test_what_a_losing_pop_took_goes_back_in_order(self):
+        """Batches arrive on three shards at once: the pops that lose give
+        back everything they took, to the head, in order."""
+        busy = self.make_backend()
+        other = redis_backend(self.servers, prefix=busy.prefix)
+        self.addCleanup(other.close)
+        sender = redis_backend(self.servers, prefix=busy.prefix)
+        self.addCleanup(sender.close)
+        channels = ["!fixed.0", "!fixed.2", "!fixed.6"]
+        self.assertEqual(len({busy.placement.home(c)[0] for c in channels}), 3)
+        for round_ in range(20):
+            sent = [(channel, {"n": n}) for channel in channels for n in range(6)]
+            thread = threading.Timer(0.02, sender.send_many, (sent,))  # once all pops wait
+            thread.start()
+            got = busy.receive_batch(channels, limit=4, timeout=5)
+            thread.join()
+            time.sleep(0.05)  # the losing pops are released
+            got += other.receive_batch(channels, limit=100, timeout=0)
+            got += other.receive_batch(channels, limit=100, timeout=0)
+            got += other.receive_batch(channels, limit=100, timeout=0)
+            self.assertEqual(sorted((c, m["n"]) for c, m in got),
+                             sorted((c, m["n"]) for c, m in sent), round_)
+            for channel in channels:
+                order = [m["n"] for c, m in got if c == channel]
+                self.assertEqual(order, sorted(order), (round_, channel))
+
     def test_a_wait_on_one_shard_after_a_wait_on_several(self):
         """Connections released after one wait still wait the next time."""
         backend = self.make_backend()
@@ -587,10 +624,10 @@ class WaitingOnSeveralShardsTests(RedisTestCase):
             self.assertEqual(backend.receive_many_blocking(["!fixed.0", "!fixed.2", "!fixed.6"],
                                                            2)[0], "!fixed.2")
             time.sleep(0.2)  # the other pops are released
-            before = command_calls(self.servers[0], "blpop")
+            before = command_calls(self.servers[0], "blmpop")
             self.assertEqual(backend.receive_many_blocking(["!fixed.0"], 0.2), (None, None))
             # One wait on Redis, not a loop of waits cancelled at once.
-            self.assertEqual(command_calls(self.servers[0], "blpop") - before, 1)
+            self.assertEqual(command_calls(self.servers[0], "blmpop") - before, 1)
 
     def test_idle_listener_outlives_redis_py_socket_timeout(self):
         backend = self.make_backend()

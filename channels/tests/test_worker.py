@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 
 from django.test import SimpleTestCase
 
@@ -164,6 +165,120 @@ class RunTests(SimpleTestCase):
         with worker_threads(backend, ["test.s"], 2) as workers:
             self.assertFalse(workers[0].stopping)
         self.assertTrue(workers[0].stopping)
+
+
+class PrefetchTests(SimpleTestCase):
+    """A worker takes several waiting messages at once, and gives them back
+    rather than keep them waiting."""
+
+    def setUp(self):
+        self.seen = []
+        self.started = threading.Event()
+        self.go_on = threading.Event()
+        self.backend = InMemoryChannelBackend(routing={"test.p": self.consumer})
+
+    def consumer(self, message):
+        if message["n"] == 0 and not self.go_on.is_set():
+            self.started.set()
+            self.go_on.wait(10)
+        self.seen.append(message["n"])
+
+    def send(self, count):
+        for n in range(count):
+            self.backend.send("test.p", {"n": n})
+
+    def waiting(self):
+        """What waits on the channel now, in order."""
+        waiting = []
+        while (message := self.backend.receive_many(["test.p"])[1]) is not None:
+            waiting.append(message["n"])
+        return waiting
+
+    def start(self, worker):
+        thread = threading.Thread(target=worker.run, daemon=True)
+        thread.start()
+        self.addCleanup(thread.join, 5)
+        self.addCleanup(worker.stop)
+        self.addCleanup(self.go_on.set)
+        return thread
+
+    def test_messages_taken_ahead_run_in_order(self):
+        self.go_on.set()
+        self.send(20)
+        worker = Worker(self.backend, channels=["test.p"], prefetch=8)
+        self.start(worker)
+        wait_for(lambda: len(self.seen) == 20)
+        self.assertEqual(self.seen, list(range(20)))
+
+    def test_a_long_consumer_gives_the_messages_ahead_back(self):
+        self.send(5)
+        worker = Worker(self.backend, channels=["test.p"], prefetch=8)
+        self.start(worker)
+        self.assertTrue(self.started.wait(5))
+        # Taken with message 0, then given back once it ran 100 ms.
+        self.assertEqual(self.waiting(), [])
+        wait_for(self._gave_back, 2)
+        self.assertEqual(self.waiting(), [1, 2, 3, 4])
+        self.go_on.set()
+        wait_for(lambda: self.seen == [0])
+
+    def _gave_back(self):
+        # Looks without taking: the channel holds 4 again.
+        with self.backend._lock:
+            queue = self.backend._channels.get("test.p")
+            return queue is not None and len(queue) == 4
+
+    def test_another_worker_runs_them_meanwhile(self):
+        self.send(5)
+        first = Worker(self.backend, channels=["test.p"], prefetch=8)
+        self.start(first)
+        self.assertTrue(self.started.wait(5))
+        second = Worker(self.backend, channels=["test.p"], prefetch=8)
+        self.start(second)
+        wait_for(lambda: self.seen == [1, 2, 3, 4], 2)
+        self.go_on.set()
+        wait_for(lambda: self.seen == [1, 2, 3, 4, 0])
+
+    def test_a_requeued_message_keeps_its_place_before_those_taken_ahead(self):
+        attempts = []
+
+        def consumer(message):
+            attempts.append(message["n"])
+            if attempts == [0]:
+                raise Message.Requeue()
+            self.seen.append(message["n"])
+
+        self.backend = InMemoryChannelBackend(routing={"test.p": consumer})
+        self.send(5)
+        self.start(Worker(self.backend, channels=["test.p"], prefetch=8))
+        wait_for(lambda: len(self.seen) == 5)
+        self.assertEqual(self.seen, [0, 1, 2, 3, 4])
+        self.assertEqual(attempts, [0, 0, 1, 2, 3, 4])
+
+    def test_a_stopped_worker_gives_them_back(self):
+        self.send(5)
+        worker = Worker(self.backend, channels=["test.p"], prefetch=8)
+        worker.release_after = 60
+        thread = self.start(worker)
+        self.assertTrue(self.started.wait(5))
+        worker.stop()
+        self.go_on.set()
+        thread.join(5)
+        self.assertFalse(thread.is_alive())
+        self.assertEqual(self.seen, [0])
+        self.assertEqual(self.waiting(), [1, 2, 3, 4])
+
+    def test_prefetch_one_takes_one_at_a_time(self):
+        self.send(5)
+        worker = Worker(self.backend, channels=["test.p"], prefetch=1)
+        self.start(worker)
+        self.assertTrue(self.started.wait(5))
+        self.assertEqual(self.waiting(), [1, 2, 3, 4])
+
+    def test_prefetch_must_be_positive(self):
+        for bad in (0, -1, 1.5, "8"):
+            with self.assertRaisesMessage(ValueError, "prefetch must be a positive integer"):
+                Worker(self.backend, prefetch=bad)
 
 
 class FilterTests(SimpleTestCase):

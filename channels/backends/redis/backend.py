@@ -73,7 +73,8 @@ class _Plan:
                      for index, found in sources.items()}
         self.counts = {source.key: source.counts for found in sources.values()
                        for source in found if source.counts}
-        # A single response channel in a shared inbox cannot be BLPOPped.
+        # A single response channel in a shared inbox cannot be popped
+        # blocking.
         self.pollable_only = any(source.only for found in sources.values() for source in found)
         # Shards where the plan reads only channels' own lists: a plain
         # LMPOP serves them, cheaper for Redis than a script.
@@ -402,9 +403,10 @@ class RedisChannelBackend(BaseChannelBackend):
         taken = self._waiting_for(plan, limit)
         if taken:
             return taken
-        if len(plan.shard_indexes) > 1 or plan.pollable_only or plan.counts or limit > 1:
+        if len(plan.shard_indexes) > 1 or plan.pollable_only or plan.counts or timeout == 0:
             # Whatever is waiting, in one round trip; a worker on one shard's
-            # lists goes straight to the blocking pop, as fast when busy.
+            # lists goes straight to the blocking pop, which takes up to
+            # ``limit`` at once when busy.
             taken = self._take(plan, limit)
             if taken or timeout == 0:
                 return taken
@@ -421,34 +423,36 @@ class RedisChannelBackend(BaseChannelBackend):
                 if taken:
                     return taken
                 continue
-            got = self._block(plan, remaining)
+            # A pop from an inbox takes one message, whose count the next
+            # call settles; from channels' own lists, up to ``limit``.
+            got = self._block(plan, remaining, 1 if plan.counts else limit)
             if got is None:
                 continue
-            shard, key, entry = got
-            counts = plan.counts.get(key.decode(), "")
-            channel = entry.split(b" ", 2)[1] if counts else ""
+            shard, key, entries = got
             now = self._now_ms()
-            more = []
-            try:
-                if limit > 1:
-                    # Settle the first message and take more in one call.
-                    more = _unpack(shard.script(
-                        "RECEIVE", [], [now, limit - 1, 0, counts, channel,
-                                        *plan.args[shard.index]]))
-                elif counts:
-                    shard.script("SETTLE", [counts], [channel])
-            except ChannelBackendUnavailable:
-                # The message is taken: deliver it. Its channel's count
-                # stays one too high until the inbox's keys expire.
-                pass
-            taken = self._deliver([entry, *more], now, limit)
+            counts = plan.counts.get(key.decode(), "")
+            if counts:
+                channel = entries[0].split(b" ", 2)[1]
+                try:
+                    if limit > 1:
+                        # Settle it and take more in one call.
+                        entries += _unpack(shard.script(
+                            "RECEIVE", [], [now, limit - 1, 0, counts, channel,
+                                            *plan.args[shard.index]]))
+                    else:
+                        shard.script("SETTLE", [counts], [channel])
+                except ChannelBackendUnavailable:
+                    # The message is taken: deliver it. Its channel's count
+                    # stays one too high until the inbox's keys expire.
+                    pass
+            taken = self._deliver(entries, now, limit)
             if taken:
                 return taken
 
-    def _block(self, plan: _Plan, remaining: float | None):
-        """Block on the plan's live shards; ``(shard, key, message)`` or None
-        after ``remaining`` seconds (or sooner, to take back a shard that
-        was down)."""
+    def _block(self, plan: _Plan, remaining: float | None, count: int):
+        """Block on the plan's live shards; ``(shard, key, messages)`` (at
+        most ``count``) or None after ``remaining`` seconds (or sooner, to
+        take back a shard that was down)."""
         shards = self.shards
         live = {}
         for index in plan.shard_indexes:
@@ -456,7 +460,7 @@ class RedisChannelBackend(BaseChannelBackend):
             if shard.available:
                 keys = [source.key for source in plan.sources[index]]
                 if len(keys) > 1:
-                    random.shuffle(keys)  # BLPOP favours the first key
+                    random.shuffle(keys)  # BLMPOP favours the first key
                 live[shard] = keys
         if not live:
             raise shards[plan.shard_indexes[0]].unavailable()
@@ -465,16 +469,16 @@ class RedisChannelBackend(BaseChannelBackend):
             wait = min(wait or REJOIN_INTERVAL, REJOIN_INTERVAL)
         blocker_set = self._checkout()
         try:
-            return blocker_set.wait(live, wait, self._push_back)
+            return blocker_set.wait(live, wait, count, self._push_back)
         except ChannelBackendUnavailable:
             raise  # the set was freed
         except BaseException:
             blocker_set.close()  # a pop may still be running: never reuse
             raise
 
-    def _push_back(self, shard: Shard, key: bytes, entry: bytes) -> None:
+    def _push_back(self, shard: Shard, key: bytes, entries: list[bytes]) -> None:
         try:
-            shard.script("PUSH_BACK", [key], [entry, self._expiry_ms])
+            shard.script("PUSH_BACK", [key], [self._expiry_ms, *reversed(entries)])
         except ChannelBackendUnavailable:
             pass  # the shard went away with the message
 

@@ -1,10 +1,10 @@
-"""Waiting for a message on several shards at once.
+"""Waiting for messages on several shards at once.
 
 Redis can only block a connection on keys of its own server. To wait on S
-shards, one dedicated connection per shard blocks (BLPOP) in its own thread,
-and the first message to arrive goes to the caller at once. A background
-thread then releases the other pops with ``CLIENT UNBLOCK`` from an ordinary
-connection and pushes a message that one of them took in the meantime back
+shards, one dedicated connection per shard blocks (BLMPOP) in its own
+thread, and the first messages to arrive go to the caller at once. A
+background thread then releases the other pops with ``CLIENT UNBLOCK`` from
+an ordinary connection and pushes what one of them took in the meantime back
 to the head of its list, where it was. So there is no polling delay, a
 message is never delivered twice, and none is held by a process that is
 busy with another.
@@ -41,9 +41,10 @@ class Blocker:
         self.cancelled = False
         self._jobs: queue.SimpleQueue | None = None
 
-    def pop(self, keys: list[str], timeout: float) -> list | None | Exception:
-        """BLPOP ``keys`` for ``timeout`` seconds (0: no limit): ``[key,
-        message]``, None if nothing came, CANCELLED if it was released
+    def pop(self, keys: list[str], timeout: float, count: int) -> list | None | Exception:
+        """BLMPOP up to ``count`` messages of the first of ``keys`` that has
+        any, waiting up to ``timeout`` seconds (0: no limit): ``[key,
+        [message, ...]]``, None if nothing came, CANCELLED if it was released
         before it began, or the connection error."""
         for attempt in range(2):
             fresh = self.client_id is None
@@ -54,7 +55,8 @@ class Blocker:
                     self.client_id = self.connection.read_response()
                 if self.cancelled:
                     return CANCELLED
-                self.connection.send_command("BLPOP", *keys, f"{timeout:.3f}")
+                self.connection.send_command("BLMPOP", f"{timeout:.3f}", len(keys), *keys,
+                                             "LEFT", "COUNT", count)
                 return self.connection.read_response()
             except CONNECTION_ERRORS as exc:
                 self.connection.disconnect()
@@ -65,18 +67,19 @@ class Blocker:
                     return exc
         raise AssertionError("unreachable")
 
-    def submit(self, keys: list[str], timeout: float, results: queue.SimpleQueue) -> None:
+    def submit(self, keys: list[str], timeout: float, count: int,
+               results: queue.SimpleQueue) -> None:
         if self._jobs is None:
             self._jobs = queue.SimpleQueue()
             threading.Thread(target=self._serve, args=(self._jobs,), daemon=True,
                              name=f"channels-redis-blocker-{self.shard.address.label}").start()
         self.cancelled = False
-        self._jobs.put((keys, timeout, results))
+        self._jobs.put((keys, timeout, count, results))
 
     def _serve(self, jobs: queue.SimpleQueue) -> None:
         while (job := jobs.get()) is not None:
-            keys, timeout, results = job
-            results.put((self, self.pop(keys, timeout)))
+            keys, timeout, count, results = job
+            results.put((self, self.pop(keys, timeout, count)))
 
     def unblock(self) -> None:
         self.cancelled = True
@@ -114,25 +117,25 @@ class BlockerSet:
             blocker = self.blockers[shard.index] = Blocker(shard)
         return blocker
 
-    def wait(self, plan: dict[Shard, list[str]], timeout: float,
-             push_back: Callable) -> tuple[Shard, bytes, bytes] | None:
+    def wait(self, plan: dict[Shard, list[str]], timeout: float, count: int,
+             push_back: Callable) -> tuple[Shard, bytes, list[bytes]] | None:
         """Block on every shard of ``plan`` (shard: keys) for ``timeout``
-        seconds (0: no limit); ``(shard, key, message)`` of the first message,
-        or None. ``push_back(shard, key, message)`` returns a message that
-        lost the race. Raises the shard's ChannelBackendUnavailable if every
-        shard failed."""
+        seconds (0: no limit); ``(shard, key, messages)`` of the first pop to
+        take any (at most ``count``), or None. ``push_back(shard, key,
+        messages)`` returns messages that lost the race. Raises the shard's
+        ChannelBackendUnavailable if every shard failed."""
         if len(plan) == 1:
             ((shard, keys),) = plan.items()
             blocker = self.blocker(shard)
             blocker.cancelled = False
-            result = blocker.pop(keys, timeout)
+            result = blocker.pop(keys, timeout, count)
             self.on_free(self)
             return self._outcome(shard, result, raise_error=True)
         results: queue.SimpleQueue = queue.SimpleQueue()
         pending = set()
         for shard, keys in plan.items():
             blocker = self.blocker(shard)
-            blocker.submit(keys, timeout, results)
+            blocker.submit(keys, timeout, count, results)
             pending.add(blocker)
         failures = []
         while pending:
@@ -155,7 +158,7 @@ class BlockerSet:
 
     @staticmethod
     def _outcome(shard: Shard, result: list | None | Exception,
-                 raise_error: bool = False) -> tuple[Shard, bytes, bytes] | None:
+                 raise_error: bool = False) -> tuple[Shard, bytes, list[bytes]] | None:
         if isinstance(result, Exception):
             shard.failed(result)
             if raise_error:

@@ -226,11 +226,12 @@ if redis.call('HINCRBY', KEYS[1], ARGV[1], -1) <= 0 then
 end
 """
 
-# Gives back a message that a blocking pop took but another shard's
-# answer won: to the head, where it was. KEYS: list. ARGV: entry, ttl.
+# Gives back messages that a blocking pop took but another shard's answer
+# won: to the head, where they were. KEYS: list. ARGV: ttl, then the
+# entries, last first (LPUSH puts each in front of the one before).
 PUSH_BACK = r"""
-redis.call('LPUSH', KEYS[1], ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('LPUSH', KEYS[1], unpack(ARGV, 2))
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
 """
 
 # A group has a version beside it, a token the client picks, changed

@@ -2,7 +2,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
 from channels.backends import DEFAULT_CHANNEL_BACKEND, channel_backends
-from channels.worker import Worker, filter_channels
+from channels.worker import PREFETCH, Worker, filter_channels
 
 
 class Command(BaseCommand):
@@ -15,8 +15,14 @@ class Command(BaseCommand):
                             help="Only listen on channels matching these glob patterns.")
         parser.add_argument("--exclude-channels", nargs="+", default=[], metavar="PATTERN",
                             help="Do not listen on channels matching these glob patterns.")
+        parser.add_argument("--prefetch", type=int, default=PREFETCH, metavar="N",
+                            help="How many waiting messages one receive may take "
+                                 "(default: %(default)s; 1: one by one).")
 
-    def handle(self, *args, alias, only_channels, exclude_channels, verbosity, **options):
+    def handle(self, *args, alias, only_channels, exclude_channels, prefetch, verbosity,
+               **options):
+        if prefetch < 1:
+            raise CommandError(f"--prefetch must be at least 1, not {prefetch}.")
         try:
             backend = channel_backends[alias]
             routed = backend.registry.all_channel_names()
@@ -33,7 +39,7 @@ class Command(BaseCommand):
         if not channels:
             raise CommandError("No channels left to listen on after filtering.")
         callback = self.report if verbosity > 1 else None
-        worker = Worker(backend, callback=callback, channels=channels)
+        worker = Worker(backend, callback=callback, channels=channels, prefetch=prefetch)
         worker.install_signal_handlers()
         self.stdout.write(
             f"Running worker on backend {alias!r} ({type(backend).__name__}), "
