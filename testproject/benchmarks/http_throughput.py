@@ -15,7 +15,7 @@ machine:
 Targets: the layer at least 40% of gunicorn's requests/s, p99 under 50 ms.
 
     python testproject/benchmarks/http_throughput.py [--duration 10] [--rounds 3]
-                                                     [--via server|wsgi|both]
+                                                     [--via server|wsgi|both] [--prefetch N]
 
 The setups take turns in several rounds and the medians are reported: on a
 shared machine, load from elsewhere then falls on every setup alike.
@@ -41,6 +41,7 @@ sys.path.insert(0, os.path.dirname(TESTPROJECT))
 
 from channels.tests.processes import Process, django_env, start_gunicorn  # noqa: E402
 from channels.tests.redis_servers import RedisServer  # noqa: E402
+from channels.worker import PREFETCH  # noqa: E402
 
 CONNECTIONS = 50
 TARGET_SHARE = 0.40
@@ -94,9 +95,10 @@ def wait_ready(url: str, timeout: float = 20) -> None:
             time.sleep(0.1)
 
 
-def start_layer(via: str, env: dict) -> tuple[str, int, list[Process]]:
+def start_layer(via: str, env: dict, prefetch: int) -> tuple[str, int, list[Process]]:
     """ONE runworker and the interface ``via``; returns name, port, processes."""
-    worker = Process([sys.executable, "-m", "django", "runworker"], env)
+    worker = Process([sys.executable, "-m", "django", "runworker", "--prefetch", str(prefetch)],
+                     env)
     worker.wait_for_line("listening on")
     if via == "server":
         interface = Process([sys.executable, "-m", "django", "runwsserver", "--port", "0"], env)
@@ -112,6 +114,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--prefetch", type=int, default=PREFETCH,
+                        help="the worker's --prefetch (default: %(default)s)")
     has_server = importlib.util.find_spec("channels.management.commands.runwsserver")
     parser.add_argument("--via", choices=["server", "wsgi", "both"],
                         default="both" if has_server else "wsgi")
@@ -138,7 +142,7 @@ def main():
             env = django_env("testproject.settings", TESTPROJECT, DJANGO_DEBUG="0",
                              DJANGO_DB=":memory:", CHANNELS_BACKEND="redis",
                              REDIS_HOSTS=f"{redis.url}/{database}")
-            name, port, started = start_layer(via, env)
+            name, port, started = start_layer(via, env, args.prefetch)
             processes.extend(started)
             worker, interface = started
             setups.append((name, f"http://127.0.0.1:{port}/hello/",
@@ -198,7 +202,7 @@ def main():
           f"{CONNECTIONS / TARGET_P99_MS * 1000:.0f} req/s from the setup.")
     print(f"wrk command: {runs[baseline_name][0]['command']}")
     print(f"reproduce: python testproject/benchmarks/http_throughput.py --duration "
-          f"{args.duration} --rounds {args.rounds} --via {args.via}")
+          f"{args.duration} --rounds {args.rounds} --via {args.via} --prefetch {args.prefetch}")
     print(json.dumps({name: medians[name] for name in runs}))
 
 

@@ -13,7 +13,8 @@ echo server as the baseline, then measures:
 - server memory per idle WebSocket with 10,000 open while keepalives flow
   (target: at most 20 KiB; baseline: the plain server).
 
-    python testproject/benchmarks/websocket.py [--workers N] [--seconds S] [--idle N]
+    python testproject/benchmarks/websocket.py [--workers N] [--prefetch N] [--seconds S]
+                                               [--idle N]
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ sys.path[:0] = [REPO, PROJECT]
 
 from benchmarks import websocket_client as client  # noqa: E402
 from channels.tests.redis_servers import RedisServer  # noqa: E402
+from channels.worker import PREFETCH  # noqa: E402
 
 PYTHON = sys.executable
 
@@ -128,6 +130,8 @@ def idle_memory(pid: int, port: int, path: str, count: int, hold: float) -> floa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--prefetch", type=int, default=PREFETCH,
+                        help="the workers' --prefetch (default: %(default)s)")
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--group", type=int, default=500)
@@ -148,7 +152,8 @@ def main() -> None:
                               "--max-connections", str(options.idle + 1000)],
                              env, r"http://127\.0\.0\.1:(\d+)/")
         processes.append(server)
-        workers = [start([PYTHON, "manage.py", "runworker"], env, r"(Running worker)")[0]
+        workers = [start([PYTHON, "manage.py", "runworker", "--prefetch", str(options.prefetch)],
+                         env, r"(Running worker)")[0]
                    for _ in range(options.workers)]
         processes.extend(workers)
         plain, plain_port = start([PYTHON, os.path.join(HERE, "websocket_plain.py"), "0"],
