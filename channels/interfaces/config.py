@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from channels.backends.base import MAX_MESSAGE_SIZE
+from channels.interfaces.http_messages import BODY_CHUNK_SIZE
 
 
 @dataclasses.dataclass
@@ -39,10 +40,13 @@ class ServerConfig:
     # WebSocket pings find dead peers; 0 disables them.
     ping_interval: float = 20.0
     ping_timeout: float = 30.0
-    # Seconds a WebSocket client may leave its socket's buffer full
-    # (unread) before it is dropped, so a client that stops reading
-    # cannot make the server hold every broadcast for it.
+    # Seconds a client may leave its socket's buffer full (unread) before
+    # it is dropped, so a client that stops reading cannot make the server
+    # hold every broadcast, or all of a large response, for it. A WebSocket
+    # is dropped at its next message; an HTTP connection once more than
+    # max_response_buffer bytes of response wait beyond the socket's buffer.
     write_timeout: float = 30.0
+    max_response_buffer: int = 16 * 1024 * 1024
     # Trust X-Forwarded-For / X-Forwarded-Proto (only behind a proxy).
     proxy_headers: bool = False
     # None: the hosts in ALLOWED_HOSTS.
@@ -112,6 +116,9 @@ _SETTING_NAMES = sorted(name.upper() for name in _FIELDS if name not in _COMMAND
 # Options for which 0 would mean "never" or "nothing", which makes no sense.
 _POSITIVE = {"http_timeout", "connect_timeout", "max_header_size", "max_message_size",
              "max_connections"}
+# Responses arrive in chunks of up to BODY_CHUNK_SIZE: a client one chunk
+# behind is reading, not stuck.
+_MINIMUM = {"max_response_buffer": 2 * BODY_CHUNK_SIZE}
 
 
 def _setting_values() -> tuple[dict[str, Any], dict[str, str], list[ConfigProblem]]:
@@ -164,9 +171,10 @@ def _value_problem(f: dataclasses.Field, value: Any, where: str) -> ConfigProble
         if f.name in _POSITIVE and value <= 0:
             return ConfigProblem(f"{where} must be above 0, not {value!r}",
                                  f"Give a positive number; {default}.")
-        if value < 0:
-            return ConfigProblem(f"{where} must be at least 0, not {value!r}",
-                                 f"Give 0 or more; {default}.")
+        minimum = _MINIMUM.get(f.name, 0)
+        if value < minimum:
+            return ConfigProblem(f"{where} must be at least {minimum}, not {value!r}",
+                                 f"Give {minimum} or more; {default}.")
     elif f.type == "bool" and not isinstance(value, bool):
         return ConfigProblem(f"{where} must be True or False, not {value!r}",
                              f"Give True or False; {default}.")

@@ -56,6 +56,7 @@ class ServerSettingsCheckTests(SimpleTestCase):
         "HTTP_TIMOUT": 5, "ACCESS_LOG": "/tmp/log", "BODY_TIMEOUT": "30",
         "MAX_BODY_SIZE": 1.5, "MAX_CONNECTIONS": 0, "PING_INTERVAL": -1,
         "CONNECT_TIMEOUT": True, "PROXY_HEADERS": "yes", "ROOT_PATH": "app",
+        "MAX_RESPONSE_BUFFER": 65536,
     }, CHANNELS_ALLOWED_ORIGINS="https://app.example.com")
     def test_each_bad_option_is_an_error_with_a_hint(self):
         found = check_server_settings()
@@ -78,6 +79,8 @@ class ServerSettingsCheckTests(SimpleTestCase):
                 "Give a positive number; the default is 20000.",
             "CHANNELS_SERVER['PING_INTERVAL'] must be at least 0, not -1":
                 "Give 0 or more; the default is 20.0.",
+            "CHANNELS_SERVER['MAX_RESPONSE_BUFFER'] must be at least 1048576, not 65536":
+                "Give 1048576 or more; the default is 16777216.",
             "CHANNELS_SERVER['PROXY_HEADERS'] must be True or False, not 'yes'":
                 "Give True or False; the default is False.",
             "CHANNELS_SERVER['ROOT_PATH'] must be '' or a path starting with '/', not 'app'":
