@@ -72,3 +72,15 @@ def check_http_settings(app_configs=None, **kwargs):
                 f"CHANNEL_BACKENDS ({', '.join(sorted(configured)) or 'none'})",
                 id="channels.E003"))
     return errors
+
+
+@checks.register()
+def check_server_settings(app_configs=None, **kwargs):
+    """``CHANNELS_SERVER`` and ``CHANNELS_ALLOWED_ORIGINS``, which only the
+    interface server reads (runwsserver, runserver, the WSGI adapter): a
+    mistake fails at ``manage.py check`` and on every deploy's checks, each
+    one with a hint, not just when a server starts."""
+    from channels.interfaces.config import setting_problems
+
+    return [checks.Error(problem.message, hint=problem.hint, id="channels.E004")
+            for problem in setting_problems()]

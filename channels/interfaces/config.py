@@ -3,18 +3,21 @@
 Every limit and timeout has a default that is safe to face the internet;
 ``CHANNELS_SERVER`` (a dict of the upper-case names below) changes them for a
 project, and ``runwsserver`` options change them for one process. Settings
-are read when a server is built, never at import time.
+are read when a server is built, never at import time; the system check
+``channels.E004`` reports their mistakes earlier, at ``manage.py check``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from typing import IO, Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from channels.backends.base import MAX_MESSAGE_SIZE
+from channels.interfaces.http_messages import BODY_CHUNK_SIZE
 
 
 @dataclasses.dataclass
@@ -37,10 +40,13 @@ class ServerConfig:
     # WebSocket pings find dead peers; 0 disables them.
     ping_interval: float = 20.0
     ping_timeout: float = 30.0
-    # Seconds a WebSocket client may leave its socket's buffer full
-    # (unread) before it is dropped, so a client that stops reading
-    # cannot make the server hold every broadcast for it.
+    # Seconds a client may leave its socket's buffer full (unread) before
+    # it is dropped, so a client that stops reading cannot make the server
+    # hold every broadcast, or all of a large response, for it. A WebSocket
+    # is dropped at its next message; an HTTP connection once more than
+    # max_response_buffer bytes of response wait beyond the socket's buffer.
     write_timeout: float = 30.0
+    max_response_buffer: int = 16 * 1024 * 1024
     # Trust X-Forwarded-For / X-Forwarded-Proto (only behind a proxy).
     proxy_headers: bool = False
     # None: the hosts in ALLOWED_HOSTS.
@@ -52,43 +58,137 @@ class ServerConfig:
     def from_settings(cls, **overrides: Any) -> ServerConfig:
         """Defaults, then ``CHANNELS_SERVER``, then ``overrides`` (None
         values are ignored, so command options that were not given keep
-        the setting)."""
-        fields = {f.name for f in dataclasses.fields(cls)}
-        values: dict[str, Any] = {}
-        configured = getattr(settings, "CHANNELS_SERVER", {}) or {}
-        if not isinstance(configured, dict):
-            raise ImproperlyConfigured("CHANNELS_SERVER must be a dict of option to value")
-        for key, value in configured.items():
-            name = str(key).lower()
-            if name not in fields or name == "access_log":
-                raise ImproperlyConfigured(
-                    f"CHANNELS_SERVER has unknown option {key!r}; known: "
-                    f"{', '.join(sorted(n.upper() for n in fields if n != 'access_log'))}"
-                )
-            values[name] = value
-        origins = getattr(settings, "CHANNELS_ALLOWED_ORIGINS", None)
-        if origins is not None:
-            values["allowed_origins"] = list(origins)
+        the setting). Raises ImproperlyConfigured naming every problem."""
+        values, sources, problems = _setting_values()
         for name, value in overrides.items():
-            if name not in fields:
+            if name not in _FIELDS:
                 raise TypeError(f"Unknown server option {name!r}")
             if value is not None:
                 values[name] = value
+                sources.pop(name, None)
         config = cls(**values)
-        config.validate()
+        problems += config.problems(sources)
+        if problems:
+            raise ImproperlyConfigured("\n".join(str(problem) for problem in problems))
         return config
 
-    def validate(self) -> None:
+    def problems(self, sources: dict[str, str] | None = None) -> list[ConfigProblem]:
+        """What is wrong with these options. ``sources`` names where an
+        option was set (``CHANNELS_SERVER['HTTP_TIMEOUT']``), so that a
+        message points at the setting to fix; the others are named as
+        options (``Server option HTTP_TIMEOUT``)."""
+        sources = sources or {}
+        found = []
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.type in ("float", "int") and (
-                isinstance(value, bool) or not isinstance(value, int | float) or value < 0
-            ):
-                raise ImproperlyConfigured(
-                    f"Server option {f.name.upper()} must be a number of at least 0, "
-                    f"not {value!r}"
-                )
-        for name in ("http_timeout", "connect_timeout", "max_header_size",
-                     "max_message_size", "max_connections"):
-            if getattr(self, name) <= 0:
-                raise ImproperlyConfigured(f"Server option {name.upper()} must be above 0")
+            where = sources.get(f.name, f"Server option {f.name.upper()}")
+            problem = _value_problem(f, value, where)
+            if problem is not None:
+                found.append(problem)
+        return found
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigProblem:
+    """One unusable option: ``message`` names it and its value, ``hint``
+    says what would do (the system check shows them apart; the exception
+    from ``from_settings`` joins them)."""
+
+    message: str
+    hint: str
+
+    def __str__(self) -> str:
+        return f"{self.message}. {self.hint}"
+
+
+def setting_problems() -> list[ConfigProblem]:
+    """What is wrong with ``CHANNELS_SERVER`` and ``CHANNELS_ALLOWED_ORIGINS``
+    alone (no command options), for the system check: it reports them at
+    ``manage.py check`` and before any server starts, each with its hint."""
+    values, sources, problems = _setting_values()
+    return problems + ServerConfig(**values).problems(sources)
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(ServerConfig)}
+# Set only by runwsserver --access-log: a setting cannot hold an open file.
+_COMMAND_ONLY = {"access_log"}
+_SETTING_NAMES = sorted(name.upper() for name in _FIELDS if name not in _COMMAND_ONLY)
+# Options for which 0 would mean "never" or "nothing", which makes no sense.
+_POSITIVE = {"http_timeout", "connect_timeout", "max_header_size", "max_message_size",
+             "max_connections"}
+# Responses arrive in chunks of up to BODY_CHUNK_SIZE: a client one chunk
+# behind is reading, not stuck.
+_MINIMUM = {"max_response_buffer": 2 * BODY_CHUNK_SIZE}
+
+
+def _setting_values() -> tuple[dict[str, Any], dict[str, str], list[ConfigProblem]]:
+    """The options that ``CHANNELS_SERVER`` and ``CHANNELS_ALLOWED_ORIGINS``
+    set, where each was set, and the problems that leave an option out
+    (a setting that is not a dict, an unknown option)."""
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    problems: list[ConfigProblem] = []
+    configured = getattr(settings, "CHANNELS_SERVER", {}) or {}
+    if not isinstance(configured, dict):
+        problems.append(ConfigProblem(
+            f"CHANNELS_SERVER must be a dict of option to value, not "
+            f"{type(configured).__name__}",
+            "Use upper-case option names as keys, such as {'HTTP_TIMEOUT': 30}."))
+        configured = {}
+    for key, value in configured.items():
+        name = str(key).lower()
+        if name not in _FIELDS or name in _COMMAND_ONLY:
+            problems.append(ConfigProblem(f"CHANNELS_SERVER has unknown option {key!r}",
+                                          _unknown_hint(name)))
+            continue
+        values[name] = value
+        sources[name] = f"CHANNELS_SERVER[{key!r}]"
+    origins = getattr(settings, "CHANNELS_ALLOWED_ORIGINS", None)
+    if origins is not None:
+        values["allowed_origins"] = origins
+        sources["allowed_origins"] = "CHANNELS_ALLOWED_ORIGINS"
+    return values, sources, problems
+
+
+def _unknown_hint(name: str) -> str:
+    if name in _COMMAND_ONLY:
+        return f"{name.upper()} is set with runwsserver --{name.replace('_', '-')} only."
+    close = difflib.get_close_matches(name.upper(), _SETTING_NAMES, n=1)
+    known = f"The options are {', '.join(_SETTING_NAMES)}."
+    return f"Did you mean {close[0]!r}? {known}" if close else known
+
+
+def _value_problem(f: dataclasses.Field, value: Any, where: str) -> ConfigProblem | None:
+    """Why ``value`` cannot be option ``f`` (set at ``where``), or None.
+    Field types are strings here (``from __future__ import annotations``)."""
+    default = f"the default is {f.default!r}"
+    if f.type in ("float", "int"):
+        number = "a whole number" if f.type == "int" else "a number"
+        allowed = int if f.type == "int" else int | float
+        if isinstance(value, bool) or not isinstance(value, allowed):
+            return ConfigProblem(f"{where} must be {number}, not {value!r}",
+                                 f"Give {number}; {default}.")
+        if f.name in _POSITIVE and value <= 0:
+            return ConfigProblem(f"{where} must be above 0, not {value!r}",
+                                 f"Give a positive number; {default}.")
+        minimum = _MINIMUM.get(f.name, 0)
+        if value < minimum:
+            return ConfigProblem(f"{where} must be at least {minimum}, not {value!r}",
+                                 f"Give {minimum} or more; {default}.")
+    elif f.type == "bool" and not isinstance(value, bool):
+        return ConfigProblem(f"{where} must be True or False, not {value!r}",
+                             f"Give True or False; {default}.")
+    elif f.name == "root_path" and not (isinstance(value, str)
+                                        and (value == "" or value.startswith("/"))):
+        # Request paths start with "/", so any other prefix never matches.
+        return ConfigProblem(f"{where} must be '' or a path starting with '/', not {value!r}",
+                             "Give the path the site is served under, such as '/app'.")
+    elif f.name == "allowed_origins" and value is not None and (
+            not isinstance(value, list | tuple | set | frozenset)
+            or not all(isinstance(item, str) for item in value)):
+        # A string would pass as a list of one-letter origins.
+        return ConfigProblem(
+            f"{where} must be a list of origins or host patterns, not {value!r}",
+            "Give a list such as ['https://app.example.com', '.example.com'], or None "
+            "for the hosts in ALLOWED_HOSTS.")
+    return None

@@ -9,16 +9,21 @@ WebSocket carries no HTTP state.
 
 One timer at a time watches the client or the worker, whichever is awaited:
 the request head (408), a body that stalls (408), the response (504), or an
-idle keep-alive connection (closed).
+idle keep-alive connection (closed). Response bytes go out through an
+``Outbox``, which drops a client that stops reading them.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import h11
+from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Protocol
+from zope.interface import implementer
 
 from channels.exceptions import ChannelFull
 from channels.interfaces import http_messages
@@ -26,6 +31,7 @@ from channels.interfaces.security import forwarded_client, forwarded_secure
 from channels.interfaces.websocket_protocol import ChannelWebSocketProtocol
 
 if TYPE_CHECKING:
+    from channels.interfaces.config import ServerConfig
     from channels.interfaces.server import ChannelServer
 
 logger = logging.getLogger("channels.server")
@@ -55,8 +61,10 @@ class HttpProtocol(Protocol):
             h11.SERVER, max_incomplete_event_size=server.config.max_header_size)
         self.timer = None
         self.request: Request | None = None
+        # Reading paused: a pipelined request waits for the current response.
         self.paused = False
         self.idle = False
+        self.outbox: Outbox | None = None
 
     def connectionMade(self) -> None:
         server = self.server
@@ -69,6 +77,8 @@ class HttpProtocol(Protocol):
                 b"Connection: close\r\nContent-Length: 0\r\n\r\n")
             self.transport.loseConnection()
             return
+        self.outbox = Outbox(self.transport, server.reactor, server.config,
+                             self.drop_slow_reader)
         # Idle until the first byte: a connection that never says anything
         # is closed without an answer.
         self.idle = True
@@ -91,7 +101,7 @@ class HttpProtocol(Protocol):
         """The client was too slow sending a request head or body."""
         self.timer = None
         if self.idle:
-            self.transport.loseConnection()
+            self.close_connection()
         else:
             self.send_error(408, "Request timeout")
 
@@ -190,6 +200,7 @@ class HttpProtocol(Protocol):
         scheme = "wss" if request.secure else "ws"
         scope = http_messages.connection_fields(
             event.target, request.headers, request.client, self.local, scheme)
+        self.outbox.release()
         protocol = ChannelWebSocketProtocol(self.server, scope)
         protocol.factory = self.server.ws_factory
         if self.server.access_log is not None:
@@ -221,13 +232,35 @@ class HttpProtocol(Protocol):
             except h11.LocalProtocolError:
                 pass
             self.log_access(status, len(body))
-        self.cancel_timer()
-        self.transport.loseConnection()
+        self.close_connection()
 
     def write(self, event) -> None:
         data = self.conn.send(event)
         if data:
-            self.transport.write(data)
+            self.outbox.write(data)
+
+    def close_connection(self) -> None:
+        """Close once what was written has been sent."""
+        self.cancel_timer()
+        self.outbox.close()
+
+    def drop_slow_reader(self) -> None:
+        """Called by the outbox: the client has stopped reading. Abort (a
+        graceful close would wait for it to read) and tell the application,
+        as for any client that leaves early."""
+        config = self.server.config
+        request = self.request
+        logger.warning(
+            "Dropping the HTTP connection of %s%s: more than %d bytes of response have "
+            "waited %s s for it to read them (MAX_RESPONSE_BUFFER, WRITE_TIMEOUT)",
+            self.client[0] if self.client else "a client",
+            f" ({request.path})" if request is not None and request.path else "",
+            config.max_response_buffer, config.write_timeout)
+        self.cancel_timer()
+        if request is not None:
+            self.request = None
+            request.client_left()
+        self.transport.abortConnection()
 
     def log_access(self, status: int, size: int) -> None:
         request = self.request
@@ -241,8 +274,7 @@ class HttpProtocol(Protocol):
         self.request = None
         if (self.conn.our_state is h11.MUST_CLOSE or self.conn.their_state is not h11.DONE
                 or self.server.stopping):
-            self.cancel_timer()
-            self.transport.loseConnection()
+            self.close_connection()
             return
         self.conn.start_next_cycle()
         self.idle = True
@@ -254,6 +286,8 @@ class HttpProtocol(Protocol):
 
     def connectionLost(self, reason=None) -> None:
         self.cancel_timer()
+        if self.outbox is not None:
+            self.outbox.discard()
         if self.request is not None:
             self.request.client_left()
             self.request = None
@@ -398,12 +432,18 @@ class Request:
                 protocol.send_error(500, "Internal server error")
             else:
                 self.finished()
-                protocol.transport.loseConnection()
+                protocol.close_connection()
             return
         if not more:
             protocol.log_access(self.status, self.sent_bytes)
+            # Until the client has read (nearly) all of it, the response is
+            # in progress: a client dropped for not reading is one that left.
+            protocol.outbox.when_sent(self.response_sent)
+
+    def response_sent(self) -> None:
+        if not self.done:
             self.finished()
-            protocol.response_done()
+            self.protocol.response_done()
 
     def conn_state_allows_error(self) -> bool:
         return self.protocol.conn.our_state is h11.SEND_RESPONSE
@@ -425,3 +465,120 @@ class Request:
         if self.reply_channel is not None and server.disconnect_routed:
             server.layer.send("http.disconnect", http_messages.disconnect_message(
                 self.reply_channel, self.path))
+
+
+@implementer(IPushProducer)
+class Outbox:
+    """The bytes on their way to one HTTP client, and the guard against a
+    client that stops reading them.
+
+    Responses arrive as fast as workers send them, whatever the client
+    reads. Registered as the transport's producer, the outbox hears when
+    the socket's buffer is full and keeps further bytes itself, counted. A
+    client is dropped (``stalled`` is called) when more than
+    ``MAX_RESPONSE_BUFFER`` bytes wait and it has read nothing for
+    ``WRITE_TIMEOUT`` seconds: holding on would let it pin any amount of
+    memory. Not on size alone, because workers send in bursts: even a
+    client that reads at full speed sees a whole response wait here for a
+    moment.
+    """
+
+    def __init__(self, transport: Any, reactor: Any, config: ServerConfig,
+                 stalled: Callable[[], None]):
+        self.transport = transport
+        self.reactor = reactor
+        self.limit = config.max_response_buffer
+        self.timeout = config.write_timeout
+        self.stalled = stalled
+        self.held: deque[bytes] = deque()
+        self.held_bytes = 0
+        self.paused = False
+        # Since when the transport's buffer has been full, if it is.
+        self.blocked_since: float | None = None
+        self.check_call = None
+        # Called once nothing is held any more.
+        self.waiting: list[Callable[[], None]] = []
+        transport.registerProducer(self, True)
+
+    def write(self, data: bytes) -> None:
+        if not self.paused and not self.held:
+            self.transport.write(data)
+            return
+        self.held.append(data)
+        self.held_bytes += len(data)
+        if self.held_bytes > self.limit and self.check_call is None:
+            self.schedule_check()
+
+    def when_sent(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once everything written so far is in the
+        transport's hands: at once, unless the client is behind."""
+        if self.held:
+            self.waiting.append(callback)
+        else:
+            callback()
+
+    def close(self) -> None:
+        """Close the connection once everything written has been sent."""
+        self.when_sent(self._close_now)
+
+    def _close_now(self) -> None:
+        self.release()
+        self.transport.loseConnection()
+
+    def release(self) -> None:
+        """Hand everything held to the transport and stop being its
+        producer: Twisted does not close a transport that has one, and a
+        WebSocket protocol taking the socket over registers its own."""
+        while self.held:
+            self.transport.write(self.held.popleft())
+        self.discard()
+        self.paused, self.blocked_since = False, None
+        self.transport.unregisterProducer()
+
+    def discard(self) -> None:
+        """Forget what waits: the connection is gone or going."""
+        self.held.clear()
+        self.held_bytes = 0
+        self.waiting = []
+        if self.check_call is not None:
+            if self.check_call.active():
+                self.check_call.cancel()
+            self.check_call = None
+
+    def schedule_check(self) -> None:
+        waited = self.reactor.seconds() - self.blocked_since
+        self.check_call = self.reactor.callLater(max(self.timeout - waited, 0), self.check)
+
+    def check(self) -> None:
+        self.check_call = None
+        if self.held_bytes <= self.limit or self.blocked_since is None:
+            return  # caught up; the next write over the limit checks again
+        if self.reactor.seconds() - self.blocked_since >= self.timeout:
+            self.discard()
+            self.stalled()
+        else:
+            self.schedule_check()  # it read meanwhile, and is blocked again
+
+    # IPushProducer: the transport's flow control.
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+        if self.blocked_since is None:
+            self.blocked_since = self.reactor.seconds()
+
+    def resumeProducing(self) -> None:
+        """The client read all the transport had: hand it what waits here,
+        until its buffer is full again."""
+        self.paused = False
+        self.blocked_since = None
+        while self.held and not self.paused:
+            data = self.held.popleft()
+            self.held_bytes -= len(data)
+            self.transport.write(data)
+        if not self.held:
+            waiting, self.waiting = self.waiting, []
+            for callback in waiting:
+                callback()
+
+    def stopProducing(self) -> None:
+        self.discard()

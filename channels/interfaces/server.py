@@ -180,7 +180,7 @@ class ChannelServer:
         for http in list(self.http_connections):
             # Requests in progress get the grace period to be answered.
             if http.request is None:
-                http.transport.loseConnection()
+                http.close_connection()
         # Give clients a moment to answer the close frames.
         deadline = self.reactor.seconds() + grace
         while self.connection_count() and self.reactor.seconds() < deadline:

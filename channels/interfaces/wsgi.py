@@ -108,7 +108,10 @@ def _body_pieces(environ: dict[str, Any]) -> Iterator[bytes]:
 
 
 class WSGIAdapter:
-    """The WSGI application; see the module docstring."""
+    """The WSGI application (see the module docstring). ``alias`` pins it
+    to one channel backend; without it, ``CHANNELS_WSGI_BACKEND`` is read
+    at each request, so that a change (``override_settings`` in tests)
+    applies to the module-level ``application`` too."""
 
     def __init__(self, alias: str | None = None):
         self._alias = alias
@@ -210,4 +213,7 @@ def get_wsgi_application(alias: str | None = None) -> WSGIAdapter:
     return WSGIAdapter(alias)
 
 
+#: What a WSGI server loads (``channels.interfaces.wsgi:application``): an
+#: adapter on ``CHANNELS_WSGI_BACKEND``, built with Django set up at import so
+#: that the server needs no project module of its own.
 application = get_wsgi_application()

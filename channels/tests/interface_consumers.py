@@ -5,6 +5,7 @@ import time
 
 from channels.backends.base import BaseChannelBackend
 from channels.decorators import enforce_ordering
+from channels.interfaces.http_messages import BODY_CHUNK_SIZE
 
 # What websocket.disconnect / keepalive consumers saw, for assertions.
 seen: dict[str, list] = {"disconnect": [], "keepalive": [], "receive_order": [],
@@ -68,6 +69,13 @@ def http_request(message):
                         "content": b"part0\n", "more_content": True} if index == 0
                        else {"content": f"part{index}\n".encode(), "more_content": index < 2})
             time.sleep(0.5)
+    elif path == "/big/":
+        # ``chunks`` chunks of 512 KiB, sent as fast as the layer takes them.
+        chunks = int(message["query"]["chunks"][0])
+        reply.send({"status": 200, "headers": [["Content-Type", "application/octet-stream"]],
+                    "content": b"", "more_content": True})
+        for index in range(chunks):
+            reply.send({"content": b"x" * BODY_CHUNK_SIZE, "more_content": index < chunks - 1})
     elif path == "/bad/":
         reply.send({"status": "nope"})
     elif path == "/body/":

@@ -1,15 +1,19 @@
 """The interface server's HTTP side, through real sockets: requests with
 bodies of any size, streamed responses, and every limit's status code."""
 
+import contextlib
+import gc
 import hashlib
 import os
 import socket
 import time
+import weakref
 
 import requests
 import websocket
 from django.test import SimpleTestCase
 
+from channels.interfaces.http_messages import BODY_CHUNK_SIZE
 from channels.tests.interface_consumers import seen
 from channels.tests.interface_server import raw_request, serving, status_of
 from channels.tests.worker_threads import wait_for
@@ -89,6 +93,46 @@ class HttpTests(SimpleTestCase):
             wait_for(lambda: seen["http_disconnect"])
         self.assertEqual(seen["http_disconnect"][0]["path"], "/slow/")
         self.assertTrue(seen["http_disconnect"][0]["reply_channel"].startswith("!http.response."))
+
+    def test_client_that_stops_reading_a_response_is_dropped(self):
+        cap = 1024 * 1024
+        chunks = 40  # 20 MiB, far more than the socket buffers and the cap
+        with serving(max_response_buffer=cap, write_timeout=0.3) as (handle, _), \
+                self.assertLogs("channels.server", "WARNING") as logs, \
+                socket.socket() as sock:
+            # A small receive window, so the server's buffers fill at once.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", handle.port))
+            sock.sendall(f"GET /big/?chunks={chunks} HTTP/1.1\r\nHost: localhost\r\n\r\n"
+                         .encode())
+            wait_for(lambda: handle.server.http_connections)
+            connection = weakref.ref(next(iter(handle.server.http_connections)))
+            wait_for(lambda: seen["http_disconnect"], timeout=10)
+            wait_for(lambda: handle.server.connection_count() == 0)
+            # The client finds the response cut off.
+            received = 0
+            sock.settimeout(5)
+            with contextlib.suppress(ConnectionResetError):
+                while chunk := sock.recv(65536):
+                    received += len(chunk)
+            self.assertLess(received, chunks * BODY_CHUNK_SIZE)
+            # Other clients are served as before.
+            self.assertEqual(requests.get(f"http://127.0.0.1:{handle.port}/x/",
+                                          timeout=5).status_code, 200)
+        self.assertEqual(seen["http_disconnect"][0]["path"], "/big/")
+        self.assertIn("Dropping the HTTP connection of 127.0.0.1 (/big/)", logs.output[0])
+        # Nothing holds the connection, or what was waiting for it, any more.
+        gc.collect()
+        self.assertIsNone(connection())
+
+    def test_client_that_reads_gets_a_response_far_above_the_cap(self):
+        # Workers send in bursts: most of the response waits in the server
+        # for a moment even for this client, which is not dropped for it.
+        with serving(max_response_buffer=1024 * 1024, write_timeout=2) as (handle, _), \
+                self.assertNoLogs("channels.server", "WARNING"):
+            response = requests.get(f"http://127.0.0.1:{handle.port}/big/?chunks=40",
+                                    timeout=10)
+        self.assertEqual(len(response.content), 40 * BODY_CHUNK_SIZE)
 
     def test_no_response_in_time_is_504(self):
         with serving(http_timeout=0.5) as (handle, _):

@@ -29,6 +29,20 @@ class ConfigTests(SimpleTestCase):
         with self.assertRaisesMessage(ImproperlyConfigured, "MAX_CONNECTIONS"):
             ServerConfig.from_settings(max_connections=0)
 
+    @override_settings(CHANNELS_SERVER={"HTTP_TIMEOUT": "soon", "MAX_BODY_SIZE": -1})
+    def test_every_problem_is_named_and_an_option_replaces_a_bad_setting(self):
+        # The system check (channels.E004) reports these too, one by one.
+        with self.assertRaises(ImproperlyConfigured) as raised:
+            ServerConfig.from_settings()
+        self.assertEqual(str(raised.exception).splitlines(), [
+            "CHANNELS_SERVER['HTTP_TIMEOUT'] must be a number, not 'soon'. "
+            "Give a number; the default is 60.0.",
+            "CHANNELS_SERVER['MAX_BODY_SIZE'] must be at least 0, not -1. "
+            "Give 0 or more; the default is 67108864.",
+        ])
+        config = ServerConfig.from_settings(http_timeout=3, max_body_size=10)
+        self.assertEqual((config.http_timeout, config.max_body_size), (3, 10))
+
     @override_settings(CHANNELS_ALLOWED_ORIGINS=["https://a.example", ".b.example"])
     def test_allowed_origins_setting(self):
         self.assertEqual(ServerConfig.from_settings().allowed_origins,
