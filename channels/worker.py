@@ -24,7 +24,7 @@ POLL_TIMEOUT = 1.0
 # How many messages a worker takes in one receive when that many are waiting
 # (it never waits for more than one). Each receive is a round trip to a
 # networked backend: with 50 WebSocket clients echoing through 2 workers on
-# 2 cores, taking up to 8 cuts worker CPU per message by about 40%.
+# 2 cores, taking up to 8 cuts worker CPU per message by about a third.
 # Messages are only waiting when no worker is idle on their channel, so
 # taking them ahead starves nobody, unless the consumer in hand runs long:
 PREFETCH = 8
