@@ -81,6 +81,14 @@ class RunworkerTests(SimpleTestCase):
         out = self.run_worker(expect=[("work.a", 1)])
         self.assertNotIn("work.a (reply", out)
 
+    def test_prefetch_option(self):
+        for n in range(5):
+            self.backend.send("work.a", {"n": n})
+        self.run_worker("--prefetch", "1", expect=[("work.a", n) for n in range(5)])
+        self.assertEqual(handled, [("work.a", n) for n in range(5)])
+        with self.assertRaisesMessage(CommandError, "--prefetch must be at least 1, not 0"):
+            call_command("runworker", "--prefetch", "0")
+
     def test_nothing_left_to_listen_on(self):
         with self.assertRaisesMessage(CommandError, "No channels left to listen on"):
             call_command("runworker", "--only-channels", "nothing.*")
