@@ -188,7 +188,7 @@ class Worker:
             left = running[1] + self.release_after - time.monotonic()
             if left > 0:
                 self._finished.wait(left)
-            elif self._running is running:
+            elif self._running == running:  # the same run: it is the long one
                 logger.debug("Consumer runs long; giving %d message(s) back",
                              len(self._ahead))
                 self._give_back()
