@@ -12,6 +12,8 @@ import re
 import secrets
 import threading
 
+from channels.exceptions import InvalidChannelName
+
 MAX_NAME_LENGTH = 199  # "under 200 characters"
 _NAME_RE = re.compile(r"!?[A-Za-z0-9_.\-]+")  # length checked separately
 
@@ -26,8 +28,6 @@ _process_lock = threading.Lock()
 
 def validate_name(name: object, kind: str = "channel") -> str:
     """Return ``name`` if it is a valid channel/group name, else raise."""
-    from channels.exceptions import InvalidChannelName
-
     if not isinstance(name, str):
         raise InvalidChannelName(
             f"{kind} name must be a str, not {type(name).__name__}: {name!r}"
