@@ -423,8 +423,8 @@ class RedisChannelBackend(BaseChannelBackend):
                 if taken:
                     return taken
                 continue
-            # A pop from an inbox takes one message, whose count the next
-            # call settles; from channels' own lists, up to ``limit``.
+            # A pop from an inbox takes one message, settled below; from
+            # channels' own lists, up to ``limit``, with nothing to settle.
             got = self._block(plan, remaining, 1 if plan.counts else limit)
             if got is None:
                 continue
