@@ -38,6 +38,12 @@ logger = logging.getLogger("channels.server")
 
 CHUNK = http_messages.BODY_CHUNK_SIZE
 
+# A body chunk refused because its channel is full is sent again after
+# RETRY_FIRST seconds, then after twice as long each time, up to RETRY_MAX:
+# quick when a view reads steadily, a few sends a second when it does not.
+RETRY_FIRST = 0.01
+RETRY_MAX = 0.25
+
 
 def _address(address: Any) -> list | None:
     host = getattr(address, "host", None)
@@ -63,6 +69,9 @@ class HttpProtocol(Protocol):
         self.request: Request | None = None
         # Reading paused: a pipelined request waits for the current response.
         self.paused = False
+        # Reading paused: the request body waits for its channel to take it.
+        self.throttled = False
+        self.reading = True
         self.idle = False
         self.outbox: Outbox | None = None
 
@@ -132,7 +141,7 @@ class HttpProtocol(Protocol):
                 # A pipelined request waits for the current response.
                 if not self.paused and self.conn.their_state is not h11.MIGHT_SWITCH_PROTOCOL:
                     self.paused = True
-                    self.transport.pauseProducing()
+                    self.update_reading()
                 return
             if isinstance(event, h11.Request):
                 if not self.start_request(event):
@@ -187,6 +196,23 @@ class HttpProtocol(Protocol):
             self.write(h11.InformationalResponse(status_code=100, headers=[]))
         self.set_timer(config.body_timeout, self.timed_out)
         return True
+
+    def throttle(self, hold: bool) -> None:
+        """Stop (or restart) reading from the client because the current
+        request's body has (or no longer has) a chunk it cannot hand over."""
+        if hold is not self.throttled:
+            self.throttled = hold
+            self.update_reading()
+
+    def update_reading(self) -> None:
+        """Pause or resume the transport: either reason to pause is enough."""
+        reading = not (self.paused or self.throttled)
+        if reading is not self.reading:
+            self.reading = reading
+            if reading:
+                self.transport.resumeProducing()
+            else:
+                self.transport.pauseProducing()
 
     def switch_to_websocket(self, request: Request) -> None:
         """Hand the socket to Autobahn, replaying the handshake bytes it
@@ -279,9 +305,8 @@ class HttpProtocol(Protocol):
         self.conn.start_next_cycle()
         self.idle = True
         self.set_timer(self.server.config.keepalive_timeout, self.timed_out)
-        if self.paused:
-            self.paused = False
-            self.transport.resumeProducing()
+        self.paused = self.throttled = False
+        self.update_reading()
         self.process()
 
     def connectionLost(self, reason=None) -> None:
@@ -305,9 +330,26 @@ class Request:
         self.client = client
         self.secure = secure
         self.upgrade = False
-        self.buffer: list[bytes] = []
+        # Body bytes received and not yet handed to the layer; None once the
+        # last chunk has been.
+        self.buffer: list[bytes] | None = []
         self.buffered = 0
         self.received = 0
+        # The whole body has been received.
+        self.end = False
+        # A message (http.request or a body chunk) is with the layer, or
+        # waits to be sent again: the next waits for it.
+        self.in_flight = False
+        # The body message in flight, kept to send again if refused.
+        self.sending: dict[str, Any] | None = None
+        self.retry_call = None
+        self.delay = RETRY_FIRST
+        # The body channel refused ``sending`` (full) and it waits to be sent
+        # again: now the worker, not the client, is what the timer watches.
+        self.held = False
+        # The client left mid-upload: the closed message is still to send.
+        self.closing = False
+        self.give_up_at = 0.0
         self.reply_channel: str | None = None
         self.body_channel: str | None = None
         self.path = ""
@@ -337,14 +379,11 @@ class Request:
             self.buffer.append(data)
             self.buffered += len(data)
         if end:
+            self.end = True
             protocol.set_timer(config.http_timeout, self.response_timed_out)
-        elif protocol.timer is not None:
+        elif protocol.timer is not None and not self.held:
             protocol.timer.reset(config.body_timeout)
-        if self.reply_channel is None:
-            if end or self.buffered > CHUNK:
-                self.send_request(end)
-        else:
-            self.send_body(end)
+        self.send_next()
 
     def take(self, size: int) -> bytes:
         data = b"".join(self.buffer)
@@ -353,14 +392,36 @@ class Request:
         self.buffered = len(rest)
         return first
 
-    def send_request(self, end: bool) -> None:
+    def send_next(self) -> None:
+        """Hand the layer the next message of this request once the one
+        before has been taken: ``http.request``, then each body chunk (whole
+        chunks; at the end, the rest, maybe empty, as the last). One at a
+        time, so that no chunk can overtake one that its full channel
+        refused. Meanwhile the client is not read from, which holds an
+        upload to the pace of the view that reads it, with at most about
+        two chunks of it in this process."""
+        if not self.in_flight:
+            if self.reply_channel is None:
+                if self.end or self.buffered > CHUNK:
+                    self.send_request()
+            elif self.buffer is not None and (self.buffered >= CHUNK or self.end):
+                content = self.take(CHUNK)
+                last = self.end and not self.buffered
+                if last:
+                    self.buffer = None
+                self.send_body({"content": content, "more_content": not last})
+        self.protocol.throttle(self.in_flight and not self.end and self.buffered >= CHUNK)
+
+    def send_request(self) -> None:
         protocol = self.protocol
         server = protocol.server
         event = self.event
         self.reply_channel = server.layer.new_reply_channel("!http.response", self.on_reply)
         body = self.take(CHUNK)
-        if not end or self.buffered:
+        if not self.end or self.buffered:
             self.body_channel = server.new_body_channel()
+        else:
+            self.buffer = None
         message = http_messages.request_message(
             event.target, self.headers, self.client, protocol.local,
             "https" if self.secure else "http",
@@ -368,23 +429,83 @@ class Request:
             http_version=event.http_version.decode("latin-1"), body=body,
             body_channel=self.body_channel, root_path=server.config.root_path)
         self.path = message["path"]
-        server.layer.send("http.request", message, self.request_failed)
-        if self.body_channel is not None:
-            self.send_body(end)
+        self.in_flight = True
+        server.layer.send("http.request", message, self.request_failed, self.message_taken)
 
-    def send_body(self, end: bool) -> None:
-        """Whole chunks onto the body channel; at the end, the rest (maybe
-        empty) as the last one."""
-        send = self.protocol.server.layer.send
-        while self.buffered >= CHUNK or (end and self.buffer is not None):
-            content = self.take(CHUNK)
-            last = end and not self.buffered
-            send(self.body_channel, {"content": content, "more_content": not last},
-                 self.request_failed)
-            if last:
-                self.buffer = None
+    def send_body(self, message: dict[str, Any]) -> None:
+        self.in_flight = True
+        self.sending = message
+        self.protocol.server.layer.send(self.body_channel, message, self.body_refused,
+                                        self.message_taken)
+
+    def message_taken(self) -> None:
+        """The layer took the message in flight: send the next."""
+        taken, self.sending = self.sending, None
+        self.in_flight = False
+        self.delay = RETRY_FIRST
+        if self.done:
+            if self.closing and (taken is None or taken.get("more_content")):
+                self.send_closed()
+            return
+        if self.held or self.end:
+            # The worker took a chunk: it is reading. Watch the client
+            # again, or restart the wait for the response.
+            self.held = False
+            self.watch()
+        self.send_next()
+
+    def body_refused(self, exc: Exception) -> None:
+        """A body chunk (or the closed message) was not sent. A full channel
+        means the view reads slower than the client sends: try again later,
+        not reading from the client meanwhile. Anything else is a 503."""
+        server = self.protocol.server
+        closed = self.sending is not None and self.sending.get("closed", False)
+        if not isinstance(exc, ChannelFull):
+            self.in_flight = False
+            self.sending = None
+            self.request_failed(exc)
+            return
+        if self.done and not (closed and server.reactor.seconds() < self.give_up_at):
+            # Nobody needs the chunk any more (or the worker has not read for
+            # HTTP_TIMEOUT since the client left): drop it.
+            self.in_flight = False
+            self.sending = None
+            if self.closing:
+                self.send_closed()
+            return
+        if not self.held and not self.end and not self.response_started:
+            # Now waiting for the worker, not the client.
+            self.protocol.set_timer(server.config.http_timeout, self.response_timed_out)
+        self.held = True
+        self.retry_call = server.reactor.callLater(self.delay, self.send_again)
+        self.delay = min(self.delay * 2, RETRY_MAX)
+
+    def send_again(self) -> None:
+        self.retry_call = None
+        self.protocol.server.layer.send(self.body_channel, self.sending, self.body_refused,
+                                        self.message_taken)
+
+    def send_closed(self) -> None:
+        """Tell the worker, after the last chunk it got, that the client left."""
+        self.closing = False
+        self.held = False
+        self.send_body(http_messages.closed_body_message())
+
+    def watch(self) -> None:
+        """Arm the timer for whichever end is awaited: the client while the
+        body comes in, the worker once it is all in, none once the
+        response has started."""
+        if self.response_started:
+            return
+        protocol = self.protocol
+        config = protocol.server.config
+        if self.end:
+            protocol.set_timer(config.http_timeout, self.response_timed_out)
+        else:
+            protocol.set_timer(config.body_timeout, protocol.timed_out)
 
     def request_failed(self, exc: Exception) -> None:
+        self.in_flight = False
         if self.done or self.response_started:
             return
         if isinstance(exc, ChannelFull):
@@ -449,8 +570,17 @@ class Request:
         return self.protocol.conn.our_state is h11.SEND_RESPONSE
 
     def finished(self) -> None:
+        """The response is complete or abandoned: nobody needs the rest of
+        the body any more, so a chunk waiting to be sent again is dropped."""
         if not self.done:
             self.done = True
+            self.buffer = None
+            self.buffered = 0
+            if self.retry_call is not None:
+                self.retry_call.cancel()
+                self.retry_call = None
+                self.in_flight = False
+                self.sending = None
             if self.reply_channel is not None:
                 self.protocol.server.layer.forget(self.reply_channel)
 
@@ -458,10 +588,17 @@ class Request:
         """The connection closed before the response was complete."""
         if self.done:
             return
+        # Part of the body is still to reach the worker: it is waiting for
+        # the rest, so it is told that none will come.
+        incomplete = self.body_channel is not None and (
+            self.buffer is not None or self.sending is not None)
         self.finished()
         server = self.protocol.server
-        if self.body_channel is not None and self.buffer is not None:
-            server.layer.send(self.body_channel, http_messages.closed_body_message())
+        if incomplete:
+            self.closing = True
+            self.give_up_at = server.reactor.seconds() + server.config.http_timeout
+            if not self.in_flight:
+                self.send_closed()
         if self.reply_channel is not None and server.disconnect_routed:
             server.layer.send("http.disconnect", http_messages.disconnect_message(
                 self.reply_channel, self.path))
