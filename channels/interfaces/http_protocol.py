@@ -243,7 +243,7 @@ class HttpProtocol(Protocol):
         """Answer with a plain-text error and close, whatever state the
         request is in (the status line may already be out: then just close)."""
         if self.request is not None:
-            self.request.finished()
+            self.request.abandon()
         if self.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
             body = f"{status} {text}\n".encode()
             headers = [(b"content-type", b"text/plain; charset=utf-8"),
@@ -344,9 +344,8 @@ class Request:
         self.sending: dict[str, Any] | None = None
         self.retry_call = None
         self.delay = RETRY_FIRST
-        # The body channel refused ``sending`` (full) and it waits to be sent
-        # again: now the worker, not the client, is what the timer watches.
-        self.held = False
+        # When the body channel first refused ``sending`` (full), if it did.
+        self.refused_since: float | None = None
         # The client left mid-upload: the closed message is still to send.
         self.closing = False
         self.give_up_at = 0.0
@@ -381,7 +380,7 @@ class Request:
         if end:
             self.end = True
             protocol.set_timer(config.http_timeout, self.response_timed_out)
-        elif protocol.timer is not None and not self.held:
+        elif protocol.timer is not None:
             protocol.timer.reset(config.body_timeout)
         self.send_next()
 
@@ -397,9 +396,10 @@ class Request:
         before has been taken: ``http.request``, then each body chunk (whole
         chunks; at the end, the rest, maybe empty, as the last). One at a
         time, so that no chunk can overtake one that its full channel
-        refused. Meanwhile the client is not read from, which holds an
-        upload to the pace of the view that reads it, with at most about
-        two chunks of it in this process."""
+        refused. While a whole chunk waits behind it the client is not read
+        from, which holds an upload to the pace of the view that reads it
+        with at most about two chunks of it in this process; and the client
+        is not timed meanwhile, since it is waiting for us."""
         if not self.in_flight:
             if self.reply_channel is None:
                 if self.end or self.buffered > CHUNK:
@@ -410,7 +410,14 @@ class Request:
                 if last:
                     self.buffer = None
                 self.send_body({"content": content, "more_content": not last})
-        self.protocol.throttle(self.in_flight and not self.end and self.buffered >= CHUNK)
+        hold = self.in_flight and not self.end and self.buffered >= CHUNK
+        protocol = self.protocol
+        if hold is not protocol.throttled:
+            protocol.throttle(hold)
+            if hold:
+                protocol.cancel_timer()
+            else:
+                self.watch()
 
     def send_request(self) -> None:
         protocol = self.protocol
@@ -430,12 +437,16 @@ class Request:
             body_channel=self.body_channel, root_path=server.config.root_path)
         self.path = message["path"]
         self.in_flight = True
-        server.layer.send("http.request", message, self.request_failed, self.message_taken)
+        server.layer.send("http.request", message, self.request_refused, self.message_taken)
 
     def send_body(self, message: dict[str, Any]) -> None:
         self.in_flight = True
         self.sending = message
-        self.protocol.server.layer.send(self.body_channel, message, self.body_refused,
+        self.send_again()
+
+    def send_again(self) -> None:
+        self.retry_call = None
+        self.protocol.server.layer.send(self.body_channel, self.sending, self.body_refused,
                                         self.message_taken)
 
     def message_taken(self) -> None:
@@ -443,52 +454,47 @@ class Request:
         taken, self.sending = self.sending, None
         self.in_flight = False
         self.delay = RETRY_FIRST
-        if self.done:
-            if self.closing and (taken is None or taken.get("more_content")):
-                self.send_closed()
-            return
-        if self.held or self.end:
-            # The worker took a chunk: it is reading. Watch the client
-            # again, or restart the wait for the response.
-            self.held = False
-            self.watch()
-        self.send_next()
+        self.refused_since = None
+        if not self.done:
+            self.send_next()
+        elif self.closing and (taken is None or taken.get("more_content")):
+            self.send_closed()
 
     def body_refused(self, exc: Exception) -> None:
         """A body chunk (or the closed message) was not sent. A full channel
-        means the view reads slower than the client sends: try again later,
-        not reading from the client meanwhile. Anything else is a 503."""
-        server = self.protocol.server
-        closed = self.sending is not None and self.sending.get("closed", False)
+        means that the view reads slower than the client sends: send it
+        again a little later. Anything else is a 503."""
         if not isinstance(exc, ChannelFull):
             self.in_flight = False
             self.sending = None
             self.request_failed(exc)
             return
-        if self.done and not (closed and server.reactor.seconds() < self.give_up_at):
-            # Nobody needs the chunk any more (or the worker has not read for
-            # HTTP_TIMEOUT since the client left): drop it.
-            self.in_flight = False
-            self.sending = None
-            if self.closing:
-                self.send_closed()
-            return
-        if not self.held and not self.end and not self.response_started:
-            # Now waiting for the worker, not the client.
-            self.protocol.set_timer(server.config.http_timeout, self.response_timed_out)
-        self.held = True
+        server = self.protocol.server
+        now = server.reactor.seconds()
+        if self.done:
+            if not self.sending.get("closed") or now >= self.give_up_at:
+                # Nobody needs the chunk any more, or the worker has read
+                # nothing for HTTP_TIMEOUT since the client left.
+                self.in_flight = False
+                self.sending = None
+                if self.closing:
+                    self.send_closed()
+                return
+        elif not self.response_started:
+            if self.refused_since is None:
+                self.refused_since = now
+            elif now - self.refused_since >= server.config.http_timeout:
+                # The view has taken nothing for that long and not answered.
+                self.in_flight = False
+                self.sending = None
+                self.no_response()
+                return
         self.retry_call = server.reactor.callLater(self.delay, self.send_again)
         self.delay = min(self.delay * 2, RETRY_MAX)
 
-    def send_again(self) -> None:
-        self.retry_call = None
-        self.protocol.server.layer.send(self.body_channel, self.sending, self.body_refused,
-                                        self.message_taken)
-
     def send_closed(self) -> None:
-        """Tell the worker, after the last chunk it got, that the client left."""
+        """Tell the worker, after the last chunk it got, that no more will come."""
         self.closing = False
-        self.held = False
         self.send_body(http_messages.closed_body_message())
 
     def watch(self) -> None:
@@ -504,6 +510,11 @@ class Request:
         else:
             protocol.set_timer(config.body_timeout, protocol.timed_out)
 
+    def request_refused(self, exc: Exception) -> None:
+        """``http.request`` was not sent: no worker will read its body channel."""
+        self.body_channel = None
+        self.request_failed(exc)
+
     def request_failed(self, exc: Exception) -> None:
         self.in_flight = False
         if self.done or self.response_started:
@@ -515,6 +526,9 @@ class Request:
 
     def response_timed_out(self) -> None:
         self.protocol.timer = None
+        self.no_response()
+
+    def no_response(self) -> None:
         if not self.response_started:
             self.protocol.send_error(504, "No response from a worker in time")
 
@@ -584,21 +598,30 @@ class Request:
             if self.reply_channel is not None:
                 self.protocol.server.layer.forget(self.reply_channel)
 
-    def client_left(self) -> None:
-        """The connection closed before the response was complete."""
+    def abandon(self) -> None:
+        """The request ends before its response is complete (an error, or
+        the client left). A worker still reading the body is told that no
+        more will come, after the chunks it already has, so that it stops
+        waiting for them; while the channel is full, that message is tried
+        again for up to HTTP_TIMEOUT."""
         if self.done:
             return
-        # Part of the body is still to reach the worker: it is waiting for
-        # the rest, so it is told that none will come.
         incomplete = self.body_channel is not None and (
             self.buffer is not None or self.sending is not None)
         self.finished()
-        server = self.protocol.server
         if incomplete:
+            server = self.protocol.server
             self.closing = True
             self.give_up_at = server.reactor.seconds() + server.config.http_timeout
             if not self.in_flight:
                 self.send_closed()
+
+    def client_left(self) -> None:
+        """The connection closed before the response was complete."""
+        if self.done:
+            return
+        self.abandon()
+        server = self.protocol.server
         if self.reply_channel is not None and server.disconnect_routed:
             server.layer.send("http.disconnect", http_messages.disconnect_message(
                 self.reply_channel, self.path))
