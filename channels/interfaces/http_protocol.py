@@ -436,8 +436,13 @@ class Request:
             http_version=event.http_version.decode("latin-1"), body=body,
             body_channel=self.body_channel, root_path=server.config.root_path)
         self.path = message["path"]
-        self.in_flight = True
-        server.layer.send("http.request", message, self.request_refused, self.message_taken)
+        if self.body_channel is None:
+            # Nothing follows: no need to hear when it is taken.
+            server.layer.send("http.request", message, self.request_refused)
+        else:
+            self.in_flight = True
+            server.layer.send("http.request", message, self.request_refused,
+                              self.message_taken)
 
     def send_body(self, message: dict[str, Any]) -> None:
         self.in_flight = True
