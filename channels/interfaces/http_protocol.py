@@ -38,6 +38,12 @@ logger = logging.getLogger("channels.server")
 
 CHUNK = http_messages.BODY_CHUNK_SIZE
 
+# A body chunk refused because its channel is full is sent again after
+# RETRY_FIRST seconds, then after twice as long each time, up to RETRY_MAX:
+# quick when a view reads steadily, a few sends a second when it does not.
+RETRY_FIRST = 0.01
+RETRY_MAX = 0.25
+
 
 def _address(address: Any) -> list | None:
     host = getattr(address, "host", None)
@@ -63,6 +69,9 @@ class HttpProtocol(Protocol):
         self.request: Request | None = None
         # Reading paused: a pipelined request waits for the current response.
         self.paused = False
+        # Reading paused: the request body waits for its channel to take it.
+        self.throttled = False
+        self.reading = True
         self.idle = False
         self.outbox: Outbox | None = None
 
@@ -132,7 +141,7 @@ class HttpProtocol(Protocol):
                 # A pipelined request waits for the current response.
                 if not self.paused and self.conn.their_state is not h11.MIGHT_SWITCH_PROTOCOL:
                     self.paused = True
-                    self.transport.pauseProducing()
+                    self.update_reading()
                 return
             if isinstance(event, h11.Request):
                 if not self.start_request(event):
@@ -188,6 +197,23 @@ class HttpProtocol(Protocol):
         self.set_timer(config.body_timeout, self.timed_out)
         return True
 
+    def throttle(self, hold: bool) -> None:
+        """Stop (or restart) reading from the client because the current
+        request's body has (or no longer has) a chunk it cannot hand over."""
+        if hold is not self.throttled:
+            self.throttled = hold
+            self.update_reading()
+
+    def update_reading(self) -> None:
+        """Pause or resume the transport: either reason to pause is enough."""
+        reading = not (self.paused or self.throttled)
+        if reading is not self.reading:
+            self.reading = reading
+            if reading:
+                self.transport.resumeProducing()
+            else:
+                self.transport.pauseProducing()
+
     def switch_to_websocket(self, request: Request) -> None:
         """Hand the socket to Autobahn, replaying the handshake bytes it
         needs to read the request itself."""
@@ -217,7 +243,7 @@ class HttpProtocol(Protocol):
         """Answer with a plain-text error and close, whatever state the
         request is in (the status line may already be out: then just close)."""
         if self.request is not None:
-            self.request.finished()
+            self.request.abandon()
         if self.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
             body = f"{status} {text}\n".encode()
             headers = [(b"content-type", b"text/plain; charset=utf-8"),
@@ -279,9 +305,8 @@ class HttpProtocol(Protocol):
         self.conn.start_next_cycle()
         self.idle = True
         self.set_timer(self.server.config.keepalive_timeout, self.timed_out)
-        if self.paused:
-            self.paused = False
-            self.transport.resumeProducing()
+        self.paused = self.throttled = False
+        self.update_reading()
         self.process()
 
     def connectionLost(self, reason=None) -> None:
@@ -305,9 +330,25 @@ class Request:
         self.client = client
         self.secure = secure
         self.upgrade = False
-        self.buffer: list[bytes] = []
+        # Body bytes received and not yet handed to the layer; None once the
+        # last chunk has been.
+        self.buffer: list[bytes] | None = []
         self.buffered = 0
         self.received = 0
+        # The whole body has been received.
+        self.end = False
+        # A message (http.request or a body chunk) is with the layer, or
+        # waits to be sent again: the next waits for it.
+        self.in_flight = False
+        # The body message in flight, kept to send again if refused.
+        self.sending: dict[str, Any] | None = None
+        self.retry_call = None
+        self.delay = RETRY_FIRST
+        # When the body channel first refused ``sending`` (full), if it did.
+        self.refused_since: float | None = None
+        # The client left mid-upload: the closed message is still to send.
+        self.closing = False
+        self.give_up_at = 0.0
         self.reply_channel: str | None = None
         self.body_channel: str | None = None
         self.path = ""
@@ -337,14 +378,11 @@ class Request:
             self.buffer.append(data)
             self.buffered += len(data)
         if end:
+            self.end = True
             protocol.set_timer(config.http_timeout, self.response_timed_out)
         elif protocol.timer is not None:
             protocol.timer.reset(config.body_timeout)
-        if self.reply_channel is None:
-            if end or self.buffered > CHUNK:
-                self.send_request(end)
-        else:
-            self.send_body(end)
+        self.send_next()
 
     def take(self, size: int) -> bytes:
         data = b"".join(self.buffer)
@@ -353,14 +391,44 @@ class Request:
         self.buffered = len(rest)
         return first
 
-    def send_request(self, end: bool) -> None:
+    def send_next(self) -> None:
+        """Hand the layer the next message of this request once the one
+        before has been taken: ``http.request``, then each body chunk (whole
+        chunks; at the end, the rest, maybe empty, as the last). One at a
+        time, so that no chunk can overtake one that its full channel
+        refused. While a whole chunk waits behind it the client is not read
+        from, which holds an upload to the pace of the view that reads it
+        with at most about two chunks of it in this process; and the client
+        is not timed meanwhile, since it is waiting for us."""
+        if not self.in_flight:
+            if self.reply_channel is None:
+                if self.end or self.buffered > CHUNK:
+                    self.send_request()
+            elif self.buffer is not None and (self.buffered >= CHUNK or self.end):
+                content = self.take(CHUNK)
+                last = self.end and not self.buffered
+                if last:
+                    self.buffer = None
+                self.send_body({"content": content, "more_content": not last})
+        hold = self.in_flight and not self.end and self.buffered >= CHUNK
+        protocol = self.protocol
+        if hold is not protocol.throttled:
+            protocol.throttle(hold)
+            if hold:
+                protocol.cancel_timer()
+            else:
+                self.watch()
+
+    def send_request(self) -> None:
         protocol = self.protocol
         server = protocol.server
         event = self.event
         self.reply_channel = server.layer.new_reply_channel("!http.response", self.on_reply)
         body = self.take(CHUNK)
-        if not end or self.buffered:
+        if not self.end or self.buffered:
             self.body_channel = server.new_body_channel()
+        else:
+            self.buffer = None
         message = http_messages.request_message(
             event.target, self.headers, self.client, protocol.local,
             "https" if self.secure else "http",
@@ -368,23 +436,92 @@ class Request:
             http_version=event.http_version.decode("latin-1"), body=body,
             body_channel=self.body_channel, root_path=server.config.root_path)
         self.path = message["path"]
-        server.layer.send("http.request", message, self.request_failed)
-        if self.body_channel is not None:
-            self.send_body(end)
+        if self.body_channel is None:
+            # Nothing follows: no need to hear when it is taken.
+            server.layer.send("http.request", message, self.request_refused)
+        else:
+            self.in_flight = True
+            server.layer.send("http.request", message, self.request_refused,
+                              self.message_taken)
 
-    def send_body(self, end: bool) -> None:
-        """Whole chunks onto the body channel; at the end, the rest (maybe
-        empty) as the last one."""
-        send = self.protocol.server.layer.send
-        while self.buffered >= CHUNK or (end and self.buffer is not None):
-            content = self.take(CHUNK)
-            last = end and not self.buffered
-            send(self.body_channel, {"content": content, "more_content": not last},
-                 self.request_failed)
-            if last:
-                self.buffer = None
+    def send_body(self, message: dict[str, Any]) -> None:
+        self.in_flight = True
+        self.sending = message
+        self.send_again()
+
+    def send_again(self) -> None:
+        self.retry_call = None
+        self.protocol.server.layer.send(self.body_channel, self.sending, self.body_refused,
+                                        self.message_taken)
+
+    def message_taken(self) -> None:
+        """The layer took the message in flight: send the next."""
+        taken, self.sending = self.sending, None
+        self.in_flight = False
+        self.delay = RETRY_FIRST
+        self.refused_since = None
+        if not self.done:
+            self.send_next()
+        elif self.closing and (taken is None or taken.get("more_content")):
+            self.send_closed()
+
+    def body_refused(self, exc: Exception) -> None:
+        """A body chunk (or the closed message) was not sent. A full channel
+        means that the view reads slower than the client sends: send it
+        again a little later. Anything else is a 503."""
+        if not isinstance(exc, ChannelFull):
+            self.in_flight = False
+            self.sending = None
+            self.request_failed(exc)
+            return
+        server = self.protocol.server
+        now = server.reactor.seconds()
+        if self.done:
+            if not self.sending.get("closed") or now >= self.give_up_at:
+                # Nobody needs the chunk any more, or the worker has read
+                # nothing for HTTP_TIMEOUT since the client left.
+                self.in_flight = False
+                self.sending = None
+                if self.closing:
+                    self.send_closed()
+                return
+        elif not self.response_started:
+            if self.refused_since is None:
+                self.refused_since = now
+            elif now - self.refused_since >= server.config.http_timeout:
+                # The view has taken nothing for that long and not answered.
+                self.in_flight = False
+                self.sending = None
+                self.no_response()
+                return
+        self.retry_call = server.reactor.callLater(self.delay, self.send_again)
+        self.delay = min(self.delay * 2, RETRY_MAX)
+
+    def send_closed(self) -> None:
+        """Tell the worker, after the last chunk it got, that no more will come."""
+        self.closing = False
+        self.send_body(http_messages.closed_body_message())
+
+    def watch(self) -> None:
+        """Arm the timer for whichever end is awaited: the client while the
+        body comes in, the worker once it is all in, none once the
+        response has started."""
+        if self.response_started:
+            return
+        protocol = self.protocol
+        config = protocol.server.config
+        if self.end:
+            protocol.set_timer(config.http_timeout, self.response_timed_out)
+        else:
+            protocol.set_timer(config.body_timeout, protocol.timed_out)
+
+    def request_refused(self, exc: Exception) -> None:
+        """``http.request`` was not sent: no worker will read its body channel."""
+        self.body_channel = None
+        self.request_failed(exc)
 
     def request_failed(self, exc: Exception) -> None:
+        self.in_flight = False
         if self.done or self.response_started:
             return
         if isinstance(exc, ChannelFull):
@@ -394,6 +531,9 @@ class Request:
 
     def response_timed_out(self) -> None:
         self.protocol.timer = None
+        self.no_response()
+
+    def no_response(self) -> None:
         if not self.response_started:
             self.protocol.send_error(504, "No response from a worker in time")
 
@@ -449,19 +589,44 @@ class Request:
         return self.protocol.conn.our_state is h11.SEND_RESPONSE
 
     def finished(self) -> None:
+        """The response is complete or abandoned: nobody needs the rest of
+        the body any more, so a chunk waiting to be sent again is dropped."""
         if not self.done:
             self.done = True
+            self.buffer = None
+            self.buffered = 0
+            if self.retry_call is not None:
+                self.retry_call.cancel()
+                self.retry_call = None
+                self.in_flight = False
+                self.sending = None
             if self.reply_channel is not None:
                 self.protocol.server.layer.forget(self.reply_channel)
+
+    def abandon(self) -> None:
+        """The request ends before its response is complete (an error, or
+        the client left). A worker still reading the body is told that no
+        more will come, after the chunks it already has, so that it stops
+        waiting for them; while the channel is full, that message is tried
+        again for up to HTTP_TIMEOUT."""
+        if self.done:
+            return
+        incomplete = self.body_channel is not None and (
+            self.buffer is not None or self.sending is not None)
+        self.finished()
+        if incomplete:
+            server = self.protocol.server
+            self.closing = True
+            self.give_up_at = server.reactor.seconds() + server.config.http_timeout
+            if not self.in_flight:
+                self.send_closed()
 
     def client_left(self) -> None:
         """The connection closed before the response was complete."""
         if self.done:
             return
-        self.finished()
+        self.abandon()
         server = self.protocol.server
-        if self.body_channel is not None and self.buffer is not None:
-            server.layer.send(self.body_channel, http_messages.closed_body_message())
         if self.reply_channel is not None and server.disconnect_routed:
             server.layer.send("http.disconnect", http_messages.disconnect_message(
                 self.reply_channel, self.path))

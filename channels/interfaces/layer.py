@@ -33,6 +33,8 @@ REPLY_PREFIXES = ("!http.response", "!websocket.send")
 Listener = Callable[[dict[str, Any]], None]
 # Called on the reactor with the exception when a message could not be sent.
 FailureCallback = Callable[[Exception], None] | None
+# Called on the reactor once the backend has taken a message.
+SentCallback = Callable[[], None] | None
 
 _STOP = object()
 
@@ -81,6 +83,8 @@ class LayerBridge:
         self.poll_timeout = poll_timeout
         self._listeners: dict[str, Listener] = {}
         self._pending: list[tuple[str, dict, FailureCallback]] = []
+        # The messages of _pending whose sender wants to hear of success.
+        self._tracked: list[_Tracked] = []
         self._flush_call = None
         self._outbox: queue.SimpleQueue = queue.SimpleQueue()
         self._stopped = threading.Event()
@@ -113,9 +117,16 @@ class LayerBridge:
         self._listeners.pop(name, None)
 
     def send(self, channel: str, content: dict[str, Any],
-             on_failure: FailureCallback = None) -> None:
+             on_failure: FailureCallback = None, on_sent: SentCallback = None) -> None:
         """Queue a message for the next batch; ``on_failure`` hears of
-        ChannelFull or a backend error."""
+        ChannelFull or a backend error, ``on_sent`` of the backend taking it.
+
+        ``on_sent`` lets a sender keep one message of a stream in flight, so
+        that a refused one cannot be overtaken by the next (request bodies).
+        Only such messages cost the sender thread any bookkeeping."""
+        if on_sent is not None:
+            on_failure = _Tracked(on_failure, on_sent)
+            self._tracked.append(on_failure)
         self._pending.append((channel, content, on_failure))
         if self._flush_call is None:
             self._flush_call = self.reactor.callLater(0, self._flush)
@@ -134,7 +145,8 @@ class LayerBridge:
         self._flush_call = None
         if self._pending:
             batch, self._pending = self._pending, []
-            self._outbox.put(batch)
+            tracked, self._tracked = self._tracked, []
+            self._outbox.put((batch, tracked))
 
     def _deliver(self, batch: list[tuple[str, dict]]) -> None:
         listeners = self._listeners
@@ -149,34 +161,44 @@ class LayerBridge:
                 logger.exception("Could not handle a message on %r", channel)
 
     @staticmethod
-    def _report(failures: list[tuple[Callable, Exception]]) -> None:
+    def _report(failures: list[tuple[Callable, Exception]], sent: list[_Tracked]) -> None:
         for callback, exc in failures:
             try:
                 callback(exc)
             except Exception:
                 logger.exception("Send failure handler failed")
+        for tracked in sent:
+            try:
+                tracked.on_sent()
+            except Exception:
+                logger.exception("Send success handler failed")
 
     # Sender thread.
 
     def _send_loop(self) -> None:
         while True:
             item = self._outbox.get()
-            batch, markers, stop = [], [], False
+            batch, tracked, markers, stop = [], [], [], False
             while True:
                 if item is _STOP:
                     stop = True
                 elif isinstance(item, Deferred):
                     markers.append(item)
                 else:
-                    batch.extend(item)
+                    batch.extend(item[0])
+                    tracked.extend(item[1])
                 try:
                     item = self._outbox.get_nowait()
                 except queue.Empty:
                     break
             if batch:
                 failures = self._send_batch(batch)
-                if failures:
-                    self.reactor.callFromThread(self._report, failures)
+                sent = tracked
+                if tracked and failures:
+                    failed = {id(callback) for callback, _ in failures}
+                    sent = [t for t in tracked if id(t) not in failed]
+                if failures or sent:
+                    self.reactor.callFromThread(self._report, failures, sent)
             for marker in markers:
                 self.reactor.callFromThread(marker.callback, None)
             if stop:
@@ -246,3 +268,18 @@ class LayerBridge:
                 self.backend.requeue(channel, content)
             except Exception:
                 logger.exception("Could not requeue a reply on %r; it is lost", channel)
+
+
+class _Tracked:
+    """The failure callback of a message whose sender also wants to hear
+    of success: the sender thread tells the two apart by identity."""
+
+    __slots__ = ("on_failure", "on_sent")
+
+    def __init__(self, on_failure: FailureCallback, on_sent: Callable[[], None]):
+        self.on_failure = on_failure
+        self.on_sent = on_sent
+
+    def __call__(self, exc: Exception) -> None:
+        if self.on_failure is not None:
+            self.on_failure(exc)

@@ -79,14 +79,22 @@ def http_request(message):
     elif path == "/bad/":
         reply.send({"status": "nope"})
     elif path == "/body/":
+        # ?pause=S waits S seconds before reading the body channel, and
+        # ?delay=S that long before each further chunk: a slow view.
+        query = message["query"]
+        pause, delay = (float(query.get(name, ["0"])[0]) for name in ("pause", "delay"))
         body = bytearray(message["body"])
         channel = message["body_channel"]
         backend: BaseChannelBackend = message.channel_backend
+        time.sleep(pause)
         while channel is not None:
             _, chunk = backend.receive_many_blocking([channel], 10)
+            if chunk is None or chunk.get("closed"):
+                return  # the client is gone: nobody to answer
             body += chunk["content"]
             if not chunk["more_content"]:
                 break
+            time.sleep(delay)
         import hashlib
 
         reply.send({"status": 200, "headers": [["Content-Type", "text/plain"]],

@@ -32,9 +32,12 @@ class DjangoThroughServerTests(TransactionTestCase):
             self.assertEqual(browser.get(url, timeout=5).text, "2")
             self.assertEqual(browser.cookies["flavour"], "oat")
 
-    def test_multipart_upload_of_20_mb(self):
+    def test_multipart_upload_of_20_mb_through_a_body_channel_of_two_chunks(self):
+        # The recommended capacity: the server holds the client back to the
+        # pace at which Django's upload handlers take the body.
         data = os.urandom(20 * 1024 * 1024)
-        with serving(routing=DJANGO) as (handle, _):
+        capacity = {"channel_capacity": {"http.request.body.*": 2}}
+        with serving(routing=DJANGO, backend_options=capacity) as (handle, _):
             response = requests.post(f"http://127.0.0.1:{handle.port}/form/",
                                      data={"name": "x"}, files={"upload": ("a.bin", data)},
                                      timeout=60)

@@ -1,14 +1,23 @@
 """The interface server's parts on their own: options, Host/Origin policy,
-keepalive spreading, and runwsserver's arguments."""
+keepalive spreading, the layer bridge's reports, and runwsserver's
+arguments."""
+
+import queue
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
 from django.test import SimpleTestCase, override_settings
+from twisted.internet import reactor
 from twisted.internet.task import Clock
+from twisted.internet.threads import blockingCallFromThread
 
+from channels.backends.memory import InMemoryChannelBackend
+from channels.exceptions import ChannelFull
 from channels.interfaces.config import ServerConfig
 from channels.interfaces.keepalive import KeepaliveScheduler
+from channels.interfaces.layer import LayerBridge
 from channels.interfaces.security import HostPolicy, forwarded_client, forwarded_secure
+from channels.interfaces.threaded import ensure_reactor
 from channels.management.commands.runwsserver import Command
 
 
@@ -113,6 +122,29 @@ class KeepaliveTests(SimpleTestCase):
             counts[sock] += 1
         self.assertEqual(set(counts.values()), {2})
         scheduler.stop()
+
+
+class LayerBridgeTests(SimpleTestCase):
+    def test_on_sent_hears_of_taken_messages_and_on_failure_of_refused_ones(self):
+        backend = InMemoryChannelBackend(channel_capacity={"body": 2})
+        ensure_reactor()
+        bridge = LayerBridge(backend, reactor)
+        bridge.start()
+        self.addCleanup(blockingCallFromThread, reactor, bridge.stop)
+        heard = queue.SimpleQueue()
+
+        def send_all():
+            # One batch: an untracked message, then three tracked ones for
+            # a channel with room for two.
+            bridge.send("body", {"n": 0})
+            for n in (1, 2, 3):
+                bridge.send("body", {"n": n}, lambda exc, n=n: heard.put((n, type(exc))),
+                            lambda n=n: heard.put((n, "sent")))
+
+        blockingCallFromThread(reactor, send_all)
+        reports = sorted(heard.get(timeout=10) for _ in range(3))
+        self.assertEqual(reports, [(1, "sent"), (2, ChannelFull), (3, ChannelFull)])
+        self.assertEqual([backend.receive_many(["body"])[1]["n"] for _ in range(2)], [0, 1])
 
 
 class RunWsServerArgumentTests(SimpleTestCase):

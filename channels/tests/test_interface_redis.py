@@ -1,6 +1,8 @@
 """The interface server on Redis: runwsserver as a real process, Redis
-going away and coming back, backpressure, and ordering under four workers."""
+going away and coming back, backpressure (uploads included), and ordering
+under four workers."""
 
+import hashlib
 import json
 import os
 import signal
@@ -17,8 +19,10 @@ from django.core.management import CommandError, call_command
 from django.test import SimpleTestCase, override_settings
 
 from channels.backends import create_backend
+from channels.interfaces.http_messages import BODY_CHUNK_SIZE
 from channels.interfaces.threaded import start_server
 from channels.tests.interface_consumers import seen, seen_lock
+from channels.tests.interface_server import raw_request, status_of
 from channels.tests.redis_servers import RedisServer, backend_config, shared_servers
 from channels.tests.test_interface_websocket import close_code
 from channels.tests.worker_threads import wait_for, worker_threads
@@ -127,6 +131,71 @@ class RedisBackpressureTests(SimpleTestCase):
             for index in range(3):
                 ws.send(str(index))
             self.assertEqual(close_code(ws), 1013)
+
+
+def upload_head(length):
+    return (f"POST /body/ HTTP/1.1\r\nHost: localhost\r\n"
+            f"Content-Length: {length}\r\n\r\n").encode()
+
+
+class UploadBackpressureTests(SimpleTestCase):
+    """Body channels with room for two chunks: the server holds the client
+    back instead of answering 503."""
+
+    def start(self, workers=1, **options):
+        _, backend = make_backend(self, shared_servers(1),
+                                  channel_capacity={"http.request.body.*": 2})
+        threads = worker_threads(backend, ["http.request"], workers)
+        threads.__enter__()
+        self.addCleanup(threads.__exit__, None, None, None)
+        handle = start_server(backend, "127.0.0.1", 0, **options)
+        self.addCleanup(handle.stop)
+        return handle
+
+    def test_slow_view_gets_the_whole_upload_in_order(self):
+        # The view first waits four times BODY_TIMEOUT: the client, held
+        # back meanwhile, is not timed out for it.
+        handle = self.start(body_timeout=0.5)
+        body = os.urandom(6 * 1024 * 1024)
+        response = requests.post(f"http://127.0.0.1:{handle.port}/body/?pause=2&delay=0.02",
+                                 data=body, timeout=60)
+        self.assertEqual(response.status_code, 200)
+        self.assertEqual(response.text, f"{len(body)} {hashlib.sha256(body).hexdigest()}")
+
+    def test_client_that_stalls_mid_upload_gets_408(self):
+        handle = self.start(body_timeout=1)
+        sent = os.urandom(4 * BODY_CHUNK_SIZE)
+        response = raw_request(handle.port, upload_head(2 * len(sent)) + sent, timeout=30)
+        self.assertEqual(status_of(response), 408)
+
+    def test_view_that_reads_nothing_gets_504_after_http_timeout(self):
+        # No worker: the body channel fills, and the server holds the
+        # client back until HTTP_TIMEOUT. Exactly what the server reads
+        # before it holds back (five chunks) is sent, so that it closes
+        # with nothing unread and the client gets the answer.
+        handle = self.start(workers=0, http_timeout=1)
+        sent = os.urandom(5 * BODY_CHUNK_SIZE)
+        response = raw_request(handle.port, upload_head(2 * len(sent)) + sent, timeout=30)
+        self.assertEqual(status_of(response), 504)
+
+    def test_redis_gone_mid_upload_is_503(self):
+        server = RedisServer().start()
+        self.addCleanup(server.stop)
+        backend = create_backend("default", backend_config([server], routing=ROUTING))
+        self.addCleanup(backend.close)
+        handle = start_server(backend, "127.0.0.1", 0)
+        self.addCleanup(handle.stop)
+        with socket.create_connection(("127.0.0.1", handle.port), timeout=30) as sock:
+            sock.sendall(upload_head(8 * BODY_CHUNK_SIZE) + os.urandom(2 * BODY_CHUNK_SIZE))
+            wait_for(lambda: backend.receive_many(["http.request"])[0] is not None, timeout=20)
+            server.stop()
+            start = time.monotonic()
+            sock.sendall(os.urandom(BODY_CHUNK_SIZE))
+            response = b""
+            while chunk := sock.recv(65536):
+                response += chunk
+        self.assertEqual(status_of(response), 503)
+        self.assertLess(time.monotonic() - start, 15)
 
 
 @override_settings(SESSION_ENGINE="django.contrib.sessions.backends.cache")
