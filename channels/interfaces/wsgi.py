@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from itertools import chain
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import django
@@ -147,8 +147,11 @@ class WSGIAdapter:
         try:
             refused = self._send_request(backend, environ, response.reply_channel)
             if refused is not None:
-                response.close(disconnect=False)
-                return _plain("503 Service Unavailable", f"Service Unavailable: {refused}",
+                # A worker may have the request already: it hears that the
+                # client is gone.
+                response.close(disconnect=refused.reached)
+                return _plain("503 Service Unavailable",
+                              f"Service Unavailable: {refused.reason}",
                               start_response, [("Retry-After", "1")])
             start = response.wait_start()
         except MalformedResponse as exc:
@@ -170,8 +173,8 @@ class WSGIAdapter:
         return response
 
     def _send_request(self, backend: BaseChannelBackend, environ: dict[str, Any],
-                      reply_channel: str) -> str | None:
-        """Send the request and its body; a reason to answer 503, or None."""
+                      reply_channel: str) -> _Refusal | None:
+        """Send the request and its body; why to answer 503, or None."""
         pieces = _body_pieces(environ)
         first, second = next(pieces, b""), next(pieces, b"")
         body_channel = new_name("http.request.body") if second else None
@@ -187,23 +190,46 @@ class WSGIAdapter:
         try:
             backend.send("http.request", message)
         except ChannelFull:
-            return "too many requests waiting"
+            return _Refusal("too many requests waiting", reached=False)
         except ChannelBackendUnavailable:
             logger.exception("Channel backend %r unavailable", backend.alias)
-            return "the channel layer cannot be reached"
+            return _Refusal("the channel layer cannot be reached", reached=False)
         if body_channel is not None:
-            self._send_body(backend, body_channel, chain([second], pieces))
+            return self._send_body(backend, body_channel, chain([second], pieces))
         return None
 
     def _send_body(self, backend: BaseChannelBackend, body_channel: str,
-                   pieces: Iterator[bytes]) -> None:
+                   pieces: Iterator[bytes]) -> _Refusal | None:
         try:
             for message in body_messages(pieces):
                 send_patiently(backend, body_channel, message, send_timeout())
         except (OSError, ValueError) as exc:
             # The client went away mid-upload (or sent a broken chunk).
             logger.info("Upload to %r ended early: %s", body_channel, exc)
-            backend.send(body_channel, closed_body_message())
+            _close_body(backend, body_channel)
+        except (ChannelFull, ChannelBackendUnavailable) as exc:
+            # The view stopped reading (or Redis went away): the request
+            # cannot go on, and the client may try again.
+            logger.warning("Could not deliver the body on %r: %s", body_channel, exc)
+            _close_body(backend, body_channel)
+            return _Refusal("the request body could not be delivered", reached=True)
+        return None
+
+
+class _Refusal(NamedTuple):
+    """Why the adapter answers 503 itself, and whether a worker may have
+    the request already."""
+
+    reason: str
+    reached: bool
+
+
+def _close_body(backend: BaseChannelBackend, body_channel: str) -> None:
+    """Tell the view that no more body is coming, if the channel takes it."""
+    try:
+        backend.send(body_channel, closed_body_message())
+    except (ChannelFull, ChannelBackendUnavailable):
+        logger.debug("Could not close the body on %r", body_channel, exc_info=True)
 
 
 def get_wsgi_application(alias: str | None = None) -> WSGIAdapter:

@@ -155,6 +155,21 @@ class AdapterTests(ChannelTestCase):
             result = Result(self.app, environ_for())
         self.assertEqual((result.code, result.header("Retry-After")), (503, ["1"]))
 
+    @override_settings(CHANNELS_HTTP_SEND_TIMEOUT=0.2)
+    def test_body_the_view_does_not_take_is_503(self):
+        backend = InMemoryChannelBackend(routing=HTTP_ROUTING,
+                                         channel_capacity={"http.request.body.*": 1})
+        previous = channel_backends.set("default", backend)
+        self.addCleanup(channel_backends.set, "default", previous)
+        body = os.urandom(3 * BODY_CHUNK_SIZE)  # no worker takes the second piece
+        with self.assertLogs("channels.interfaces.wsgi", "WARNING") as logs:
+            result = Result(self.app, environ_for("PUT", "/raw/", body))
+        self.assertEqual((result.code, result.header("Retry-After")), (503, ["1"]))
+        self.assertIn("Could not deliver the body", logs.output[0])
+        _, request = backend.receive_many(["http.request"])
+        _, disconnect = backend.receive_many(["http.disconnect"])
+        self.assertEqual(disconnect["reply_channel"], request["reply_channel"])
+
     def test_reply_receiver_survives_a_backend_failure(self):
         backend = FlakyReceiveBackend(routing=HTTP_ROUTING)
         previous = channel_backends.set("default", backend)
