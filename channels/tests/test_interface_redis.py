@@ -162,6 +162,16 @@ class UploadBackpressureTests(SimpleTestCase):
         self.assertEqual(response.status_code, 200)
         self.assertEqual(response.text, f"{len(body)} {hashlib.sha256(body).hexdigest()}")
 
+    def test_answer_without_reading_the_upload_reaches_the_client(self):
+        # The server holds the client back, the view answers without reading
+        # the body: the client must still get the answer, not a reset.
+        handle = self.start()
+        body = os.urandom(20 * 1024 * 1024)
+        for _ in range(3):
+            response = requests.post(f"http://127.0.0.1:{handle.port}/slow/?delay=0.2",
+                                     data=body, timeout=60)
+            self.assertEqual((response.status_code, response.content), (200, b"late"))
+
     def test_client_that_stalls_mid_upload_gets_408(self):
         handle = self.start(body_timeout=1)
         sent = os.urandom(4 * BODY_CHUNK_SIZE)
