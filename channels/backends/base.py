@@ -29,6 +29,12 @@ from channels.registry import ConsumerRegistry
 # ordered chunks; see docs/message-standards.rst.
 MAX_MESSAGE_SIZE = 1024 * 1024
 
+# Capacities that apply after the project's CHANNEL_CAPACITY patterns. An
+# upload's chunks wait on its body channel until the view reads them, and the
+# interface servers hold the client back while it is full: a few chunks
+# (512 KiB each) keep uploads as fast, and bound what one can pin.
+DEFAULT_CHANNEL_CAPACITY = {"http.request.body.*": 4}
+
 _CONTAINERS = (dict, list, tuple)
 
 
@@ -129,8 +135,11 @@ class BaseChannelBackend:
                 f"CHANNEL_BACKENDS[{alias!r}]['CHANNEL_CAPACITY'] must be a dict of "
                 f"glob pattern to capacity, not {type(channel_capacity).__name__}"
             )
+        patterns = dict(channel_capacity or {})
+        for pattern, value in DEFAULT_CHANNEL_CAPACITY.items():
+            patterns.setdefault(pattern, value)  # after the project's own
         self._capacity_patterns = []
-        for pattern, value in (channel_capacity or {}).items():
+        for pattern, value in patterns.items():
             if not isinstance(pattern, str):
                 raise ImproperlyConfigured(
                     f"CHANNEL_BACKENDS[{alias!r}]['CHANNEL_CAPACITY'] keys must be "
@@ -152,7 +161,7 @@ class BaseChannelBackend:
 
     def capacity_for(self, channel: str) -> int:
         """The capacity of ``channel``: the first matching CHANNEL_CAPACITY
-        glob pattern, else CAPACITY."""
+        glob pattern, then DEFAULT_CHANNEL_CAPACITY's, else CAPACITY."""
         for match, value in self._capacity_patterns:
             if match(channel):
                 return value

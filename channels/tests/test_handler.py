@@ -9,6 +9,8 @@ from django.db import close_old_connections
 from django.test import SimpleTestCase, override_settings
 from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 
+from channels.backends import channel_backends
+from channels.backends.memory import InMemoryChannelBackend
 from channels.checks import check_http_settings
 from channels.handler import http_consumer
 from channels.interfaces.http_messages import (
@@ -92,6 +94,11 @@ class HandlerTests(ChannelTestCase):
                          {"POST": {"a": ["1", "2"], "b": ["\xe9"]}, "FILES": {}})
 
     def test_multipart_upload_of_20_mb_from_body_chunks(self):
+        # The whole body is sent before the handler runs (no interface
+        # server paces it here), so its channel needs room for all of it.
+        backend = InMemoryChannelBackend(channel_capacity={"http.request.body.*": 100})
+        previous = channel_backends.set("default", backend)
+        self.addCleanup(channel_backends.set, "default", previous)
         upload = os.urandom(20 * 1024 * 1024)
         named = type("Upload", (), {"read": lambda self: upload, "name": "big.bin"})()
         body = encode_multipart(BOUNDARY, {"title": "big", "file": named})

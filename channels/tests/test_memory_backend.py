@@ -160,6 +160,15 @@ class QueueTests(MemoryBackendMixin, SimpleTestCase):
         with self.assertRaises(ChannelFull):
             backend.send("http.request", {})
 
+    def test_body_channels_hold_a_few_chunks_unless_the_project_says(self):
+        body = new_name("http.request.body")
+        self.assertEqual(self.make_backend().capacity_for(body), 4)
+        backend = self.make_backend(channel_capacity={"http.request.body.*": 50})
+        self.assertEqual(backend.capacity_for(body), 50)
+        # The project's patterns come first: a catch-all covers bodies too.
+        backend = self.make_backend(channel_capacity={"*": 7})
+        self.assertEqual(backend.capacity_for(body), 7)
+
     def test_requeue_puts_message_at_head_ignoring_capacity(self):
         backend = self.make_backend(capacity=1)
         backend.send("q", {"n": 2})

@@ -729,4 +729,5 @@ class ScalingDocTests(SimpleTestCase):
         backend = create_backend("default", config)
         self.assertEqual(len(backend.addresses), 3)
         self.assertEqual(backend.capacity_for(new_name("!websocket.send")), 20)
+        self.assertEqual(backend.capacity_for(new_name("http.request.body")), 4)
         self.assertEqual(backend.addresses[0].options["password"], "s3cret")
