@@ -44,6 +44,14 @@ CHUNK = http_messages.BODY_CHUNK_SIZE
 RETRY_FIRST = 0.01
 RETRY_MAX = 0.25
 
+# Closing a socket with unread data in it makes the kernel reset the
+# connection, and a reset can reach the client before the answer it follows
+# (a 413, or a view that answered without reading the upload). So after
+# answering a request whose body is still coming, the server closes its own
+# side only, and reads on, discarding, until the client closes or for this
+# many seconds at the most.
+LINGER = 2.0
+
 
 def _address(address: Any) -> list | None:
     host = getattr(address, "host", None)
@@ -73,6 +81,7 @@ class HttpProtocol(Protocol):
         self.throttled = False
         self.reading = True
         self.idle = False
+        self.lingering = False
         self.outbox: Outbox | None = None
 
     def connectionMade(self) -> None:
@@ -117,6 +126,8 @@ class HttpProtocol(Protocol):
     # Incoming bytes.
 
     def dataReceived(self, data: bytes) -> None:
+        if self.lingering:
+            return  # the rest of a body nobody reads
         if self.idle:
             # The first bytes of the next request on a kept-alive connection.
             self.idle = False
@@ -266,9 +277,21 @@ class HttpProtocol(Protocol):
             self.outbox.write(data)
 
     def close_connection(self) -> None:
-        """Close once what was written has been sent."""
+        """Close once what was written has been sent (see LINGER for a
+        client still sending a body)."""
         self.cancel_timer()
-        self.outbox.close()
+        if self.conn.their_state is h11.SEND_BODY:
+            self.outbox.when_sent(self.linger)
+        else:
+            self.outbox.close()
+
+    def linger(self) -> None:
+        self.outbox.release()
+        self.lingering = True
+        self.paused = self.throttled = False
+        self.update_reading()
+        self.transport.loseWriteConnection()
+        self.set_timer(LINGER, self.transport.abortConnection)
 
     def drop_slow_reader(self) -> None:
         """Called by the outbox: the client has stopped reading. Abort (a

@@ -172,6 +172,56 @@ class UploadBackpressureTests(SimpleTestCase):
                                      data=body, timeout=60)
             self.assertEqual((response.status_code, response.content), (200, b"late"))
 
+    def test_answer_before_the_upload_ends_is_followed_by_a_graceful_close(self):
+        # The view answers while the client is held back mid-upload. The
+        # server then closes its own side and takes the rest of the upload
+        # unread, so the client can send it all and read the answer, with no
+        # reset (which over a network may overtake the answer).
+        handle = self.start()
+        body = os.urandom(16 * 1024 * 1024)
+        head = (b"POST /slow/?delay=0.3 HTTP/1.1\r\nHost: localhost\r\n"
+                b"Content-Length: %d\r\n\r\n" % len(body))
+        with socket.create_connection(("127.0.0.1", handle.port), timeout=30) as sock:
+            errors = []
+
+            def upload():
+                try:
+                    sock.sendall(head + body)
+                except OSError as exc:
+                    errors.append(exc)
+
+            sender = threading.Thread(target=upload)
+            sender.start()
+            received = b""
+            while chunk := sock.recv(65536):
+                received += chunk
+            sender.join(30)
+        self.assertEqual(errors, [])
+        self.assertEqual(status_of(received), 200)
+        self.assertTrue(received.endswith(b"\r\n\r\nlate"), received)
+        wait_for(lambda: handle.server.connection_count() == 0)
+
+    def test_lingering_ends_after_linger_seconds(self):
+        # A client that goes on sending after the answer is cut off after
+        # LINGER seconds: lingering costs a connection for a bounded time.
+        handle = self.start()
+        with socket.create_connection(("127.0.0.1", handle.port), timeout=30) as sock:
+            sock.sendall(b"POST /slow/?delay=0 HTTP/1.1\r\nHost: localhost\r\n"
+                         b"Content-Length: 50000000\r\n\r\n" + b"x" * (4 * BODY_CHUNK_SIZE))
+            received = b""
+            while b"late" not in received and (chunk := sock.recv(65536)):
+                received += chunk
+            answered = time.monotonic()
+            try:
+                while time.monotonic() - answered < 30:
+                    sock.sendall(b"x" * 1000)
+                    time.sleep(0.05)
+            except OSError:
+                pass  # reset: the server has closed
+            self.assertLess(time.monotonic() - answered, 30)
+        self.assertEqual(status_of(received), 200)
+        wait_for(lambda: handle.server.connection_count() == 0)
+
     def test_client_that_stalls_mid_upload_gets_408(self):
         handle = self.start(body_timeout=1)
         sent = os.urandom(4 * BODY_CHUNK_SIZE)
