@@ -84,3 +84,21 @@ def check_server_settings(app_configs=None, **kwargs):
 
     return [checks.Error(problem.message, hint=problem.hint, id="channels.E004")
             for problem in setting_problems()]
+
+
+@checks.register()
+def check_origin_settings(app_configs=None, **kwargs):
+    """The allowed origins can be set in two places; with both set, one is
+    silently ignored, and which one is easy to get wrong."""
+    from django.conf import settings
+
+    server = getattr(settings, "CHANNELS_SERVER", None)
+    if getattr(settings, "CHANNELS_ALLOWED_ORIGINS", None) is None or not isinstance(
+            server, dict) or not any(str(key).lower() == "allowed_origins" for key in server):
+        return []
+    return [checks.Warning(
+        "CHANNELS_ALLOWED_ORIGINS and CHANNELS_SERVER['ALLOWED_ORIGINS'] are both set; "
+        "CHANNELS_SERVER['ALLOWED_ORIGINS'] is ignored.",
+        hint="Keep one of them.",
+        id="channels.W002",
+    )]

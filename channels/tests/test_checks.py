@@ -6,7 +6,7 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test import SimpleTestCase, override_settings
 
-from channels.checks import check_channel_backends, check_server_settings
+from channels.checks import check_channel_backends, check_origin_settings, check_server_settings
 
 MEMORY = "channels.backends.memory.InMemoryChannelBackend"
 
@@ -38,6 +38,25 @@ class CheckTests(SimpleTestCase):
         self.assertTrue(any(e.id == "channels.E001" for e in checks.run_checks()))
         with self.assertRaisesMessage(SystemCheckError, "nope.Backend"):
             call_command("check")
+
+
+class OriginSettingsCheckTests(SimpleTestCase):
+    """channels.W002: the allowed origins set in two places."""
+
+    def test_one_place_is_quiet(self):
+        self.assertEqual(check_origin_settings(), [])
+        with override_settings(CHANNELS_ALLOWED_ORIGINS=[".example.com"]):
+            self.assertEqual(check_origin_settings(), [])
+        with override_settings(CHANNELS_SERVER={"ALLOWED_ORIGINS": [".example.com"]}):
+            self.assertEqual(check_origin_settings(), [])
+
+    def test_both_places_warn_which_wins(self):
+        for key in ("ALLOWED_ORIGINS", "allowed_origins"):
+            with override_settings(CHANNELS_ALLOWED_ORIGINS=[".example.com"],
+                                   CHANNELS_SERVER={key: [".example.org"]}):
+                (warning,) = check_origin_settings()
+            self.assertEqual(warning.id, "channels.W002")
+            self.assertIn("CHANNELS_SERVER['ALLOWED_ORIGINS'] is ignored", warning.msg)
 
 
 class ServerSettingsCheckTests(SimpleTestCase):
