@@ -3,9 +3,12 @@ running when the parent sends SIGTERM.
 
 Prints "started N" when consumer N starts and "finished N" when it ends; the
 consumer only ends after the worker was told to stop, so "finished" proves
-the consumer in hand was allowed to complete.
+the consumer in hand was allowed to complete. With a backend configuration
+as JSON in its first argument (a Redis one), the parent can look at what the
+worker left on the channel.
 """
 
+import json
 import os
 import sys
 import time
@@ -17,6 +20,7 @@ import django  # noqa: E402
 
 django.setup()
 
+from channels.backends import create_backend  # noqa: E402
 from channels.backends.memory import InMemoryChannelBackend  # noqa: E402
 from channels.worker import Worker  # noqa: E402
 
@@ -30,7 +34,11 @@ def slow(message):
     print("finished", message["n"], flush=True)
 
 
-backend = InMemoryChannelBackend(routing={"test.slow": slow})
+routing = {"test.slow": slow}
+if len(sys.argv) > 1:
+    backend = create_backend("default", {**json.loads(sys.argv[1]), "ROUTING": routing})
+else:
+    backend = InMemoryChannelBackend(routing=routing)
 backend.send("test.slow", {"n": 1})
 backend.send("test.slow", {"n": 2})
 worker = Worker(backend)

@@ -1,5 +1,6 @@
 """The worker loop."""
 
+import json
 import os
 import signal
 import subprocess
@@ -9,9 +10,11 @@ import threading
 from django.test import SimpleTestCase
 
 from channels import Channel
+from channels.backends import create_backend
 from channels.backends.memory import InMemoryChannelBackend
 from channels.exceptions import ChannelBackendUnavailable
 from channels.message import Message
+from channels.tests.redis_servers import backend_config, shared_servers
 from channels.tests.worker_threads import wait_for, worker_threads
 from channels.worker import Worker, filter_channels
 
@@ -295,8 +298,10 @@ class FilterTests(SimpleTestCase):
 
 
 class SigtermTests(SimpleTestCase):
-    def test_sigterm_finishes_current_consumer_and_exits_zero(self):
-        proc = subprocess.Popen([sys.executable, os.path.join(HERE, "sigterm_worker.py")],
+    def stop_worker(self, *args):
+        """Run sigterm_worker.py, SIGTERM it while its first consumer runs;
+        return its output."""
+        proc = subprocess.Popen([sys.executable, os.path.join(HERE, "sigterm_worker.py"), *args],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             first = proc.stdout.readline()
@@ -310,5 +315,18 @@ class SigtermTests(SimpleTestCase):
                 proc.kill()
                 proc.wait()
         self.assertEqual(proc.returncode, 0, err)
+        return out
+
+    def test_sigterm_finishes_current_consumer_and_exits_zero(self):
         # The consumer in hand completed; the queued message was left alone.
-        self.assertEqual(out.split("\n"), ["finished 1", "exited", ""])
+        self.assertEqual(self.stop_worker().split("\n"), ["finished 1", "exited", ""])
+
+    def test_sigterm_puts_back_what_was_taken_ahead(self):
+        config = backend_config(shared_servers(1))
+        backend = create_backend("default", config)
+        self.addCleanup(backend.close)
+        self.addCleanup(backend.flush)
+        self.assertEqual(self.stop_worker(json.dumps(config)).split("\n"),
+                         ["finished 1", "exited", ""])
+        # Message 2 came with message 1 in one receive, and went back.
+        self.assertEqual(backend.receive_many(["test.slow"]), ("test.slow", {"n": 2}))
