@@ -18,6 +18,7 @@ from collections.abc import Callable
 from django.core.exceptions import ImproperlyConfigured
 
 from channels.backends import DEFAULT_CHANNEL_BACKEND
+from channels.exceptions import ChannelFull
 from channels.message import Message
 from channels.names import validate_name
 from channels.registry import Consumer, decorated
@@ -221,10 +222,11 @@ def enforce_ordering(func: Consumer | None = None, *, max_wait: float = ORDER_MA
     ``websocket.connect`` is 0, then each ``websocket.receive``, then
     ``websocket.disconnect``). The next number expected is kept in the
     channel session, under the connection's lock (this implies
-    ``@linearize`` and ``@channel_session``). A message that arrives early is
-    requeued at the head of its channel until its predecessor has run; as
-    for a busy lock, the worker first waits up to ``wait`` seconds for the
-    predecessor itself, so the early message does not hold up the channel.
+    ``@linearize`` and ``@channel_session``). A message that arrives early
+    waits for its predecessor: as for a busy lock, the worker first waits up
+    to ``wait`` seconds for the predecessor to run elsewhere, then sends the
+    message again to the back of its channel (to the head if the channel is
+    full), behind the predecessor.
 
     A predecessor can be lost for good (it expired, or a worker died running
     it). So an early message waits at most ``max_wait`` seconds, counted from
@@ -301,12 +303,20 @@ def enforce_ordering(func: Consumer | None = None, *, max_wait: float = ORDER_MA
             if getattr(message, "_channels_lock", None):
                 raise  # an outer @linearize holds the lock: waiting cannot help
         # Retry with the lock released, so another worker can run the
-        # predecessor; then requeue.
+        # predecessor.
         for _ in _pauses(wait):
             try:
                 return locked(message, *args, **kwargs)
             except _Early:
                 pass
-        raise Message.Requeue()
+        # No worker ran it meanwhile: it is behind this message in the
+        # channel, or a worker took it ahead with early messages of its own.
+        # So to the back of the channel, not the head, where the workers
+        # would take the early messages first again and again.
+        try:
+            message.channel.send(message.content)
+        except ChannelFull:
+            raise Message.Requeue() from None
+        return None
 
     return waiting

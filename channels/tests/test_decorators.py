@@ -319,18 +319,34 @@ class EnforceOrderingTests(SimpleTestCase):
         self.run_order(1)
         self.assertEqual(self.seen, [1])
 
-    def test_early_message_is_requeued_until_its_turn(self):
+    def waiting(self):
+        """The orders of what waits on the channel, taking it."""
+        found = []
+        while (content := self.backend.receive_many(["websocket.receive"])[1]) is not None:
+            found.append(content["order"])
+        return found
+
+    def test_early_message_goes_to_the_back_until_its_turn(self):
         self.run_order(0)
-        with self.assertRaises(Message.Requeue):
-            self.run_order(2)
+        self.backend.send("websocket.receive", {"reply_channel": self.reply, "order": 1})
+        self.run_order(2)  # early: sent again, behind its predecessor
+        self.assertEqual(self.waiting(), [1, 2])
         self.run_order(1)
         self.run_order(2)
         self.assertEqual(self.seen, [0, 1, 2])
 
-    def test_lost_message_is_given_up_after_max_wait(self):
+    def test_early_message_goes_to_the_head_when_the_channel_is_full(self):
+        self.backend = InMemoryChannelBackend(channel_capacity={"websocket.receive": 1})
         self.run_order(0)
+        self.backend.send("websocket.receive", {"reply_channel": self.reply, "order": 1})
         with self.assertRaises(Message.Requeue):
             self.run_order(2)
+        self.assertEqual(self.waiting(), [1])
+
+    def test_lost_message_is_given_up_after_max_wait(self):
+        self.run_order(0)
+        self.run_order(2)
+        self.assertEqual(self.waiting(), [2])
         time.sleep(0.06)
         with self.assertLogs("channels.decorators", "WARNING") as logs:
             self.run_order(2)
@@ -343,14 +359,14 @@ class EnforceOrderingTests(SimpleTestCase):
 
     def test_giving_up_skips_no_message_that_was_seen(self):
         self.run_order(0)
-        for order in (4, 3):  # 1 and 2 lost; requeues swapped 3 and 4
-            with self.assertRaises(Message.Requeue):
-                self.run_order(order)
+        for order in (4, 3):  # 1 and 2 lost; 3 and 4 came swapped
+            self.run_order(order)
+        self.assertEqual(self.waiting(), [4, 3])
         time.sleep(0.06)
         with self.assertLogs("channels.decorators", "WARNING") as logs:
-            with self.assertRaises(Message.Requeue):
-                self.run_order(4)  # 3 was seen: it goes first
+            self.run_order(4)  # 3 was seen: it goes first
         self.assertIn("Gave up on message(s) 1 to 2", logs.output[0])
+        self.assertEqual(self.waiting(), [4])
         self.run_order(3)
         self.run_order(4)
         self.assertEqual(self.seen, [0, 3, 4])
@@ -428,6 +444,25 @@ class EnforceOrderingTests(SimpleTestCase):
         channel_session(lambda m: seen.append(m.channel_session[ORDER_SESSION_KEY]))(
             message({"reply_channel": self.reply}, "x", self.backend))
         self.assertEqual(seen, [{"next": 1}])
+
+    def test_predecessors_behind_early_messages_are_reached(self):
+        # Requeues and give-backs can leave a connection's messages at the
+        # head of the channel as 5..8 then 1..4, and a worker takes them all
+        # at once: the early ones must not keep going back in front.
+        processed = []
+
+        @enforce_ordering(max_wait=60)
+        def consumer(message):
+            processed.append(message["order"])
+
+        backend = InMemoryChannelBackend(routing={"websocket.receive": consumer})
+        consumer(message({"reply_channel": self.reply, "order": 0}, "websocket.connect",
+                         backend))
+        for order in (5, 6, 7, 8, 1, 2, 3, 4):
+            backend.send("websocket.receive", {"reply_channel": self.reply, "order": order})
+        with worker_threads(backend, ["websocket.receive"], 2):
+            wait_for(lambda: len(processed) == 9, 10)
+        self.assertEqual(processed, list(range(9)))
 
     def test_order_kept_with_several_workers(self):
         processed = {}
