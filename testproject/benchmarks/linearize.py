@@ -8,9 +8,11 @@ of a message of connection Y while connection X is held up:
 - lost message: X's message 1 was lost, and its message 2 waits for it
   (enforce_ordering with max_wait 0.2 s).
 
-With plain requeue-at-head (wait=0) X's waiting message sits at the head of
-the channel and Y waits behind it; with the default short wait in the worker
-the other workers serve Y at once. Baseline: the same consumer undecorated.
+With wait=0 X's waiting message goes straight back on the channel (at the
+head for @linearize, where Y waits behind it; at the back for an early
+message of @enforce_ordering) and the workers keep taking it; with the
+default short wait in the worker the other workers serve Y at once.
+Baseline: the same consumer undecorated.
 
     python testproject/benchmarks/linearize.py [runs]
 """
