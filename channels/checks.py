@@ -90,11 +90,9 @@ def check_server_settings(app_configs=None, **kwargs):
 def check_origin_settings(app_configs=None, **kwargs):
     """The allowed origins can be set in two places; with both set, one is
     silently ignored, and which one is easy to get wrong."""
-    from django.conf import settings
+    from channels.interfaces.config import ignored_settings
 
-    server = getattr(settings, "CHANNELS_SERVER", None)
-    if getattr(settings, "CHANNELS_ALLOWED_ORIGINS", None) is None or not isinstance(
-            server, dict) or not any(str(key).lower() == "allowed_origins" for key in server):
+    if not ignored_settings():
         return []
     return [checks.Warning(
         "CHANNELS_ALLOWED_ORIGINS and CHANNELS_SERVER['ALLOWED_ORIGINS'] are both set; "

@@ -59,7 +59,7 @@ class ServerConfig:
         """Defaults, then ``CHANNELS_SERVER``, then ``overrides`` (None
         values are ignored, so command options that were not given keep
         the setting). Raises ImproperlyConfigured naming every problem."""
-        values, sources, problems = _setting_values()
+        values, sources, problems, _ = _setting_values()
         for name, value in overrides.items():
             if name not in _FIELDS:
                 raise TypeError(f"Unknown server option {name!r}")
@@ -105,8 +105,14 @@ def setting_problems() -> list[ConfigProblem]:
     """What is wrong with ``CHANNELS_SERVER`` and ``CHANNELS_ALLOWED_ORIGINS``
     alone (no command options), for the system check: it reports them at
     ``manage.py check`` and before any server starts, each with its hint."""
-    values, sources, problems = _setting_values()
+    values, sources, problems, _ = _setting_values()
     return problems + ServerConfig(**values).problems(sources)
+
+
+def ignored_settings() -> list[str]:
+    """Settings that another one overrides: CHANNELS_SERVER['ALLOWED_ORIGINS']
+    when CHANNELS_ALLOWED_ORIGINS is set too."""
+    return _setting_values()[3]
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(ServerConfig)}
@@ -121,10 +127,11 @@ _POSITIVE = {"http_timeout", "connect_timeout", "max_header_size", "max_message_
 _MINIMUM = {"max_response_buffer": 2 * BODY_CHUNK_SIZE}
 
 
-def _setting_values() -> tuple[dict[str, Any], dict[str, str], list[ConfigProblem]]:
+def _setting_values() -> tuple[dict[str, Any], dict[str, str], list[ConfigProblem], list[str]]:
     """The options that ``CHANNELS_SERVER`` and ``CHANNELS_ALLOWED_ORIGINS``
-    set, where each was set, and the problems that leave an option out
-    (a setting that is not a dict, an unknown option)."""
+    set, where each was set, the problems that leave an option out (a
+    setting that is not a dict, an unknown option), and the settings that
+    another overrides."""
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     problems: list[ConfigProblem] = []
@@ -143,11 +150,14 @@ def _setting_values() -> tuple[dict[str, Any], dict[str, str], list[ConfigProble
             continue
         values[name] = value
         sources[name] = f"CHANNELS_SERVER[{key!r}]"
+    ignored = []
     origins = getattr(settings, "CHANNELS_ALLOWED_ORIGINS", None)
     if origins is not None:
+        if "allowed_origins" in sources:
+            ignored.append(sources["allowed_origins"])
         values["allowed_origins"] = origins
         sources["allowed_origins"] = "CHANNELS_ALLOWED_ORIGINS"
-    return values, sources, problems
+    return values, sources, problems, ignored
 
 
 def _unknown_hint(name: str) -> str:

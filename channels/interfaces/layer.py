@@ -195,8 +195,8 @@ class LayerBridge:
                 failures = self._send_batch(batch)
                 sent = tracked
                 if tracked and failures:
-                    failed = {id(callback) for callback, _ in failures}
-                    sent = [t for t in tracked if id(t) not in failed]
+                    failed = {callback for callback, _ in failures}
+                    sent = [t for t in tracked if t not in failed]
                 if failures or sent:
                     self.reactor.callFromThread(self._report, failures, sent)
             for marker in markers:
