@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 
+from django.db import connection, connections
 from django.test import SimpleTestCase
 
 from channels import Channel
@@ -34,6 +35,8 @@ class FlakyBackend(InMemoryChannelBackend):
 
 
 class HandleTests(SimpleTestCase):
+    databases = {"default"}
+
     def setUp(self):
         self.calls = []
         self.backend = InMemoryChannelBackend(routing={
@@ -82,6 +85,34 @@ class HandleTests(SimpleTestCase):
         self.assertEqual(self.backend.receive_many([reply])[1], {"close": True})
         self.worker.handle("test.ok", {"reply_channel": reply, "n": 1})
         self.assertEqual(self.backend.receive_many([reply]), (None, None))
+
+    def test_database_connections_a_consumer_opened_are_checked_after_it(self):
+        # Django's close_old_connections() marks each open connection's
+        # health check as due; a thread that never opened one skips it.
+        seen = []
+
+        def consumer(message):
+            if message["db"]:
+                connection.ensure_connection()
+            seen.append(connection.connection is not None)
+
+        backend = InMemoryChannelBackend(routing={"test.db": consumer})
+        checked = []
+
+        def run():
+            worker = Worker(backend)
+            try:
+                for db in (False, True, False):
+                    worker.handle("test.db", {"db": db})
+                    checked.append(connection.health_check_done)
+            finally:
+                connections.close_all()
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        thread.join()
+        self.assertEqual(seen, [False, True, True])
+        self.assertEqual(checked, [False, False, False])
 
     def test_requeued_connect_is_not_answered_yet(self):
         def busy(message):

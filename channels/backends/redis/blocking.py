@@ -55,8 +55,8 @@ class Blocker:
                     self.client_id = self.connection.read_response()
                 if self.cancelled:
                     return CANCELLED
-                self.connection.send_command("BLMPOP", f"{timeout:.3f}", len(keys), *keys,
-                                             "LEFT", "COUNT", count)
+                self.connection.send_packed_command(self.shard.pack(
+                    "BLMPOP", f"{timeout:.3f}", len(keys), *keys, "LEFT", "COUNT", count))
                 return self.connection.read_response()
             except CONNECTION_ERRORS as exc:
                 self.connection.disconnect()
