@@ -11,6 +11,7 @@ import os
 import re
 import secrets
 import threading
+from functools import lru_cache
 
 from channels.exceptions import InvalidChannelName
 
@@ -32,13 +33,21 @@ def validate_name(name: object, kind: str = "channel") -> str:
         raise InvalidChannelName(
             f"{kind} name must be a str, not {type(name).__name__}: {name!r}"
         )
-    if len(name) > MAX_NAME_LENGTH or not _NAME_RE.fullmatch(name):
+    if len(name) > MAX_NAME_LENGTH or not _well_formed(name):
         raise InvalidChannelName(
             f"Invalid {kind} name {name[:250]!r}: use ASCII letters, digits, "
             f"'-', '_' and '.', an optional leading '!', and fewer than "
             f"{MAX_NAME_LENGTH + 1} characters"
         )
     return name
+
+
+@lru_cache(maxsize=8192)
+def _well_formed(name: str) -> bool:
+    # Cached: the same names come again and again (a socket's reply channel
+    # with each of its messages, checked on receipt and again on send), and
+    # matching a 70-character generated name costs more than looking it up.
+    return _NAME_RE.fullmatch(name) is not None
 
 
 def process_token() -> str:

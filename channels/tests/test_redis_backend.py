@@ -1,6 +1,8 @@
 """The Redis backend against the backend contract (the memory backend's
 tests, run on one shard and on three), plus what only Redis has."""
 
+import os
+
 from django.test import SimpleTestCase
 
 from channels.backends.redis import RedisChannelBackend
@@ -28,6 +30,28 @@ class ContentValidationTests(RedisBackendMixin, contract.ContentValidationTests)
 class QueueTests(RedisBackendMixin, contract.QueueTests):
     def test_local_only(self):
         self.assertFalse(RedisChannelBackend.local_only)
+
+    def test_a_forked_child_makes_its_own_connections(self):
+        # A preloading WSGI server forks after the parent has used the
+        # backend; parent and child must not read each other's replies on
+        # one socket.
+        backend = self.make_backend()
+        backend.send("test.fork", {"n": 1})
+        parent_shards = backend.shards
+        child = os.fork()
+        if child == 0:
+            status = 1
+            try:
+                fresh = all(a is not b for a, b in zip(backend.shards, parent_shards, strict=True))
+                backend.send("test.fork", {"n": 2})
+                status = 0 if fresh else 2
+            finally:
+                os._exit(status)
+        _, status = os.waitpid(child, 0)
+        self.assertEqual(os.waitstatus_to_exitcode(status), 0)
+        self.assertIs(backend.shards, parent_shards)
+        self.assertEqual([backend.receive_many(["test.fork"])[1] for _ in range(2)],
+                         [{"n": 1}, {"n": 2}])
 
 
 class BlockingReceiveTests(RedisBackendMixin, contract.BlockingReceiveTests):

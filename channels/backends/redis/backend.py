@@ -38,6 +38,20 @@ REJOIN_INTERVAL = 1.0
 SINGLE_RESPONSE_POLL = (0.001, 0.05)
 
 
+class _ThisProcess:
+    """This process's id, kept by a fork hook: os.getpid() is a system
+    call, and every command asks whether this process made the connections."""
+
+    pid = os.getpid()
+
+    @classmethod
+    def forked(cls) -> None:
+        cls.pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_ThisProcess.forked)
+
+
 def _unpack(reply: list[bytes]) -> list[bytes]:
     """The messages of a RECEIVE reply: lengths, then the messages joined."""
     lengths, joined = reply
@@ -110,13 +124,13 @@ class RedisChannelBackend(BaseChannelBackend):
 
     @property
     def shards(self) -> list[Shard]:
-        if self._pid != os.getpid():
+        if self._pid != _ThisProcess.pid:
             with self._lock:
-                if self._pid != os.getpid():
+                if self._pid != _ThisProcess.pid:
                     self._shards = [Shard(index, address, self.alias)
                                     for index, address in enumerate(self.addresses)]
                     self._blocker_sets = []
-                    self._pid = os.getpid()
+                    self._pid = _ThisProcess.pid
         return self._shards
 
     def close(self) -> None:
@@ -490,7 +504,7 @@ class RedisChannelBackend(BaseChannelBackend):
 
     def _checkin(self, blocker_set: BlockerSet) -> None:
         with self._lock:
-            if self._pid == os.getpid():  # not closed since
+            if self._pid == _ThisProcess.pid:  # not closed since
                 self._blocker_sets.append(blocker_set)
                 return
         blocker_set.close()
