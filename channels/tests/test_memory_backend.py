@@ -54,6 +54,14 @@ class ContentValidationTests(MemoryBackendMixin, SimpleTestCase):
                     self.assertRaisesMessage(InvalidMessage, "cannot be sent"):
                 self.backend.send("test", {"v": value})
 
+    def test_a_refused_message_leaves_nothing_in_the_next(self):
+        # Encoding stops half way through the first: none of it may lead
+        # the next message's bytes.
+        with self.assertRaises(InvalidMessage):
+            self.backend.send("test", {"first": "x" * 100, "v": object()})
+        self.backend.send("test", {"n": 1})
+        self.assertEqual(self.backend.receive_many(["test"]), ("test", {"n": 1}))
+
     def test_oversize_message(self):
         with self.assertRaisesMessage(MessageTooLarge, "the limit is 1048576"):
             self.backend.send("test", {"body": b"x" * MAX_MESSAGE_SIZE})
@@ -203,6 +211,23 @@ class QueueTests(MemoryBackendMixin, SimpleTestCase):
         self.assertEqual(backend.receive_many(["a"])[1], {"n": 1})
         self.assertEqual(backend.receive_many(["a"]), (None, None))
         self.assertEqual(backend.receive_many(["b"])[1], {"n": 3})
+
+    def test_send_many_keeps_each_channels_order_and_capacity(self):
+        backend = self.make_backend(capacity=3)
+        messages = [("a", {"n": 1}), ("b", {"n": 1}), ("a", {"n": 2}),
+                    (new_name("!resp"), {"n": 1}), ("a", {"n": 3}), ("b", {"n": 2}),
+                    ("a", {"n": 4}), ("a", {"n": 5})]
+        self.assertEqual(backend.send_many(messages), ["a", "a"])
+
+        def drain(channel):
+            return [m["n"] for _, m in backend.receive_batch([channel], 10, timeout=0)]
+
+        self.assertEqual(drain("a"), [1, 2, 3])
+        self.assertEqual(drain("b"), [1, 2])
+        backend.send("a", {"n": 6})
+        self.assertEqual(backend.send_many([("a", {"n": 7}), ("a", {"n": 8})]), [])
+        self.assertEqual(backend.send_many([("a", {"n": 9}), ("a", {"n": 10})]), ["a", "a"])
+        self.assertEqual(drain("a"), [6, 7, 8])
 
     def test_send_many_validates_everything_before_sending(self):
         backend = self.make_backend()
