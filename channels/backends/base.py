@@ -34,7 +34,7 @@ MAX_MESSAGE_SIZE = 1024 * 1024
 # upload's chunks wait on its body channel until the view reads them, and the
 # interface servers hold the client back while it is full: a few chunks
 # (512 KiB each) keep uploads as fast, and bound what one can pin.
-DEFAULT_CHANNEL_CAPACITY = {"http.request.body.*": 4}
+DEFAULT_CHANNEL_CAPACITY = {"http.request.body.*": 4, "!http.response.*": 4}
 
 _CONTAINERS = (dict, list, tuple)
 
@@ -260,6 +260,21 @@ class BaseChannelBackend:
         ChannelFull."""
         self._send_group(validate_name(group, "group"), encode(content))
 
+    def pause_channel(self, channel: str) -> None:
+        """Refuse sends to ``channel`` with ChannelFull, as if it were full,
+        until ``resume_channel``; what it holds can still be received.
+
+        For an interface server whose client reads a response slower than
+        a worker sends it: the worker's sends then wait (the HTTP handler
+        retries a full reply channel) instead of the server holding the
+        difference in memory. ``channel`` is a response channel made by
+        ``new_name``, read through its process wildcard."""
+        self._set_paused(validate_name(channel), True)
+
+    def resume_channel(self, channel: str) -> None:
+        """Undo ``pause_channel``."""
+        self._set_paused(validate_name(channel), False)
+
     def lock_channel(self, channel: str, expiry: float = 60) -> str | None:
         """Take the lock named ``channel`` for ``expiry`` seconds.
 
@@ -336,6 +351,9 @@ class BaseChannelBackend:
         raise NotImplementedError
 
     def _send_group(self, group: str, data: bytes) -> None:
+        raise NotImplementedError
+
+    def _set_paused(self, channel: str, paused: bool) -> None:
         raise NotImplementedError
 
     def _lock_channel(self, channel: str, expiry: float) -> str | None:

@@ -28,9 +28,12 @@ class InMemoryChannelBackend(BaseChannelBackend):
         self._channels: dict[str, deque[tuple[float, bytes]]] = {}
         self._groups: dict[str, dict[str, float]] = {}
         self._locks: dict[str, tuple[str, float]] = {}
+        self._paused: set[str] = set()
         self._next_sweep = 0.0
 
     def _push(self, channel: str, data: bytes, now: float, head: bool = False) -> bool:
+        if not head and channel in self._paused:
+            return False
         queue = self._channels.get(channel)
         if queue is None:
             queue = self._channels[channel] = deque()
@@ -149,6 +152,13 @@ class InMemoryChannelBackend(BaseChannelBackend):
                 self._push(channel, data, now)
             self._arrived.notify_all()
 
+    def _set_paused(self, channel, paused):
+        with self._lock:
+            if paused:
+                self._paused.add(channel)
+            else:
+                self._paused.discard(channel)
+
     def _lock_channel(self, channel, expiry):
         with self._lock:
             now = time.monotonic()
@@ -172,3 +182,4 @@ class InMemoryChannelBackend(BaseChannelBackend):
             self._channels.clear()
             self._groups.clear()
             self._locks.clear()
+            self._paused.clear()

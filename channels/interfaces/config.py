@@ -42,11 +42,12 @@ class ServerConfig:
     ping_timeout: float = 30.0
     # Seconds a client may leave its socket's buffer full (unread) before
     # it is dropped, so a client that stops reading cannot make the server
-    # hold every broadcast, or all of a large response, for it. A WebSocket
-    # is dropped at its next message; an HTTP connection once more than
-    # max_response_buffer bytes of response wait beyond the socket's buffer.
+    # hold every broadcast for it. A WebSocket is dropped at its next
+    # message; an HTTP connection once more than max_response_buffer bytes
+    # of response wait beyond the socket's buffer, which is also where the
+    # response's reply channel is paused until the client catches up.
     write_timeout: float = 30.0
-    max_response_buffer: int = 16 * 1024 * 1024
+    max_response_buffer: int = 4 * 1024 * 1024
     # Trust X-Forwarded-For / X-Forwarded-Proto (only behind a proxy).
     proxy_headers: bool = False
     # None: the hosts in ALLOWED_HOSTS.

@@ -96,7 +96,7 @@ class HttpProtocol(Protocol):
             self.transport.loseConnection()
             return
         self.outbox = Outbox(self.transport, server.reactor, server.config,
-                             self.drop_slow_reader)
+                             self.drop_slow_reader, self.client_behind)
         # Idle until the first byte: a connection that never says anything
         # is closed without an answer.
         self.idle = True
@@ -293,6 +293,12 @@ class HttpProtocol(Protocol):
         self.transport.loseWriteConnection()
         self.set_timer(LINGER, self.transport.abortConnection)
 
+    def client_behind(self, behind: bool) -> None:
+        """Called by the outbox when the client falls behind the response
+        by more than MAX_RESPONSE_BUFFER, and when it has caught up."""
+        if self.request is not None:
+            self.request.client_behind(behind)
+
     def drop_slow_reader(self) -> None:
         """Called by the outbox: the client has stopped reading. Abort (a
         graceful close would wait for it to read) and tell the application,
@@ -373,6 +379,8 @@ class Request:
         self.closing = False
         self.give_up_at = 0.0
         self.reply_channel: str | None = None
+        # The reply channel is paused: the client is behind (see Outbox).
+        self.reply_paused = False
         self.body_channel: str | None = None
         self.path = ""
         self.response_started = False
@@ -603,6 +611,12 @@ class Request:
             # in progress: a client dropped for not reading is one that left.
             protocol.outbox.when_sent(self.response_sent)
 
+    def client_behind(self, behind: bool) -> None:
+        if self.done or self.reply_channel is None or behind == self.reply_paused:
+            return
+        self.reply_paused = behind
+        self.protocol.server.layer.pause(self.reply_channel, behind)
+
     def response_sent(self) -> None:
         if not self.done:
             self.finished()
@@ -624,6 +638,9 @@ class Request:
                 self.in_flight = False
                 self.sending = None
             if self.reply_channel is not None:
+                if self.reply_paused:
+                    self.reply_paused = False
+                    self.protocol.server.layer.pause(self.reply_channel, False)
                 self.protocol.server.layer.forget(self.reply_channel)
 
     def abandon(self) -> None:
@@ -658,26 +675,30 @@ class Request:
 @implementer(IPushProducer)
 class Outbox:
     """The bytes on their way to one HTTP client, and the guard against a
-    client that stops reading them.
+    client that reads them slower than they come.
 
     Responses arrive as fast as workers send them, whatever the client
     reads. Registered as the transport's producer, the outbox hears when
-    the socket's buffer is full and keeps further bytes itself, counted. A
-    client is dropped (``stalled`` is called) when more than
-    ``MAX_RESPONSE_BUFFER`` bytes wait and it has read nothing for
-    ``WRITE_TIMEOUT`` seconds: holding on would let it pin any amount of
-    memory. Not on size alone, because workers send in bursts: even a
+    the socket's buffer is full and keeps further bytes itself, counted.
+    Once more than ``MAX_RESPONSE_BUFFER`` bytes wait, it tells the request
+    (``behind(True)``), which pauses its reply channel so that the worker
+    waits, until the client has taken them all (``behind(False)``). A
+    client that reads nothing for ``WRITE_TIMEOUT`` meanwhile is dropped
+    (``stalled`` is called): holding on would pin the connection and the
+    worker. Not on size alone, because workers send in bursts: even a
     client that reads at full speed sees a whole response wait here for a
     moment.
     """
 
     def __init__(self, transport: Any, reactor: Any, config: ServerConfig,
-                 stalled: Callable[[], None]):
+                 stalled: Callable[[], None], behind: Callable[[bool], None]):
         self.transport = transport
         self.reactor = reactor
         self.limit = config.max_response_buffer
         self.timeout = config.write_timeout
         self.stalled = stalled
+        self.behind = behind
+        self.over_limit = False
         self.held: deque[bytes] = deque()
         self.held_bytes = 0
         self.paused = False
@@ -694,8 +715,12 @@ class Outbox:
             return
         self.held.append(data)
         self.held_bytes += len(data)
-        if self.held_bytes > self.limit and self.check_call is None:
-            self.schedule_check()
+        if self.held_bytes > self.limit:
+            if not self.over_limit:
+                self.over_limit = True
+                self.behind(True)
+            if self.check_call is None:
+                self.schedule_check()
 
     def when_sent(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` once everything written so far is in the
@@ -724,9 +749,11 @@ class Outbox:
         self.transport.unregisterProducer()
 
     def discard(self) -> None:
-        """Forget what waits: the connection is gone or going."""
+        """Forget what waits: the connection is gone or going (and its
+        request, which resumes its channel if it paused it)."""
         self.held.clear()
         self.held_bytes = 0
+        self.over_limit = False
         self.waiting = []
         if self.check_call is not None:
             if self.check_call.active():
@@ -764,6 +791,9 @@ class Outbox:
             self.held_bytes -= len(data)
             self.transport.write(data)
         if not self.held:
+            if self.over_limit:
+                self.over_limit = False
+                self.behind(False)
             waiting, self.waiting = self.waiting, []
             for callback in waiting:
                 callback()

@@ -18,7 +18,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from twisted.internet.defer import Deferred
 
@@ -37,6 +37,11 @@ FailureCallback = Callable[[Exception], None] | None
 SentCallback = Callable[[], None] | None
 
 _STOP = object()
+
+
+class _Pause(NamedTuple):
+    channel: str
+    paused: bool
 
 # After a small batch of more than one message (several clients are busy),
 # the sender and the receiver each pause COALESCE_WAIT seconds, so that
@@ -131,6 +136,11 @@ class LayerBridge:
         if self._flush_call is None:
             self._flush_call = self.reactor.callLater(0, self._flush)
 
+    def pause(self, channel: str, paused: bool) -> None:
+        """Pause or resume a response channel of this process (the
+        backend's ``pause_channel``), in the order asked."""
+        self._outbox.put(_Pause(channel, paused))
+
     def flushed(self) -> Deferred:
         """Fires once everything queued so far has been handed to the
         backend (used at shutdown, for the disconnect messages)."""
@@ -178,12 +188,14 @@ class LayerBridge:
     def _send_loop(self) -> None:
         while True:
             item = self._outbox.get()
-            batch, tracked, markers, stop = [], [], [], False
+            batch, tracked, markers, pauses, stop = [], [], [], [], False
             while True:
                 if item is _STOP:
                     stop = True
                 elif isinstance(item, Deferred):
                     markers.append(item)
+                elif isinstance(item, _Pause):
+                    pauses.append(item)
                 else:
                     batch.extend(item[0])
                     tracked.extend(item[1])
@@ -199,6 +211,8 @@ class LayerBridge:
                     sent = [t for t in tracked if t not in failed]
                 if failures or sent:
                     self.reactor.callFromThread(self._report, failures, sent)
+            for pause in pauses:
+                self._set_paused(pause)
             for marker in markers:
                 self.reactor.callFromThread(marker.callback, None)
             if stop:
@@ -229,6 +243,16 @@ class LayerBridge:
                 if callback is not None:
                     failures.append((callback, ChannelFull(f"Channel {channel!r} is full")))
         return failures
+
+    def _set_paused(self, pause: _Pause) -> None:
+        change = self.backend.pause_channel if pause.paused else self.backend.resume_channel
+        try:
+            change(pause.channel)
+        except Exception as exc:
+            # Unpaused, a worker keeps sending and this server holds the
+            # response; paused, the channel's count expires with its inbox.
+            logger.warning("Could not %s %r: %s", "pause" if pause.paused else "resume",
+                           pause.channel, exc)
 
     def _send_each(self, batch):
         failures = []

@@ -5,11 +5,12 @@ import time
 
 from channels.backends.base import BaseChannelBackend
 from channels.decorators import enforce_ordering
+from channels.handler import send_patiently
 from channels.interfaces.http_messages import BODY_CHUNK_SIZE
 
 # What websocket.disconnect / keepalive consumers saw, for assertions.
 seen: dict[str, list] = {"disconnect": [], "keepalive": [], "receive_order": [],
-                         "http_disconnect": []}
+                         "http_disconnect": [], "big_sent": []}
 seen_lock = threading.Lock()
 
 
@@ -70,12 +71,17 @@ def http_request(message):
                        else {"content": f"part{index}\n".encode(), "more_content": index < 2})
             time.sleep(0.5)
     elif path == "/big/":
-        # ``chunks`` chunks of 512 KiB, sent as fast as the layer takes them.
+        # ``chunks`` chunks of 512 KiB, sent as fast as the layer takes them
+        # and retried while the reply channel is full, as Django's handler does.
         chunks = int(message["query"]["chunks"][0])
-        reply.send({"status": 200, "headers": [["Content-Type", "application/octet-stream"]],
-                    "content": b"", "more_content": True})
+        send_patiently(message.channel_backend, reply.name,
+                       {"status": 200, "headers": [["Content-Type", "application/octet-stream"]],
+                        "content": b"", "more_content": True}, 30)
         for index in range(chunks):
-            reply.send({"content": b"x" * BODY_CHUNK_SIZE, "more_content": index < chunks - 1})
+            send_patiently(message.channel_backend, reply.name,
+                           {"content": b"x" * BODY_CHUNK_SIZE, "more_content": index < chunks - 1},
+                           30)
+        seen["big_sent"].append(chunks)
     elif path == "/bad/":
         reply.send({"status": "nope"})
     elif path == "/body/":

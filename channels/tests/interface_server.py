@@ -3,6 +3,8 @@ in-memory backend, and raw-socket HTTP for what clients libraries hide."""
 
 import contextlib
 import socket
+import threading
+import time
 
 from channels.backends.memory import InMemoryChannelBackend
 from channels.interfaces.threaded import start_server
@@ -50,3 +52,40 @@ def raw_request(port, data, timeout=5.0, read_until_close=True):
 
 def status_of(response: bytes) -> int:
     return int(response.split(b" ", 2)[1])
+
+
+def download_slowly(handle, path: str, pace: float = 0.01) -> tuple[bytes, int]:
+    """GET ``path`` through a small receive window, reading 64 KiB every
+    ``pace`` seconds (6 MiB/s by default: far slower than a worker sends).
+    Returns the response, and the most bytes of it that the server held
+    for this client at one time."""
+    most = 0
+    done = threading.Event()
+
+    def watch():
+        nonlocal most
+        while not done.is_set():
+            try:
+                held = [p.outbox.held_bytes for p in list(handle.server.http_connections)]
+            except RuntimeError:  # the set changed while being copied
+                continue
+            most = max([most, *held])
+            time.sleep(0.002)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            sock.settimeout(10)
+            sock.connect(("127.0.0.1", handle.port))
+            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n"
+                         f"Connection: close\r\n\r\n".encode())
+            received = bytearray()
+            while chunk := sock.recv(65536):
+                received += chunk
+                time.sleep(pace)
+    finally:
+        done.set()
+        watcher.join()
+    return bytes(received), most

@@ -15,7 +15,7 @@ from django.test import SimpleTestCase
 
 from channels.interfaces.http_messages import BODY_CHUNK_SIZE
 from channels.tests.interface_consumers import seen
-from channels.tests.interface_server import raw_request, serving, status_of
+from channels.tests.interface_server import download_slowly, raw_request, serving, status_of
 from channels.tests.worker_threads import wait_for
 
 
@@ -119,6 +119,9 @@ class HttpTests(SimpleTestCase):
             # Other clients are served as before.
             self.assertEqual(requests.get(f"http://127.0.0.1:{handle.port}/x/",
                                           timeout=5).status_code, 200)
+            # The worker is not held up by the client that left: the rest of
+            # the response goes (and is dropped) as fast as it comes.
+            wait_for(lambda: seen["big_sent"], timeout=5)
         self.assertEqual(seen["http_disconnect"][0]["path"], "/big/")
         self.assertIn("Dropping the HTTP connection of 127.0.0.1 (/big/)", logs.output[0])
         # Nothing holds the connection, or what was waiting for it, any more.
@@ -133,6 +136,24 @@ class HttpTests(SimpleTestCase):
             response = requests.get(f"http://127.0.0.1:{handle.port}/big/?chunks=40",
                                     timeout=10)
         self.assertEqual(len(response.content), 40 * BODY_CHUNK_SIZE)
+
+    def test_a_slow_reader_makes_the_worker_wait_not_the_server_hold(self):
+        # A client reading at 6 MiB/s, far slower than the worker sends: the
+        # reply channel is paused whenever more than the cap waits for it.
+        cap, chunks = 1024 * 1024, 32
+        with serving(max_response_buffer=cap, write_timeout=5) as (handle, backend), \
+                self.assertNoLogs("channels.server", "WARNING"):
+            response, most_held = download_slowly(handle, f"/big/?chunks={chunks}")
+            wait_for(lambda: handle.server.connection_count() == 0)
+            paused_left = set(backend._paused)
+        self.assertEqual(status_of(response), 200)
+        self.assertEqual(response.count(b"x"), chunks * BODY_CHUNK_SIZE)
+        # The cap, plus what the reply channel holds (its capacity, 4) and
+        # what is on its way while the pause takes effect: far below the
+        # 16 MiB response.
+        self.assertLess(most_held, cap + 8 * BODY_CHUNK_SIZE)
+        self.assertGreater(most_held, cap)
+        self.assertEqual(paused_left, set())
 
     def test_no_response_in_time_is_504(self):
         with serving(http_timeout=0.5) as (handle, _):

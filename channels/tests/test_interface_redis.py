@@ -22,7 +22,7 @@ from channels.backends import create_backend
 from channels.interfaces.http_messages import BODY_CHUNK_SIZE
 from channels.interfaces.threaded import start_server
 from channels.tests.interface_consumers import seen, seen_lock
-from channels.tests.interface_server import raw_request, status_of
+from channels.tests.interface_server import download_slowly, raw_request, status_of
 from channels.tests.redis_servers import RedisServer, backend_config, shared_servers
 from channels.tests.test_interface_websocket import close_code
 from channels.tests.worker_threads import wait_for, worker_threads
@@ -131,6 +131,22 @@ class RedisBackpressureTests(SimpleTestCase):
             for index in range(3):
                 ws.send(str(index))
             self.assertEqual(close_code(ws), 1013)
+
+
+class DownloadBackpressureTests(SimpleTestCase):
+    def test_a_slow_reader_makes_the_worker_wait_not_the_server_hold(self):
+        _, backend = make_backend(self, shared_servers(1))
+        cap, chunks = 1024 * 1024, 32
+        with worker_threads(backend, ["http.request"], 1):
+            handle = start_server(backend, "127.0.0.1", 0, max_response_buffer=cap)
+            self.addCleanup(handle.stop)
+            response, most_held = download_slowly(handle, f"/big/?chunks={chunks}")
+        self.assertEqual(response.count(b"x"), chunks * BODY_CHUNK_SIZE)
+        self.assertLess(most_held, cap + 8 * BODY_CHUNK_SIZE)
+        # Resumed: nothing is left counted against the channel's inbox.
+        shard = backend.shards[0]
+        counts = [key for key in shard.execute("KEYS", f"{backend.prefix}n:*")]
+        self.assertEqual([shard.execute("HGETALL", key) for key in counts], [[]] * len(counts))
 
 
 def upload_head(length):

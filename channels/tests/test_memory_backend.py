@@ -229,6 +229,25 @@ class QueueTests(MemoryBackendMixin, SimpleTestCase):
         self.assertEqual(backend.send_many([("a", {"n": 9}), ("a", {"n": 10})]), ["a", "a"])
         self.assertEqual(drain("a"), [6, 7, 8])
 
+    def test_a_paused_channel_refuses_sends_until_resumed(self):
+        backend = self.make_backend()
+        name, wildcard = new_name("!resp"), process_wildcard("!resp")
+        backend.send(name, {"n": 1})
+        backend.pause_channel(name)
+        with self.assertRaises(ChannelFull):
+            backend.send(name, {"n": 2})
+        self.assertEqual(backend.send_many([(name, {"n": 3}), ("other", {"n": 1})]), [name])
+        # What it held is still delivered, and taking it leaves it paused.
+        self.assertEqual(backend.receive_batch([wildcard], timeout=0), [(name, {"n": 1})])
+        with self.assertRaises(ChannelFull):
+            backend.send(name, {"n": 4})
+        backend.requeue(name, {"n": 0})  # a requeue is not a send
+        backend.resume_channel(name)
+        backend.send(name, {"n": 5})
+        self.assertEqual(backend.receive_batch([wildcard], timeout=0),
+                         [(name, {"n": 0}), (name, {"n": 5})])
+        self.assertEqual(backend.receive_many(["other"])[1], {"n": 1})
+
     def test_send_many_validates_everything_before_sending(self):
         backend = self.make_backend()
         with self.assertRaises(InvalidChannelName):
@@ -315,6 +334,16 @@ class GroupTests(MemoryBackendMixin, SimpleTestCase):
         self.assertEqual(backend.receive_many(["full"])[1], {"first": True})
         self.assertEqual(backend.receive_many(["full"]), (None, None))
         self.assertEqual(backend.receive_many(["free"])[1], {"group": True})
+
+    def test_send_skips_paused_members(self):
+        backend = self.make_backend()
+        paused, other = new_name("!resp"), new_name("!resp")
+        backend.group_add("g", paused)
+        backend.group_add("g", other)
+        backend.pause_channel(paused)
+        backend.send_group("g", {"group": True})
+        self.assertEqual(backend.receive_batch([process_wildcard("!resp")], timeout=0),
+                         [(other, {"group": True})])
 
     def test_group_message_wakes_a_blocked_receiver(self):
         backend = self.make_backend()

@@ -6,6 +6,7 @@ import os
 from django.test import SimpleTestCase
 
 from channels.backends.redis import RedisChannelBackend
+from channels.names import new_name
 from channels.tests import test_memory_backend as contract
 from channels.tests.redis_servers import redis_backend, shared_servers
 
@@ -30,6 +31,12 @@ class ContentValidationTests(RedisBackendMixin, contract.ContentValidationTests)
 class QueueTests(RedisBackendMixin, contract.QueueTests):
     def test_local_only(self):
         self.assertFalse(RedisChannelBackend.local_only)
+
+    def test_only_response_channels_in_an_inbox_pause(self):
+        backend = self.make_backend()
+        for name in ("http.request", "!named", new_name("http.request.body")):
+            with self.subTest(name=name), self.assertRaisesMessage(ValueError, "pauses only"):
+                backend.pause_channel(name)
 
     def test_a_forked_child_makes_its_own_connections(self):
         # A preloading WSGI server forks after the parent has used the

@@ -36,6 +36,8 @@ REJOIN_INTERVAL = 1.0
 # A receive on one response channel made by new_name (rather than on its
 # process wildcard) cannot block on the shared inbox; it checks this often.
 SINGLE_RESPONSE_POLL = (0.001, 0.05)
+# What pausing adds to a channel's count (see scripts.PAUSE).
+PAUSED = 1 << 40
 
 
 class _ThisProcess:
@@ -508,6 +510,14 @@ class RedisChannelBackend(BaseChannelBackend):
                 self._blocker_sets.append(blocker_set)
                 return
         blocker_set.close()
+
+    def _set_paused(self, channel, paused):
+        index, keys = self._target(channel)
+        if len(keys) < 2:
+            raise ValueError(f"{channel!r}: the Redis backend pauses only response channels "
+                             f"made by new_name (read through a process wildcard)")
+        self.shards[index].script("PAUSE", [keys[1]],
+                                  [channel, PAUSED if paused else -PAUSED, self._expiry_ms])
 
     # Groups.
 

@@ -245,6 +245,17 @@ end
 return {table.concat(lengths, ','), table.concat(out)}
 """
 
+# Pauses or resumes an inbox channel. KEYS: counts. ARGV: channel, change
+# (plus or minus PAUSED). A paused channel's count is raised far above any
+# capacity, so that sends find it full at no cost of their own, and taking
+# its waiting messages keeps it raised.
+PAUSE = r"""
+if redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2]) <= 0 then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+end
+if redis.call('PTTL', KEYS[1]) == -1 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+"""
+
 # Settles a message that a blocking pop took from an inbox. KEYS: counts.
 # ARGV: channel.
 SETTLE = r"""
