@@ -30,11 +30,18 @@ from channels.registry import ConsumerRegistry
 # ordered chunks; see docs/message-standards.rst.
 MAX_MESSAGE_SIZE = 1024 * 1024
 
+# A channel's capacity unless CHANNEL_CAPACITY or the patterns below say
+# otherwise.
+DEFAULT_CAPACITY = 100
+# HTTP response channels, as the interface server names them.
+HTTP_REPLY_CHANNELS = "!http.response.*"
 # Capacities that apply after the project's CHANNEL_CAPACITY patterns. An
 # upload's chunks wait on its body channel until the view reads them, and the
-# interface servers hold the client back while it is full: a few chunks
-# (512 KiB each) keep uploads as fast, and bound what one can pin.
-DEFAULT_CHANNEL_CAPACITY = {"http.request.body.*": 4, "!http.response.*": 4}
+# interface servers hold the client back while it is full; a response's
+# chunks wait on its reply channel while the server has paused it for a
+# client that reads slowly. A few chunks (512 KiB each) keep both as fast,
+# and bound what one client can pin.
+DEFAULT_CHANNEL_CAPACITY = {"http.request.body.*": 4, HTTP_REPLY_CHANNELS: 4}
 
 _CONTAINERS = (dict, list, tuple)
 
@@ -133,7 +140,7 @@ class BaseChannelBackend:
         alias: str = "default",
         routing: Mapping[str, Any] | str | None = None,
         expiry: float = 60,
-        capacity: int = 100,
+        capacity: int = DEFAULT_CAPACITY,
         channel_capacity: Mapping[str, int] | None = None,
         group_expiry: float = 86400,
     ):

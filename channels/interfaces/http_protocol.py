@@ -629,6 +629,9 @@ class Request:
         """The response is complete or abandoned: nobody needs the rest of
         the body any more, so a chunk waiting to be sent again is dropped."""
         if not self.done:
+            # Resumed: a worker still sending goes on (its messages are
+            # dropped here) instead of waiting for a client that is gone.
+            self.client_behind(False)
             self.done = True
             self.buffer = None
             self.buffered = 0
@@ -638,9 +641,6 @@ class Request:
                 self.in_flight = False
                 self.sending = None
             if self.reply_channel is not None:
-                if self.reply_paused:
-                    self.reply_paused = False
-                    self.protocol.server.layer.pause(self.reply_channel, False)
                 self.protocol.server.layer.forget(self.reply_channel)
 
     def abandon(self) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from django.core.signals import request_finished, request_started, setting_changed
@@ -17,7 +17,7 @@ from channels.backends import (
     backend_settings,
     channel_backends,
 )
-from channels.backends.base import BaseChannelBackend
+from channels.backends.base import DEFAULT_CAPACITY, HTTP_REPLY_CHANNELS, BaseChannelBackend
 from channels.backends.memory import InMemoryChannelBackend
 from channels.message import Message
 from channels.worker import Worker
@@ -25,10 +25,18 @@ from channels.worker import Worker
 
 def memory_backend_for(alias: str, config: dict) -> InMemoryChannelBackend:
     """An empty in-memory backend with the routing and limits of ``config``
-    (options only a networked backend knows, like HOSTS, are left out)."""
+    (options only a networked backend knows, like HOSTS, are left out).
+
+    HTTP reply channels hold ``CAPACITY`` messages here, not the 4 that
+    servers give them: a test reads a response after its consumer has sent
+    all of it, where a server reads while it is sent."""
     accepted = accepted_options(InMemoryChannelBackend)
     options = {key.lower(): value for key, value in config.items()
                if key != "BACKEND" and key.lower() in accepted}
+    capacities = options.get("channel_capacity") or {}
+    if isinstance(capacities, Mapping):  # else the backend says what is wrong
+        options["channel_capacity"] = capacities = dict(capacities)
+        capacities.setdefault(HTTP_REPLY_CHANNELS, options.get("capacity", DEFAULT_CAPACITY))
     return InMemoryChannelBackend(alias=alias, **options)
 
 

@@ -99,7 +99,7 @@ class ServerSettingsCheckTests(SimpleTestCase):
             "CHANNELS_SERVER['PING_INTERVAL'] must be at least 0, not -1":
                 "Give 0 or more; the default is 20.0.",
             "CHANNELS_SERVER['MAX_RESPONSE_BUFFER'] must be at least 1048576, not 65536":
-                "Give 1048576 or more; the default is 16777216.",
+                "Give 1048576 or more; the default is 4194304.",
             "CHANNELS_SERVER['PROXY_HEADERS'] must be True or False, not 'yes'":
                 "Give True or False; the default is False.",
             "CHANNELS_SERVER['ROOT_PATH'] must be '' or a path starting with '/', not 'app'":

@@ -6,6 +6,7 @@ from django.test import override_settings
 from channels import Channel, channel_backends
 from channels.backends.memory import InMemoryChannelBackend
 from channels.testing import ChannelTestCase
+from channels.testing.cases import memory_backend_for
 
 # The project's CHANNEL_BACKENDS, as a user's settings would have it.
 CHAT = {
@@ -72,6 +73,16 @@ class ConsumerHelpersTests(ChannelTestCase):
             with self.assertRaisesMessage(RuntimeError, "testapp.fail always fails"):
                 self.send_and_consume("testapp.fail", {})
         self.assertIn("Traceback", logs.output[0])
+
+    def test_http_reply_channels_hold_a_whole_response(self):
+        # A test reads a response after the consumer has sent it all.
+        reply = Channel.new_name("!http.response")
+        for config, capacity in (({}, 100), ({"CAPACITY": 7}, 7),
+                                 ({"CHANNEL_CAPACITY": {"!http.response.*": 2}}, 2)):
+            with self.subTest(config=config):
+                self.assertEqual(memory_backend_for("default", config).capacity_for(reply),
+                                 capacity)
+        self.assertEqual(InMemoryChannelBackend().capacity_for(reply), 4)  # a server's
 
     def test_require_fails_without_a_message(self):
         with self.assertRaisesMessage(AssertionError, "'nothing.here'"):
