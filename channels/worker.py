@@ -35,11 +35,13 @@ PREFETCH = 8
 # requeues its message gives back those after it, in one go.
 RELEASE_AFTER = 0.1
 
-# Whether this thread has ever opened a database connection. Until it has,
-# Django's close_old_connections() has nothing to close, yet looking through
-# the thread's connections costs a tenth of a worker's time per message in a
-# WebSocket echo; consumers that never touch the database skip it.
 class _Database(threading.local):
+    """Whether this thread has ever opened a database connection. Until it
+    has, Django's close_old_connections() has nothing to close, yet looking
+    through the thread's connections costs a tenth of a worker's time per
+    message in a WebSocket echo: consumers that never touch the database
+    skip it."""
+
     opened = False
 
 

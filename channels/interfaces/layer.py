@@ -43,6 +43,7 @@ class _Pause(NamedTuple):
     channel: str
     paused: bool
 
+
 # After a small batch of more than one message (several clients are busy),
 # the sender and the receiver each pause COALESCE_WAIT seconds, so that
 # their next call carries more: a backend call costs round trips and thread
