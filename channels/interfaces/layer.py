@@ -81,6 +81,12 @@ def release_bridge(bridge: LayerBridge) -> None:
 class LayerBridge:
     """Sends and receives for every connection of one server process."""
 
+    # A resume that fails (Redis unreachable for a moment) is tried again
+    # every resume_retry seconds, resume_attempts times: a channel left
+    # paused holds its worker until the handler's send timeout.
+    resume_retry = 1.0
+    resume_attempts = 5
+
     def __init__(self, backend: BaseChannelBackend, reactor: Any,
                  receive_limit: int = 500, poll_timeout: float = 1.0):
         self.backend = backend
@@ -93,6 +99,10 @@ class LayerBridge:
         self._tracked: list[_Tracked] = []
         self._flush_call = None
         self._outbox: queue.SimpleQueue = queue.SimpleQueue()
+        # Sender thread only: channels whose resume failed, with the attempts
+        # made, and when to try them again.
+        self._resume_later: dict[str, int] = {}
+        self._resume_at = 0.0
         self._stopped = threading.Event()
         self._wildcards = [names.process_wildcard(prefix) for prefix in REPLY_PREFIXES]
         self.users = 0
@@ -188,7 +198,11 @@ class LayerBridge:
 
     def _send_loop(self) -> None:
         while True:
-            item = self._outbox.get()
+            try:
+                item = self._outbox.get(timeout=self._resume_wait())
+            except queue.Empty:
+                self._retry_resumes()
+                continue
             batch, tracked, markers, pauses, stop = [], [], [], [], False
             while True:
                 if item is _STOP:
@@ -213,7 +227,11 @@ class LayerBridge:
                 if failures or sent:
                     self.reactor.callFromThread(self._report, failures, sent)
             for pause in pauses:
-                self._set_paused(pause)
+                # The latest word on a channel replaces a resume to retry.
+                self._resume_later.pop(pause.channel, None)
+                self._set_paused(pause.channel, pause.paused)
+            if self._resume_later and time.monotonic() >= self._resume_at:
+                self._retry_resumes()
             for marker in markers:
                 self.reactor.callFromThread(marker.callback, None)
             if stop:
@@ -245,15 +263,33 @@ class LayerBridge:
                     failures.append((callback, ChannelFull(f"Channel {channel!r} is full")))
         return failures
 
-    def _set_paused(self, pause: _Pause) -> None:
-        change = self.backend.pause_channel if pause.paused else self.backend.resume_channel
+    def _set_paused(self, channel: str, paused: bool, attempt: int = 1) -> None:
+        change = self.backend.pause_channel if paused else self.backend.resume_channel
         try:
-            change(pause.channel)
+            change(channel)
         except Exception as exc:
-            # Unpaused, a worker keeps sending and this server holds the
-            # response; paused, the channel's count expires with its inbox.
-            logger.warning("Could not %s %r: %s", "pause" if pause.paused else "resume",
-                           pause.channel, exc)
+            # A failed pause leaves the worker sending and this server
+            # holding what the client has not read (a client reading nothing
+            # is still dropped); a failed resume would hold the worker, so it
+            # is tried again.
+            again = not paused and attempt <= self.resume_attempts
+            logger.warning("Could not %s %r: %s%s", "pause" if paused else "resume",
+                           channel, exc, "; trying again" if again else "")
+            if again:
+                if not self._resume_later:
+                    self._resume_at = time.monotonic() + self.resume_retry
+                self._resume_later[channel] = attempt
+
+    def _resume_wait(self) -> float | None:
+        if not self._resume_later:
+            return None
+        return max(self._resume_at - time.monotonic(), 0)
+
+    def _retry_resumes(self) -> None:
+        retry, self._resume_later = self._resume_later, {}
+        self._resume_at = time.monotonic() + self.resume_retry
+        for channel, attempts in retry.items():
+            self._set_paused(channel, False, attempts + 1)
 
     def _send_each(self, batch):
         failures = []

@@ -3,6 +3,7 @@ keepalive spreading, the layer bridge's reports, and runwsserver's
 arguments."""
 
 import queue
+import time
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
@@ -12,13 +13,15 @@ from twisted.internet.task import Clock
 from twisted.internet.threads import blockingCallFromThread
 
 from channels.backends.memory import InMemoryChannelBackend
-from channels.exceptions import ChannelFull
+from channels.exceptions import ChannelBackendUnavailable, ChannelFull
 from channels.interfaces.config import ServerConfig
 from channels.interfaces.keepalive import KeepaliveScheduler
 from channels.interfaces.layer import LayerBridge
 from channels.interfaces.security import HostPolicy, forwarded_client, forwarded_secure
 from channels.interfaces.threaded import ensure_reactor
 from channels.management.commands.runwsserver import Command
+from channels.names import new_name
+from channels.tests.worker_threads import wait_for
 
 
 class ConfigTests(SimpleTestCase):
@@ -145,6 +148,43 @@ class LayerBridgeTests(SimpleTestCase):
         reports = sorted(heard.get(timeout=10) for _ in range(3))
         self.assertEqual(reports, [(1, "sent"), (2, ChannelFull), (3, ChannelFull)])
         self.assertEqual([backend.receive_many(["body"])[1]["n"] for _ in range(2)], [0, 1])
+
+
+class ResumesFailingBackend(InMemoryChannelBackend):
+    """Its first ``failures`` resumes fail, as with Redis out of reach."""
+
+    failures = 2
+    resumes = 0
+
+    def resume_channel(self, channel):
+        self.resumes += 1
+        if self.resumes <= self.failures:
+            raise ChannelBackendUnavailable("Redis is unreachable")
+        super().resume_channel(channel)
+
+
+class LayerBridgePauseTests(SimpleTestCase):
+    def test_a_failed_resume_is_tried_again_unless_paused_again_since(self):
+        backend = ResumesFailingBackend()
+        ensure_reactor()
+        bridge = LayerBridge(backend, reactor)
+        bridge.resume_retry = 0.05
+        bridge.start()
+        self.addCleanup(blockingCallFromThread, reactor, bridge.stop)
+        first, second = new_name("!http.response"), new_name("!http.response")
+        with self.assertLogs("channels.server", "WARNING") as logs:
+            for channel in (first, second):
+                bridge.pause(channel, True)
+                bridge.pause(channel, False)  # both fail
+            bridge.pause(second, True)  # the client fell behind again
+            wait_for(lambda: backend.resumes >= 3)
+            time.sleep(0.2)  # a few more retry intervals
+        self.assertEqual(backend.resumes, 3)  # first's retry; second's was dropped
+        backend.send(first, {"n": 1})
+        with self.assertRaises(ChannelFull):
+            backend.send(second, {"n": 1})
+        self.assertIn("Could not resume", logs.output[0])
+        self.assertIn("trying again", logs.output[0])
 
 
 class RunWsServerArgumentTests(SimpleTestCase):
