@@ -145,7 +145,7 @@ class DownloadBackpressureTests(SimpleTestCase):
         self.assertLess(most_held, cap + 8 * BODY_CHUNK_SIZE)
         # Resumed: nothing is left counted against the channel's inbox.
         shard = backend.shards[0]
-        counts = [key for key in shard.execute("KEYS", f"{backend.prefix}n:*")]
+        counts = shard.execute("KEYS", f"{backend.prefix}n:*")
         self.assertEqual([shard.execute("HGETALL", key) for key in counts], [[]] * len(counts))
 
 
