@@ -81,11 +81,13 @@ def release_bridge(bridge: LayerBridge) -> None:
 class LayerBridge:
     """Sends and receives for every connection of one server process."""
 
-    # A resume that fails (Redis unreachable for a moment) is tried again
-    # every resume_retry seconds, resume_attempts times: a channel left
-    # paused holds its worker until the handler's send timeout.
-    resume_retry = 1.0
-    resume_attempts = 5
+    # A pause or resume that fails (Redis unreachable for a moment) is tried
+    # again every change_retry seconds, change_attempts times, unless the
+    # channel's next one replaces it: a channel left paused holds its worker
+    # until the handler's send timeout, and one left running lets the worker
+    # fill this server with what the client has not read.
+    change_retry = 1.0
+    change_attempts = 5
 
     def __init__(self, backend: BaseChannelBackend, reactor: Any,
                  receive_limit: int = 500, poll_timeout: float = 1.0):
@@ -99,10 +101,10 @@ class LayerBridge:
         self._tracked: list[_Tracked] = []
         self._flush_call = None
         self._outbox: queue.SimpleQueue = queue.SimpleQueue()
-        # Sender thread only: channels whose resume failed, with the attempts
-        # made, and when to try them again.
-        self._resume_later: dict[str, int] = {}
-        self._resume_at = 0.0
+        # Sender thread only: channels whose pause or resume failed, with
+        # the change and the attempts made, and when to try them again.
+        self._retry_later: dict[str, tuple[bool, int]] = {}
+        self._retry_at = 0.0
         self._stopped = threading.Event()
         self._wildcards = [names.process_wildcard(prefix) for prefix in REPLY_PREFIXES]
         self.users = 0
@@ -199,9 +201,9 @@ class LayerBridge:
     def _send_loop(self) -> None:
         while True:
             try:
-                item = self._outbox.get(timeout=self._resume_wait())
+                item = self._outbox.get(timeout=self._retry_wait())
             except queue.Empty:
-                self._retry_resumes()
+                self._retry_changes()
                 continue
             batch, tracked, markers, pauses, stop = [], [], [], [], False
             while True:
@@ -227,11 +229,11 @@ class LayerBridge:
                 if failures or sent:
                     self.reactor.callFromThread(self._report, failures, sent)
             for pause in pauses:
-                # The latest word on a channel replaces a resume to retry.
-                self._resume_later.pop(pause.channel, None)
+                # The latest word on a channel replaces a change to retry.
+                self._retry_later.pop(pause.channel, None)
                 self._set_paused(pause.channel, pause.paused)
-            if self._resume_later and time.monotonic() >= self._resume_at:
-                self._retry_resumes()
+            if self._retry_later and time.monotonic() >= self._retry_at:
+                self._retry_changes()
             for marker in markers:
                 self.reactor.callFromThread(marker.callback, None)
             if stop:
@@ -268,28 +270,24 @@ class LayerBridge:
         try:
             change(channel)
         except Exception as exc:
-            # A failed pause leaves the worker sending and this server
-            # holding what the client has not read (a client reading nothing
-            # is still dropped); a failed resume would hold the worker, so it
-            # is tried again.
-            again = not paused and attempt <= self.resume_attempts
+            again = attempt <= self.change_attempts
             logger.warning("Could not %s %r: %s%s", "pause" if paused else "resume",
                            channel, exc, "; trying again" if again else "")
             if again:
-                if not self._resume_later:
-                    self._resume_at = time.monotonic() + self.resume_retry
-                self._resume_later[channel] = attempt
+                if not self._retry_later:
+                    self._retry_at = time.monotonic() + self.change_retry
+                self._retry_later[channel] = (paused, attempt)
 
-    def _resume_wait(self) -> float | None:
-        if not self._resume_later:
+    def _retry_wait(self) -> float | None:
+        if not self._retry_later:
             return None
-        return max(self._resume_at - time.monotonic(), 0)
+        return max(self._retry_at - time.monotonic(), 0)
 
-    def _retry_resumes(self) -> None:
-        retry, self._resume_later = self._resume_later, {}
-        self._resume_at = time.monotonic() + self.resume_retry
-        for channel, attempts in retry.items():
-            self._set_paused(channel, False, attempts + 1)
+    def _retry_changes(self) -> None:
+        retry, self._retry_later = self._retry_later, {}
+        self._retry_at = time.monotonic() + self.change_retry
+        for channel, (paused, attempts) in retry.items():
+            self._set_paused(channel, paused, attempts + 1)
 
     def _send_each(self, batch):
         failures = []

@@ -150,41 +150,75 @@ class LayerBridgeTests(SimpleTestCase):
         self.assertEqual([backend.receive_many(["body"])[1]["n"] for _ in range(2)], [0, 1])
 
 
-class ResumesFailingBackend(InMemoryChannelBackend):
-    """Its first ``failures`` resumes fail, as with Redis out of reach."""
+class PausesFailingBackend(InMemoryChannelBackend):
+    """Its first few pauses and resumes fail, as with Redis out of reach."""
 
-    failures = 2
-    resumes = 0
+    def __init__(self, pauses: int = 0, resumes: int = 0):
+        super().__init__()
+        self.failures = {True: pauses, False: resumes}
+        self.calls = {True: 0, False: 0}
 
-    def resume_channel(self, channel):
-        self.resumes += 1
-        if self.resumes <= self.failures:
+    def _set_paused(self, channel, paused):
+        # Counted once done, so that a test seeing the count sees its effect.
+        failing = self.calls[paused] < self.failures[paused]
+        if not failing:
+            super()._set_paused(channel, paused)
+        self.calls[paused] += 1
+        if failing:
             raise ChannelBackendUnavailable("Redis is unreachable")
-        super().resume_channel(channel)
 
 
 class LayerBridgePauseTests(SimpleTestCase):
-    def test_a_failed_resume_is_tried_again_unless_paused_again_since(self):
-        backend = ResumesFailingBackend()
+    def bridge(self, backend: InMemoryChannelBackend) -> LayerBridge:
         ensure_reactor()
         bridge = LayerBridge(backend, reactor)
-        bridge.resume_retry = 0.05
+        bridge.change_retry = 0.05
         bridge.start()
         self.addCleanup(blockingCallFromThread, reactor, bridge.stop)
+        return bridge
+
+    def test_a_failed_resume_is_tried_again_unless_paused_again_since(self):
+        backend = PausesFailingBackend(resumes=2)
+        bridge = self.bridge(backend)
         first, second = new_name("!http.response"), new_name("!http.response")
         with self.assertLogs("channels.server", "WARNING") as logs:
             for channel in (first, second):
                 bridge.pause(channel, True)
                 bridge.pause(channel, False)  # both fail
             bridge.pause(second, True)  # the client fell behind again
-            wait_for(lambda: backend.resumes >= 3)
+            wait_for(lambda: backend.calls[False] >= 3)
             time.sleep(0.2)  # a few more retry intervals
-        self.assertEqual(backend.resumes, 3)  # first's retry; second's was dropped
+        self.assertEqual(backend.calls[False], 3)  # first's retry; second's was dropped
         backend.send(first, {"n": 1})
         with self.assertRaises(ChannelFull):
             backend.send(second, {"n": 1})
         self.assertIn("Could not resume", logs.output[0])
         self.assertIn("trying again", logs.output[0])
+
+    def test_a_failed_pause_is_tried_again_until_it_takes(self):
+        backend = PausesFailingBackend(pauses=2)
+        bridge = self.bridge(backend)
+        channel = new_name("!http.response")
+        with self.assertLogs("channels.server", "WARNING") as logs:
+            bridge.pause(channel, True)
+            wait_for(lambda: backend.calls[True] >= 3)
+        with self.assertRaises(ChannelFull):
+            backend.send(channel, {"n": 1})
+        self.assertEqual(len(logs.output), 2)
+        self.assertIn("Could not pause", logs.output[0])
+
+    def test_retries_stop_after_the_attempts_allowed(self):
+        backend = PausesFailingBackend(pauses=10)
+        bridge = self.bridge(backend)
+        bridge.change_attempts = 2
+        channel = new_name("!http.response")
+        with self.assertLogs("channels.server", "WARNING") as logs:
+            bridge.pause(channel, True)
+            wait_for(lambda: backend.calls[True] >= 3)
+            time.sleep(0.2)  # a few more retry intervals
+        self.assertEqual(backend.calls[True], 3)
+        self.assertNotIn("trying again", logs.output[-1])
+        backend.send(channel, {"n": 1})  # never paused
 
 
 class RunWsServerArgumentTests(SimpleTestCase):
