@@ -13,6 +13,7 @@ import secrets
 import threading
 from functools import lru_cache
 
+from channels import process
 from channels.exceptions import InvalidChannelName
 
 MAX_NAME_LENGTH = 199  # "under 200 characters"
@@ -53,17 +54,17 @@ def _well_formed(name: str) -> bool:
 def process_token() -> str:
     """The random token of this process, renewed after a fork."""
     global _process
-    pid = os.getpid()
-    process = _process
-    if process[0] != pid:
+    pid = process.pid
+    current = _process
+    if current[0] != pid:
         # Under a lock: threads that raced here after a fork (the first
         # requests of a threaded gunicorn worker) each made a token, and
         # names with the losing one went to an inbox nobody read.
         with _process_lock:
             if _process[0] != pid:
                 _process = (pid, secrets.token_hex(8))
-            process = _process
-    return process[1]
+            current = _process
+    return current[1]
 
 
 def _reset_after_fork() -> None:

@@ -11,11 +11,11 @@ waiting request costs a queue, not a connection.
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import threading
 from collections.abc import Iterator
 
+from channels import process
 from channels.backends.base import BaseChannelBackend
 from channels.interfaces.http_messages import (
     MalformedResponse,
@@ -57,8 +57,8 @@ class ReplyReceiver:
         inbox: queue.SimpleQueue = queue.SimpleQueue()
         with self._lock:
             self._waiting[reply_channel] = inbox
-            if self._pid != os.getpid():
-                self._pid = os.getpid()
+            if self._pid != process.pid:
+                self._pid = process.pid
                 threading.Thread(target=self._run, args=(process_wildcard(REPLY_PREFIX),),
                                  name="channels-replies", daemon=True).start()
         return inbox
@@ -76,7 +76,7 @@ class ReplyReceiver:
         self._pid = None
 
     def _run(self, wildcard: str) -> None:
-        pid = os.getpid()
+        pid = process.pid
         pause = threading.Event()
         while self._pid == pid:
             try:

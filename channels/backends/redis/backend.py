@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 import random
 import secrets
 import threading
@@ -22,6 +21,7 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
+from channels import process
 from channels.backends.base import BaseChannelBackend
 from channels.backends.redis.blocking import BlockerSet
 from channels.backends.redis.hosts import parse_hosts
@@ -38,20 +38,6 @@ REJOIN_INTERVAL = 1.0
 SINGLE_RESPONSE_POLL = (0.001, 0.05)
 # What pausing adds to a channel's count (see scripts.PAUSE).
 PAUSED = 1 << 40
-
-
-class _ThisProcess:
-    """This process's id, kept by a fork hook: os.getpid() is a system
-    call, and every command asks whether this process made the connections."""
-
-    pid = os.getpid()
-
-    @classmethod
-    def forked(cls) -> None:
-        cls.pid = os.getpid()
-
-
-os.register_at_fork(after_in_child=_ThisProcess.forked)
 
 
 def _unpack(reply: list[bytes]) -> list[bytes]:
@@ -126,13 +112,13 @@ class RedisChannelBackend(BaseChannelBackend):
 
     @property
     def shards(self) -> list[Shard]:
-        if self._pid != _ThisProcess.pid:
+        if self._pid != process.pid:
             with self._lock:
-                if self._pid != _ThisProcess.pid:
+                if self._pid != process.pid:
                     self._shards = [Shard(index, address, self.alias)
                                     for index, address in enumerate(self.addresses)]
                     self._blocker_sets = []
-                    self._pid = _ThisProcess.pid
+                    self._pid = process.pid
         return self._shards
 
     def close(self) -> None:
@@ -506,7 +492,7 @@ class RedisChannelBackend(BaseChannelBackend):
 
     def _checkin(self, blocker_set: BlockerSet) -> None:
         with self._lock:
-            if self._pid == _ThisProcess.pid:  # not closed since
+            if self._pid == process.pid:  # not closed since
                 self._blocker_sets.append(blocker_set)
                 return
         blocker_set.close()

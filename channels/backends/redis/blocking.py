@@ -13,12 +13,12 @@ busy with another.
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import threading
 from collections.abc import Callable
 from typing import Any
 
+from channels import process
 from channels.backends.redis.shard import CONNECTION_ERRORS, Shard
 from channels.exceptions import ChannelBackendUnavailable
 
@@ -200,7 +200,7 @@ class _Drainer:
     """The thread that releases the losing pops of waits on several shards."""
 
     def __init__(self) -> None:
-        self.pid = os.getpid()
+        self.pid = process.pid
         self.jobs: queue.SimpleQueue = queue.SimpleQueue()
         threading.Thread(target=self._serve, daemon=True,
                          name="channels-redis-drainer").start()
@@ -224,8 +224,8 @@ _drainer_lock = threading.Lock()
 def _drainer() -> _Drainer:
     """This process's drainer (a forked child starts its own)."""
     global _the_drainer
-    if _the_drainer is None or _the_drainer.pid != os.getpid():
+    if _the_drainer is None or _the_drainer.pid != process.pid:
         with _drainer_lock:
-            if _the_drainer is None or _the_drainer.pid != os.getpid():
+            if _the_drainer is None or _the_drainer.pid != process.pid:
                 _the_drainer = _Drainer()
     return _the_drainer
