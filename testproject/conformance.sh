@@ -32,6 +32,8 @@ fi
 if [ -z "${PYTHON:-}" ]; then
   if [ -x "$REPO/.venv/bin/python" ]; then PYTHON="$REPO/.venv/bin/python"; else PYTHON=python3; fi
 fi
+# A relative path still works after the cd below.
+case "$PYTHON" in /*) ;; */*) PYTHON="$PWD/$PYTHON" ;; esac
 command -v redis-server >/dev/null || { echo "conformance: redis-server is not installed" >&2; exit 1; }
 # wstest needs Python 2.7; without it there is no suite to run.
 if ! WSTEST="$("$SUITE/setup_suite.sh" 2>"${TMPDIR:-/tmp}/conformance-setup.$$" | tail -1)" \
