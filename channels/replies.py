@@ -24,11 +24,10 @@ from channels.interfaces.http_messages import (
     response_chunk,
     response_start,
 )
-from channels.names import new_name, process_wildcard
+from channels.names import HTTP_REPLY_PREFIX, new_name, process_wildcard
 
 logger = logging.getLogger("channels.replies")
 
-REPLY_PREFIX = "!http.response"
 # How long the receiver blocks per call; it also bounds how long a receiver
 # that lost the backend waits before it tries again, and how long a stopped
 # one takes to end.
@@ -59,7 +58,7 @@ class ReplyReceiver:
             self._waiting[reply_channel] = inbox
             if self._pid != process.pid:
                 self._pid = process.pid
-                threading.Thread(target=self._run, args=(process_wildcard(REPLY_PREFIX),),
+                threading.Thread(target=self._run, args=(process_wildcard(HTTP_REPLY_PREFIX),),
                                  name="channels-replies", daemon=True).start()
         return inbox
 
@@ -124,7 +123,7 @@ class PendingResponse:
         self.backend = backend
         self.timeout = timeout
         self.path = path
-        self.reply_channel = new_name(REPLY_PREFIX)
+        self.reply_channel = new_name(HTTP_REPLY_PREFIX)
         self._receiver = receiver_for(backend)
         self._inbox = self._receiver.register(self.reply_channel)
         self.start: ResponseStart | None = None

@@ -23,7 +23,7 @@ import msgpack
 from django.core.exceptions import ImproperlyConfigured
 
 from channels.exceptions import ChannelFull, InvalidMessage, MessageTooLarge
-from channels.names import validate_name
+from channels.names import HTTP_REPLY_PREFIX, validate_name
 from channels.registry import ConsumerRegistry
 
 # Encoded size limit of one message. Larger payloads (HTTP bodies) travel as
@@ -33,8 +33,8 @@ MAX_MESSAGE_SIZE = 1024 * 1024
 # A channel's capacity unless CHANNEL_CAPACITY or the patterns below say
 # otherwise.
 DEFAULT_CAPACITY = 100
-# HTTP response channels, as the interface server names them.
-HTTP_REPLY_CHANNELS = "!http.response.*"
+# HTTP response channels, as interface servers name them.
+HTTP_REPLY_CHANNELS = f"{HTTP_REPLY_PREFIX}.*"
 # Capacities that apply after the project's CHANNEL_CAPACITY patterns. An
 # upload's chunks wait on its body channel until the view reads them, and the
 # interface servers hold the client back while it is full; a response's

@@ -29,6 +29,7 @@ from channels.exceptions import ChannelFull
 from channels.interfaces import http_messages
 from channels.interfaces.security import forwarded_client, forwarded_secure
 from channels.interfaces.websocket_protocol import ChannelWebSocketProtocol
+from channels.names import HTTP_REPLY_PREFIX
 
 if TYPE_CHECKING:
     from channels.interfaces.config import ServerConfig
@@ -454,7 +455,7 @@ class Request:
         protocol = self.protocol
         server = protocol.server
         event = self.event
-        self.reply_channel = server.layer.new_reply_channel("!http.response", self.on_reply)
+        self.reply_channel = server.layer.new_reply_channel(HTTP_REPLY_PREFIX, self.on_reply)
         body = self.take(CHUNK)
         if not self.end or self.buffered:
             self.body_channel = server.new_body_channel()

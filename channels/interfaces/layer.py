@@ -28,7 +28,7 @@ from channels.exceptions import ChannelFull, InvalidMessage
 
 logger = logging.getLogger("channels.server")
 
-REPLY_PREFIXES = ("!http.response", "!websocket.send")
+REPLY_PREFIXES = (names.HTTP_REPLY_PREFIX, names.WEBSOCKET_REPLY_PREFIX)
 
 Listener = Callable[[dict[str, Any]], None]
 # Called on the reactor with the exception when a message could not be sent.

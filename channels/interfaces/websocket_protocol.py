@@ -16,6 +16,7 @@ from autobahn.websocket.types import ConnectionDeny
 from twisted.internet.defer import Deferred
 
 from channels.exceptions import ChannelFull, InvalidMessage
+from channels.names import WEBSOCKET_REPLY_PREFIX
 
 if TYPE_CHECKING:
     from channels.interfaces.server import ChannelServer
@@ -59,7 +60,7 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
         server = self.server
         if not server.policy.origin_allowed(request.headers.get("origin")):
             raise ConnectionDeny(403, "Origin not allowed")
-        self.reply_channel = server.layer.new_reply_channel("!websocket.send", self.on_reply)
+        self.reply_channel = server.layer.new_reply_channel(WEBSOCKET_REPLY_PREFIX, self.on_reply)
         message, self.scope = self.scope, None
         if not server.connect_routed:
             return None
