@@ -47,12 +47,16 @@ class _Pause(NamedTuple):
 # After a small batch of more than one message (several clients are busy),
 # the sender and the receiver each pause COALESCE_WAIT seconds, so that
 # their next call carries more: a backend call costs round trips and thread
-# switches whatever it carries. With 50 echo clients on 2 cores: 0.66 ms of
-# server CPU per message without the pause, about 0.28 ms with it, and
-# several times the messages/s. A lone client never waits (round trip
-# 1.2 ms; 2.5 ms if every batch paused).
+# switches whatever it carries. The pause trades latency for CPU. With 50
+# clients on 2 cores (testproject/benchmarks), WebSocket echo as a share of
+# plain Autobahn's and HTTP of gunicorn's: no pause, 32-34% (the interface
+# spends a third more CPU per message); 2 ms leaves CPU idle while clients
+# wait (35-39%, HTTP 49%); 0.5 ms makes HTTP batches small (42%, HTTP 39%);
+# 1 ms keeps both (39-44%, HTTP 46%). Under a load the CPU cannot keep up
+# with, batches grow past COALESCE_BELOW and nobody pauses. A lone client
+# never waits.
 COALESCE_BELOW = 8
-COALESCE_WAIT = 0.002
+COALESCE_WAIT = 0.001
 
 # One bridge per backend per process: response channels are read through
 # process-wide wildcards, so two receivers on one backend would take each
