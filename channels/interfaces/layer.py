@@ -51,10 +51,10 @@ class _Pause(NamedTuple):
 # clients on 2 cores (testproject/benchmarks), WebSocket echo as a share of
 # plain Autobahn's and HTTP of gunicorn's: no pause, 32-34% (the interface
 # spends a third more CPU per message); 2 ms leaves CPU idle while clients
-# wait (35-39%, HTTP 49%); 0.5 ms makes HTTP batches small (42%, HTTP 39%);
-# 1 ms keeps both (39-44%, HTTP 46%). Under a load the CPU cannot keep up
-# with, batches grow past COALESCE_BELOW and nobody pauses. A lone client
-# never waits.
+# wait (median 37%, HTTP 49%); 0.5 ms makes HTTP batches small (42%, HTTP
+# 39%); 1 ms keeps both (median 40%, HTTP 46%). Under a load the CPU cannot
+# keep up with, batches grow past COALESCE_BELOW and nobody pauses. A lone
+# client never waits.
 COALESCE_BELOW = 8
 COALESCE_WAIT = 0.001
 
