@@ -17,17 +17,17 @@ from channels import process
 from channels.exceptions import InvalidChannelName
 
 MAX_NAME_LENGTH = 199  # "under 200 characters"
-
-# What interface servers name their response channels with, by the message
-# standards (docs/message-standards.rst); new_name() adds the rest.
-HTTP_REPLY_PREFIX = "!http.response"
-WEBSOCKET_REPLY_PREFIX = "!websocket.send"
 _NAME_RE = re.compile(r"!?[A-Za-z0-9_.\-]+")  # length checked separately
 
 # A name from new_name() ends in ".<process token>-<client token>": 64 bits
 # naming the process and 128 random bits naming the client.
 _GENERATED_RE = re.compile(r"\.([0-9a-f]{16})-[0-9a-f]{32}\Z")
 _WILDCARD_RE = re.compile(r"\.([0-9a-f]{16})-\Z")
+
+# What interface servers name their response channels with, by the message
+# standards (docs/message-standards.rst); new_name() adds the rest.
+HTTP_REPLY_PREFIX = "!http.response"
+WEBSOCKET_REPLY_PREFIX = "!websocket.send"
 
 _process = (0, "")
 _process_lock = threading.Lock()

@@ -35,6 +35,7 @@ PREFETCH = 8
 # requeues its message gives back those after it, in one go.
 RELEASE_AFTER = 0.1
 
+
 class _Database(threading.local):
     """Whether this thread has ever opened a database connection. Until it
     has, Django's close_old_connections() has nothing to close, yet looking
