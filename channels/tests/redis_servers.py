@@ -13,13 +13,15 @@ API:
     stopped is started again by the next call. Tests that stop or restart a
     server on purpose should make their own ``RedisServer`` instead.
 
-``RedisServer(*options)``
+``RedisServer(*options, unix_socket=False)``
     One server, with extra ``redis-server`` command-line options if given
     (``RedisServer("--requirepass", "pw")``). ``.start()`` (again after
     ``.stop()``: same port, empty data), ``.stop()``, ``.running``,
     ``.host``, ``.port``, ``.url`` (``redis://127.0.0.1:<port>``),
     ``.client(**options)`` (a redis-py client), ``.cleanup()`` (stop and
-    delete its directory).
+    delete its directory). With ``unix_socket``, it listens on a Unix socket
+    in its directory as well: ``.socket_path``, and ``.url_for(db)`` is a
+    ``unix://`` URL (else ``redis://``).
 
 ``backend_config(servers, **options) -> dict``
     A ``CHANNEL_BACKENDS`` entry for ``RedisChannelBackend`` over
@@ -74,8 +76,9 @@ def _free_port() -> int:
 class RedisServer:
     host = "127.0.0.1"
 
-    def __init__(self, *options: str) -> None:
+    def __init__(self, *options: str, unix_socket: bool = False) -> None:
         self.options = options
+        self.unix_socket = unix_socket
         self.port: int | None = None
         self.process: subprocess.Popen | None = None
         self.directory: str | None = None
@@ -86,6 +89,20 @@ class RedisServer:
     @property
     def url(self) -> str:
         return f"redis://{self.host}:{self.port}"
+
+    @property
+    def socket_path(self) -> str | None:
+        """The Unix socket's path, once started (``unix_socket`` only)."""
+        if not self.unix_socket or self.directory is None:
+            return None
+        return os.path.join(self.directory, "redis.sock")
+
+    def url_for(self, db: int = 0) -> str:
+        """A ``HOSTS`` URL for database ``db``: through the Unix socket if
+        the server has one."""
+        if self.unix_socket:
+            return f"unix://{self.socket_path}?db={db}"
+        return f"{self.url}/{db}"
 
     @property
     def running(self) -> bool:
@@ -109,6 +126,9 @@ class RedisServer:
             )
         if self.directory is None:
             self.directory = tempfile.mkdtemp(prefix="channels-redis-")
+        options = self.options
+        if self.unix_socket:
+            options += ("--unixsocket", self.socket_path, "--unixsocketperm", "700")
         # A free port can be taken by someone else before redis binds it;
         # only a first start may move to another port.
         for attempt in range(5):
@@ -117,7 +137,7 @@ class RedisServer:
                 [executable, "--port", str(port), "--bind", self.host,
                  "--save", "", "--appendonly", "no", "--dir", self.directory,
                  "--daemonize", "no", "--loglevel", "warning", "--protected-mode", "no",
-                 *self.options],
+                 *options],
                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             )
             if self._wait_ready(port):

@@ -241,12 +241,9 @@ class AddressFormTests(SimpleTestCase):
         self.assertNotIn("wrong", str(caught.exception))
 
     def test_unix_socket(self):
-        directory = tempfile.mkdtemp(prefix="channels-redis-socket-")
-        self.addCleanup(shutil.rmtree, directory, True)
-        path = os.path.join(directory, "redis.sock")
-        server = RedisServer("--unixsocket", path, "--unixsocketperm", "700").start()
+        server = RedisServer(unix_socket=True).start()
         self.addCleanup(server.cleanup)
-        backend = redis_backend([], hosts=[f"unix://{path}?db=2"])
+        backend = redis_backend([], hosts=[server.url_for(2)])
         self.addCleanup(backend.close)
         name = new_name("!websocket.send")
         backend.send(name, {"n": 1})

@@ -16,6 +16,10 @@ Targets: the layer at least 40% of gunicorn's requests/s, p99 under 50 ms.
 
     python testproject/benchmarks/http_throughput.py [--duration 10] [--rounds 3]
                                                      [--via server|wsgi|both] [--prefetch N]
+                                                     [--redis unix|tcp]
+
+Redis is reached through its Unix socket, as a Redis on the same machine
+should be (docs/deploying.rst); ``--redis tcp`` measures loopback TCP.
 
 The setups take turns in several rounds and the medians are reported: on a
 shared machine, load from elsewhere then falls on every setup alike.
@@ -119,12 +123,14 @@ def main():
     has_server = importlib.util.find_spec("channels.management.commands.runwsserver")
     parser.add_argument("--via", choices=["server", "wsgi", "both"],
                         default="both" if has_server else "wsgi")
+    parser.add_argument("--redis", choices=["unix", "tcp"], default="unix",
+                        help="how the layer reaches Redis (default: %(default)s)")
     args = parser.parse_args()
     for tool in ("wrk", "redis-server"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is not on PATH; install it (apt-get install {tool}).")
 
-    redis = RedisServer().start()
+    redis = RedisServer(unix_socket=args.redis == "unix").start()
     os.chdir(TESTPROJECT)
     processes: list[Process] = []
     setups = []  # (name, url, {role: pid whose CPU time counts})
@@ -141,7 +147,7 @@ def main():
             # Each layer on its own Redis database, so its one worker serves it alone.
             env = django_env("testproject.settings", TESTPROJECT, DJANGO_DEBUG="0",
                              DJANGO_DB=":memory:", CHANNELS_BACKEND="redis",
-                             REDIS_HOSTS=f"{redis.url}/{database}")
+                             REDIS_HOSTS=redis.url_for(database))
             name, port, started = start_layer(via, env, args.prefetch)
             processes.extend(started)
             worker, interface = started
@@ -170,7 +176,7 @@ def main():
     baseline_name = setups[0][0]
     print(f"HTTP /hello/ under wrk, {CONNECTIONS} connections, {args.rounds} rounds of "
           f"{args.duration} s per setup, alternating; {os.cpu_count()} CPUs, everything "
-          f"on this machine")
+          f"on this machine, Redis over {args.redis}")
     print(f"{'setup (median of rounds)':<66} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
           f"{'CPU ms/req':>10} {'non-2xx':>8}  req/s per round")
     medians = {}

@@ -6,15 +6,20 @@ echo server as the baseline, then measures:
 
 - echo round trip through the layer with 50 clients, each keeping one
   message in flight: p50/p99 and messages/s (target: at least 40% of the
-  plain server's messages/s, p50 under 15 ms), and the CPU time each
-  process spends per message (where the time goes);
+  plain server's messages/s, p50 under 15 ms), the CPU time each process
+  (this client included) spends per message, where the time goes, and the
+  cores they kept busy: near all of them, the run was CPU-bound, and only
+  less CPU per message raises the rate; fewer, something waited;
 - a group message to 500 sockets, until all have received it (target:
   40 ms; baseline: the plain server writing to its 500 sockets);
 - server memory per idle WebSocket with 10,000 open while keepalives flow
   (target: at most 20 KiB; baseline: the plain server).
 
     python testproject/benchmarks/websocket.py [--workers N] [--prefetch N] [--seconds S]
-                                               [--idle N]
+                                               [--idle N] [--redis unix|tcp]
+
+Redis is reached through its Unix socket, as a Redis on the same machine
+should be (docs/deploying.rst); ``--redis tcp`` measures loopback TCP.
 """
 
 from __future__ import annotations
@@ -140,10 +145,12 @@ def main() -> None:
                         help="idle sockets for the memory figure (0: skip it)")
     parser.add_argument("--hold", type=float, default=12,
                         help="seconds the idle sockets stay open (keepalives flow)")
+    parser.add_argument("--redis", choices=["unix", "tcp"], default="unix",
+                        help="how the processes reach Redis (default: %(default)s)")
     options = parser.parse_args()
 
-    redis_server = RedisServer().start()
-    env = dict(os.environ, REDIS_HOSTS=redis_server.url + "/0",
+    redis_server = RedisServer(unix_socket=options.redis == "unix").start()
+    env = dict(os.environ, REDIS_HOSTS=redis_server.url_for(0),
                DJANGO_SETTINGS_MODULE="benchmarks.websocket_settings",
                PYTHONPATH=os.pathsep.join([REPO, PROJECT]))
     os.environ.update(REDIS_HOSTS=env["REDIS_HOSTS"],
@@ -170,15 +177,16 @@ def main() -> None:
         from channels import Group
 
         print(f"command: {' '.join([os.path.relpath(sys.argv[0], REPO)] + sys.argv[1:])}")
-        print(f"machine: {os.cpu_count()} cores; everything (redis, server, "
-              f"{options.workers} worker process(es), client) on it")
+        print(f"machine: {os.cpu_count()} cores; everything (redis over {options.redis}, "
+              f"server, {options.workers} worker process(es), client) on it")
 
         results = echo({
-            "plain": (plain_port, "/", {"plain server": [plain.pid]}),
+            "plain": (plain_port, "/", {"plain server": [plain.pid], "client": [os.getpid()]}),
             "layer": (port, "/ws/echo/", {
                 "interface server": [server.pid],
                 "workers": [worker.pid for worker in workers],
-                "redis": [redis_server.process.pid]}),
+                "redis": [redis_server.process.pid],
+                "client": [os.getpid()]}),
         }, options.clients, options.seconds)
         plain_echo, layer_echo = results["plain"], results["layer"]
         share = layer_echo["rate"] / plain_echo["rate"] * 100
@@ -190,9 +198,12 @@ def main() -> None:
                   f"p99 {result['p99']:6.2f} ms")
         print(f"  through the layer: {share:.0f}% of plain (target >= 40%), "
               f"p50 {layer_echo['p50']:.2f} ms (target < 15 ms)")
-        print("  CPU per message: " + ", ".join(
-            f"{part} {used:.3f} ms" for result in (plain_echo, layer_echo)
-            for part, used in result["cpu"].items()))
+        print("  CPU per message, and cores busy:")
+        for name, result in (("plain", plain_echo), ("layer", layer_echo)):
+            busy = sum(result["cpu"].values()) * result["rate"] / 1000
+            print(f"    {name}: " + ", ".join(
+                f"{part} {used:.3f} ms" for part, used in result["cpu"].items())
+                + f"; {busy:.2f} of {os.cpu_count()} cores busy")
 
         if options.group > 0:
             # websocket.connect holds 100 messages (CAPACITY): open in batches.
@@ -232,7 +243,7 @@ def main() -> None:
                 process.wait(10)
             except subprocess.TimeoutExpired:
                 process.kill()
-        redis_server.stop()
+        redis_server.cleanup()
 
 
 if __name__ == "__main__":
