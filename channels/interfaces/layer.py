@@ -1,13 +1,18 @@
 """The bridge between the reactor thread and the channel backend.
 
-Backend calls block (a network round trip on Redis), so none happens on the
-reactor. Sending: whatever the connections want to send during one reactor
-turn is collected and handed to a sender thread as one batch, which it sends
-with a single ``send_many`` (one round trip per shard). Receiving: one thread
-reads every response channel of this process at once through the process
-wildcards, and hands each batch it gets to the reactor with a single
-``callFromThread``. The cost per message is therefore a list append on each
-side, whatever the number of connections.
+Whatever the connections want to send during one reactor turn goes as one
+batch (one round trip per shard), and every response channel of this
+process is read at once through the process wildcards. The cost per message
+is therefore a list append on each side, whatever the number of
+connections.
+
+A backend with a reactor client (``BaseChannelBackend.reactor_client``:
+Redis) makes both calls on the reactor without blocking it. With any other,
+backend calls block, so none happens on the reactor: a sender thread sends
+the batches, and a receiver thread hands each batch it reads to the reactor
+with a single ``callFromThread``. The sender thread also runs, for every
+backend, the rare calls: pauses and resumes, and what the reactor client
+hands back (see channels/backends/redis/reactor.py).
 """
 
 from __future__ import annotations
@@ -21,10 +26,11 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
 
 from channels import names
-from channels.backends.base import BaseChannelBackend
-from channels.exceptions import ChannelFull, InvalidMessage
+from channels.backends.base import BaseChannelBackend, decode, encode
+from channels.exceptions import ChannelFull, InvalidChannelName, InvalidMessage
 
 logger = logging.getLogger("channels.server")
 
@@ -45,16 +51,18 @@ class _Pause(NamedTuple):
 
 
 # After a small batch of more than one message (several clients are busy),
-# the sender and the receiver each pause COALESCE_WAIT seconds, so that
-# their next call carries more: a backend call costs round trips and thread
-# switches whatever it carries. The pause trades latency for CPU. With 50
-# clients on 2 cores (testproject/benchmarks), WebSocket echo as a share of
-# plain Autobahn's and HTTP of gunicorn's: no pause, 32-34% (the interface
-# spends a third more CPU per message); 2 ms leaves CPU idle while clients
-# wait (median 37%, HTTP 49%); 0.5 ms makes HTTP batches small (42%, HTTP
-# 39%); 1 ms keeps both (median 40%, HTTP 46%). Under a load the CPU cannot
-# keep up with, batches grow past COALESCE_BELOW and nobody pauses. A lone
-# client never waits.
+# the receiver, and the sender thread, pause COALESCE_WAIT seconds, so that
+# their next call carries more: a backend call costs round trips (and, in
+# threads, thread switches) whatever it carries. The pause trades latency
+# for CPU. With 50 clients on 2 cores (testproject/benchmarks), WebSocket
+# echo as a share of plain Autobahn's and HTTP of gunicorn's, in threads: no
+# pause, 32-34% (the interface spends a third more CPU per message); 2 ms
+# leaves CPU idle while clients wait (median 37%, HTTP 49%); 0.5 ms makes
+# HTTP batches small (42%, HTTP 39%); 1 ms keeps both (median 40%, HTTP 46%).
+# With the reactor client, on a slower machine: no pause 29-32%, 1 ms
+# 32-33%; the reactor pausing its sends as well, 29%. Under a load the CPU
+# cannot keep up with, batches grow past COALESCE_BELOW and nobody pauses.
+# A lone client never waits.
 COALESCE_BELOW = 8
 COALESCE_WAIT = 0.001
 
@@ -111,21 +119,39 @@ class LayerBridge:
         self._retry_at = 0.0
         self._stopped = threading.Event()
         self._wildcards = [names.process_wildcard(prefix) for prefix in REPLY_PREFIXES]
+        self._client = None
+        # Reactor client only: its batches not yet answered, and flushed()
+        # Deferreds that wait for them.
+        self._in_flight = 0
+        self._flush_waiters: list[Deferred] = []
+        # Channels whose pause or resume failed on the reactor client.
+        self._paused_by_thread: set[str] = set()
         self.users = 0
 
     def start(self) -> None:
-        for target, name in ((self._send_loop, "sender"), (self._receive_loop, "receiver")):
+        """Start reading and sending; on the reactor thread, or before the
+        reactor runs."""
+        self._client = self.backend.reactor_client(self.reactor)
+        loops = [(self._send_loop, "sender")]
+        if self._client is None:
+            loops.append((self._receive_loop, "receiver"))
+        else:
+            self._client.receive(self._wildcards, self.receive_limit, self._deliver_data,
+                                 _pace, self.poll_timeout)
+        for target, name in loops:
             thread = threading.Thread(target=target, name=f"channels-server-{name}",
                                       daemon=True)
             thread.start()
 
     def stop(self) -> None:
-        """Stop both threads after what was already handed over is sent. A
-        receive in progress finishes in the background; what it takes is
-        put back for the next bridge (see _receive_loop)."""
+        """Stop after what was already handed over is sent. A receive in
+        progress finishes in the background; what it takes is put back for
+        the next bridge (see _receive_loop and the reactor client)."""
         self._flush()
         self._stopped.set()
         self._outbox.put(_STOP)
+        if self._client is not None:
+            self._client.stop()
 
     # Reactor side.
 
@@ -137,6 +163,7 @@ class LayerBridge:
 
     def forget(self, name: str) -> None:
         self._listeners.pop(name, None)
+        self._paused_by_thread.discard(name)
 
     def send(self, channel: str, content: dict[str, Any],
              on_failure: FailureCallback = None, on_sent: SentCallback = None) -> None:
@@ -156,14 +183,27 @@ class LayerBridge:
     def pause(self, channel: str, paused: bool) -> None:
         """Pause or resume a response channel of this process (the
         backend's ``pause_channel``), in the order asked."""
-        self._outbox.put(_Pause(channel, paused))
+        if self._client is None or channel in self._paused_by_thread:
+            self._outbox.put(_Pause(channel, paused))
+        else:
+            self._client.set_paused(channel, paused).addErrback(
+                self._pause_failed, _Pause(channel, paused))
+
+    def _pause_failed(self, failure: Failure, change: _Pause) -> None:
+        # The sender thread retries it, and takes the channel's later
+        # changes too, so that they stay in order.
+        self._paused_by_thread.add(change.channel)
+        self._outbox.put(change)
 
     def flushed(self) -> Deferred:
         """Fires once everything queued so far has been handed to the
         backend (used at shutdown, for the disconnect messages)."""
         self._flush()
         done = Deferred()
-        self._outbox.put(done)
+        if self._in_flight:
+            self._flush_waiters.append(done)  # then behind what they hand back
+        else:
+            self._outbox.put(done)
         return done
 
     def _flush(self) -> None:
@@ -173,7 +213,62 @@ class LayerBridge:
         if self._pending:
             batch, self._pending = self._pending, []
             tracked, self._tracked = self._tracked, []
-            self._outbox.put((batch, tracked))
+            if self._client is None:
+                self._outbox.put((batch, tracked))
+            else:
+                self._send_now(batch, tracked)
+
+    def _send_now(self, batch, tracked) -> None:
+        """Send a batch through the reactor client. A message that cannot
+        travel fails alone."""
+        messages, kept, failures = [], [], []
+        for item in batch:
+            channel, content, callback = item
+            try:
+                messages.append((names.validate_name(channel), encode(content)))
+            except (InvalidChannelName, InvalidMessage) as exc:
+                if callback is not None:
+                    failures.append((callback, exc))
+                continue
+            kept.append(item)
+        self._in_flight += 1
+        self._client.send_batch(messages).addBoth(self._sent_now, kept, tracked, failures)
+
+    def _sent_now(self, outcome, kept, tracked, failures) -> None:
+        self._in_flight -= 1
+        if isinstance(outcome, Failure):
+            logger.error("Could not send %d message(s) to backend %r", len(kept),
+                         self.backend.alias, exc_info=outcome.value)
+            failed, back = [(position, outcome.value) for position in range(len(kept))], []
+        else:
+            failed, back = outcome
+        errors = [exc for _, exc in failed if not isinstance(exc, ChannelFull)]
+        if errors:
+            logger.warning("Could not send %d message(s) to backend %r: %s",
+                           len(errors), self.backend.alias, errors[0])
+        failures += [(kept[position][2], exc) for position, exc in failed
+                     if kept[position][2] is not None]
+        handed = {kept[position][2] for position in back}
+        if back:
+            self._outbox.put(([kept[position] for position in back],
+                              [t for t in tracked if t in handed]))
+        refused = {callback for callback, _ in failures}
+        sent = [t for t in tracked if t not in refused and t not in handed]
+        if failures or sent:
+            self._report(failures, sent)
+        if not self._in_flight:
+            waiters, self._flush_waiters = self._flush_waiters, []
+            for waiter in waiters:
+                self._outbox.put(waiter)
+
+    def _deliver_data(self, batch: list[tuple[str, bytes]]) -> None:
+        decoded = []
+        for channel, data in batch:
+            try:
+                decoded.append((channel, decode(data)))
+            except Exception:
+                logger.exception("Could not decode a message on %r; dropped", channel)
+        self._deliver(decoded)
 
     def _deliver(self, batch: list[tuple[str, dict]]) -> None:
         listeners = self._listeners
@@ -322,8 +417,9 @@ class LayerBridge:
                 self._requeue(batch)
             elif batch:
                 self.reactor.callFromThread(self._deliver, batch)
-                if 1 < len(batch) < COALESCE_BELOW:
-                    time.sleep(COALESCE_WAIT)
+                wait = _pace(len(batch))
+                if wait:
+                    time.sleep(wait)
 
     def _requeue(self, batch: list[tuple[str, dict]]) -> None:
         for channel, content in reversed(batch):
@@ -331,6 +427,12 @@ class LayerBridge:
                 self.backend.requeue(channel, content)
             except Exception:
                 logger.exception("Could not requeue a reply on %r; it is lost", channel)
+
+
+def _pace(received: int) -> float:
+    """How long the receiver waits before its next read, after a batch of
+    ``received`` messages (see COALESCE_WAIT)."""
+    return COALESCE_WAIT if 1 < received < COALESCE_BELOW else 0.0
 
 
 class _Tracked:

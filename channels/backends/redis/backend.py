@@ -19,6 +19,7 @@ import time
 from collections import defaultdict, deque
 from typing import Any
 
+import redis
 from django.core.exceptions import ImproperlyConfigured
 
 from channels import process
@@ -120,6 +121,16 @@ class RedisChannelBackend(BaseChannelBackend):
                     self._blocker_sets = []
                     self._pid = process.pid
         return self._shards
+
+    def reactor_client(self, reactor: Any) -> Any:
+        """Connections on the reactor, except over TLS, which they do not
+        speak (the server then uses threads)."""
+        if any(issubclass(address.options.get("connection_class", object), redis.SSLConnection)
+               for address in self.addresses):
+            return None
+        from channels.backends.redis.reactor import ReactorClient
+
+        return ReactorClient(self, reactor)
 
     def close(self) -> None:
         with self._lock:
@@ -229,10 +240,9 @@ class RedisChannelBackend(BaseChannelBackend):
         batches: dict[int | None, list[int]] = defaultdict(list)
         args: list[list] = []
         for position, (channel, data) in enumerate(messages):
-            index, keys = self._target(channel)
+            index, message_args = self._send_many_item(channel, data, now)
             batches[index].append(position)
-            args.append([keys[0], keys[1] if len(keys) > 1 else "",
-                         self._entry(channel, data, now), channel, self.capacity_for(channel)])
+            args.append(message_args)
         normal = batches.pop(None, [])
         retry = set(normal)
         spread = self._spread() if normal else []
@@ -267,14 +277,24 @@ class RedisChannelBackend(BaseChannelBackend):
             raise error
         return [messages[position][0] for position in sorted(full)]
 
+    def _send_many_item(self, channel: str, data: bytes, now: int) -> tuple[int | None, list]:
+        """The home shard of a message (None: any) and its part of the
+        arguments of SEND_MANY."""
+        index, keys = self._target(channel)
+        return index, [keys[0], keys[1] if len(keys) > 1 else "",
+                       self._entry(channel, data, now), channel, self.capacity_for(channel)]
+
+    def _send_many_args(self, positions: list[int], args: list[list], now: int) -> list:
+        flat = [now, self._expiry_ms]
+        for position in positions:
+            flat += args[position]
+        return flat
+
     def _send_batch(self, shard: Shard, positions: list[int], args: list[list],
                     now: int) -> list[int]:
         """Send ``positions`` of a batch on ``shard``; the positions whose
         channel was full."""
-        flat = [now, self._expiry_ms]
-        for position in positions:
-            flat += args[position]
-        full = shard.script("SEND_MANY", [], flat)
+        full = shard.script("SEND_MANY", [], self._send_many_args(positions, args, now))
         return [positions[number - 1] for number in full]
 
     # Receiving.
@@ -498,12 +518,16 @@ class RedisChannelBackend(BaseChannelBackend):
         blocker_set.close()
 
     def _set_paused(self, channel, paused):
+        index, keys, args = self._pause_call(channel, paused)
+        self.shards[index].script("PAUSE", keys, args)
+
+    def _pause_call(self, channel: str, paused: bool) -> tuple[int, list, list]:
+        """The shard, KEYS and ARGV of the PAUSE script for a change."""
         index, keys = self._target(channel)
         if len(keys) < 2:
             raise ValueError(f"{channel!r}: the Redis backend pauses only response channels "
                              f"made by new_name (read through a process wildcard)")
-        self.shards[index].script("PAUSE", [keys[1]],
-                                  [channel, PAUSED if paused else -PAUSED, self._expiry_ms])
+        return index, [keys[1]], [channel, PAUSED if paused else -PAUSED, self._expiry_ms]
 
     # Groups.
 
