@@ -60,6 +60,13 @@ class _Resp(protocol.Protocol):
         self.waiting: deque[defer.Deferred] = deque()
         self.lost = False
 
+    def connectionMade(self) -> None:
+        if hasattr(self.transport, "setTcpNoDelay"):  # TCP, not a Unix socket
+            # A small command must not wait for the answer to the last one.
+            self.transport.setTcpNoDelay(True)
+            # A peer that vanishes silently is found out (as shard.py does).
+            self.transport.setTcpKeepAlive(True)
+
     def dataReceived(self, data: bytes) -> None:
         self.reader.feed(data)
         try:
