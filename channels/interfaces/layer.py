@@ -23,6 +23,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from functools import partial
 from typing import Any, NamedTuple
 
 from twisted.internet.defer import Deferred
@@ -51,7 +52,7 @@ class _Pause(NamedTuple):
 
 
 # After a small batch of more than one message (several clients are busy),
-# the receiver, and the sender thread, pause COALESCE_WAIT seconds, so that
+# the receiver and sender threads pause COALESCE_WAIT seconds, so that
 # their next call carries more: a backend call costs round trips (and, in
 # threads, thread switches) whatever it carries. The pause trades latency
 # for CPU. With 50 clients on 2 cores (testproject/benchmarks), WebSocket
@@ -59,12 +60,15 @@ class _Pause(NamedTuple):
 # pause, 32-34% (the interface spends a third more CPU per message); 2 ms
 # leaves CPU idle while clients wait (median 37%, HTTP 49%); 0.5 ms makes
 # HTTP batches small (42%, HTTP 39%); 1 ms keeps both (median 40%, HTTP 46%).
-# With the reactor client, on a slower machine: no pause 29-32%, 1 ms
-# 32-33%; the reactor pausing its sends as well, 29%. Under a load the CPU
-# cannot keep up with, batches grow past COALESCE_BELOW and nobody pauses.
-# A lone client never waits.
+# With the reactor client, where a call costs no thread switch, the receiver
+# pauses REACTOR_COALESCE_WAIT, and sends do not pause (pausing them too
+# gave 29% against 32%). On a slower machine, Redis over its Unix socket:
+# no pause 31-34%; 0.5 ms 34-36% (HTTP 72-79%); 1 ms 33-34% (HTTP 74-75%);
+# 2 ms 30-32%. Under a load the CPU cannot keep up with, batches grow past
+# COALESCE_BELOW and nobody pauses. A lone client never waits.
 COALESCE_BELOW = 8
 COALESCE_WAIT = 0.001
+REACTOR_COALESCE_WAIT = 0.0005
 
 # One bridge per backend per process: response channels are read through
 # process-wide wildcards, so two receivers on one backend would take each
@@ -137,7 +141,8 @@ class LayerBridge:
             loops.append((self._receive_loop, "receiver"))
         else:
             self._client.receive(self._wildcards, self.receive_limit, self._deliver_data,
-                                 _pace, self.poll_timeout)
+                                 partial(_pace, wait=REACTOR_COALESCE_WAIT),
+                                 self.poll_timeout)
         for target, name in loops:
             thread = threading.Thread(target=target, name=f"channels-server-{name}",
                                       daemon=True)
@@ -429,10 +434,10 @@ class LayerBridge:
                 logger.exception("Could not requeue a reply on %r; it is lost", channel)
 
 
-def _pace(received: int) -> float:
+def _pace(received: int, wait: float = COALESCE_WAIT) -> float:
     """How long the receiver waits before its next read, after a batch of
     ``received`` messages (see COALESCE_WAIT)."""
-    return COALESCE_WAIT if 1 < received < COALESCE_BELOW else 0.0
+    return wait if 1 < received < COALESCE_BELOW else 0.0
 
 
 class _Tracked:
