@@ -128,7 +128,9 @@ class LayerBridge:
         # Deferreds that wait for them.
         self._in_flight = 0
         self._flush_waiters: list[Deferred] = []
-        # Channels whose pause or resume failed on the reactor client.
+        # Reactor client only: the last change asked for each channel, and
+        # the channels whose change failed there (the sender thread has them).
+        self._asked: dict[str, bool] = {}
         self._paused_by_thread: set[str] = set()
         self.users = 0
 
@@ -168,6 +170,7 @@ class LayerBridge:
 
     def forget(self, name: str) -> None:
         self._listeners.pop(name, None)
+        self._asked.pop(name, None)
         self._paused_by_thread.discard(name)
 
     def send(self, channel: str, content: dict[str, Any],
@@ -191,10 +194,13 @@ class LayerBridge:
         if self._client is None or channel in self._paused_by_thread:
             self._outbox.put(_Pause(channel, paused))
         else:
+            self._asked[channel] = paused
             self._client.set_paused(channel, paused).addErrback(
                 self._pause_failed, _Pause(channel, paused))
 
     def _pause_failed(self, failure: Failure, change: _Pause) -> None:
+        if self._asked.get(change.channel) != change.paused:
+            return  # a later change was asked for since: that one decides
         # The sender thread retries it, and takes the channel's later
         # changes too, so that they stay in order.
         self._paused_by_thread.add(change.channel)

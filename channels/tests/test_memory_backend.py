@@ -229,6 +229,22 @@ class QueueTests(MemoryBackendMixin, SimpleTestCase):
         self.assertEqual(backend.send_many([("a", {"n": 9}), ("a", {"n": 10})]), ["a", "a"])
         self.assertEqual(drain("a"), [6, 7, 8])
 
+    def test_pausing_is_a_state_not_a_count(self):
+        # A pause tried again after it took, or a resume of a running
+        # channel (an interface server retrying after an outage), must not
+        # leave the channel paused after the last resume.
+        backend = self.make_backend()
+        name = new_name("!resp")
+        backend.resume_channel(name)
+        backend.pause_channel(name)
+        backend.pause_channel(name)
+        with self.assertRaises(ChannelFull):
+            backend.send(name, {"n": 1})
+        backend.resume_channel(name)
+        backend.send(name, {"n": 2})
+        self.assertEqual(backend.receive_batch([process_wildcard("!resp")], timeout=0),
+                         [(name, {"n": 2})])
+
     def test_a_paused_channel_refuses_sends_until_resumed(self):
         backend = self.make_backend()
         name, wildcard = new_name("!resp"), process_wildcard("!resp")

@@ -11,7 +11,7 @@ from twisted.internet import reactor
 from twisted.internet.threads import blockingCallFromThread
 
 from channels.backends.redis import scripts
-from channels.exceptions import ChannelFull, InvalidMessage
+from channels.exceptions import ChannelBackendUnavailable, ChannelFull, InvalidMessage
 from channels.interfaces.layer import LayerBridge
 from channels.interfaces.threaded import ensure_reactor
 from channels.names import new_name, process_wildcard
@@ -105,6 +105,31 @@ class ReactorBridgeTests(SimpleTestCase):
         wait_for(lambda: not any(client.hvals(key) for key in
                                  client.keys(f"{backend.prefix}n:*")))
         backend.send(channel, {"n": 1})  # not paused
+
+    def test_a_pause_that_fails_on_the_reactor_is_retried_by_the_sender_thread(self):
+        server = RedisServer().start()
+        self.addCleanup(server.cleanup)
+        backend = self.backend([server])
+        bridge = self.bridge(backend)
+        bridge.change_retry, bridge.change_attempts = 0.05, 100
+        channel = new_name("!http.response")
+        server.stop()
+        with self.assertLogs("channels", "WARNING") as logs:
+            blockingCallFromThread(reactor, bridge.pause, channel, True)
+            wait_for(lambda: channel in bridge._paused_by_thread)
+            server.start()
+
+            def paused():
+                try:
+                    backend.send(channel, {"n": 1})
+                except ChannelFull:
+                    return True
+                except ChannelBackendUnavailable:
+                    return False
+                self.fail("sent to a channel that should be paused")
+
+            wait_for(paused, timeout=10)
+        self.assertTrue(any("Could not pause" in line for line in logs.output))
 
     def test_a_stopped_reader_puts_back_what_its_last_pop_takes(self):
         server = RedisServer().start()

@@ -246,12 +246,25 @@ return {table.concat(lengths, ','), table.concat(out)}
 """
 
 # Pauses or resumes an inbox channel. KEYS: counts. ARGV: channel, change
-# (plus or minus PAUSED). A paused channel's count is raised far above any
-# capacity, so that sends find it full at no cost of their own, and taking
-# its waiting messages keeps it raised.
+# (plus PAUSED to pause, minus to resume), ttl. A paused channel's count is
+# raised far above any capacity, so that sends find it full at no cost of
+# their own, and taking its waiting messages keeps it raised. The field
+# ``<channel>#paused`` (``#`` is in no channel name) marks it paused, so that
+# pausing is a state, not a count: a pause tried again after it took, or a
+# resume of a running channel, changes nothing.
 PAUSE = r"""
-if redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2]) <= 0 then
-  redis.call('HDEL', KEYS[1], ARGV[1])
+local marker = ARGV[1] .. '#paused'
+local paused = redis.call('HEXISTS', KEYS[1], marker) == 1
+if tonumber(ARGV[2]) > 0 then
+  if not paused then
+    redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
+    redis.call('HSET', KEYS[1], marker, 1)
+  end
+elseif paused then
+  if redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2]) <= 0 then
+    redis.call('HDEL', KEYS[1], ARGV[1])
+  end
+  redis.call('HDEL', KEYS[1], marker)
 end
 if redis.call('PTTL', KEYS[1]) == -1 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
 """
