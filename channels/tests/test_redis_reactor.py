@@ -11,7 +11,9 @@ from twisted.internet import reactor
 from twisted.internet.threads import blockingCallFromThread
 
 from channels.backends.redis import scripts
-from channels.exceptions import ChannelBackendUnavailable, ChannelFull, InvalidMessage
+from channels.backends.redis.backend import PAUSED
+from channels.backends.redis.sharding import inbox_of
+from channels.exceptions import ChannelFull, InvalidMessage
 from channels.interfaces.layer import LayerBridge
 from channels.interfaces.threaded import ensure_reactor
 from channels.names import new_name, process_wildcard
@@ -117,19 +119,14 @@ class ReactorBridgeTests(SimpleTestCase):
         with self.assertLogs("channels", "WARNING") as logs:
             blockingCallFromThread(reactor, bridge.pause, channel, True)
             wait_for(lambda: channel in bridge._paused_by_thread)
-            server.start()
-
-            def paused():
-                try:
-                    backend.send(channel, {"n": 1})
-                except ChannelFull:
-                    return True
-                except ChannelBackendUnavailable:
-                    return False
-                self.fail("sent to a channel that should be paused")
-
-            wait_for(paused, timeout=10)
-        self.assertTrue(any("Could not pause" in line for line in logs.output))
+            wait_for(lambda: any("Could not pause" in line for line in logs.output))
+            server.start()  # empty: only the retry can pause the channel now
+            client = server.client()
+            self.addCleanup(client.close)
+            counts = backend._inbox_keys(inbox_of(channel))[1]
+            wait_for(lambda: int(client.hget(counts, channel) or 0) >= PAUSED, timeout=10)
+        with self.assertRaises(ChannelFull):
+            backend.send(channel, {"n": 1})
 
     def test_a_stopped_reader_puts_back_what_its_last_pop_takes(self):
         server = RedisServer().start()
