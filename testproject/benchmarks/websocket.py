@@ -113,9 +113,7 @@ def echo(targets: dict[str, tuple[int, str, dict[str, list[int]]]], clients: int
 def broadcast(sockets, trigger, rounds: int = 10) -> list[float]:
     times = []
     for _ in range(rounds):
-        started = time.perf_counter()
-        trigger()
-        times.append((client.wait_for_frame_on_all(sockets) - started) * 1000)
+        times.append(client.time_to_reach_all(sockets, trigger) * 1000)
         time.sleep(0.1)
     return times
 

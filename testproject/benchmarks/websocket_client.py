@@ -7,6 +7,7 @@ from __future__ import annotations
 import selectors
 import socket
 import time
+from collections.abc import Callable
 
 KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
 
@@ -125,15 +126,19 @@ def echo_load(sockets: list[socket.socket], seconds: float, warmup: float = 1.0,
     return latencies, end - measure_from
 
 
-def wait_for_frame_on_all(sockets: list[socket.socket], timeout: float = 10) -> float:
-    """perf_counter() when the last of ``sockets`` has received one frame."""
+def time_to_reach_all(sockets: list[socket.socket], trigger: Callable[[], object],
+                      timeout: float = 10) -> float:
+    """Seconds from ``trigger()`` until the last of ``sockets`` has received
+    one frame. The sockets join the selector before the trigger, so that
+    the time is the servers' and not the client's setting up."""
     selector = selectors.DefaultSelector()
     readers = {}
     for sock in sockets:
         selector.register(sock, selectors.EVENT_READ)
         readers[sock] = FrameReader()
     waiting = set(sockets)
-    last = None
+    started = last = time.perf_counter()
+    trigger()
     deadline = time.monotonic() + timeout
     while waiting:
         if time.monotonic() > deadline:
@@ -144,4 +149,4 @@ def wait_for_frame_on_all(sockets: list[socket.socket], timeout: float = 10) -> 
                 waiting.discard(sock)
                 last = time.perf_counter()
     selector.close()
-    return last
+    return last - started
