@@ -1,6 +1,7 @@
 """``manage.py runserver`` as a developer runs it: a child process on a free
 port, real HTTP and WebSocket clients, Ctrl-C to stop it."""
 
+import io
 import json
 import os
 import random
@@ -9,6 +10,7 @@ import struct
 import tempfile
 import time
 import unittest
+from unittest import mock
 
 import requests
 import websocket
@@ -16,6 +18,8 @@ from django.core import checks
 from django.test import SimpleTestCase, override_settings
 
 from channels.checks import check_runserver_command
+from channels.management.commands.runserver import HIDE_WARNING, PRODUCTION_WARNING
+from channels.management.commands.runserver import Command as RunserverCommand
 from channels.tests.redis_servers import RedisServer
 from channels.tests.server_process import ROOT, ServerProcess, manage
 
@@ -309,3 +313,31 @@ class RunserverCheckTests(SimpleTestCase):
     @override_settings(INSTALLED_APPS=["channels", "django.contrib.staticfiles"])
     def test_channels_first_is_fine(self):
         self.assertEqual(self.ids(), [])
+
+
+class ProductionWarningTests(SimpleTestCase):
+    """The banner's warning names runwsserver and runworker, not Django's
+    "WSGI or ASGI server", and Django's switch still hides it."""
+
+    def banner(self):
+        out = io.StringIO()
+        command = RunserverCommand(stdout=out, no_color=True)
+        command.addr, command._raw_ipv6, command.protocol = "127.0.0.1", False, "http"
+        command.on_bind(8000)
+        return out.getvalue()
+
+    def test_names_this_projects_servers(self):
+        with mock.patch.dict(os.environ):
+            os.environ.pop(HIDE_WARNING, None)
+            output = self.banner()
+            self.assertNotIn(HIDE_WARNING, os.environ)
+        self.assertIn("Starting development server at http://127.0.0.1:8000/", output)
+        self.assertIn(PRODUCTION_WARNING, output)
+        self.assertNotIn("WSGI or ASGI", output)
+
+    def test_hidden_by_djangos_switch(self):
+        with mock.patch.dict(os.environ, {HIDE_WARNING: "true"}):
+            output = self.banner()
+            self.assertEqual(os.environ[HIDE_WARNING], "true")
+        self.assertIn("Starting development server at", output)
+        self.assertNotIn("WARNING", output)

@@ -36,6 +36,17 @@ LISTEN_ERRORS = {
 }
 
 
+# Django's switch for its "development server" warning, which this command
+# replaces with its own.
+HIDE_WARNING = "DJANGO_RUNSERVER_HIDE_WARNING"
+PRODUCTION_WARNING = (
+    "WARNING: This is a development server. Do not use it in a production setting. "
+    "In production, run manage.py runwsserver and manage.py runworker on the Redis "
+    "channel backend.\nFor more information see \"Deploying\" in the channels "
+    "documentation (docs/deploying.rst)."
+)
+
+
 def _positive(value: str) -> int:
     number = int(value)
     if number < 1:
@@ -121,6 +132,22 @@ class Command(DjangoRunserver):
             callback=self.report_consumer if options["verbosity"] > 1 else None,
             access_log=self.stdout if options["verbosity"] > 0 else None,
         )
+
+    def on_bind(self, server_port):
+        """Django's banner, with a production warning that names this
+        project's servers: Django's sends production traffic to "a WSGI or
+        ASGI server", which would serve none of its WebSockets."""
+        before = os.environ.get(HIDE_WARNING)
+        os.environ[HIDE_WARNING] = "true"
+        try:
+            super().on_bind(server_port)
+        finally:
+            if before is None:
+                del os.environ[HIDE_WARNING]
+            else:
+                os.environ[HIDE_WARNING] = before
+        if before != "true":
+            self.stdout.write(self.style.WARNING(PRODUCTION_WARNING))
 
     def describe(self, server: DevServer, options) -> str:
         backend = server.backend
