@@ -2,7 +2,7 @@
 """Runs the test suite with Django's test runner.
 
     python runtests.py                  # everything: channels, then testproject
-    python runtests.py channels.tests.test_names    # any test label
+    python runtests.py tests.test_names    # any test label
     python runtests.py chat.tests.test_consumers    # a label of testproject
     python runtests.py -v --failfast ...
 
@@ -86,7 +86,7 @@ def main(argv):
     own = [a for a in labels if a not in project]
     results = []
     if own or not labels:
-        results.append(run_suite(own or ["channels.tests"], "channels.tests.settings", argv))
+        results.append(run_suite(own or ["tests"], "tests.settings", argv))
     if project or not labels:
         results.append(run_project_suite(project or list(PROJECT_APPS), argv))
     total = {key: sum(r[key] for r in results) for key in COUNTS}

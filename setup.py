@@ -7,7 +7,7 @@ setup(
     long_description=open("README.rst").read(),
     long_description_content_type="text/x-rst",
     license="BSD",
-    packages=find_packages(exclude=["testproject", "testproject.*"]),
+    packages=find_packages(exclude=["testproject", "testproject.*", "tests", "tests.*"]),
     include_package_data=True,
     python_requires=">=3.11",
     install_requires=[

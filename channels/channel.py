@@ -35,7 +35,7 @@ class Channel:
         """A Django view that sends each request onto this channel as an
         ``http.request`` message and returns the response a consumer sends
         to its reply channel."""
-        from channels.views import channel_view
+        from channels.worker.views import channel_view
 
         return channel_view(self)
 

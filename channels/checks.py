@@ -46,11 +46,11 @@ def check_runserver_command(app_configs=None, **kwargs):
 
 @checks.register()
 def check_http_settings(app_configs=None, **kwargs):
-    """The settings of the HTTP side (channels.handler, channels.views, the
+    """The settings of the HTTP side (channels.worker.handler, channels.worker.views, the
     WSGI adapter)."""
     from django.conf import settings
 
-    from channels.handler import HTTP_TIMEOUT_SETTINGS
+    from channels.worker.handler import HTTP_TIMEOUT_SETTINGS
 
     errors = []
     for name in HTTP_TIMEOUT_SETTINGS:

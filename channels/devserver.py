@@ -20,7 +20,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 
 from channels.backends.base import BaseChannelBackend
 from channels.message import Message
-from channels.worker import Worker
+from channels.worker.loop import Worker
 
 logger = logging.getLogger("channels.devserver")
 

@@ -26,7 +26,7 @@ decorated: list[tuple[str, tuple[str, ...], Consumer]] = []
 DEFAULT_ROUTING: dict[str, str] = {
     "__channels__.echo": "channels.consumers.echo",
     # Django's own request handling: HTTP works with no routing at all.
-    "http.request": "channels.handler.http_consumer",
+    "http.request": "channels.worker.handler.http_consumer",
 }
 
 

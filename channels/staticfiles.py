@@ -8,9 +8,9 @@ from urllib.parse import urlparse
 
 from django.contrib.staticfiles.handlers import StaticFilesHandlerMixin
 
-from channels.handler import ChannelHandler
 from channels.message import Message
 from channels.registry import Consumer, ConsumerRegistry
+from channels.worker.handler import ChannelHandler
 
 HTTP_REQUEST = "http.request"
 

@@ -11,7 +11,7 @@ import django
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, ROOT)
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "channels.tests.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 django.setup()
 
 import channels  # noqa: E402  (needs the path and settings above)

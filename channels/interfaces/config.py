@@ -17,7 +17,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from channels.backends.base import MAX_MESSAGE_SIZE
-from channels.interfaces.http_messages import BODY_CHUNK_SIZE
+from channels.messages.http import BODY_CHUNK_SIZE
 
 
 @dataclasses.dataclass

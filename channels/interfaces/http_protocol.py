@@ -26,9 +26,9 @@ from twisted.internet.protocol import Protocol
 from zope.interface import implementer
 
 from channels.exceptions import ChannelFull
-from channels.interfaces import http_messages
 from channels.interfaces.security import forwarded_client, forwarded_secure
 from channels.interfaces.websocket_protocol import ChannelWebSocketProtocol
+from channels.messages import http as http_messages
 from channels.names import HTTP_REPLY_PREFIX
 
 if TYPE_CHECKING:

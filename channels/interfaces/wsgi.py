@@ -12,7 +12,7 @@ following in chunks as it is read from the client); the views run in
 streamed to the client chunk by chunk. No view runs in the WSGI process.
 
 One thread per process receives the responses of all its requests at once
-(``channels.replies``): a waiting request costs a queue, not a blocking
+(``channels.worker.replies``): a waiting request costs a queue, not a blocking
 receive of its own.
 
 Answers it gives itself: 400 for a Host not in ``ALLOWED_HOSTS`` (checked as
@@ -42,9 +42,8 @@ from django.core.signals import setting_changed
 from channels.backends import channel_backends
 from channels.backends.base import BaseChannelBackend
 from channels.exceptions import ChannelBackendUnavailable, ChannelFull
-from channels.handler import send_patiently, send_timeout
 from channels.interfaces.config import ServerConfig
-from channels.interfaces.http_messages import (
+from channels.messages.http import (
     BODY_CHUNK_SIZE,
     MalformedResponse,
     body_messages,
@@ -52,7 +51,8 @@ from channels.interfaces.http_messages import (
     request_message,
 )
 from channels.names import new_name
-from channels.replies import PendingResponse
+from channels.worker.handler import send_patiently, send_timeout
+from channels.worker.replies import PendingResponse
 
 logger = logging.getLogger("channels.interfaces.wsgi")
 

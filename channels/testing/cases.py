@@ -20,7 +20,7 @@ from channels.backends import (
 from channels.backends.base import DEFAULT_CAPACITY, HTTP_REPLY_CHANNELS, BaseChannelBackend
 from channels.backends.memory import InMemoryChannelBackend
 from channels.message import Message
-from channels.worker import Worker
+from channels.worker.loop import Worker
 
 
 def memory_backend_for(alias: str, config: dict) -> InMemoryChannelBackend:

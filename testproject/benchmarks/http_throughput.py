@@ -43,9 +43,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TESTPROJECT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.dirname(TESTPROJECT))
 
-from channels.tests.processes import Process, django_env, start_gunicorn  # noqa: E402
-from channels.tests.redis_servers import RedisServer  # noqa: E402
 from channels.worker import PREFETCH  # noqa: E402
+from tests.support.processes import Process, django_env, start_gunicorn  # noqa: E402
+from tests.support.redis_servers import RedisServer  # noqa: E402
 
 CONNECTIONS = 50
 TARGET_SHARE = 0.40

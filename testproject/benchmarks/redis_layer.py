@@ -42,7 +42,7 @@ import redis  # noqa: E402
 
 from channels.backends.base import encode  # noqa: E402
 from channels.names import new_name, process_wildcard  # noqa: E402
-from channels.tests.redis_servers import RedisServer, redis_backend, stop_all  # noqa: E402
+from tests.support.redis_servers import RedisServer, redis_backend, stop_all  # noqa: E402
 
 COMMAND = "python testproject/benchmarks/redis_layer.py"
 CONTENT = {"text": "hello, world", "reply_channel": new_name("!websocket.send"),

@@ -39,8 +39,8 @@ REPO = os.path.dirname(PROJECT)
 sys.path[:0] = [REPO, PROJECT]
 
 from benchmarks import websocket_client as client  # noqa: E402
-from channels.tests.redis_servers import RedisServer  # noqa: E402
 from channels.worker import PREFETCH  # noqa: E402
+from tests.support.redis_servers import RedisServer  # noqa: E402
 
 PYTHON = sys.executable
 

@@ -2,7 +2,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
 from channels.backends import DEFAULT_CHANNEL_BACKEND, channel_backends
-from channels.worker import PREFETCH, Worker, filter_channels
+from channels.worker.loop import PREFETCH, Worker, filter_channels
 
 
 class Command(BaseCommand):

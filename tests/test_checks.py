@@ -1,0 +1,125 @@
+"""The system checks that report a misconfigured channel layer or interface
+server at startup."""
+
+from django.core import checks
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from django.test import SimpleTestCase, override_settings
+
+from channels.checks import check_channel_backends, check_origin_settings, check_server_settings
+
+MEMORY = "channels.backends.memory.InMemoryChannelBackend"
+
+
+class CheckTests(SimpleTestCase):
+    def test_valid_settings_pass(self):
+        self.assertEqual(check_channel_backends(), [])
+
+    @override_settings(CHANNEL_BACKENDS={
+        "default": {"BACKEND": MEMORY},
+        "broken": {"BACKEND": MEMORY, "ROUTING": "tests.nothing.routing"},
+        "typo": {"BACKEND": MEMORY, "CAPACTY": 3},
+    })
+    def test_each_bad_alias_is_an_error(self):
+        errors = check_channel_backends()
+        self.assertEqual([e.id for e in errors], ["channels.E001", "channels.E001"])
+        self.assertIn("'broken'", errors[0].msg)
+        self.assertIn("'typo'", errors[1].msg)
+        self.assertIn("CAPACTY", errors[1].msg)
+
+    @override_settings(CHANNEL_BACKENDS="not a dict")
+    def test_bad_setting_shape(self):
+        errors = check_channel_backends()
+        self.assertEqual(len(errors), 1)
+        self.assertIn("CHANNEL_BACKENDS must be a dict", errors[0].msg)
+
+    @override_settings(CHANNEL_BACKENDS={"default": {"BACKEND": "nope.Backend"}})
+    def test_registered_and_stops_manage_check(self):
+        self.assertTrue(any(e.id == "channels.E001" for e in checks.run_checks()))
+        with self.assertRaisesMessage(SystemCheckError, "nope.Backend"):
+            call_command("check")
+
+
+class OriginSettingsCheckTests(SimpleTestCase):
+    """channels.W002: the allowed origins set in two places."""
+
+    def test_one_place_is_quiet(self):
+        self.assertEqual(check_origin_settings(), [])
+        with override_settings(CHANNELS_ALLOWED_ORIGINS=[".example.com"]):
+            self.assertEqual(check_origin_settings(), [])
+        with override_settings(CHANNELS_SERVER={"ALLOWED_ORIGINS": [".example.com"]}):
+            self.assertEqual(check_origin_settings(), [])
+
+    def test_both_places_warn_which_wins(self):
+        for key in ("ALLOWED_ORIGINS", "allowed_origins"):
+            with override_settings(CHANNELS_ALLOWED_ORIGINS=[".example.com"],
+                                   CHANNELS_SERVER={key: [".example.org"]}):
+                (warning,) = check_origin_settings()
+            self.assertEqual(warning.id, "channels.W002")
+            self.assertIn("CHANNELS_SERVER['ALLOWED_ORIGINS'] is ignored", warning.msg)
+
+
+class ServerSettingsCheckTests(SimpleTestCase):
+    """channels.E004: CHANNELS_SERVER and CHANNELS_ALLOWED_ORIGINS."""
+
+    def test_default_and_valid_settings_pass(self):
+        self.assertEqual(check_server_settings(), [])
+        with override_settings(
+                CHANNELS_SERVER={"HTTP_TIMEOUT": 5, "max_body_size": 1000, "PING_INTERVAL": 0,
+                                 "PROXY_HEADERS": True, "ROOT_PATH": "/app",
+                                 "ALLOWED_ORIGINS": (".example.com",)},
+                CHANNELS_ALLOWED_ORIGINS=["https://app.example.com"]):
+            self.assertEqual(check_server_settings(), [])
+
+    @override_settings(CHANNELS_SERVER={
+        "HTTP_TIMOUT": 5, "ACCESS_LOG": "/tmp/log", "BODY_TIMEOUT": "30",
+        "MAX_BODY_SIZE": 1.5, "MAX_CONNECTIONS": 0, "PING_INTERVAL": -1,
+        "CONNECT_TIMEOUT": True, "PROXY_HEADERS": "yes", "ROOT_PATH": "app",
+        "MAX_RESPONSE_BUFFER": 65536,
+    }, CHANNELS_ALLOWED_ORIGINS="https://app.example.com")
+    def test_each_bad_option_is_an_error_with_a_hint(self):
+        found = check_server_settings()
+        self.assertEqual({error.id for error in found}, {"channels.E004"})
+        errors = {error.msg: error.hint for error in found}
+        typo = errors.pop("CHANNELS_SERVER has unknown option 'HTTP_TIMOUT'")
+        self.assertTrue(typo.startswith("Did you mean 'HTTP_TIMEOUT'? The options are "
+                                        "ALLOWED_ORIGINS, BODY_TIMEOUT, "), typo)
+        self.assertNotIn("ACCESS_LOG", typo)
+        self.assertEqual(errors, {
+            "CHANNELS_SERVER has unknown option 'ACCESS_LOG'":
+                "ACCESS_LOG is set with runwsserver --access-log only.",
+            "CHANNELS_SERVER['BODY_TIMEOUT'] must be a number, not '30'":
+                "Give a number; the default is 30.0.",
+            "CHANNELS_SERVER['CONNECT_TIMEOUT'] must be a number, not True":
+                "Give a number; the default is 5.0.",
+            "CHANNELS_SERVER['MAX_BODY_SIZE'] must be a whole number, not 1.5":
+                "Give a whole number; the default is 67108864.",
+            "CHANNELS_SERVER['MAX_CONNECTIONS'] must be above 0, not 0":
+                "Give a positive number; the default is 20000.",
+            "CHANNELS_SERVER['PING_INTERVAL'] must be at least 0, not -1":
+                "Give 0 or more; the default is 20.0.",
+            "CHANNELS_SERVER['MAX_RESPONSE_BUFFER'] must be at least 1048576, not 65536":
+                "Give 1048576 or more; the default is 4194304.",
+            "CHANNELS_SERVER['PROXY_HEADERS'] must be True or False, not 'yes'":
+                "Give True or False; the default is False.",
+            "CHANNELS_SERVER['ROOT_PATH'] must be '' or a path starting with '/', not 'app'":
+                "Give the path the site is served under, such as '/app'.",
+            "CHANNELS_ALLOWED_ORIGINS must be a list of origins or host patterns, "
+            "not 'https://app.example.com'":
+                "Give a list such as ['https://app.example.com', '.example.com'], or None "
+                "for the hosts in ALLOWED_HOSTS.",
+        })
+
+    @override_settings(CHANNELS_SERVER=[("HTTP_TIMEOUT", 5)])
+    def test_setting_that_is_not_a_dict(self):
+        [error] = check_server_settings()
+        self.assertEqual(error.msg, "CHANNELS_SERVER must be a dict of option to value, not list")
+
+    @override_settings(CHANNELS_SERVER={"HTTP_TIMEOUT": -1})
+    def test_registered_and_stops_runwsserver_before_it_starts(self):
+        self.assertIn(check_server_settings, checks.registry.registry.get_checks())
+        with self.assertRaisesMessage(SystemCheckError, "CHANNELS_SERVER['HTTP_TIMEOUT']"):
+            call_command("check")
+        # runwsserver runs the checks first: every problem, with its hint.
+        with self.assertRaisesMessage(SystemCheckError, "HINT: Give a positive number"):
+            call_command("runwsserver", "127.0.0.1:0", skip_checks=False)

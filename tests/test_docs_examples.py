@@ -1,0 +1,267 @@
+"""The code the documentation shows (tests/docs_examples/) does what
+the pages say it does."""
+
+import configparser
+import contextlib
+import importlib
+import importlib.util
+import io
+import logging.config
+import os
+import shlex
+import sys
+
+from django.conf import settings as django_settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management import get_commands, load_command_class
+from django.test import SimpleTestCase, override_settings
+from django.utils.log import configure_logging
+
+from channels import Group, channel_backends, registry
+from channels.backends import create_backend
+from channels.checks import check_channel_backends
+from channels.exceptions import ChannelFull, InvalidMessage
+from channels.testing import ChannelTestCase, isolated_channel_backends
+from channels.worker import Worker
+from tests.docs_examples import (
+    concepts,
+    consumers,
+    logging_settings,
+    metered,
+    production_settings,
+    settings,
+    smoke_check,
+)
+from tests.support.worker_threads import worker_threads
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEPLOY = os.path.join(os.path.dirname(smoke_check.__file__), "deploy")
+DOCS_BACKENDS = override_settings(CHANNEL_BACKENDS=settings.CHANNEL_BACKENDS)
+
+
+class SettingsExampleTests(SimpleTestCase):
+    def test_installed_apps_has_channels(self):
+        self.assertIn("channels", settings.INSTALLED_APPS)
+
+    def test_every_option_is_accepted_and_takes_effect(self):
+        backend = create_backend("default", settings.CHANNEL_BACKENDS["default"])
+        self.assertEqual(backend.expiry, 60)
+        self.assertEqual(backend.group_expiry, 86400)
+        self.assertEqual(backend.capacity_for("http.request"), 200)
+        self.assertEqual(backend.capacity_for("!http.response.abc"), 20)
+        self.assertEqual(backend.capacity_for("chat.log"), 100)
+        self.assertIs(backend.registry.consumer_for_channel("chat.log"), consumers.log_line)
+        self.assertIs(backend.registry.consumer_for_channel("text.count"), consumers.word_count)
+
+    @DOCS_BACKENDS
+    def test_system_check_passes(self):
+        self.assertEqual(check_channel_backends(), [])
+
+
+@DOCS_BACKENDS
+class ConsumerExampleTests(ChannelTestCase):
+    def test_word_count_answers_on_the_reply_channel(self):
+        self.send_and_consume("text.count", {"text": "one two  three",
+                                             "reply_channel": "!reply.1"})
+        self.assertEqual(self.get_next_message("!reply.1", require=True)["count"], 3)
+
+    def test_word_count_without_reply_channel_sends_nothing(self):
+        self.send_and_consume("text.count", {"text": "one"})
+        self.assertEqual(self.get_backend().receive_many(["!reply.1"]), (None, None))
+
+    def test_log_line_logs_room_and_text(self):
+        with self.assertLogs("tests.docs_examples.consumers", "INFO") as logs:
+            self.send_and_consume("chat.log", {"room": "lobby", "text": "hi"})
+        self.assertEqual(logs.records[0].getMessage(), "lobby: hi")
+
+
+@DOCS_BACKENDS
+class ConceptsExampleTests(SimpleTestCase):
+    def setUp(self):
+        self.enterContext(isolated_channel_backends())
+
+    def test_count_words_through_a_worker_thread(self):
+        self.enterContext(worker_threads(channel_backends["default"], None, 1))
+        self.assertEqual(concepts.count_words("a b c d"), 4)
+
+    def test_count_words_without_worker_times_out(self):
+        with self.assertRaises(TimeoutError):
+            concepts.count_words("a b", timeout=0.05)
+
+
+@DOCS_BACKENDS
+class DecoratorExampleTests(ChannelTestCase):
+    def setUp(self):
+        saved = list(registry.decorated)
+        self.addCleanup(registry.decorated.__setitem__, slice(None), saved)
+        sys.modules.pop("tests.docs_examples.decorated", None)
+        self.decorated = importlib.import_module("tests.docs_examples.decorated")
+
+    def test_both_channels_routed_without_routing_entry(self):
+        routed = self.get_backend().registry
+        for channel in ("reports.build", "reports.rebuild"):
+            self.assertIs(routed.consumer_for_channel(channel), self.decorated.build_report)
+
+    def test_build_report_tells_the_watchers(self):
+        Group("report-watchers").add("!watcher.1")
+        self.send_and_consume("reports.build", {"name": "weekly"})
+        message = self.get_next_message("!watcher.1", require=True)
+        self.assertEqual(message["text"], "Report weekly is ready")
+
+
+def broken(message):
+    raise RuntimeError("the consumer broke")
+
+
+class LoggingExampleTests(SimpleTestCase):
+    def setUp(self):
+        # Put the suite's own logging back afterwards.
+        self.addCleanup(configure_logging, django_settings.LOGGING_CONFIG,
+                        django_settings.LOGGING)
+
+    def test_consumer_exception_reaches_the_console_with_traceback(self):
+        stderr = io.StringIO()
+        with contextlib.redirect_stderr(stderr), isolated_channel_backends():
+            logging.config.dictConfig(logging_settings.LOGGING)
+            backend = channel_backends["default"]
+            backend.registry.add_consumer(broken, ["docs.broken"])
+            Worker(backend, channels=[]).handle("docs.broken", {})
+        self.assertIn("Error in consumer broken for channel 'docs.broken'", stderr.getvalue())
+        self.assertIn("RuntimeError: the consumer broke", stderr.getvalue())
+
+
+class CustomBackendExampleTests(SimpleTestCase):
+    def setUp(self):
+        self.backend = create_backend("default", metered.CHANNEL_BACKENDS["default"])
+
+    def test_option_from_settings_and_counting(self):
+        self.assertIsInstance(self.backend, metered.MeteredChannelBackend)
+        self.assertEqual(self.backend.meter_prefix, "chat.")
+        self.backend.send("chat.log", {"text": "a"})
+        self.backend.send_many([("chat.log", {"text": "b"}), ("other", {})])
+        self.assertEqual(self.backend.sent, {"chat.log": 2})
+        self.assertEqual(self.backend.receive_many(["chat.log"])[1], {"text": "a"})
+
+    def test_full_channel_and_bad_input_are_not_counted(self):
+        self.backend.send("chat.log", {})
+        self.backend.send("chat.log", {})
+        with self.assertRaises(ChannelFull):
+            self.backend.send("chat.log", {})
+        with self.assertRaises(InvalidMessage):
+            self.backend.send("chat.log", {"when": object()})
+        self.assertEqual(self.backend.sent, {"chat.log": 2})
+
+    def test_unknown_option_is_refused(self):
+        with self.assertRaisesMessage(ImproperlyConfigured, "METER_PREFIXES"):
+            create_backend("default", {"BACKEND": metered.CHANNEL_BACKENDS["default"]["BACKEND"],
+                                       "METER_PREFIXES": "chat."})
+
+
+@DOCS_BACKENDS
+class SmokeCheckExampleTests(SimpleTestCase):
+    def setUp(self):
+        self.enterContext(isolated_channel_backends())
+
+    def test_round_trip_through_a_worker(self):
+        self.enterContext(worker_threads(channel_backends["default"], None, 1))
+        self.assertLess(smoke_check.check_echo(timeout=5), 5)
+
+    def test_no_worker_is_an_error_naming_the_alias(self):
+        with self.assertRaisesMessage(RuntimeError, "No worker answered on backend 'default'"):
+            smoke_check.check_echo(timeout=0.05)
+
+
+class ProductionSettingsExampleTests(SimpleTestCase):
+    def test_redis_settings_build_a_shared_backend(self):
+        if importlib.util.find_spec("channels.backends.redis") is None:
+            self.skipTest("the Redis backend (issue 3) is not on this branch yet")
+        env = {"CHANNELS_REDIS": "redis://127.0.0.1:1/0 redis://127.0.0.1:2/0"}
+        with mock_environ(env):
+            module = importlib.reload(production_settings)
+        self.addCleanup(importlib.reload, production_settings)
+        self.assertEqual(module.CHANNEL_BACKENDS["default"]["HOSTS"],
+                         ["redis://127.0.0.1:1/0", "redis://127.0.0.1:2/0"])
+        backend = create_backend("default", module.CHANNEL_BACKENDS["default"])
+        self.addCleanup(backend.close)
+        self.assertFalse(backend.local_only)
+        self.assertEqual(backend.capacity_for("!x"), 20)
+
+
+class DeploymentFilesTests(SimpleTestCase):
+    """The unit files run commands that exist, with options they take, on the
+    address the proxy forwards to."""
+
+    def unit(self, name):
+        parser = configparser.ConfigParser(interpolation=None, strict=True)
+        parser.optionxform = str
+        with open(os.path.join(DEPLOY, name)) as f:
+            parser.read_file(f)
+        return parser
+
+    def command_line(self, name):
+        argv = shlex.split(self.unit(name)["Service"]["ExecStart"])
+        self.assertEqual(argv[1], "manage.py")
+        return argv[2], argv[3:]
+
+    def check_parses(self, command, args):
+        commands = get_commands()
+        if command not in commands:
+            self.skipTest(f"manage.py {command} is not on this branch yet")
+        cmd = load_command_class(commands[command], command)
+        cmd.create_parser("manage.py", command).parse_args(args)
+        return cmd
+
+    def test_worker_unit(self):
+        unit = self.unit("channels-worker@.service")
+        self.assertEqual(unit["Service"]["KillSignal"], "SIGTERM")
+        self.check_parses(*self.command_line("channels-worker@.service"))
+
+    def test_proxy_forwards_to_the_interface_server(self):
+        command, args = self.command_line("channels-wsserver.service")
+        with open(os.path.join(DEPLOY, "nginx.conf")) as f:
+            self.assertIn(f"proxy_pass http://{args[0]};", f.read())
+        self.assertIn("--proxy-headers", args)
+        self.check_parses(command, args)
+
+
+@contextlib.contextmanager
+def mock_environ(values):
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+class ReadmeExampleTests(ChannelTestCase):
+    def setUp(self):
+        saved = list(registry.decorated)
+        self.addCleanup(registry.decorated.__setitem__, slice(None), saved)
+        sys.modules.pop("tests.docs_examples.readme", None)
+        self.readme = importlib.import_module("tests.docs_examples.readme")
+
+    def test_readme_shows_this_code(self):
+        with open(self.readme.__file__) as f:
+            source = f.read()
+        example = source.split("# docs: start\n")[1].split("# docs: end")[0]
+        with open(os.path.join(ROOT, "README.rst")) as f:
+            readme = f.read()
+        indented = "".join("    " + line if line.strip() else line
+                           for line in example.splitlines(keepends=True))
+        self.assertIn(indented, readme)
+
+    def test_messages_reach_every_member(self):
+        for n in (1, 2):
+            self.send_and_consume("websocket.connect", {"reply_channel": f"!ws.{n}",
+                                                        "path": "/", "order": 0})
+            self.assertEqual(self.get_next_message(f"!ws.{n}", require=True).content,
+                             {"accept": True})
+        self.send_and_consume("websocket.receive", {"reply_channel": "!ws.1",
+                                                    "text": "hello", "order": 1})
+        for n in (1, 2):
+            self.assertEqual(self.get_next_message(f"!ws.{n}", require=True)["text"], "hello")
