@@ -52,20 +52,11 @@ class _Pause(NamedTuple):
 
 
 # After a small batch of more than one message (several clients are busy),
-# the receiver and sender threads pause COALESCE_WAIT seconds, so that
-# their next call carries more: a backend call costs round trips (and, in
-# threads, thread switches) whatever it carries. The pause trades latency
-# for CPU. With 50 clients on 2 cores (testproject/benchmarks), WebSocket
-# echo as a share of plain Autobahn's and HTTP of gunicorn's, in threads: no
-# pause, 32-34% (the interface spends a third more CPU per message); 2 ms
-# leaves CPU idle while clients wait (median 37%, HTTP 49%); 0.5 ms makes
-# HTTP batches small (42%, HTTP 39%); 1 ms keeps both (median 40%, HTTP 46%).
-# With the reactor client, where a call costs no thread switch, the receiver
-# pauses REACTOR_COALESCE_WAIT, and sends do not pause (pausing them too
-# gave 29% against 32%). On a slower machine, Redis over its Unix socket:
-# no pause 31-34%; 0.5 ms 34-36% (HTTP 72-79%); 1 ms 33-34% (HTTP 74-75%);
-# 2 ms 30-32%. Under a load the CPU cannot keep up with, batches grow past
-# COALESCE_BELOW and nobody pauses. A lone client never waits.
+# the reader (and, in threads, the sender) pauses before its next call, so
+# that it carries more: a call costs round trips whatever it carries. A lone
+# client never waits, and under a load the CPU cannot keep up with, batches
+# grow past COALESCE_BELOW and nobody pauses. How the values were chosen:
+# docs/benchmarks.rst.
 COALESCE_BELOW = 8
 COALESCE_WAIT = 0.001
 REACTOR_COALESCE_WAIT = 0.0005

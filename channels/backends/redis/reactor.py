@@ -2,12 +2,10 @@
 server.
 
 Without this, the interface server's bridge (channels/interfaces/layer.py)
-makes its backend calls in a sender and a receiver thread. CPython runs one
-thread of a process at a time, and the reactor and those threads hand the
-interpreter over at every network call, often across cores. Made here, on
-the reactor, over non-blocking connections, the same calls cost the
-interface about a fifth less CPU per WebSocket echo message
-(testproject/benchmarks/websocket.py).
+makes its backend calls in a sender and a receiver thread, and CPython hands
+the interpreter between them and the reactor at every network call. On the
+reactor, over non-blocking connections, the interface spends less CPU per
+message (docs/benchmarks.rst).
 
 What runs here: sending a batch, reading the process's response channels,
 and pausing or resuming one (a slow HTTP reader's channel must stop at

@@ -1,0 +1,75 @@
+"""The contract between an interface server and a channel backend.
+
+An interface server runs on a Twisted reactor and must never block it, while
+a backend's public API (``BaseChannelBackend``) blocks. A *layer client* is
+the non-blocking face of one backend for one reactor: every method is called
+on the reactor thread and returns at once; results arrive as Deferreds (and
+``deliver`` calls) on the reactor thread.
+
+``BaseChannelBackend.layer_client(reactor)`` gives one. The default, for any
+backend, makes the blocking calls in threads
+(``channels.backends.threaded_client``); a backend that can speak to its
+store without blocking (Redis: ``channels.backends.redis.reactor``) returns
+its own. The interface server (``channels.interfaces.layer``) has one code
+path for both.
+
+Messages cross this boundary already validated and encoded (``bytes``, see
+``channels.backends.base.encode``), so that a bad message is refused on its
+own, before it joins a batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import Deferred
+
+if TYPE_CHECKING:
+    from channels.backends.base import BaseChannelBackend
+
+# Called on the reactor with a batch of (channel, encoded message) read from
+# the channels given to ``receive``.
+Deliver = Callable[[list[tuple[str, bytes]]], None]
+# The messages of a batch that were not sent: (position in the batch, why),
+# ``ChannelFull`` or ``ChannelBackendUnavailable``.
+SendFailures = list[tuple[int, Exception]]
+
+
+class LayerClient:
+    """Non-blocking access to one backend from a reactor (see the module's
+    docstring). Subclasses implement every method."""
+
+    def __init__(self, backend: BaseChannelBackend, reactor: Any):
+        self.backend = backend
+        self.reactor = reactor
+
+    def send_batch(self, messages: list[tuple[str, bytes]]) -> Deferred:
+        """Send validated, encoded messages. Fires with ``SendFailures``
+        once the backend has taken or refused each, after any retries the
+        backend's rules allow (a normal channel tries the other shards); it
+        does not errback for a refusal or an outage.
+
+        Messages to one channel are sent in the order of the calls and of
+        each batch: a later batch never overtakes an earlier one on the way
+        to one channel."""
+        raise NotImplementedError
+
+    def set_paused(self, channel: str, paused: bool) -> Deferred:
+        """Pause or resume a response channel (the backend's
+        ``pause_channel``). Changes to one channel apply in the order asked.
+        Fires with None, or fails with the backend's exception; the caller
+        decides whether to try again."""
+        raise NotImplementedError
+
+    def receive(self, channels: list[str], limit: int, deliver: Deliver) -> None:
+        """Read ``channels`` (process wildcards of response channels) until
+        ``stop``, handing each batch of up to ``limit`` messages to
+        ``deliver``. A failed read is retried (the backend logs outages)."""
+        raise NotImplementedError
+
+    def stop(self) -> Deferred:
+        """Stop reading. Fires once no read is in progress; a message taken
+        by a read that was under way is put back at the head of its channel
+        for the next reader in this process, never lost in between."""
+        raise NotImplementedError
