@@ -38,11 +38,28 @@ SendFailures = list[tuple[int, Exception]]
 
 class LayerClient:
     """Non-blocking access to one backend from a reactor (see the module's
-    docstring). Subclasses implement every method."""
+    docstring). Subclasses implement every method but ``pace``."""
+
+    # After delivering a small batch of more than one message (several
+    # clients are busy), a reader waits ``coalesce_wait`` seconds before its
+    # next read, so that the read carries more: a call costs round trips
+    # whatever it carries. A lone client never waits, and under a load the
+    # CPU cannot keep up with, batches grow past ``coalesce_below`` and
+    # nobody waits. How the values were chosen: docs/benchmarks.rst.
+    coalesce_below = 8
+    coalesce_wait = 0.001
+    # How long one blocking read waits for a message; it bounds how long a
+    # stopped reader takes to end.
+    poll_timeout = 1.0
 
     def __init__(self, backend: BaseChannelBackend, reactor: Any):
         self.backend = backend
         self.reactor = reactor
+
+    def pace(self, received: int) -> float:
+        """Seconds to wait before the next read, after a batch of
+        ``received`` messages."""
+        return self.coalesce_wait if 1 < received < self.coalesce_below else 0.0
 
     def send_batch(self, messages: list[tuple[str, bytes]]) -> Deferred:
         """Send validated, encoded messages. Fires with ``SendFailures``
