@@ -5,8 +5,8 @@ import os
 
 from django.test import override_settings
 
+from channels.replies import receiver_for
 from channels.testing import ChannelTestCase
-from channels.worker.replies import receiver_for
 from tests.support.worker_threads import worker_threads
 
 ROUTING = {"tests.view": "tests.http_views.view_channel_consumer"}

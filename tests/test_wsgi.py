@@ -20,8 +20,8 @@ from channels.exceptions import ChannelBackendUnavailable
 from channels.interfaces.wsgi import WSGIAdapter, application
 from channels.messages.http import BODY_CHUNK_SIZE
 from channels.names import is_response_channel
+from channels.replies import ResponseIncomplete, receiver_for
 from channels.testing import ChannelTestCase
-from channels.worker.replies import ResponseIncomplete, receiver_for
 from tests.http_views import BIG_SIZE
 from tests.support.processes import django_env, start_gunicorn, start_worker
 from tests.support.redis_servers import backend_config, shared_servers
@@ -174,7 +174,7 @@ class AdapterTests(ChannelTestCase):
         backend = FlakyReceiveBackend(routing=HTTP_ROUTING)
         previous = channel_backends.set("default", backend)
         self.addCleanup(channel_backends.set, "default", previous)
-        with mock.patch("channels.worker.replies.RECEIVE_TIMEOUT", 0.05), \
+        with mock.patch("channels.replies.RECEIVE_TIMEOUT", 0.05), \
                 self.assertLogs("channels.replies", "ERROR") as logs, \
                 worker_threads(backend, ["http.request"], 1):
             result = Result(self.app, environ_for())

@@ -12,7 +12,7 @@ following in chunks as it is read from the client); the views run in
 streamed to the client chunk by chunk. No view runs in the WSGI process.
 
 One thread per process receives the responses of all its requests at once
-(``channels.worker.replies``): a waiting request costs a queue, not a blocking
+(``channels.replies``): a waiting request costs a queue, not a blocking
 receive of its own.
 
 Answers it gives itself: 400 for a Host not in ``ALLOWED_HOSTS`` (checked as
@@ -51,8 +51,8 @@ from channels.messages.http import (
     request_message,
 )
 from channels.names import new_name
+from channels.replies import PendingResponse
 from channels.worker.handler import send_patiently, send_timeout
-from channels.worker.replies import PendingResponse
 
 logger = logging.getLogger("channels.interfaces.wsgi")
 

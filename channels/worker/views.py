@@ -39,6 +39,7 @@ from channels.messages.http import (
     request_message,
 )
 from channels.names import new_name
+from channels.replies import PendingResponse
 from channels.worker.handler import (
     ChannelRequest,
     http_setting,
@@ -46,7 +47,6 @@ from channels.worker.handler import (
     send_response,
     send_timeout,
 )
-from channels.worker.replies import PendingResponse
 
 logger = logging.getLogger("channels.views")
 

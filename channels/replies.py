@@ -1,11 +1,14 @@
-"""Waiting for HTTP responses on reply channels, many at once.
+"""Replies reaching whoever waits for them.
 
-A process that hands requests to workers (the WSGI adapter, a
-``Channel.as_view`` view) waits for each response on a reply channel of its
-own. Rather than one blocking receive per waiting request, one thread per
-process receives on the process wildcard of all its reply channels (one
-Redis inbox) and hands each message to the request waiting for it, so a
-waiting request costs a queue, not a connection.
+Every process that hands work to others waits for answers on reply
+channels of its own, and reads all of them at once through the process
+wildcard (``channels.names.process_wildcard``): one inbox per process, not
+one read per waiting client. ``ReplyDemultiplexer`` then hands each reply to
+whoever waits for its channel. The interface server's bridge
+(``channels.interfaces.layer``) reads through its layer client on the
+reactor; a process without a reactor (the WSGI adapter under gunicorn, a
+``Channel.as_view`` view) reads in one thread, ``ReplyReceiver``, and waits
+for each HTTP response with a ``PendingResponse``.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from channels import process
 from channels.backends.base import BaseChannelBackend
@@ -28,6 +32,9 @@ from channels.names import HTTP_REPLY_PREFIX, new_name, process_wildcard
 
 logger = logging.getLogger("channels.replies")
 
+# Called with a reply's content by whichever thread read it.
+Listener = Callable[[dict[str, Any]], None]
+
 # How long the receiver blocks per call; it also bounds how long a receiver
 # that lost the backend waits before it tries again, and how long a stopped
 # one takes to end.
@@ -40,35 +47,67 @@ class ResponseIncomplete(Exception):
     drops the connection instead of ending the response as if it were whole."""
 
 
+class ReplyDemultiplexer:
+    """Who waits for each reply channel, and the hand-over of what a reader
+    took. A reply for a channel nobody waits for any more (its client left,
+    its request timed out) is dropped.
+
+    One reader delivers; listeners may come and go from other threads, as
+    each change is a single dict operation."""
+
+    def __init__(self) -> None:
+        self._listeners: dict[str, Listener] = {}
+
+    def __len__(self) -> int:
+        return len(self._listeners)
+
+    def add(self, channel: str, listener: Listener) -> None:
+        self._listeners[channel] = listener
+
+    def discard(self, channel: str) -> None:
+        self._listeners.pop(channel, None)
+
+    def deliver(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
+        """Hand each reply to its listener, in order. A listener that fails
+        is logged and costs only its own reply."""
+        listeners = self._listeners
+        for channel, content in batch:
+            listener = listeners.get(channel)
+            if listener is None:
+                continue
+            try:
+                listener(content)
+            except Exception:
+                logger.exception("Could not handle a message on %r", channel)
+
+
 class ReplyReceiver:
-    """Receives every response for this process and hands each to the
-    request waiting for it. Its thread starts at the first request of each
-    process (after a server forks its workers: threads do not survive a
-    fork, and the wildcard is per process)."""
+    """Reads every HTTP response for this process in one thread, for a
+    process without a reactor, and hands each to the request waiting for it.
+    The thread starts at the first request of each process (after a server
+    forks its workers: threads do not survive a fork, and the wildcard is
+    per process)."""
 
     def __init__(self, backend: BaseChannelBackend):
         self.backend = backend
-        self._waiting: dict[str, queue.SimpleQueue] = {}
+        self.replies = ReplyDemultiplexer()
         self._lock = threading.Lock()
         self._pid: int | None = None
 
-    def register(self, reply_channel: str) -> queue.SimpleQueue:
-        inbox: queue.SimpleQueue = queue.SimpleQueue()
+    def register(self, reply_channel: str, listener: Listener) -> None:
+        self.replies.add(reply_channel, listener)
         with self._lock:
-            self._waiting[reply_channel] = inbox
             if self._pid != process.pid:
                 self._pid = process.pid
                 threading.Thread(target=self._run, args=(process_wildcard(HTTP_REPLY_PREFIX),),
                                  name="channels-replies", daemon=True).start()
-        return inbox
 
     def unregister(self, reply_channel: str) -> None:
-        with self._lock:
-            self._waiting.pop(reply_channel, None)
+        self.replies.discard(reply_channel)
 
     @property
     def waiting(self) -> int:
-        return len(self._waiting)
+        return len(self.replies)
 
     def stop(self) -> None:
         """End the thread (within RECEIVE_TIMEOUT)."""
@@ -86,11 +125,7 @@ class ReplyReceiver:
                                  self.backend.alias)
                 pause.wait(RECEIVE_TIMEOUT)
                 continue
-            for channel, message in batch:
-                inbox = self._waiting.get(channel)
-                if inbox is not None:
-                    inbox.put(message)
-                # Else its request gave up (timed out, client left): dropped.
+            self.replies.deliver(batch)
 
 
 _receivers: dict[str, ReplyReceiver] = {}
@@ -124,8 +159,9 @@ class PendingResponse:
         self.timeout = timeout
         self.path = path
         self.reply_channel = new_name(HTTP_REPLY_PREFIX)
+        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._receiver = receiver_for(backend)
-        self._inbox = self._receiver.register(self.reply_channel)
+        self._receiver.register(self.reply_channel, self._inbox.put)
         self.start: ResponseStart | None = None
         self.finished = False
         self._closed = False
