@@ -1,27 +1,16 @@
 """The interface server's parts on their own: options, Host/Origin policy,
-keepalive spreading, the layer bridge's reports, and runwsserver's
-arguments."""
-
-import queue
-import time
+keepalive spreading and runwsserver's arguments (the layer bridge:
+test_layer_bridge.py)."""
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
 from django.test import SimpleTestCase, override_settings
-from twisted.internet import reactor
 from twisted.internet.task import Clock
-from twisted.internet.threads import blockingCallFromThread
 
-from channels.backends.memory import InMemoryChannelBackend
-from channels.exceptions import ChannelBackendUnavailable, ChannelFull
 from channels.interfaces.config import ServerConfig
 from channels.interfaces.keepalive import KeepaliveScheduler
-from channels.interfaces.layer import LayerBridge
 from channels.interfaces.security import HostPolicy, forwarded_client, forwarded_secure
-from channels.interfaces.threaded import ensure_reactor
 from channels.management.commands.runwsserver import Command
-from channels.names import new_name
-from tests.support.worker_threads import wait_for
 
 
 class ConfigTests(SimpleTestCase):
@@ -125,100 +114,6 @@ class KeepaliveTests(SimpleTestCase):
             counts[sock] += 1
         self.assertEqual(set(counts.values()), {2})
         scheduler.stop()
-
-
-class LayerBridgeTests(SimpleTestCase):
-    def test_on_sent_hears_of_taken_messages_and_on_failure_of_refused_ones(self):
-        backend = InMemoryChannelBackend(channel_capacity={"body": 2})
-        ensure_reactor()
-        bridge = LayerBridge(backend, reactor)
-        bridge.start()
-        self.addCleanup(blockingCallFromThread, reactor, bridge.stop)
-        heard = queue.SimpleQueue()
-
-        def send_all():
-            # One batch: an untracked message, then three tracked ones for
-            # a channel with room for two.
-            bridge.send("body", {"n": 0})
-            for n in (1, 2, 3):
-                bridge.send("body", {"n": n}, lambda exc, n=n: heard.put((n, type(exc))),
-                            lambda n=n: heard.put((n, "sent")))
-
-        blockingCallFromThread(reactor, send_all)
-        reports = sorted(heard.get(timeout=10) for _ in range(3))
-        self.assertEqual(reports, [(1, "sent"), (2, ChannelFull), (3, ChannelFull)])
-        self.assertEqual([backend.receive_many(["body"])[1]["n"] for _ in range(2)], [0, 1])
-
-
-class PausesFailingBackend(InMemoryChannelBackend):
-    """Its first few pauses and resumes fail, as with Redis out of reach."""
-
-    def __init__(self, pauses: int = 0, resumes: int = 0):
-        super().__init__()
-        self.failures = {True: pauses, False: resumes}
-        self.calls = {True: 0, False: 0}
-
-    def _set_paused(self, channel, paused):
-        # Counted once done, so that a test seeing the count sees its effect.
-        failing = self.calls[paused] < self.failures[paused]
-        if not failing:
-            super()._set_paused(channel, paused)
-        self.calls[paused] += 1
-        if failing:
-            raise ChannelBackendUnavailable("Redis is unreachable")
-
-
-class LayerBridgePauseTests(SimpleTestCase):
-    def bridge(self, backend: InMemoryChannelBackend) -> LayerBridge:
-        ensure_reactor()
-        bridge = LayerBridge(backend, reactor)
-        bridge.change_retry = 0.05
-        bridge.start()
-        self.addCleanup(blockingCallFromThread, reactor, bridge.stop)
-        return bridge
-
-    def test_a_failed_resume_is_tried_again_unless_paused_again_since(self):
-        backend = PausesFailingBackend(resumes=2)
-        bridge = self.bridge(backend)
-        first, second = new_name("!http.response"), new_name("!http.response")
-        with self.assertLogs("channels.server", "WARNING") as logs:
-            for channel in (first, second):
-                bridge.pause(channel, True)
-                bridge.pause(channel, False)  # both fail
-            bridge.pause(second, True)  # the client fell behind again
-            wait_for(lambda: backend.calls[False] >= 3)
-            time.sleep(0.2)  # a few more retry intervals
-        self.assertEqual(backend.calls[False], 3)  # first's retry; second's was dropped
-        backend.send(first, {"n": 1})
-        with self.assertRaises(ChannelFull):
-            backend.send(second, {"n": 1})
-        self.assertIn("Could not resume", logs.output[0])
-        self.assertIn("trying again", logs.output[0])
-
-    def test_a_failed_pause_is_tried_again_until_it_takes(self):
-        backend = PausesFailingBackend(pauses=2)
-        bridge = self.bridge(backend)
-        channel = new_name("!http.response")
-        with self.assertLogs("channels.server", "WARNING") as logs:
-            bridge.pause(channel, True)
-            wait_for(lambda: backend.calls[True] >= 3)
-        with self.assertRaises(ChannelFull):
-            backend.send(channel, {"n": 1})
-        self.assertEqual(len(logs.output), 2)
-        self.assertIn("Could not pause", logs.output[0])
-
-    def test_retries_stop_after_the_attempts_allowed(self):
-        backend = PausesFailingBackend(pauses=10)
-        bridge = self.bridge(backend)
-        bridge.change_attempts = 2
-        channel = new_name("!http.response")
-        with self.assertLogs("channels.server", "WARNING") as logs:
-            bridge.pause(channel, True)
-            wait_for(lambda: backend.calls[True] >= 3)
-            time.sleep(0.2)  # a few more retry intervals
-        self.assertEqual(backend.calls[True], 3)
-        self.assertNotIn("trying again", logs.output[-1])
-        backend.send(channel, {"n": 1})  # never paused
 
 
 class RunWsServerArgumentTests(SimpleTestCase):

@@ -17,7 +17,7 @@ import re
 import threading
 from collections.abc import Iterable, Mapping
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgpack
 from django.core.exceptions import ImproperlyConfigured
@@ -25,6 +25,9 @@ from django.core.exceptions import ImproperlyConfigured
 from channels.exceptions import ChannelFull, InvalidMessage, MessageTooLarge
 from channels.names import HTTP_REPLY_PREFIX, validate_name
 from channels.registry import ConsumerRegistry
+
+if TYPE_CHECKING:
+    from channels.backends.layer_client import LayerClient
 
 # Encoded size limit of one message. Larger payloads (HTTP bodies) travel as
 # ordered chunks; see docs/message-standards.rst.
@@ -228,7 +231,7 @@ class BaseChannelBackend:
         whole batch in one round trip per shard instead of one per message.
         Every message is validated before any is sent.
         """
-        return self._send_many([(validate_name(c), encode(m)) for c, m in messages])
+        return self.send_many_encoded([(validate_name(c), encode(m)) for c, m in messages])
 
     def receive_batch(
         self, channels: Iterable[str], limit: int = 100, timeout: float | None = None
@@ -241,12 +244,30 @@ class BaseChannelBackend:
         workers taking a few that wait in one round trip (see the worker's
         PREFETCH).
         """
+        batch = self.receive_batch_encoded(channels, limit, timeout)
+        return [(channel, decode(data)) for channel, data in batch]
+
+    # The same calls on encoded messages, for layer clients
+    # (channels.backends.layer_client), whose messages were checked and
+    # encoded on their way in and are decoded where they are used.
+
+    def send_many_encoded(self, messages: list[tuple[str, bytes]]) -> list[str]:
+        """``send_many`` of messages that ``encode`` made, to valid names."""
+        return self._send_many(messages)
+
+    def receive_batch_encoded(
+        self, channels: Iterable[str], limit: int = 100, timeout: float | None = None
+    ) -> list[tuple[str, bytes]]:
+        """``receive_batch``, leaving the messages encoded."""
         if not _is_positive(limit, (int,)):
             raise ValueError(f"limit must be a positive integer, not {limit!r}")
         if timeout is not None and timeout < 0:
             raise ValueError("timeout must be None or at least 0")
-        batch = self._receive_batch(self._names(channels), limit, timeout)
-        return [(channel, decode(data)) for channel, data in batch]
+        return self._receive_batch(self._names(channels), limit, timeout)
+
+    def requeue_encoded(self, channel: str, data: bytes) -> None:
+        """``requeue`` of a message as ``receive_batch_encoded`` gave it."""
+        self._requeue(validate_name(channel), data)
 
     def group_add(self, group: str, channel: str, expiry: float | None = None) -> None:
         """Add ``channel`` to ``group`` (or renew it) for ``expiry`` seconds,
@@ -302,12 +323,14 @@ class BaseChannelBackend:
     def close(self) -> None:
         """Release connections; the backend reconnects if used again."""
 
-    def reactor_client(self, reactor: Any) -> Any:
-        """For an interface server: an object that makes this backend's
-        busiest calls on a Twisted ``reactor`` without blocking it, or None
-        (this default) for the server to make them in threads. See
-        ``channels.backends.redis.reactor.ReactorClient`` for what it does."""
-        return None
+    def layer_client(self, reactor: Any) -> LayerClient:
+        """For an interface server: this backend's calls without blocking
+        the Twisted ``reactor`` (see ``channels.backends.layer_client``).
+        This default makes them in threads; a backend that can speak to its
+        store on the reactor returns its own."""
+        from channels.backends.threaded_client import ThreadedLayerClient
+
+        return ThreadedLayerClient(self, reactor)
 
     @staticmethod
     def _names(channels: Iterable[str]) -> list[str]:

@@ -86,7 +86,8 @@ class LayerClient:
         raise NotImplementedError
 
     def stop(self) -> Deferred:
-        """Stop reading. Fires once no read is in progress; a message taken
-        by a read that was under way is put back at the head of its channel
-        for the next reader in this process, never lost in between."""
+        """Stop reading; sends and changes asked for before still go. Fires
+        once no read is in progress; a message taken by a read that was
+        under way is put back at the head of its channel for the next reader
+        in this process, never lost in between."""
         raise NotImplementedError
