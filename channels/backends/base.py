@@ -302,11 +302,11 @@ class BaseChannelBackend:
     def close(self) -> None:
         """Release connections; the backend reconnects if used again."""
 
-    def reactor_client(self, reactor: Any) -> Any:
+    def layer_client(self, reactor: Any) -> Any:
         """For an interface server: an object that makes this backend's
         busiest calls on a Twisted ``reactor`` without blocking it, or None
         (this default) for the server to make them in threads. See
-        ``channels.backends.redis.reactor.ReactorClient`` for what it does."""
+        ``channels.backends.redis.reactor.RedisReactorClient`` for what it does."""
         return None
 
     @staticmethod

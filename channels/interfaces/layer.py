@@ -6,7 +6,7 @@ process is read at once through the process wildcards. The cost per message
 is therefore a list append on each side, whatever the number of
 connections.
 
-A backend with a reactor client (``BaseChannelBackend.reactor_client``:
+A backend with a reactor client (``BaseChannelBackend.layer_client``:
 Redis) makes both calls on the reactor without blocking it. With any other,
 backend calls block, so none happens on the reactor: a sender thread sends
 the batches, and a receiver thread hands each batch it reads to the reactor
@@ -23,7 +23,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from functools import partial
 from typing import Any, NamedTuple
 
 from twisted.internet.defer import Deferred
@@ -59,7 +58,6 @@ class _Pause(NamedTuple):
 # docs/benchmarks.rst.
 COALESCE_BELOW = 8
 COALESCE_WAIT = 0.001
-REACTOR_COALESCE_WAIT = 0.0005
 
 # One bridge per backend per process: response channels are read through
 # process-wide wildcards, so two receivers on one backend would take each
@@ -128,14 +126,13 @@ class LayerBridge:
     def start(self) -> None:
         """Start reading and sending; on the reactor thread, or before the
         reactor runs."""
-        self._client = self.backend.reactor_client(self.reactor)
+        self._client = self.backend.layer_client(self.reactor)
         loops = [(self._send_loop, "sender")]
         if self._client is None:
             loops.append((self._receive_loop, "receiver"))
         else:
-            self._client.receive(self._wildcards, self.receive_limit, self._deliver_data,
-                                 partial(_pace, wait=REACTOR_COALESCE_WAIT),
-                                 self.poll_timeout)
+            self._client.poll_timeout = self.poll_timeout
+            self._client.receive(self._wildcards, self.receive_limit, self._deliver_data)
         for target, name in loops:
             thread = threading.Thread(target=target, name=f"channels-server-{name}",
                                       daemon=True)
@@ -243,7 +240,7 @@ class LayerBridge:
                          self.backend.alias, exc_info=outcome.value)
             failed, back = [(position, outcome.value) for position in range(len(kept))], []
         else:
-            failed, back = outcome
+            failed, back = outcome, []  # the client retries on other shards itself
         errors = [exc for _, exc in failed if not isinstance(exc, ChannelFull)]
         if errors:
             logger.warning("Could not send %d message(s) to backend %r: %s",
