@@ -273,9 +273,10 @@ class RedisReactorClient(LayerClient):
             reader.take()
 
     def stop(self) -> defer.Deferred:
-        """A blocking pop under way puts back what it takes; the connections
-        close once no read is under way, and each command connection once
-        it has its last answer."""
+        """What a read under way takes: a blocking pop puts it back at the
+        head of its inbox, a RECEIVE (which has settled it) delivers it,
+        before this fires. The connections close then, each command
+        connection once it has its last answer."""
         self.stopped = True
         for reader in self._readers:
             reader.stop()
