@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from channels import names
 from channels.backends import DEFAULT_CHANNEL_BACKEND, channel_backends
 from channels.backends.base import BaseChannelBackend
+
+if TYPE_CHECKING:
+    from django.http.response import HttpResponseBase
 
 
 class Channel:
@@ -31,10 +35,12 @@ class Channel:
         """A unique, unguessable name (128 random bits) starting with ``prefix``."""
         return names.new_name(prefix)
 
-    def as_view(self):
+    def as_view(self) -> Callable[..., HttpResponseBase]:
         """A Django view that sends each request onto this channel as an
         ``http.request`` message and returns the response a consumer sends
-        to its reply channel."""
+        to its reply channel: ``channels.worker.views.channel_view(self)``."""
+        # Imported at use: views that never forward a request load none of
+        # it. That module imports nothing that imports this one.
         from channels.worker.views import channel_view
 
         return channel_view(self)

@@ -50,7 +50,7 @@ def check_http_settings(app_configs=None, **kwargs):
     WSGI adapter)."""
     from django.conf import settings
 
-    from channels.worker.handler import HTTP_TIMEOUT_SETTINGS
+    from channels.worker.sending import HTTP_TIMEOUT_SETTINGS
 
     errors = []
     for name in HTTP_TIMEOUT_SETTINGS:

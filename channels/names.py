@@ -24,10 +24,12 @@ _NAME_RE = re.compile(r"!?[A-Za-z0-9_.\-]+")  # length checked separately
 _GENERATED_RE = re.compile(r"\.([0-9a-f]{16})-[0-9a-f]{32}\Z")
 _WILDCARD_RE = re.compile(r"\.([0-9a-f]{16})-\Z")
 
-# What interface servers name their response channels with, by the message
-# standards (docs/message-standards.rst); new_name() adds the rest.
+# What interface servers name their response channels and request body
+# channels with, by the message standards (docs/message-standards.rst);
+# new_name() adds the rest.
 HTTP_REPLY_PREFIX = "!http.response"
 WEBSOCKET_REPLY_PREFIX = "!websocket.send"
+HTTP_BODY_PREFIX = "http.request.body"
 
 _process = (0, "")
 _process_lock = threading.Lock()

@@ -14,7 +14,7 @@ from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
 from channels import Channel
-from channels.worker.views import view_consumer
+from channels.worker.handler import view_consumer
 
 BIG_SIZE = 1536 * 1024  # over the 1 MiB message limit
 
@@ -160,8 +160,16 @@ def view_channel_consumer(message):
         _behind_channel_consumer(message)
 
 
-urlpatterns = [
-    path("hello/", hello),
+def body_read_first(view):
+    """``view`` behind something that reads the whole body first, as a
+    middleware may (CSRF's reads a form's)."""
+    def read_first(request):
+        request.body  # noqa: B018
+        return view(request)
+    return read_first
+
+
+urlpatterns = [    path("hello/", hello),
     path("meta/", meta),
     path("form/", form),
     path("raw/", raw),
@@ -177,4 +185,5 @@ urlpatterns = [
     path("echo-path/<path:rest>", echo_path),
     path("closes-connections/", closes_connections),
     path("via-channel/", csrf_exempt(Channel("tests.view").as_view())),
+    path("via-channel-read/", csrf_exempt(body_read_first(Channel("tests.view").as_view()))),
 ]

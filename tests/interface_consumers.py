@@ -6,7 +6,7 @@ import time
 from channels.backends.base import BaseChannelBackend
 from channels.decorators import enforce_ordering
 from channels.messages.http import BODY_CHUNK_SIZE
-from channels.worker.handler import send_patiently
+from channels.worker.sending import send_patiently
 
 # What websocket.disconnect / keepalive consumers saw, for assertions.
 seen: dict[str, list] = {"disconnect": [], "keepalive": [], "receive_order": [],

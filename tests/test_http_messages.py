@@ -1,21 +1,29 @@
 """HTTP to messages and back: the format every HTTP interface shares."""
 
+import os
+
 from django.test import SimpleTestCase
 
 from channels.backends.base import MAX_MESSAGE_SIZE, encode
 from channels.messages.http import (
     ABORT,
     BODY_CHUNK_SIZE,
+    BodyBuffer,
+    MalformedBody,
     MalformedResponse,
     ResponseAborted,
+    body_chunk,
     body_messages,
     closed_body_message,
     connection_fields,
     disconnect_message,
     request_message,
     response_chunk,
+    response_messages,
     response_start,
     split_body,
+    split_stream,
+    streamed_response_messages,
 )
 
 HEADERS = [
@@ -122,10 +130,142 @@ class BodyTests(SimpleTestCase):
         self.assertEqual(list(body_messages(iter([b""]))),
                          [{"content": b"", "more_content": False}])
 
+    def test_split_stream(self):
+        self.assertEqual(split_stream(iter([b"", b"ab"])), (b"ab", None))
+        self.assertEqual(split_stream(iter([])), (b"", None))
+        # Reads are not joined: each after the first is a message of its own.
+        first, rest = split_stream(iter([b"ab", b"", b"c"]))
+        self.assertEqual((first, list(rest)), (b"ab", [{"content": b"c", "more_content": False}]))
+        # A body read whole (by a middleware, say) is cut like any other.
+        body = b"x" * BODY_CHUNK_SIZE + b"y" * (BODY_CHUNK_SIZE + 1)
+        first, rest = split_stream([body])
+        self.assertEqual(first, b"x" * BODY_CHUNK_SIZE)
+        self.assertEqual([(len(m["content"]), m["more_content"]) for m in rest],
+                         [(BODY_CHUNK_SIZE, True), (1, False)])
+
+    def test_split_stream_reads_the_rest_only_when_iterated(self):
+        reads = []
+
+        def pieces():
+            for piece in (b"a" * BODY_CHUNK_SIZE, b"b", b"c"):
+                reads.append(piece[:1])
+                yield piece
+
+        first, rest = split_stream(pieces())
+        self.assertEqual(reads, [b"a", b"b"])
+        self.assertEqual([m["content"] for m in rest], [b"b", b"c"])
+        self.assertEqual(reads, [b"a", b"b", b"c"])
+
+    def test_body_chunk(self):
+        self.assertEqual(body_chunk({"content": b"x", "more_content": True}), (b"x", True, False))
+        self.assertTrue(body_chunk(closed_body_message()).closed)
+        self.assertTrue(body_chunk({"closed": True}).closed)
+        for message in [[], {"content": "x", "more_content": False}, {"content": b"x"},
+                        {"content": b"x", "more_content": 1}]:
+            with self.subTest(message=message), self.assertRaises(MalformedBody):
+                body_chunk(message)
+
     def test_closed_and_disconnect(self):
         self.assertEqual(closed_body_message(),
                          {"content": b"", "more_content": False, "closed": True})
         self.assertEqual(disconnect_message("!r", "/p"), {"reply_channel": "!r", "path": "/p"})
+
+
+class BodyBufferTests(SimpleTestCase):
+    def test_small_body_goes_whole_into_the_request(self):
+        body = BodyBuffer()
+        body.add(b"ab")
+        self.assertFalse(body.first_ready)
+        body.add(b"c", end=True)
+        self.assertTrue(body.first_ready)
+        self.assertEqual(body.first_chunk(), (b"abc", False))
+        self.assertIsNone(body.next_message())
+
+    def test_exactly_one_chunk_waits_for_the_end(self):
+        body = BodyBuffer()
+        body.add(b"x" * BODY_CHUNK_SIZE)
+        # It might all fit in http.request yet.
+        self.assertFalse(body.first_ready)
+        body.add(b"", end=True)
+        self.assertEqual(body.first_chunk(), (b"x" * BODY_CHUNK_SIZE, False))
+
+    def test_whole_chunks_then_the_rest(self):
+        body = BodyBuffer()
+        body.add(b"a" * (BODY_CHUNK_SIZE - 1))
+        body.add(b"bb")
+        self.assertTrue(body.first_ready)
+        first, more = body.first_chunk()
+        self.assertEqual((first, more, body.size), (b"a" * (BODY_CHUNK_SIZE - 1) + b"b", True, 1))
+        self.assertIsNone(body.next_message())  # not a whole chunk yet
+        body.add(b"c" * BODY_CHUNK_SIZE)
+        self.assertTrue(body.chunk_waiting)
+        self.assertEqual(body.next_message(),
+                         {"content": b"b" + b"c" * (BODY_CHUNK_SIZE - 1), "more_content": True})
+        self.assertFalse(body.chunk_waiting)
+        body.add(b"", end=True)
+        self.assertFalse(body.chunk_waiting)
+        self.assertEqual(body.next_message(), {"content": b"c", "more_content": False})
+        self.assertIsNone(body.next_message())
+
+    def test_a_body_of_whole_chunks_ends_with_an_empty_message(self):
+        body = BodyBuffer()
+        body.add(b"a" * (2 * BODY_CHUNK_SIZE))
+        self.assertEqual(body.first_chunk(), (b"a" * BODY_CHUNK_SIZE, True))
+        self.assertEqual(body.next_message()["more_content"], True)
+        body.add(b"", end=True)
+        self.assertEqual(body.next_message(), {"content": b"", "more_content": False})
+
+    def test_dropped(self):
+        body = BodyBuffer()
+        body.add(b"a" * (2 * BODY_CHUNK_SIZE))
+        body.first_chunk()
+        body.drop()
+        body.add(b"more", end=True)
+        self.assertEqual((body.size, body.next_message()), (0, None))
+
+
+class ResponseMessagesTests(SimpleTestCase):
+    def check(self, messages):
+        """Every message is one a server accepts, and together they end."""
+        start = response_start(messages[0])
+        chunks = [response_chunk(m) for m in messages[1:]]
+        self.assertEqual([start.more_content] + [c.more_content for c in chunks],
+                         [True] * len(chunks) + [False])
+        for message in messages:
+            self.assertLessEqual(len(message["content"]), BODY_CHUNK_SIZE)
+            encode(message)
+        return start.content + b"".join(c.content for c in chunks)
+
+    def test_small_response_is_one_message(self):
+        messages = list(response_messages(200, [["Content-Type", "text/plain"]], b"hi",
+                                          reason="Fine"))
+        self.assertEqual(messages, [{"status": 200, "reason": "Fine",
+                                     "headers": [["Content-Type", "text/plain"]],
+                                     "content": b"hi", "more_content": False}])
+        self.assertNotIn("reason", next(response_messages(204, [], b"")))
+
+    def test_large_response_is_cut(self):
+        content = os.urandom(2 * BODY_CHUNK_SIZE + 5)
+        messages = list(response_messages(200, [], content))
+        self.assertEqual(len(messages), 3)
+        self.assertEqual(messages[0]["status"], 200)
+        self.assertEqual(self.check(messages), content)
+
+    def test_streamed_response(self):
+        pieces = [b"one", b"", bytearray(b"x" * (BODY_CHUNK_SIZE + 1))]
+        messages = list(streamed_response_messages(200, [["X-A", "1"]], iter(pieces)))
+        self.assertEqual(messages[0], {"status": 200, "headers": [["X-A", "1"]],
+                                       "content": b"", "more_content": True})
+        self.assertEqual([len(m["content"]) for m in messages], [0, 3, BODY_CHUNK_SIZE, 1, 0])
+        self.assertTrue(all(type(m["content"]) is bytes for m in messages))
+        self.assertEqual(self.check(messages), b"one" + b"x" * (BODY_CHUNK_SIZE + 1))
+
+    def test_streamed_response_sends_headers_before_the_first_piece(self):
+        def pieces():
+            raise AssertionError("read too early")
+            yield b""  # pragma: no cover
+
+        self.assertEqual(next(streamed_response_messages(200, [], pieces()))["status"], 200)
 
 
 class ResponseTests(SimpleTestCase):

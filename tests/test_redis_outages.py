@@ -16,16 +16,8 @@ from channels.exceptions import ChannelBackendUnavailable
 from channels.names import new_name, process_wildcard
 from channels.worker import Worker
 from tests.support.redis_servers import RedisServer, redis_backend
+from tests.support.redis_tests import on_shard
 from tests.support.worker_threads import wait_for
-
-
-def on_shard(backend, index, prefix="!fixed"):
-    """A response channel name whose home is shard ``index``."""
-    for n in range(1000):
-        name = f"{prefix}.{n}"
-        if backend.placement.home(name)[0] == index:
-            return name
-    raise AssertionError("no such name")
 
 
 def sent(backend, channel, content):

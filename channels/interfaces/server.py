@@ -140,7 +140,7 @@ class ChannelServer:
         return prepared
 
     def new_body_channel(self) -> str:
-        return names.new_name("http.request.body")
+        return names.new_name(names.HTTP_BODY_PREFIX)
 
     # Connection bookkeeping.
 

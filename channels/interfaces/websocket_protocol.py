@@ -16,6 +16,7 @@ from autobahn.websocket.types import ConnectionDeny
 from twisted.internet.defer import Deferred
 
 from channels.exceptions import ChannelFull, InvalidMessage
+from channels.messages import websocket as websocket_messages
 from channels.names import WEBSOCKET_REPLY_PREFIX
 
 if TYPE_CHECKING:
@@ -61,11 +62,10 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
         if not server.policy.origin_allowed(request.headers.get("origin")):
             raise ConnectionDeny(403, "Origin not allowed")
         self.reply_channel = server.layer.new_reply_channel(WEBSOCKET_REPLY_PREFIX, self.on_reply)
-        message, self.scope = self.scope, None
+        fields, self.scope = self.scope, None
         if not server.connect_routed:
             return None
-        message["reply_channel"] = self.reply_channel
-        message["order"] = 0
+        message = websocket_messages.connect_message(fields, self.reply_channel)
         self.decision = Deferred()
         self.early_frames = []
         self.decision_timer = server.reactor.callLater(
@@ -132,11 +132,10 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
 
     def on_reply(self, content: dict[str, Any]) -> None:
         if self.decision is not None:
-            if content.get("accept") is False or (
-                    content.get("close") not in (None, False) and not _has_frame(content)):
+            decision = websocket_messages.handshake_decision(content)
+            if decision is False:
                 self.deny(403, "Rejected by the application")
-                return
-            if content.get("accept") or _has_frame(content) or content.get("close"):
+            elif decision:
                 self.early_frames.append(content)
                 self.accept()
             return
@@ -160,13 +159,15 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
         if data is not None:
             self.sendPreparedMessage(self.server.prepared_frame(data, True))
         close = content.get("close")
-        if close not in (None, False):
-            code = 1000 if close is True else close
-            if not isinstance(code, int) or not (code == 1000 or 3000 <= code <= 4999):
+        if close is not None:
+            try:
+                code = websocket_messages.close_code(close)
+            except websocket_messages.InvalidCloseCode:
                 logger.warning("Invalid close code %r on %s; closing with 1000",
                                close, self.reply_channel)
-                code = 1000
-            self.sendClose(code)
+                code = websocket_messages.NORMAL_CLOSURE
+            if code is not None:
+                self.sendClose(code)
 
     # IPushProducer, for the transport's flow control.
 
@@ -191,13 +192,11 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         self.order += 1
-        message = {"reply_channel": self.reply_channel, "path": self.path,
-                   "order": self.order}
-        if isBinary:
-            message["bytes"] = payload
-        else:
-            message["text"] = payload.decode("utf-8")
-        self.server.layer.send("websocket.receive", message, self.receive_failed)
+        self.server.layer.send(
+            "websocket.receive",
+            websocket_messages.receive_message(self.reply_channel, self.path, self.order,
+                                               payload, isBinary),
+            self.receive_failed)
 
     def receive_failed(self, exc: Exception) -> None:
         if isinstance(exc, ChannelFull):
@@ -208,8 +207,9 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
             self.close_with(INTERNAL_ERROR, "Channel layer unavailable")
 
     def keepalive(self) -> None:
-        self.server.layer.send("websocket.keepalive",
-                               {"reply_channel": self.reply_channel, "path": self.path})
+        self.server.layer.send(
+            "websocket.keepalive",
+            websocket_messages.keepalive_message(self.reply_channel, self.path))
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         server = self.server
@@ -222,14 +222,8 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
         if self.reply_channel is not None:
             server.layer.forget(self.reply_channel)
             if (self.connect_sent or self.opened) and server.ws_disconnect_routed:
-                server.layer.send("websocket.disconnect", {
-                    "reply_channel": self.reply_channel, "path": self.path,
-                    "order": self.order + 1, "code": code or 1006,
-                })
+                server.layer.send("websocket.disconnect", websocket_messages.disconnect_message(
+                    self.reply_channel, self.path, self.order + 1, code))
         if self.opened:
-            self.log_access(code or 1006, b"WSDISCONNECT")
+            self.log_access(code or websocket_messages.ABNORMAL_CLOSURE, b"WSDISCONNECT")
         server.connection_closed(self)
-
-
-def _has_frame(content: dict) -> bool:
-    return content.get("text") is not None or content.get("bytes") is not None

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from itertools import chain
 from typing import Any, NamedTuple
 from urllib.parse import quote
 
@@ -46,13 +45,13 @@ from channels.interfaces.config import ServerConfig
 from channels.messages.http import (
     BODY_CHUNK_SIZE,
     MalformedResponse,
-    body_messages,
     closed_body_message,
     request_message,
+    split_stream,
 )
-from channels.names import new_name
+from channels.names import HTTP_BODY_PREFIX, new_name
 from channels.replies import PendingResponse
-from channels.worker.handler import send_patiently, send_timeout
+from channels.worker.sending import send_patiently, send_timeout
 
 logger = logging.getLogger("channels.interfaces.wsgi")
 
@@ -89,7 +88,6 @@ def _target(environ: dict[str, Any]) -> bytes:
     target = quote(path, safe="/:@!$&'()*+,;=-._~%").encode()
     query = environ.get("QUERY_STRING", "")
     return target + b"?" + query.encode("latin-1") if query else target
-
 
 
 def _body_pieces(environ: dict[str, Any]) -> Iterator[bytes]:
@@ -175,9 +173,8 @@ class WSGIAdapter:
     def _send_request(self, backend: BaseChannelBackend, environ: dict[str, Any],
                       reply_channel: str) -> _Refusal | None:
         """Send the request and its body; why to answer 503, or None."""
-        pieces = _body_pieces(environ)
-        first, second = next(pieces, b""), next(pieces, b"")
-        body_channel = new_name("http.request.body") if second else None
+        first, rest = split_stream(_body_pieces(environ))
+        body_channel = None if rest is None else new_name(HTTP_BODY_PREFIX)
         message = request_message(
             _target(environ), _environ_headers(environ),
             (environ.get("REMOTE_ADDR"), environ.get("REMOTE_PORT")),
@@ -194,14 +191,14 @@ class WSGIAdapter:
         except ChannelBackendUnavailable:
             logger.exception("Channel backend %r unavailable", backend.alias)
             return _Refusal("the channel layer cannot be reached", reached=False)
-        if body_channel is not None:
-            return self._send_body(backend, body_channel, chain([second], pieces))
+        if rest is not None:
+            return self._send_body(backend, body_channel, rest)
         return None
 
     def _send_body(self, backend: BaseChannelBackend, body_channel: str,
-                   pieces: Iterator[bytes]) -> _Refusal | None:
+                   messages: Iterator[dict[str, Any]]) -> _Refusal | None:
         try:
-            for message in body_messages(pieces):
+            for message in messages:
                 send_patiently(backend, body_channel, message, send_timeout())
         except (OSError, ValueError) as exc:
             # The client went away mid-upload (or sent a broken chunk).

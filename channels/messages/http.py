@@ -1,9 +1,11 @@
 """Where HTTP meets the message standard (docs/message-standards.rst).
 
-Every HTTP interface (the Twisted server, the WSGI adapter) builds its
-messages and reads its consumers' responses through these functions, so
-that the format is written down in code exactly once and two servers cannot
-drift apart. Nothing here does I/O or touches a channel backend.
+Every HTTP interface (the Twisted server, the WSGI adapter, a
+``Channel.as_view`` view) builds its messages and reads its consumers'
+responses through these functions, and the worker side builds its responses
+and reads request bodies through them too, so that the format is written
+down in code exactly once and two servers cannot drift apart. Nothing here
+does I/O or touches a channel backend.
 
 The API, kept small and stable:
 
@@ -26,15 +28,30 @@ Requests (interface server → worker)
         The ``http.request.body`` messages for the rest of a body, from any
         iterable of byte strings (a read loop, a list): re-cut to at most
         ``BODY_CHUNK_SIZE``, the last one with ``more_content`` false.
+    ``split_stream(pieces) -> (first_chunk, rest_messages or None)``
+        For a body read in pieces by a blocking server: what goes into
+        ``http.request``, and the messages that follow on its body channel
+        (None: the body fits, no body channel).
     ``split_body(body) -> (first_chunk, rest_messages)``
-        For a body already in memory: what goes into ``http.request`` and
-        what follows on the body channel (an empty list: no body channel).
+        The same for a body already in memory (an empty list: no body
+        channel).
+    ``BodyBuffer``
+        The same for a body that arrives in reads of any size, for a server
+        that cannot block: whole chunks while more may come, then the rest.
     ``closed_body_message() -> dict``
         Ends a body stream whose client went away mid-upload.
+    ``body_chunk(message) -> BodyChunk``
+        Checks an ``http.request.body`` message, for the body's reader
+        (``MalformedBody`` if it is not one).
     ``disconnect_message(reply_channel, path) -> dict``
         ``http.disconnect``.
 
 Responses (consumer → interface server)
+    ``response_messages(status, headers, content, reason=None) -> Iterator[dict]``
+    ``streamed_response_messages(status, headers, pieces, reason=None) -> Iterator[dict]``
+        A response's messages: status and headers first, content in chunks
+        of at most ``BODY_CHUNK_SIZE``; the streamed form sends each piece
+        as it comes, so that a client sees a stream progress.
     ``response_start(message) -> ResponseStart``
         Validates the first message on a reply channel and returns its
         status, reason phrase, headers as latin-1 byte pairs ready to
@@ -59,6 +76,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from http import HTTPStatus
+from itertools import chain
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, quote_from_bytes, unquote_to_bytes, urlsplit
 
@@ -190,15 +208,120 @@ def body_messages(chunks: Iterable[bytes]) -> Iterator[dict[str, Any]]:
     yield {"content": pending or b"", "more_content": False}
 
 
+def split_stream(pieces: Iterable[bytes]) -> tuple[bytes, Iterator[dict[str, Any]] | None]:
+    """The first chunk of a body read in ``pieces`` (any sizes), for
+    ``http.request``, and the messages for its body channel, read from
+    ``pieces`` as they are iterated; None when the body fits in one message."""
+    cut = _cut(pieces)
+    first, second = next(cut, b""), next(cut, None)
+    if second is None:
+        return first, None
+    return first, body_messages(chain([second], cut))
+
+
 def split_body(body: bytes) -> tuple[bytes, list[dict[str, Any]]]:
     """The first chunk of ``body`` for ``http.request`` and the messages for
     its body channel (none when the body fits in one message)."""
-    first, rest = body[:BODY_CHUNK_SIZE], body[BODY_CHUNK_SIZE:]
-    return first, (list(body_messages([rest])) if rest else [])
+    first, rest = split_stream([body])
+    return first, [] if rest is None else list(rest)
+
+
+class BodyBuffer:
+    """A request body arriving in reads of any size, held until it can be
+    cut into its messages: the first chunk (for ``http.request``) once the
+    body is complete or more than a chunk has come; then whole chunks while
+    more may come, and at the end the rest, maybe empty, as the last.
+    Whole chunks make the fewest messages of an upload."""
+
+    __slots__ = ("pieces", "size", "complete")
+
+    def __init__(self) -> None:
+        # None once the last message is out (or the body is dropped).
+        self.pieces: list[bytes] | None = []
+        # Bytes held.
+        self.size = 0
+        # The whole body has been received.
+        self.complete = False
+
+    def add(self, data: bytes, end: bool = False) -> None:
+        if data and self.pieces is not None:
+            self.pieces.append(data)
+            self.size += len(data)
+        if end:
+            self.complete = True
+
+    @property
+    def first_ready(self) -> bool:
+        """Enough has come to send ``http.request``."""
+        return self.complete or self.size > BODY_CHUNK_SIZE
+
+    @property
+    def exhausted(self) -> bool:
+        """The last message is out, or the body was dropped."""
+        return self.pieces is None
+
+    @property
+    def chunk_waiting(self) -> bool:
+        """A whole chunk is held that the body channel has yet to take."""
+        return self.size >= BODY_CHUNK_SIZE and not self.complete
+
+    def first_chunk(self) -> tuple[bytes, bool]:
+        """The first chunk, and whether more follows (on a body channel)."""
+        first = self._take()
+        if self.complete and not self.size:
+            self.pieces = None
+        return first, self.pieces is not None
+
+    def next_message(self) -> dict[str, Any] | None:
+        """The next ``http.request.body`` message, or None until one is
+        whole (and after the last)."""
+        if self.pieces is None or (self.size < BODY_CHUNK_SIZE and not self.complete):
+            return None
+        content = self._take()
+        last = self.complete and not self.size
+        if last:
+            self.pieces = None
+        return {"content": content, "more_content": not last}
+
+    def drop(self) -> None:
+        """Nobody wants the rest."""
+        self.pieces = None
+        self.size = 0
+
+    def _take(self) -> bytes:
+        data = b"".join(self.pieces)
+        first, rest = data[:BODY_CHUNK_SIZE], data[BODY_CHUNK_SIZE:]
+        self.pieces = [rest] if rest else []
+        self.size = len(rest)
+        return first
+
+
+class MalformedBody(ValueError):
+    """A message on a body channel is not an ``http.request.body``."""
+
+
+class BodyChunk(NamedTuple):
+    content: bytes
+    more_content: bool
+    # The client went away: no more will come.
+    closed: bool
 
 
 def closed_body_message() -> dict[str, Any]:
     return {"content": b"", "more_content": False, "closed": True}
+
+
+def body_chunk(message: object) -> BodyChunk:
+    """Check an ``http.request.body`` message; raise MalformedBody if it is
+    not one."""
+    if not isinstance(message, dict):
+        raise MalformedBody(f"body chunk must be a dict, not {type(message).__name__}")
+    if message.get("closed"):
+        return BodyChunk(b"", False, True)
+    content, more = message.get("content"), message.get("more_content")
+    if not isinstance(content, bytes) or not isinstance(more, bool):
+        raise MalformedBody("body chunk needs bytes content and a bool more_content")
+    return BodyChunk(content, more, False)
 
 
 def disconnect_message(reply_channel: str, path: str) -> dict[str, Any]:
@@ -206,6 +329,38 @@ def disconnect_message(reply_channel: str, path: str) -> dict[str, Any]:
 
 
 # Responses
+
+
+def _head(status: int, headers: list[list[str]], reason: str | None) -> dict[str, Any]:
+    if reason is None:
+        return {"status": status, "headers": headers}
+    return {"status": status, "reason": reason, "headers": headers}
+
+
+def response_messages(status: int, headers: list[list[str]], content: bytes,
+                      reason: str | None = None) -> Iterator[dict[str, Any]]:
+    """The messages of a response whose content is all in hand: the first
+    carries status, headers and the first chunk."""
+    start = _head(status, headers, reason)
+    if len(content) <= BODY_CHUNK_SIZE:
+        start["content"] = content
+        start["more_content"] = False
+        yield start
+        return
+    messages = body_messages([content])
+    yield {**start, **next(messages)}
+    yield from messages
+
+
+def streamed_response_messages(status: int, headers: list[list[str]], pieces: Iterable[bytes],
+                               reason: str | None = None) -> Iterator[dict[str, Any]]:
+    """The messages of a response whose content comes in ``pieces`` (an
+    iterator that may take its time): status and headers at once, then each
+    piece as it comes (cut to at most ``BODY_CHUNK_SIZE``), then the end."""
+    yield {**_head(status, headers, reason), "content": b"", "more_content": True}
+    for piece in _cut(pieces):
+        yield {"content": piece, "more_content": True}
+    yield {"content": b"", "more_content": False}
 
 
 def _content(message: dict[str, Any]) -> tuple[bytes, bool]:

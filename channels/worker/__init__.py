@@ -1,9 +1,9 @@
 """The worker side: the loop that runs consumers (``loop``), Django's request
-handling as a consumer (``handler``, ``request_body``), and Django views in
-front of a channel and behind one (``views``, which waits for responses
-through ``channels.replies``, as the WSGI adapter does). Nothing here
-imports ``channels.interfaces``: the two sides meet only in
-``channels.messages`` and ``channels.replies``."""
+handling as a consumer (``handler``, ``request_body``, ``sending``), and a
+view in front of a channel (``views``, which waits for responses through
+``channels.replies``, as the WSGI adapter does). Nothing here imports
+``channels.interfaces``: the two sides meet only in ``channels.messages``
+and ``channels.replies``."""
 
 from channels.worker.loop import PREFETCH, Worker, filter_channels
 

@@ -5,63 +5,47 @@ routes that channel itself: it runs the request through Django exactly as
 the WSGI handler would (middleware, URL resolving, the view, error pages,
 ``request_started``/``request_finished``) and sends the response back to
 the request's reply channel, cut into messages that fit the layer.
+``view_consumer(view)`` is a consumer that answers with one view alone.
 
-Settings, read at each request (and checked by ``manage.py check``):
-
-``CHANNELS_HTTP_BODY_TIMEOUT`` (30)
-    Seconds to wait for each further chunk of a request body before the
-    request is abandoned (``RequestAborted``).
-``CHANNELS_HTTP_SEND_TIMEOUT`` (30)
-    Seconds to keep retrying a response message while the reply channel is
-    full (a slow client); then the rest of the response is dropped.
+The timeouts (``CHANNELS_HTTP_BODY_TIMEOUT``, ``CHANNELS_HTTP_SEND_TIMEOUT``)
+are described in ``channels.worker.sending``.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.conf import settings
 from django.core import signals
 from django.core.handlers import base
+from django.core.handlers.exception import convert_exception_to_response
 from django.core.signals import setting_changed
 from django.http import HttpRequest, HttpResponseBadRequest, QueryDict
 from django.http.response import HttpResponseBase
 from django.urls import set_script_prefix
 from django.utils.functional import cached_property
 
-from channels.backends.base import BaseChannelBackend
 from channels.channel import Channel
 from channels.exceptions import ChannelFull
 from channels.message import Message
-from channels.messages.http import ABORT, BODY_CHUNK_SIZE
+from channels.messages.http import (
+    ABORT,
+    BODY_CHUNK_SIZE,
+    response_messages,
+    streamed_response_messages,
+)
 from channels.worker.request_body import request_body
+from channels.worker.sending import http_setting, send_patiently, send_timeout
 
 logger = logging.getLogger("channels.handler")
 
 # CGI variables that HTTP headers become without the HTTP_ prefix.
 _UNPREFIXED = {"CONTENT_TYPE", "CONTENT_LENGTH"}
 
-
-# The HTTP side's timeout settings (this module's, channels.worker.views') and
-# their defaults; channels.checks checks them.
-HTTP_TIMEOUT_SETTINGS = {
-    "CHANNELS_HTTP_BODY_TIMEOUT": 30,
-    "CHANNELS_HTTP_SEND_TIMEOUT": 30,
-    "CHANNELS_HTTP_RESPONSE_TIMEOUT": 60,
-}
-
-
-def http_setting(name: str) -> float:
-    """One of HTTP_TIMEOUT_SETTINGS, or its default."""
-    return getattr(settings, name, HTTP_TIMEOUT_SETTINGS[name])
-
-
-def send_timeout() -> float:
-    """``CHANNELS_HTTP_SEND_TIMEOUT``: see send_patiently."""
-    return http_setting("CHANNELS_HTTP_SEND_TIMEOUT")
+View = Callable[..., HttpResponseBase]
 
 
 def _script_and_path(content: dict[str, Any]) -> tuple[str, str]:
@@ -157,60 +141,23 @@ class ChannelRequest(HttpRequest):
         return self._files
 
 
-def response_messages(response: HttpResponseBase) -> Iterator[dict[str, Any]]:
-    """The reply channel messages of a Django response: status and headers
-    first, content in chunks of at most ``BODY_CHUNK_SIZE``.
-
-    A streaming response (``StreamingHttpResponse``, ``FileResponse``) sends
-    its headers at once and each piece as the iterator yields it, so a
-    client sees a stream progress; a file is read a whole chunk at a time.
-    """
-    start = {
-        "status": response.status_code,
-        "reason": response.reason_phrase,
-        "headers": [[name, value] for name, value in response.items()]
-        + [["Set-Cookie", morsel.OutputString()] for morsel in response.cookies.values()],
-    }
+def messages_of(response: HttpResponseBase) -> Iterator[dict[str, Any]]:
+    """The reply channel messages of a Django response. A streaming response
+    (``StreamingHttpResponse``, ``FileResponse``) sends its headers at once
+    and each piece as the iterator yields it, so a client sees a stream
+    progress; a file is read a whole chunk at a time."""
+    headers = [[name, value] for name, value in response.items()]
+    headers += [["Set-Cookie", morsel.OutputString()] for morsel in response.cookies.values()]
     if not response.streaming:
-        content = response.content
-        if len(content) <= BODY_CHUNK_SIZE:
-            yield {**start, "content": content, "more_content": False}
-            return
-        yield {**start, "content": content[:BODY_CHUNK_SIZE], "more_content": True}
-        for offset in range(BODY_CHUNK_SIZE, len(content), BODY_CHUNK_SIZE):
-            last = offset + BODY_CHUNK_SIZE >= len(content)
-            yield {"content": content[offset:offset + BODY_CHUNK_SIZE], "more_content": not last}
-        return
+        return response_messages(response.status_code, headers, response.content,
+                                 reason=response.reason_phrase)
     if getattr(response, "file_to_stream", None) is not None:
         # Read lazily by FileResponse's iterator: 4 KiB reads would make
         # 128 messages of every chunk.
         response.block_size = BODY_CHUNK_SIZE
-    yield {**start, "content": b"", "more_content": True}
-    for piece in response.streaming_content:
-        for offset in range(0, len(piece), BODY_CHUNK_SIZE):
-            yield {"content": bytes(piece[offset:offset + BODY_CHUNK_SIZE]),
-                   "more_content": True}
-    yield {"content": b"", "more_content": False}
-
-
-def send_patiently(backend: BaseChannelBackend, channel: str, content: dict[str, Any],
-                   timeout: float) -> None:
-    """Send, retrying for up to ``timeout`` seconds while ``channel`` is full.
-
-    For the channels of one request (its body, its response), which drain
-    only as fast as the other end reads: a slow reader must cost time, not
-    the request. Raises ChannelFull when the time is up."""
-    deadline = time.monotonic() + timeout
-    delay = 0.005
-    while True:
-        try:
-            backend.send(channel, content)
-            return
-        except ChannelFull:
-            if time.monotonic() >= deadline:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 0.1)
+    return streamed_response_messages(response.status_code, headers,
+                                      response.streaming_content,
+                                      reason=response.reason_phrase)
 
 
 def send_response(reply_channel: Channel, response: HttpResponseBase) -> None:
@@ -220,7 +167,7 @@ def send_response(reply_channel: Channel, response: HttpResponseBase) -> None:
     backend, name = reply_channel.channel_backend, reply_channel.name
     started = False
     try:
-        for content in response_messages(response):
+        for content in messages_of(response):
             send_patiently(backend, name, content, timeout)
             started = True
     except ChannelFull:
@@ -266,6 +213,23 @@ class ChannelHandler(base.BaseHandler):
         send_response(message.reply_channel, response)
 
 
+def view_consumer(view: View) -> Callable[[Message], None]:
+    """A consumer that answers ``http.request`` messages with ``view``,
+    without middleware or URL resolving: the view gets a ``ChannelRequest``
+    and its exceptions give Django's error pages."""
+    handle = convert_exception_to_response(view)
+
+    @functools.wraps(view)
+    def consumer(message: Message) -> None:
+        signals.request_started.send(sender=consumer, message=message)
+        response = handle(ChannelRequest(message))
+        if callable(getattr(response, "render", None)):
+            response = response.render()  # a TemplateResponse
+        send_response(message.reply_channel, response)
+
+    return consumer
+
+
 _handler: ChannelHandler | None = None
 
 
@@ -287,3 +251,4 @@ def _reset_handler(**kwargs: object) -> None:
 
 
 setting_changed.connect(_reset_handler)
+

@@ -16,6 +16,7 @@ from django.db.backends.signals import connection_created
 from channels.backends.base import BaseChannelBackend
 from channels.exceptions import InvalidChannelName
 from channels.message import Message
+from channels.messages.websocket import accept_message, close_message
 
 logger = logging.getLogger("channels.worker")
 
@@ -247,9 +248,9 @@ class Worker:
             return
         except Exception as exc:
             self.consumer_failed(consumer, message, exc)
-            decision = {"close": True}
+            failed = True
         else:
-            decision = {"accept": True}
+            failed = False
         finally:
             self._running = None
             self.close_old_connections()
@@ -258,7 +259,7 @@ class Worker:
             # accepted nor rejected accepts by returning. The interface server
             # keeps only the first decision, so this is harmless after one.
             try:
-                message.reply_channel.send(decision)
+                message.reply_channel.send(close_message() if failed else accept_message())
             except Exception:
                 logger.exception("Could not answer websocket.connect on %r",
                                  message.reply_channel.name)

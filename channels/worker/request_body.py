@@ -13,7 +13,7 @@ import io
 from django.core.exceptions import RequestAborted
 
 from channels.backends.base import BaseChannelBackend
-from channels.messages.http import BODY_CHUNK_SIZE
+from channels.messages.http import BODY_CHUNK_SIZE, MalformedBody, body_chunk
 
 
 class _ChunkReader(io.RawIOBase):
@@ -44,13 +44,15 @@ class _ChunkReader(io.RawIOBase):
             raise RequestAborted(
                 f"No request body chunk on {self._channel!r} within {self._timeout} s"
             )
-        if message.get("closed"):
+        try:
+            chunk = body_chunk(message)
+        except MalformedBody:
+            raise RequestAborted(
+                f"Malformed http.request.body message on {self._channel!r}") from None
+        if chunk.closed:
             raise RequestAborted("The client went away during the upload")
-        content, more = message.get("content"), message.get("more_content")
-        if not isinstance(content, bytes) or not isinstance(more, bool):
-            raise RequestAborted(f"Malformed http.request.body message on {self._channel!r}")
-        self._chunk, self._pos = memoryview(content), 0
-        if not more:
+        self._chunk, self._pos = memoryview(chunk.content), 0
+        if not chunk.more_content:
             self._channel = None
 
 

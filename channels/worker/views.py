@@ -1,52 +1,45 @@
-"""Django views and consumers, each usable as the other.
+"""A view that hands its request to a channel.
 
-``Channel(name).as_view()`` (``channel_view``) is a view that hands its
-request to whatever consumer listens on a channel, in any worker, and
-returns the response that consumer sends: a slow or specialised piece of
-work moves out of the web process without changing its URL.
-``view_consumer(view)`` goes the other way: a consumer that answers
-``http.request`` messages with a plain Django view.
+``channel_view(channel)`` (also ``Channel(name).as_view()``) is a view that
+hands its request to whatever consumer listens on a channel, in any worker,
+and returns the response that consumer sends: a slow or specialised piece
+of work moves out of the web process without changing its URL.
+``channels.worker.handler.view_consumer(view)`` makes such a consumer of a
+plain Django view.
 
-Settings, read at each request:
-
-``CHANNELS_HTTP_RESPONSE_TIMEOUT`` (60)
-    Seconds ``channel_view`` waits for the response to start, and for each
-    further chunk of it; a response that does not start in time is a 504.
+The view only sends and receives messages; it needs neither ``Message``
+nor the handler, and imports nothing that imports ``channels.channel``,
+which is what lets ``Channel.as_view`` hand out this view with the
+modules' dependencies pointing one way. ``CHANNELS_HTTP_RESPONSE_TIMEOUT``
+(see ``channels.worker.sending``) bounds its wait for each part of the
+response.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from http.cookies import CookieError
-from itertools import chain
+from typing import TYPE_CHECKING
 
-from django.core import signals
-from django.core.handlers.exception import convert_exception_to_response
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.utils.encoding import escape_uri_path
 
-from channels.channel import Channel
 from channels.exceptions import ChannelBackendUnavailable, ChannelFull
-from channels.message import Message
 from channels.messages.http import (
     BODY_CHUNK_SIZE,
     MalformedResponse,
     ResponseStart,
-    body_messages,
     request_message,
+    split_stream,
 )
-from channels.names import new_name
+from channels.names import HTTP_BODY_PREFIX, new_name
 from channels.replies import PendingResponse
-from channels.worker.handler import (
-    ChannelRequest,
-    http_setting,
-    send_patiently,
-    send_response,
-    send_timeout,
-)
+from channels.worker.sending import http_setting, send_patiently, send_timeout
+
+if TYPE_CHECKING:
+    from channels.channel import Channel
 
 logger = logging.getLogger("channels.views")
 
@@ -63,7 +56,6 @@ def _body_pieces(request: HttpRequest) -> Iterator[bytes]:
         return
     while piece := request.read(BODY_CHUNK_SIZE):
         yield piece
-
 
 
 def _request_message(request: HttpRequest, reply_channel: str, first: bytes,
@@ -128,9 +120,8 @@ def channel_view(channel: Channel) -> View:
     def view(request: HttpRequest) -> HttpResponseBase:
         backend = channel.channel_backend
         response = PendingResponse(backend, _response_timeout(), request.path)
-        pieces = _body_pieces(request)
-        first, second = next(pieces, b""), next(pieces, b"")
-        body_channel = new_name("http.request.body") if second else None
+        first, rest = split_stream(_body_pieces(request))
+        body_channel = None if rest is None else new_name(HTTP_BODY_PREFIX)
         try:
             try:
                 channel.send(_request_message(request, response.reply_channel, first,
@@ -141,8 +132,8 @@ def channel_view(channel: Channel) -> View:
             except ChannelBackendUnavailable:
                 response.close(disconnect=False)
                 return _unavailable("the channel layer cannot be reached")
-            if body_channel is not None:
-                for message in body_messages(chain([second], pieces)):
+            if rest is not None:
+                for message in rest:
                     send_patiently(backend, body_channel, message, send_timeout())
             start = response.wait_start()
         except MalformedResponse as exc:
@@ -165,20 +156,3 @@ def channel_view(channel: Channel) -> View:
 
     view.channel = channel
     return view
-
-
-def view_consumer(view: View) -> Callable[[Message], None]:
-    """A consumer that answers ``http.request`` messages with ``view``,
-    without middleware or URL resolving: the view gets a ``ChannelRequest``
-    and its exceptions give Django's error pages."""
-    handle = convert_exception_to_response(view)
-
-    @functools.wraps(view)
-    def consumer(message: Message) -> None:
-        signals.request_started.send(sender=consumer, message=message)
-        response = handle(ChannelRequest(message))
-        if callable(getattr(response, "render", None)):
-            response = response.render()  # a TemplateResponse
-        send_response(message.reply_channel, response)
-
-    return consumer

@@ -80,7 +80,7 @@ def throughput(servers: list[RedisServer], count: int) -> None:
     channel do."""
     shards = len(servers)
     backend = redis_backend(servers, capacity=10 * REPEATS * count)
-    payload = backend._entry("bench", encode(CONTENT), 0)  # what a send stores
+    payload = backend.layout.entry("bench", encode(CONTENT), 0)  # what a send stores
     clients = [server.client() for server in servers]
     connections = [redis.Connection(host=server.host, port=server.port, protocol=2)
                    for server in servers]

@@ -6,7 +6,7 @@ from django.http import JsonResponse
 from django.urls import path
 
 from channels import Channel
-from channels.worker.views import view_consumer
+from channels.worker.handler import view_consumer
 
 
 def report(request):

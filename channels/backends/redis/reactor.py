@@ -1,26 +1,18 @@
-"""The Redis backend's busy calls on a Twisted reactor, for the interface
-server.
+"""The Redis backend's layer client (``channels.backends.layer_client``):
+its calls for the interface server, made on a Twisted reactor over
+non-blocking connections, by the same rules as the blocking client
+(``layout.py``, ``sending.py``, ``receiving.py``). Why it exists:
+docs/benchmarks.rst.
 
-Without this, the interface server's bridge (channels/interfaces/layer.py)
-makes its backend calls in a sender and a receiver thread, and CPython hands
-the interpreter between them and the reactor at every network call. On the
-reactor, over non-blocking connections, the interface spends less CPU per
-message (docs/benchmarks.rst).
-
-What runs here: sending a batch, reading the process's response channels,
-and pausing or resuming one (a slow HTTP reader's channel must stop at
-once). Messages for normal channels that the first shard found full or
-could not take, when other shards could, are handed back to the bridge,
-whose sender thread applies the blocking backend's whole rule to them; so
-are pauses that failed, for its retries.
+What runs here: sending a batch (with a normal channel's retries on the
+other shards), reading the process's response channels, and pausing or
+resuming one (a slow HTTP reader's channel must stop at once).
 """
 
 from __future__ import annotations
 
 import logging
-import random
 from collections import deque
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import hiredis
@@ -29,13 +21,16 @@ from twisted.internet import defer, protocol
 from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint
 from twisted.python.failure import Failure
 
+from channels.backends.layer_client import Deliver, LayerClient, SendFailures
 from channels.backends.redis import scripts
-from channels.backends.redis.backend import _unpack
+from channels.backends.redis.layout import now_ms, unpack
 from channels.backends.redis.shard import COMMAND_TIMEOUT, CONNECT_TIMEOUT, Shard
-from channels.exceptions import ChannelBackendUnavailable, ChannelFull
+from channels.exceptions import ChannelBackendUnavailable
 
 if TYPE_CHECKING:
-    from channels.backends.redis.backend import RedisChannelBackend, _Plan
+    from channels.backends.redis.backend import RedisChannelBackend
+    from channels.backends.redis.receiving import ReceivePlan
+    from channels.backends.redis.sending import SendPlan
 
 logger = logging.getLogger("channels.backends.redis")
 
@@ -45,10 +40,6 @@ REFUSED = ("OOM", "READONLY")
 # After a failed receive, the next try waits this long.
 RECEIVE_RETRY = 0.5
 
-# A batch's outcome: [(position, exception)] of the messages that failed, and
-# the positions handed back for the bridge's sender thread to send.
-SendOutcome = tuple[list[tuple[int, Exception]], list[int]]
-
 
 class _Resp(protocol.Protocol):
     """One connection: commands pipelined, replies matched in order."""
@@ -57,6 +48,7 @@ class _Resp(protocol.Protocol):
         self.reader = hiredis.Reader(replyError=redis.ResponseError)
         self.waiting: deque[defer.Deferred] = deque()
         self.lost = False
+        self.closing = False
 
     def connectionMade(self) -> None:
         if hasattr(self.transport, "setTcpNoDelay"):  # TCP, not a Unix socket
@@ -77,6 +69,15 @@ class _Resp(protocol.Protocol):
         except hiredis.ProtocolError:
             # Not Redis talking: no later reply can be trusted.
             self.transport.abortConnection()
+            return
+        if self.closing and not self.waiting:
+            self.transport.loseConnection()
+
+    def close_when_idle(self) -> None:
+        """Close once every command sent has its answer."""
+        self.closing = True
+        if not self.waiting:
+            self.transport.loseConnection()
 
     def execute(self, packed: bytes) -> defer.Deferred:
         waiter = defer.Deferred()
@@ -110,7 +111,7 @@ class _Connection:
                                 timeout=CONNECT_TIMEOUT)
 
     def _connected(self) -> defer.Deferred:
-        if self._protocol is not None and not self._protocol.lost:
+        if self._protocol is not None and not (self._protocol.lost or self._protocol.closing):
             return defer.succeed(self._protocol)
         waiter = defer.Deferred()
         if self._connecting is None:
@@ -200,18 +201,22 @@ class _Connection:
 
     def close(self) -> None:
         if self._protocol is not None and not self._protocol.lost:
-            self._protocol.transport.loseConnection()
+            self._protocol.close_when_idle()
 
 
-class ReactorClient:
-    """Sends batches and reads response channels of one Redis backend on a
-    Twisted reactor (see ``BaseChannelBackend.reactor_client``)."""
+class RedisReactorClient(LayerClient):
+    """The layer client of a Redis backend (see the module's docstring).
+
+    Timers (the pace between reads, retries) run on ``clock``, the reactor
+    unless a test sets a ``twisted.internet.task.Clock``."""
+
+    coalesce_wait = 0.0005  # a read on the reactor costs no thread switch
 
     def __init__(self, backend: RedisChannelBackend, reactor: Any):
-        self.backend = backend
-        self.reactor = reactor
+        super().__init__(backend, reactor)
+        self.clock = reactor
         self.stopped = False
-        self._linger = COMMAND_TIMEOUT
+        self._readers: list[_Reader] = []
         # Per shard: one connection for commands, one for the blocking pop.
         self._commands: dict[int, _Connection] = {}
         self._blocking: dict[int, _Connection] = {}
@@ -227,128 +232,106 @@ class ReactorClient:
     # Sending.
 
     def send_batch(self, messages: list[tuple[str, bytes]]) -> defer.Deferred:
-        """Send validated, encoded messages: one script call per shard.
-        Fires with a SendOutcome."""
-        backend = self.backend
-        now = backend._now_ms()
-        batches: dict[int, list[int]] = {}
-        normal, args = [], []
-        for position, (channel, data) in enumerate(messages):
-            index, message_args = backend._send_many_item(channel, data, now)
-            args.append(message_args)
-            if index is None:
-                normal.append(position)
-            else:
-                batches.setdefault(index, []).append(position)
-        failures: list[tuple[int, Exception]] = []
-        if normal:
-            try:
-                batches.setdefault(backend._spread()[0].index, []).extend(normal)
-            except ChannelBackendUnavailable as exc:
-                failures += [(position, exc) for position in normal]
-        # With other shards to try, a normal channel's refusal is not final.
-        retry = set(normal) if len(backend.shards) > 1 else set()
-        calls = [self._send_on(index, positions, args, now, retry)
-                 for index, positions in batches.items()]
+        """One SEND_MANY per shard, and a normal channel's retries on the
+        other shards one after the other (sending.py)."""
+        plan = self.backend.send_plan(messages)
+        calls = [self._send_on(plan, index, positions) for index, positions in plan.calls]
+        return defer.gatherResults(calls, consumeErrors=True).addCallback(self._retry, plan)
 
-        def outcome(results: list[SendOutcome]) -> SendOutcome:
-            handed_back: list[int] = []
-            for failed, back in results:
-                failures.extend(failed)
-                handed_back.extend(back)
-            return failures, sorted(handed_back)
+    def _send_on(self, plan: SendPlan, index: int, positions: list[int]) -> defer.Deferred:
+        def answered(full: list[int]) -> None:
+            plan.answered(index, positions, full)
 
-        return defer.gatherResults(calls, consumeErrors=True).addCallback(outcome)
+        def failed(failure: Failure) -> None:
+            plan.failed(index, positions, failure.value)
 
-    def _send_on(self, index: int, positions: list[int], args: list[list], now: int,
-                 retry: set[int]) -> defer.Deferred:
-        flat = self.backend._send_many_args(positions, args, now)
+        return self._connection(index).script("SEND_MANY", [], plan.command(positions)
+                                             ).addCallbacks(answered, failed)
 
-        def sent(full: list[int]) -> SendOutcome:
-            refused = [positions[number - 1] for number in full]
-            return ([(position, ChannelFull(f"Channel {args[position][3]!r} is full"))
-                     for position in refused if position not in retry],
-                    [position for position in refused if position in retry])
-
-        def failed(failure: Failure) -> SendOutcome:
-            error = failure.value
-            return ([(position, error) for position in positions if position not in retry],
-                    [position for position in positions if position in retry])
-
-        return self._connection(index).script("SEND_MANY", [], flat).addCallbacks(sent, failed)
+    def _retry(self, _: Any, plan: SendPlan) -> SendFailures | defer.Deferred:
+        call = plan.retry()
+        if call is None:
+            return sorted(plan.failures, key=lambda failure: failure[0])
+        return self._send_on(plan, *call).addCallback(self._retry, plan)
 
     def set_paused(self, channel: str, paused: bool) -> defer.Deferred:
-        """Pause or resume a response channel (``pause_channel``). Changes
-        to one channel run in the order asked: one connection per shard
-        carries them."""
+        """Changes to one channel run in the order asked: one connection
+        per shard carries them."""
         try:
-            index, keys, args = self.backend._pause_call(channel, paused)
+            index, keys, args = self.backend.layout.pause_call(channel, paused)
         except ValueError:
             return defer.fail()
-        return self._connection(index).script("PAUSE", keys, args)
+        return self._connection(index).script("PAUSE", keys, args).addCallback(lambda _: None)
 
     # Receiving.
 
-    def receive(self, channels: list[str], limit: int,
-                deliver: Callable[[list[tuple[str, bytes]]], None],
-                pace: Callable[[int], float], poll_timeout: float) -> None:
-        """Read ``channels`` (process wildcards of response channels) until
-        stop(): hand each batch to ``deliver``, then wait ``pace(len(batch))``
-        seconds before the next read."""
-        plan = self.backend._plan(channels)
-        self._linger = poll_timeout + COMMAND_TIMEOUT
+    def receive(self, channels: list[str], limit: int, deliver: Deliver) -> None:
+        plan = self.backend.receive_plan(channels)
         for index in plan.shard_indexes:
-            _Reader(self, plan, index, limit, deliver, pace, poll_timeout).take()
+            reader = _Reader(self, plan, index, limit, deliver)
+            self._readers.append(reader)
+            reader.take()
 
-    def stop(self) -> None:
-        """Stop reading. A blocking pop in progress puts back what it takes,
-        so the connections close only once it is over."""
+    def stop(self) -> defer.Deferred:
+        """What a read under way takes: a blocking pop puts it back at the
+        head of its inbox, a RECEIVE (which has settled it) delivers it,
+        before this fires. The connections close then, each command
+        connection once it has its last answer."""
         self.stopped = True
-        self.reactor.callLater(self._linger, self._close)
+        for reader in self._readers:
+            reader.stop()
+        ended = defer.gatherResults([reader.ended for reader in self._readers])
+        return ended.addCallback(self._close)
 
-    def _close(self) -> None:
+    def _close(self, _: Any) -> None:
         for connection in [*self._commands.values(), *self._blocking.values()]:
             connection.close()
 
 
 class _Reader:
     """The read loop of one shard: take what waits (settling a popped
-    message from an inbox in the same call), and when nothing does, block
-    on the shard's inboxes until something comes."""
+    entry of an inbox in the same call), and when nothing does, block on
+    the shard's keys until something comes."""
 
-    def __init__(self, client: ReactorClient, plan: _Plan, index: int, limit: int,
-                 deliver: Callable, pace: Callable[[int], float], poll_timeout: float):
+    def __init__(self, client: RedisReactorClient, plan: ReceivePlan, index: int, limit: int,
+                 deliver: Deliver):
         self.client = client
-        self.backend = client.backend
+        self.receiving = client.backend.receiving
+        self.layout = client.backend.layout
         self.plan = plan
         self.index = index
         self.limit = limit
         self.deliver = deliver
-        self.pace = pace
-        self.poll_timeout = poll_timeout
-        self.args = plan.args[index]
-        self.keys = [source.key for source in plan.sources[index]]
+        # Fires once the loop has ended, after stop().
+        self.ended = defer.Deferred()
+        self._call: Any = None  # the timer of the next read, if one waits
 
-    def take(self, settle: tuple = ("", ""), popped: list[bytes] = ()) -> None:
+    def stop(self) -> None:
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+            self._end()
+
+    def take(self, settle: tuple[str, bytes] | None = None, popped: list[bytes] = ()) -> None:
+        self._call = None
         if self.client.stopped:
+            self._end()
             return
-        waiting = self.backend._waiting_for(self.plan, self.limit)
-        if waiting:  # members' copies of group messages taken earlier
+        waiting = self.receiving.waiting(self.plan, self.limit)
+        if waiting:  # members' messages of group messages taken earlier
             self._hand_over(waiting)
             return
-        now = self.backend._now_ms()
-        args = [now, self.limit - len(popped), random.randrange(len(self.args) // 3),
-                *settle, *self.args]
+        now = now_ms()
+        args = self.plan.receive_args(self.index, now, self.limit - len(popped), settle)
         self.client._connection(self.index).script("RECEIVE", [], args).addCallbacks(
             self._taken, self._failed, callbackArgs=(now, popped), errbackArgs=(popped,)
         ).addErrback(self._crashed)
 
     def _taken(self, reply: list[bytes], now: int, popped: list[bytes]) -> None:
-        entries = [*popped, *_unpack(reply)]
+        entries = [*popped, *unpack(reply)]
         if not entries:
             self._block()
             return
-        taken = self.backend._deliver(entries, now, self.limit)
+        taken = self.receiving.deliver(entries, now, self.limit)
         if taken:
             self._hand_over(taken)
         else:  # all had expired
@@ -356,16 +339,23 @@ class _Reader:
 
     def _hand_over(self, batch: list[tuple[str, bytes]]) -> None:
         self.deliver(batch)
-        self.client.reactor.callLater(self.pace(len(batch)), self.take)
+        self._later(self.client.pace(len(batch)))
+
+    def _later(self, delay: float) -> None:
+        if self.client.stopped:
+            self._end()
+        else:
+            self._call = self.client.clock.callLater(delay, self.take)
 
     def _block(self) -> None:
         if self.client.stopped:
+            self._end()
             return
-        keys = self.keys[:]
-        random.shuffle(keys)  # BLMPOP favours the first key
+        keys = self.plan.blocking_keys(self.index)
+        timeout = self.client.poll_timeout
         connection = self.client._connection(self.index, blocking=True)
-        connection.execute("BLMPOP", f"{self.poll_timeout:.3f}", len(keys), *keys, "LEFT",
-                           "COUNT", 1, timeout=self.poll_timeout + COMMAND_TIMEOUT
+        connection.execute("BLMPOP", f"{timeout:.3f}", len(keys), *keys, "LEFT", "COUNT", 1,
+                           timeout=timeout + COMMAND_TIMEOUT
                            ).addCallbacks(self._popped, self._failed).addErrback(self._crashed)
 
     def _popped(self, got: list | None) -> None:
@@ -374,26 +364,25 @@ class _Reader:
             return
         key, entries = got
         if self.client.stopped:
-            # A later bridge on this backend reads these.
+            # The next reader of this process reads these.
             self.client._connection(self.index).script(
-                "PUSH_BACK", [key], [self.backend._expiry_ms, *reversed(entries)])
+                "PUSH_BACK", [key], self.layout.push_back_args(entries)
+            ).addBoth(lambda _: self._end())
             return
-        counts = self.plan.counts[key.decode()]
-        channel = entries[0].split(b" ", 2)[1]
-        self.take((counts, channel), entries)
+        self.take(self.plan.settlement(key, entries), entries)
 
     def _failed(self, failure: Failure, popped: list[bytes] = ()) -> None:
         if popped:
             # Taken from the inbox: deliver it; its channel's count stays
             # one too high until the inbox's keys expire.
-            taken = self.backend._deliver(list(popped), self.backend._now_ms(), self.limit)
+            taken = self.receiving.deliver(list(popped), now_ms(), self.limit)
             if taken:
                 self.deliver(taken)
         if failure.check(ChannelBackendUnavailable):
             # The shard logs when an outage starts and ends.
             logger.debug("Receive on shard %d failed: %s; retrying", self.index,
                          failure.value)
-            self.client.reactor.callLater(RECEIVE_RETRY, self.take)
+            self._later(RECEIVE_RETRY)
         else:
             self._crashed(failure)
 
@@ -402,4 +391,8 @@ class _Reader:
         reading, so that no client waits forever for its replies."""
         logger.error("Reading shard %d failed; retrying", self.index,
                      exc_info=(failure.type, failure.value, failure.getTracebackObject()))
-        self.client.reactor.callLater(RECEIVE_RETRY, self.take)
+        self._later(RECEIVE_RETRY)
+
+    def _end(self) -> None:
+        if not self.ended.called:
+            self.ended.callback(None)

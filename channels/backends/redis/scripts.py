@@ -269,14 +269,6 @@ end
 if redis.call('PTTL', KEYS[1]) == -1 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
 """
 
-# Settles a message that a blocking pop took from an inbox. KEYS: counts.
-# ARGV: channel.
-SETTLE = r"""
-if redis.call('HINCRBY', KEYS[1], ARGV[1], -1) <= 0 then
-  redis.call('HDEL', KEYS[1], ARGV[1])
-end
-"""
-
 # Gives back messages that a blocking pop took but another shard's answer
 # won: to the head, where they were. KEYS: list. ARGV: ttl, then the
 # entries, last first (LPUSH puts each in front of the one before).

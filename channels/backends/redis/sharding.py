@@ -12,10 +12,12 @@
    live shard in turn and workers take from all of them, so a busy channel
    such as ``http.request`` scales with the number of shards.
 
-"Hashes to" is Lamping and Veach's jump consistent hash of the first 8
-bytes of the name's BLAKE2b digest: every process with the same HOSTS list,
-in the same order, computes the same shard, and adding an (N+1)th shard at
-the end of the list moves only about 1/(N+1) of names.
+"Hashes to" is Lamping and Veach's jump consistent hash of ``name_hash``:
+BLAKE2b with an 8-byte digest (a parameter of BLAKE2b, not a cut of its
+64-byte digest) of the UTF-8 name, read as a big-endian unsigned 64-bit
+integer. Every process with the same HOSTS list, in the same order, computes
+the same shard, and adding an (N+1)th shard at the end of the list moves
+only about 1/(N+1) of names. docs/scaling.rst gives a worked example.
 """
 
 from __future__ import annotations

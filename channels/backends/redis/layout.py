@@ -1,0 +1,153 @@
+"""What the Redis backend stores, and under which keys: the rules both of its
+clients (the blocking one in ``backend.py``, the reactor one in
+``reactor.py``) follow, with no I/O of their own.
+
+Keys, under PREFIX: ``c:<channel>`` a channel's own list (on every shard
+for a normal channel), ``i:<wildcard>`` and ``n:<wildcard>`` an inbox and its
+per-channel counts, ``g:<group>`` a group (a sorted set scored by expiry)
+and ``v:<group>`` its version, ``l:<channel>`` a lock. Every key expires
+once its contents have.
+
+An entry (one stored message) is ``b"<expires ms> <channel> <data>"``, or
+for a group message stored once for the members of one inbox
+``b"<expires ms> * <member,member,...> <data>"`` (see scripts.py).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from collections.abc import Callable
+
+from channels.backends.redis.sharding import Placement
+
+# What pausing adds to a channel's count (see scripts.PAUSE).
+PAUSED = 1 << 40
+
+# A message as the clients handle it: (channel, encoded data).
+Message = tuple[str, bytes]
+
+
+def now_ms() -> int:
+    """The clock that entries' expiry times are written in."""
+    return int(time.time() * 1000)
+
+
+def open_entry(entry: bytes, now: int) -> list[tuple[int, str, bytes]]:
+    """``[(expires, channel, data)]`` of an entry: one, one per member for a
+    group message, none if it expired."""
+    expires, channel, data = entry.split(b" ", 2)
+    expires = int(expires)
+    if expires <= now:
+        return []
+    if channel != b"*":
+        return [(expires, channel.decode(), data)]
+    members, data = data.split(b" ", 1)
+    return [(expires, member, data) for member in members.decode().split(",")]
+
+
+def unpack(reply: list[bytes]) -> list[bytes]:
+    """The entries of a RECEIVE reply: their lengths, then the entries
+    joined (see scripts.RECEIVE)."""
+    lengths, joined = reply
+    if not lengths:
+        return []
+    entries, start = [], 0
+    for length in map(int, lengths.split(b",")):
+        entries.append(joined[start:start + length])
+        start += length
+    return entries
+
+
+class Layout:
+    """The keys and entries of one backend (its PREFIX, EXPIRY, shards and
+    capacities)."""
+
+    def __init__(self, prefix: str, expiry: float, placement: Placement,
+                 capacity_for: Callable[[str], int]):
+        self.prefix = prefix
+        self.expiry_ms = math.ceil(expiry * 1000)
+        self.placement = placement
+        self.capacity_for = capacity_for
+
+    def list_key(self, channel: str) -> str:
+        return f"{self.prefix}c:{channel}"
+
+    def inbox_keys(self, inbox: str) -> tuple[str, str]:
+        """The inbox's list and its counts."""
+        return f"{self.prefix}i:{inbox}", f"{self.prefix}n:{inbox}"
+
+    def group_keys(self, group: str) -> list[str]:
+        """The group's sorted set and its version."""
+        return [f"{self.prefix}g:{group}", f"{self.prefix}v:{group}"]
+
+    def lock_key(self, channel: str) -> str:
+        return f"{self.prefix}l:{channel}"
+
+    def entry(self, channel: str, data: bytes, now: int) -> bytes:
+        return b"%d %s %s" % (now + self.expiry_ms, channel.encode(), data)
+
+    def target(self, channel: str) -> tuple[int | None, list[str]]:
+        """``(home shard or None for a normal channel, [list key] or
+        [inbox key, counts key])``."""
+        home = self.placement.home(channel)
+        if home is None:
+            return None, [self.list_key(channel)]
+        index, inbox = home
+        if inbox is None:
+            return index, [self.list_key(channel)]
+        return index, list(self.inbox_keys(inbox))
+
+    def send_args(self, channel: str, data: bytes, now: int) -> tuple[int | None, list]:
+        """The home shard of a message (None: any) and its part of the
+        arguments of SEND_MANY: list, counts or '', entry, channel,
+        capacity."""
+        index, keys = self.target(channel)
+        return index, [keys[0], keys[1] if len(keys) > 1 else "",
+                       self.entry(channel, data, now), channel, self.capacity_for(channel)]
+
+    def pause_call(self, channel: str, paused: bool) -> tuple[int, list, list]:
+        """The shard, KEYS and ARGV of the PAUSE script for a change."""
+        index, keys = self.target(channel)
+        if len(keys) < 2:
+            raise ValueError(f"{channel!r}: the Redis backend pauses only response channels "
+                             f"made by new_name (read through a process wildcard)")
+        return index, [keys[1]], [channel, PAUSED if paused else -PAUSED, self.expiry_ms]
+
+    def push_back_args(self, entries: list[bytes]) -> list:
+        """ARGV of PUSH_BACK: ``entries`` go back to the head in order."""
+        return [self.expiry_ms, *reversed(entries)]
+
+    def group_targets(self, members: bytes) -> dict:
+        """Where a message to ``members`` (space-separated) goes: shard
+        (None: any) to ``{"inboxes": {(inbox, capacity): names}, "lists":
+        [(name, capacity)]}``, names comma-separated."""
+        targets: dict = {}
+        home, capacity_for = self.placement.home, self.capacity_for
+        for channel in members.decode().split():
+            index, inbox = home(channel) or (None, None)
+            target = targets.setdefault(index, {"inboxes": defaultdict(list), "lists": []})
+            if inbox is not None:
+                target["inboxes"][inbox, capacity_for(channel)].append(channel)
+            else:
+                target["lists"].append((channel, capacity_for(channel)))
+        for target in targets.values():
+            target["inboxes"] = {key: ",".join(names) for key, names in target["inboxes"].items()}
+        return targets
+
+    def group_send_args(self, index: int, targets: dict, now: int, data: bytes,
+                        check: list | None = None, normal: int | None = None) -> list:
+        """ARGV of GROUP_SEND for the members on shard ``index`` of
+        ``targets``, and the normal channels if ``normal`` is that shard;
+        see GROUP_SEND for ``check``."""
+        args: list = [now, self.expiry_ms, now + self.expiry_ms, data, *(check or [""])]
+        target = targets.get(index, {})
+        for (inbox, capacity), names in target.get("inboxes", {}).items():
+            args += ["i", *self.inbox_keys(inbox), capacity, names]
+        lists = list(target.get("lists", ()))
+        if index == normal:
+            lists += targets[None]["lists"]
+        for channel, capacity in lists:
+            args += ["l", self.list_key(channel), channel, capacity]
+        return args

@@ -1,0 +1,144 @@
+"""The bytes on their way to one HTTP client, and the guard against a
+client that reads them slower than they come (see ``Outbox``)."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.interfaces import IPushProducer
+from zope.interface import implementer
+
+if TYPE_CHECKING:
+    from channels.interfaces.config import ServerConfig
+
+
+@implementer(IPushProducer)
+class Outbox:
+    """The bytes on their way to one HTTP client, and the guard against a
+    client that reads them slower than they come.
+
+    Responses arrive as fast as workers send them, whatever the client
+    reads. Registered as the transport's producer, the outbox hears when
+    the socket's buffer is full and keeps further bytes itself, counted.
+    Once more than ``MAX_RESPONSE_BUFFER`` bytes wait, it tells the request
+    (``behind(True)``), which pauses its reply channel so that the worker
+    waits, until the client has taken them all (``behind(False)``). A
+    client that reads nothing for ``WRITE_TIMEOUT`` meanwhile is dropped
+    (``stalled`` is called): holding on would pin the connection and the
+    worker. Not on size alone, because workers send in bursts: even a
+    client that reads at full speed sees a whole response wait here for a
+    moment.
+    """
+
+    def __init__(self, transport: Any, reactor: Any, config: ServerConfig,
+                 stalled: Callable[[], None], behind: Callable[[bool], None]):
+        self.transport = transport
+        self.reactor = reactor
+        self.limit = config.max_response_buffer
+        self.timeout = config.write_timeout
+        self.stalled = stalled
+        self.behind = behind
+        self.over_limit = False
+        self.held: deque[bytes] = deque()
+        self.held_bytes = 0
+        self.paused = False
+        # Since when the transport's buffer has been full, if it is.
+        self.blocked_since: float | None = None
+        self.check_call = None
+        # Called once nothing is held any more.
+        self.waiting: list[Callable[[], None]] = []
+        transport.registerProducer(self, True)
+
+    def write(self, data: bytes) -> None:
+        if not self.paused and not self.held:
+            self.transport.write(data)
+            return
+        self.held.append(data)
+        self.held_bytes += len(data)
+        if self.held_bytes > self.limit:
+            if not self.over_limit:
+                self.over_limit = True
+                self.behind(True)
+            if self.check_call is None:
+                self.schedule_check()
+
+    def when_sent(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once everything written so far is in the
+        transport's hands: at once, unless the client is behind."""
+        if self.held:
+            self.waiting.append(callback)
+        else:
+            callback()
+
+    def close(self) -> None:
+        """Close the connection once everything written has been sent."""
+        self.when_sent(self._close_now)
+
+    def _close_now(self) -> None:
+        self.release()
+        self.transport.loseConnection()
+
+    def release(self) -> None:
+        """Hand everything held to the transport and stop being its
+        producer: Twisted does not close a transport that has one, and a
+        WebSocket protocol taking the socket over registers its own."""
+        while self.held:
+            self.transport.write(self.held.popleft())
+        self.discard()
+        self.paused, self.blocked_since = False, None
+        self.transport.unregisterProducer()
+
+    def discard(self) -> None:
+        """Forget what waits: the connection is gone or going (and its
+        request, which resumes its channel if it paused it)."""
+        self.held.clear()
+        self.held_bytes = 0
+        self.over_limit = False
+        self.waiting = []
+        if self.check_call is not None:
+            if self.check_call.active():
+                self.check_call.cancel()
+            self.check_call = None
+
+    def schedule_check(self) -> None:
+        waited = self.reactor.seconds() - self.blocked_since
+        self.check_call = self.reactor.callLater(max(self.timeout - waited, 0), self.check)
+
+    def check(self) -> None:
+        self.check_call = None
+        if self.held_bytes <= self.limit or self.blocked_since is None:
+            return  # caught up; the next write over the limit checks again
+        if self.reactor.seconds() - self.blocked_since >= self.timeout:
+            self.discard()
+            self.stalled()
+        else:
+            self.schedule_check()  # it read meanwhile, and is blocked again
+
+    # IPushProducer: the transport's flow control.
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+        if self.blocked_since is None:
+            self.blocked_since = self.reactor.seconds()
+
+    def resumeProducing(self) -> None:
+        """The client read all the transport had: hand it what waits here,
+        until its buffer is full again."""
+        self.paused = False
+        self.blocked_since = None
+        while self.held and not self.paused:
+            data = self.held.popleft()
+            self.held_bytes -= len(data)
+            self.transport.write(data)
+        if not self.held:
+            if self.over_limit:
+                self.over_limit = False
+                self.behind(False)
+            waiting, self.waiting = self.waiting, []
+            for callback in waiting:
+                callback()
+
+    def stopProducing(self) -> None:
+        self.discard()

@@ -1,0 +1,67 @@
+"""Sending the messages of one HTTP request, and the timeouts that bound it.
+
+A request's own channels (its body channel, its reply channel) drain only
+as fast as the other end reads: a worker sending a response to a slow
+client, a server or a view sending an upload to a slow view. Sending to
+them retries while they are full, for as long as the HTTP settings allow.
+
+Settings, read at each request (and checked by ``manage.py check``):
+
+``CHANNELS_HTTP_BODY_TIMEOUT`` (30)
+    Seconds a worker waits for each further chunk of a request body before
+    the request is abandoned (``RequestAborted``).
+``CHANNELS_HTTP_SEND_TIMEOUT`` (30)
+    Seconds to keep retrying a response message (or a body chunk) while its
+    channel is full (a slow reader); then the rest is dropped.
+``CHANNELS_HTTP_RESPONSE_TIMEOUT`` (60)
+    Seconds ``channel_view`` waits for the response to start, and for each
+    further chunk of it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.conf import settings
+
+from channels.backends.base import BaseChannelBackend
+from channels.exceptions import ChannelFull
+
+# The HTTP side's timeout settings and their defaults; channels.checks
+# checks them.
+HTTP_TIMEOUT_SETTINGS = {
+    "CHANNELS_HTTP_BODY_TIMEOUT": 30,
+    "CHANNELS_HTTP_SEND_TIMEOUT": 30,
+    "CHANNELS_HTTP_RESPONSE_TIMEOUT": 60,
+}
+
+
+def http_setting(name: str) -> float:
+    """One of HTTP_TIMEOUT_SETTINGS, or its default."""
+    return getattr(settings, name, HTTP_TIMEOUT_SETTINGS[name])
+
+
+def send_timeout() -> float:
+    """``CHANNELS_HTTP_SEND_TIMEOUT``: see send_patiently."""
+    return http_setting("CHANNELS_HTTP_SEND_TIMEOUT")
+
+
+def send_patiently(backend: BaseChannelBackend, channel: str, content: dict[str, Any],
+                   timeout: float) -> None:
+    """Send, retrying for up to ``timeout`` seconds while ``channel`` is full.
+
+    For the channels of one request (its body, its response), which drain
+    only as fast as the other end reads: a slow reader must cost time, not
+    the request. Raises ChannelFull when the time is up."""
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        try:
+            backend.send(channel, content)
+            return
+        except ChannelFull:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
