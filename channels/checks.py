@@ -100,3 +100,29 @@ def check_origin_settings(app_configs=None, **kwargs):
         hint="Keep one of them.",
         id="channels.W002",
     )]
+
+
+@checks.register()
+def check_origins_with_any_host(app_configs=None, **kwargs):
+    """With ``"*"`` in ALLOWED_HOSTS any name resolving to the server is a
+    host of the site, so a handshake's own origin proves nothing: a page
+    of a domain pointed at this server (DNS rebinding) may open sockets."""
+    from django.conf import settings
+
+    from channels.interfaces.config import ServerConfig
+
+    if "*" not in settings.ALLOWED_HOSTS:
+        return []
+    try:
+        origins = ServerConfig.from_settings().allowed_origins
+    except ImproperlyConfigured:
+        return []  # reported by check_server_settings
+    if origins is not None:
+        return []
+    return [checks.Warning(
+        "ALLOWED_HOSTS contains '*' and no WebSocket origins are set, so a page on any "
+        "domain that resolves to this server may open WebSockets to it.",
+        hint="Set CHANNELS_SERVER['ALLOWED_ORIGINS'] to the site's origins, such as "
+             "['https://example.com'].",
+        id="channels.W003",
+    )]

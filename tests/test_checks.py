@@ -6,7 +6,12 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test import SimpleTestCase, override_settings
 
-from channels.checks import check_channel_backends, check_origin_settings, check_server_settings
+from channels.checks import (
+    check_channel_backends,
+    check_origin_settings,
+    check_origins_with_any_host,
+    check_server_settings,
+)
 
 MEMORY = "channels.backends.memory.InMemoryChannelBackend"
 
@@ -45,15 +50,15 @@ class OriginSettingsCheckTests(SimpleTestCase):
 
     def test_one_place_is_quiet(self):
         self.assertEqual(check_origin_settings(), [])
-        with override_settings(CHANNELS_ALLOWED_ORIGINS=[".example.com"]):
+        with override_settings(CHANNELS_ALLOWED_ORIGINS=["https://*.example.com"]):
             self.assertEqual(check_origin_settings(), [])
-        with override_settings(CHANNELS_SERVER={"ALLOWED_ORIGINS": [".example.com"]}):
+        with override_settings(CHANNELS_SERVER={"ALLOWED_ORIGINS": ["https://*.example.com"]}):
             self.assertEqual(check_origin_settings(), [])
 
     def test_both_places_warn_which_wins(self):
         for key in ("ALLOWED_ORIGINS", "allowed_origins"):
-            with override_settings(CHANNELS_ALLOWED_ORIGINS=[".example.com"],
-                                   CHANNELS_SERVER={key: [".example.org"]}):
+            with override_settings(CHANNELS_ALLOWED_ORIGINS=["https://*.example.com"],
+                                   CHANNELS_SERVER={key: ["https://*.example.org"]}):
                 (warning,) = check_origin_settings()
             self.assertEqual(warning.id, "channels.W002")
             self.assertIn("CHANNELS_SERVER['ALLOWED_ORIGINS'] is ignored", warning.msg)
@@ -67,7 +72,7 @@ class ServerSettingsCheckTests(SimpleTestCase):
         with override_settings(
                 CHANNELS_SERVER={"HTTP_TIMEOUT": 5, "max_body_size": 1000, "PING_INTERVAL": 0,
                                  "PROXY_HEADERS": True, "ROOT_PATH": "/app",
-                                 "ALLOWED_ORIGINS": (".example.com",)},
+                                 "ALLOWED_ORIGINS": ("https://*.example.com",)},
                 CHANNELS_ALLOWED_ORIGINS=["https://app.example.com"]):
             self.assertEqual(check_server_settings(), [])
 
@@ -104,11 +109,22 @@ class ServerSettingsCheckTests(SimpleTestCase):
                 "Give True or False; the default is False.",
             "CHANNELS_SERVER['ROOT_PATH'] must be '' or a path starting with '/', not 'app'":
                 "Give the path the site is served under, such as '/app'.",
-            "CHANNELS_ALLOWED_ORIGINS must be a list of origins or host patterns, "
-            "not 'https://app.example.com'":
-                "Give a list such as ['https://app.example.com', '.example.com'], or None "
-                "for the hosts in ALLOWED_HOSTS.",
+            "CHANNELS_ALLOWED_ORIGINS must be a list of origins, not 'https://app.example.com'":
+                "Give a list such as ['https://app.example.com', 'https://*.example.com'], "
+                "or None for each request's own origin and CSRF_TRUSTED_ORIGINS.",
         })
+
+    @override_settings(CHANNELS_SERVER={"ALLOWED_ORIGINS": [
+        ".example.com", "https://ok.example", "ftp://x.example", "https://x.example/path", "*"]})
+    def test_origins_need_a_scheme_and_nothing_after_the_port(self):
+        [error] = check_server_settings()
+        self.assertEqual(error.id, "channels.E004")
+        self.assertEqual(error.msg, (
+            "CHANNELS_SERVER['ALLOWED_ORIGINS'] has entries that are not origins: "
+            "'.example.com' is not an origin: give the scheme too, such as "
+            "'https://example.com'; 'ftp://x.example' is not an origin of the form "
+            "http(s)://host[:port]; 'https://x.example/path' is not an origin of the form "
+            "http(s)://host[:port]"))
 
     @override_settings(CHANNELS_SERVER=[("HTTP_TIMEOUT", 5)])
     def test_setting_that_is_not_a_dict(self):
@@ -123,3 +139,16 @@ class ServerSettingsCheckTests(SimpleTestCase):
         # runwsserver runs the checks first: every problem, with its hint.
         with self.assertRaisesMessage(SystemCheckError, "HINT: Give a positive number"):
             call_command("runwsserver", "127.0.0.1:0", skip_checks=False)
+
+
+class AnyHostOriginCheckTests(SimpleTestCase):
+    """channels.W003: ALLOWED_HOSTS ['*'] without explicit origins."""
+
+    def test_warns_only_for_any_host_without_origins(self):
+        self.assertEqual(check_origins_with_any_host(), [])
+        with override_settings(ALLOWED_HOSTS=["*"]):
+            [warning] = check_origins_with_any_host()
+        self.assertEqual(warning.id, "channels.W003")
+        with override_settings(ALLOWED_HOSTS=["*"],
+                               CHANNELS_SERVER={"ALLOWED_ORIGINS": ["https://example.com"]}):
+            self.assertEqual(check_origins_with_any_host(), [])

@@ -81,7 +81,7 @@ class HttpTests(SimpleTestCase):
                 ("127.0.0.1", handle.port), timeout=5) as sock:
             sock.sendall(b"POST /body/ HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\n"
                          b"Expect: 100-continue\r\n\r\n")
-            self.assertEqual(sock.recv(100), b"HTTP/1.1 100 \r\n\r\n")
+            self.assertEqual(sock.recv(100), b"HTTP/1.1 100 Continue\r\n\r\n")
             sock.sendall(b"abc")
             self.assertEqual(status_of(sock.recv(1000)), 200)
 

@@ -9,7 +9,13 @@ from twisted.internet.task import Clock
 
 from channels.interfaces.config import ServerConfig
 from channels.interfaces.keepalive import KeepaliveScheduler
-from channels.interfaces.security import HostPolicy, forwarded_client, forwarded_secure
+from channels.interfaces.security import (
+    BadProxyHeader,
+    HostPolicy,
+    forwarded_client,
+    forwarded_secure,
+    trusted_origins,
+)
 from channels.management.commands.runwsserver import Command
 
 
@@ -44,10 +50,10 @@ class ConfigTests(SimpleTestCase):
         config = ServerConfig.from_settings(http_timeout=3, max_body_size=10)
         self.assertEqual((config.http_timeout, config.max_body_size), (3, 10))
 
-    @override_settings(CHANNELS_ALLOWED_ORIGINS=["https://a.example", ".b.example"])
+    @override_settings(CHANNELS_ALLOWED_ORIGINS=["https://a.example", "https://*.b.example"])
     def test_allowed_origins_setting(self):
         self.assertEqual(ServerConfig.from_settings().allowed_origins,
-                         ["https://a.example", ".b.example"])
+                         ["https://a.example", "https://*.b.example"])
 
 
 class HostPolicyTests(SimpleTestCase):
@@ -59,29 +65,72 @@ class HostPolicyTests(SimpleTestCase):
         self.assertFalse(policy.host_allowed(None))
         self.assertFalse(policy.host_allowed("example.com@evil.com"))
 
-    def test_origins_default_to_allowed_hosts(self):
-        policy = HostPolicy(["example.com"])
-        self.assertTrue(policy.origin_allowed("https://example.com"))
-        self.assertTrue(policy.origin_allowed("http://example.com:8000"))
-        self.assertTrue(policy.origin_allowed(None))
-        self.assertFalse(policy.origin_allowed("https://example.com.evil.net"))
-        self.assertFalse(policy.origin_allowed("null"))
-        self.assertFalse(policy.origin_allowed("file://example.com"))
+    def test_own_origin_is_scheme_host_and_port(self):
+        policy = HostPolicy(["example.com", "127.0.0.1"])
+        self.assertTrue(policy.origin_allowed("http://example.com", False, "example.com"))
+        self.assertTrue(policy.origin_allowed("http://example.com:80", False, "example.com"))
+        self.assertTrue(policy.origin_allowed("https://example.com", True, "example.com"))
+        self.assertTrue(policy.origin_allowed("HTTP://Example.COM:8000", False,
+                                              "example.com:8000"))
+        self.assertTrue(policy.origin_allowed(None, False, "example.com"))
+        # The attacks of issue 17: another port, another scheme, another host.
+        for origin in ("http://127.0.0.1:9999", "https://localhost", "https://127.0.0.1:8000",
+                       "http://example.com:8000", "https://example.com.evil.net", "null",
+                       "file://example.com", "http://user@example.com",
+                       "http://example.com/path", "http://example.com:99999", ""):
+            self.assertFalse(policy.origin_allowed(origin, False, "127.0.0.1:8000"), origin)
+        self.assertFalse(policy.origin_allowed("http://example.com", True, "example.com"))
+        self.assertFalse(policy.origin_allowed("https://example.com", False, "example.com"))
 
-    def test_explicit_origins(self):
-        policy = HostPolicy(["example.com"], ["https://app.example.com", ".cdn.example"])
+    @override_settings(CSRF_TRUSTED_ORIGINS=["https://*.trusted.example"])
+    def test_csrf_trusted_origins_when_nothing_else_is_set(self):
+        policy = HostPolicy(["example.com"], trusted_origins(None))
+        self.assertTrue(policy.origin_allowed("https://a.trusted.example", True, "example.com"))
+        self.assertTrue(policy.origin_allowed("https://trusted.example", True, "example.com"))
+        self.assertFalse(policy.origin_allowed("http://a.trusted.example", True, "example.com"))
+        self.assertFalse(policy.origin_allowed("https://a.trusted.example:8443", True,
+                                               "example.com"))
+        self.assertEqual(trusted_origins(["https://x.example"]), ["https://x.example"])
+
+    def test_explicit_origins_replace_the_own_origin(self):
+        policy = HostPolicy(["example.com"], ["https://app.example.com",
+                                              "https://*.cdn.example:8443"], own_origin=False)
         self.assertTrue(policy.origin_allowed("https://app.example.com"))
+        self.assertTrue(policy.origin_allowed("https://app.example.com:443"))
         self.assertFalse(policy.origin_allowed("http://app.example.com"))
-        self.assertTrue(policy.origin_allowed("https://x.cdn.example"))
-        self.assertFalse(policy.origin_allowed("https://example.com"))
+        self.assertTrue(policy.origin_allowed("https://x.cdn.example:8443"))
+        self.assertFalse(policy.origin_allowed("https://x.cdn.example"))
+        self.assertFalse(policy.origin_allowed("https://example.com", True, "example.com"))
+        anything = HostPolicy(["example.com"], ["*"], own_origin=False)
+        self.assertTrue(anything.origin_allowed("null"))
 
     def test_forwarded_headers(self):
         self.assertEqual(forwarded_client({"x-forwarded-for": "1.1.1.1, 2.2.2.2"}, ["h", 1]),
                          ["2.2.2.2", 0])
+        self.assertEqual(forwarded_client({"x-forwarded-for": "::1",
+                                           "x-forwarded-port": "8443"}, ["h", 1]),
+                         ["::1", 8443])
         self.assertEqual(forwarded_client({}, ["h", 1]), ["h", 1])
         self.assertTrue(forwarded_secure({"x-forwarded-proto": "https"}, False))
+        self.assertTrue(forwarded_secure({"x-forwarded-proto": "http, WSS"}, False))
         self.assertFalse(forwarded_secure({"x-forwarded-proto": "http"}, True))
-        self.assertTrue(forwarded_secure({"x-forwarded-proto": "gopher"}, True))
+        self.assertTrue(forwarded_secure({}, True))
+
+    def test_bad_forwarded_headers_are_refused(self):
+        bad = [("x-forwarded-port", "\u00b2"), ("x-forwarded-port", "1" * 30),
+               ("x-forwarded-port", "0"), ("x-forwarded-port", "65536"),
+               ("x-forwarded-port", "+80"), ("x-forwarded-port", " "),
+               ("x-forwarded-port", "\u0661\u0662"),
+               ("x-forwarded-for", "evil.example"), ("x-forwarded-for", "1.2.3.4:80"),
+               ("x-forwarded-for", "1.2.3.4, "), ("x-forwarded-for", "1.1.1.1," * 200),
+               ("x-forwarded-for", "999.1.1.1")]
+        for name, value in bad:
+            headers = {"x-forwarded-for": "1.2.3.4", name: value}
+            with self.assertRaises(BadProxyHeader, msg=(name, value)):
+                forwarded_client(headers, None)
+        for value in ("gopher", "", "https\x00"):
+            with self.assertRaises(BadProxyHeader, msg=value):
+                forwarded_secure({"x-forwarded-proto": value}, False)
 
 
 class Socket:

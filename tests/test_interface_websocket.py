@@ -117,14 +117,43 @@ class WebSocketTests(SimpleTestCase):
             ws.send("full")
             self.assertEqual(close_code(ws), 1013)
 
-    def test_origin_checked_against_allowed_hosts(self):
+    def test_origin_must_be_the_sites_own_scheme_host_and_port(self):
         with serving() as (handle, _):
-            self.assertEqual(
-                handshake_status(handle, "/echo/", origin="http://evil.example"), 403)
+            own = f"http://127.0.0.1:{handle.port}"
+            self.assertEqual(handshake_status(handle, "/echo/", origin=own), 101)
+            # The attacks of issue 17: another port, another scheme, another
+            # host that ALLOWED_HOSTS lists; all with the user's cookies.
+            for origin in ("http://127.0.0.1:9999", "https://localhost",
+                           f"https://127.0.0.1:{handle.port}", "http://localhost",
+                           "http://evil.example"):
+                self.assertEqual(handshake_status(handle, "/echo/", origin=origin), 403, origin)
             # Autobahn itself refuses an Origin that is not a URL.
             self.assertIn(handshake_status(handle, "/echo/", origin="null"), (400, 403))
-            self.assertEqual(
-                handshake_status(handle, "/echo/", origin="http://localhost:8000"), 101)
+
+    def test_origin_behind_a_proxy_is_the_forwarded_scheme(self):
+        with serving(proxy_headers=True) as (handle, _):
+            headers = ["X-Forwarded-Proto: https", "X-Forwarded-For: 10.0.0.1"]
+            self.assertEqual(handshake_status(
+                handle, "/echo/", host="localhost", origin="https://localhost",
+                header=headers), 101)
+            self.assertEqual(handshake_status(
+                handle, "/echo/", host="localhost", origin="http://localhost",
+                header=headers), 403)
+
+    def test_old_drafts_and_their_origin_header_are_refused(self):
+        # Version 8 (hybi-10) carries its origin in Sec-WebSocket-Origin,
+        # which the origin check would not see; no browser sends it.
+        key = base64.b64encode(os.urandom(16))
+        with serving() as (handle, _):
+            head = raw_request(handle.port, (
+                b"GET /echo/ HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Version: 8\r\n"
+                b"Sec-WebSocket-Key: " + key + b"\r\n"
+                b"Sec-WebSocket-Origin: http://evil.example\r\n\r\n"))
+            self.assertEqual(status_of(head), 400, head)
+            self.assertIn(b"sec-websocket-version: 13", head.lower())
+            ws = connect(handle)  # the server goes on serving
+            ws.close()
 
     @override_settings(CHANNELS_ALLOWED_ORIGINS=["https://app.example"])
     def test_origin_setting(self):
@@ -133,6 +162,17 @@ class WebSocketTests(SimpleTestCase):
                 handshake_status(handle, "/echo/", origin="https://app.example"), 101)
             self.assertEqual(
                 handshake_status(handle, "/echo/", origin="http://localhost"), 403)
+            # The setting replaces the site's own origin.
+            self.assertEqual(handshake_status(
+                handle, "/echo/", origin=f"http://127.0.0.1:{handle.port}"), 403)
+
+    @override_settings(CSRF_TRUSTED_ORIGINS=["https://*.example.org"])
+    def test_csrf_trusted_origins_may_open_sockets(self):
+        with serving() as (handle, _):
+            self.assertEqual(
+                handshake_status(handle, "/echo/", origin="https://chat.example.org"), 101)
+            self.assertEqual(
+                handshake_status(handle, "/echo/", origin="http://chat.example.org"), 403)
 
     def test_host_checked_against_allowed_hosts(self):
         with serving() as (handle, _):

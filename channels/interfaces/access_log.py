@@ -1,4 +1,5 @@
-"""Access log lines in the common log format, one per response or handshake."""
+"""Access log lines in the common log format, one per answer the server
+gives: a response, a refusal, a WebSocket handshake or close."""
 
 from __future__ import annotations
 
@@ -10,11 +11,17 @@ class AccessLog:
     def __init__(self, stream: IO[str]):
         self.stream = stream
 
-    def log(self, client: list | None, method: bytes, target: bytes, version: bytes,
-            status: int, size: int) -> None:
+    def log(self, client: list | None, method: bytes | None, target: bytes | None,
+            version: bytes | None, status: int, size: int) -> None:
+        """One line; ``method`` None for an answer to bytes that were no
+        request (a malformed or incomplete head), logged as ``"-"``."""
         host = client[0] if client else "-"
         when = time.strftime("%d/%b/%Y:%H:%M:%S %z")
-        request = f"{method.decode('latin-1')} {target.decode('latin-1')} HTTP/{version.decode()}"
+        if method is None:
+            request = "-"
+        else:
+            request = (f"{method.decode('latin-1')} {target.decode('latin-1')} "
+                       f"HTTP/{version.decode('latin-1')}")
         self.stream.write(f'{host} - - [{when}] "{request}" {status} {size or "-"}\n')
 
     def flush(self) -> None:

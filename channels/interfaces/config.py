@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from channels.backends.base import MAX_MESSAGE_SIZE
+from channels.interfaces.security import origin_pattern_problem
 from channels.messages.http import BODY_CHUNK_SIZE
 
 
@@ -30,13 +31,22 @@ class ServerConfig:
     # while sending a body or between keep-alive requests.
     header_timeout: float = 10.0
     body_timeout: float = 30.0
+    # Bytes per second a request body must average over each BODY_TIMEOUT
+    # while the server reads it (0: any progress will do), so that a client
+    # trickling a byte now and then cannot hold a connection for ever.
+    min_body_rate: int = 500
     keepalive_timeout: float = 15.0
     # Sizes in bytes.
     max_header_size: int = 16 * 1024
     max_body_size: int = 64 * 1024 * 1024
     # A WebSocket message must fit one channel message with its envelope.
     max_message_size: int = MAX_MESSAGE_SIZE - 16 * 1024
+    # Open connections; also held below the process's descriptor limit
+    # (RLIMIT_NOFILE), so that the next one is answered 503, not reset.
     max_connections: int = 20000
+    # Open connections from one client address (0: no cap). Off by default:
+    # behind a proxy every connection comes from the proxy's address.
+    max_connections_per_client: int = 0
     # WebSocket pings find dead peers; 0 disables them.
     ping_interval: float = 20.0
     ping_timeout: float = 30.0
@@ -50,7 +60,9 @@ class ServerConfig:
     max_response_buffer: int = 4 * 1024 * 1024
     # Trust X-Forwarded-For / X-Forwarded-Proto (only behind a proxy).
     proxy_headers: bool = False
-    # None: the hosts in ALLOWED_HOSTS.
+    # Origins allowed to open WebSockets: "scheme://host[:port]", with
+    # "https://*.example.com" for subdomains, or "*" for any. None: the
+    # request's own origin and CSRF_TRUSTED_ORIGINS.
     allowed_origins: list[str] | None = None
     root_path: str = ""
     access_log: IO[str] | None = None
@@ -194,12 +206,17 @@ def _value_problem(f: dataclasses.Field, value: Any, where: str) -> ConfigProble
         # Request paths start with "/", so any other prefix never matches.
         return ConfigProblem(f"{where} must be '' or a path starting with '/', not {value!r}",
                              "Give the path the site is served under, such as '/app'.")
-    elif f.name == "allowed_origins" and value is not None and (
-            not isinstance(value, list | tuple | set | frozenset)
-            or not all(isinstance(item, str) for item in value)):
+    elif f.name == "allowed_origins" and value is not None:
         # A string would pass as a list of one-letter origins.
-        return ConfigProblem(
-            f"{where} must be a list of origins or host patterns, not {value!r}",
-            "Give a list such as ['https://app.example.com', '.example.com'], or None "
-            "for the hosts in ALLOWED_HOSTS.")
+        if not isinstance(value, list | tuple | set | frozenset):
+            return ConfigProblem(
+                f"{where} must be a list of origins, not {value!r}",
+                "Give a list such as ['https://app.example.com', 'https://*.example.com'], "
+                "or None for each request's own origin and CSRF_TRUSTED_ORIGINS.")
+        wrong = [problem for item in value if (problem := origin_pattern_problem(item))]
+        if wrong:
+            return ConfigProblem(
+                f"{where} has entries that are not origins: {'; '.join(wrong)}",
+                "An origin is scheme, host and port, such as 'https://app.example.com', "
+                "'http://localhost:8000' or 'https://*.example.com'; '*' allows any.")
     return None

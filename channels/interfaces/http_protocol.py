@@ -18,6 +18,7 @@ which drops a client that stops reading them.
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 import h11
@@ -25,7 +26,8 @@ from twisted.internet.protocol import Protocol
 
 from channels.interfaces.http_request import Request
 from channels.interfaces.outbox import Outbox
-from channels.interfaces.security import forwarded_client, forwarded_secure
+from channels.interfaces.request_head import is_upgrade, refusal
+from channels.interfaces.security import BadProxyHeader, forwarded_client, forwarded_secure
 from channels.interfaces.websocket_protocol import ChannelWebSocketProtocol
 from channels.messages import http as http_messages
 
@@ -48,14 +50,11 @@ def _address(address: Any) -> list | None:
     return None if host is None else [host, address.port]
 
 
-def _is_upgrade(headers: list[tuple[bytes, bytes]]) -> bool:
-    upgrade = connection = False
-    for name, value in headers:
-        if name == b"upgrade" and b"websocket" in value.lower():
-            upgrade = True
-        elif name == b"connection" and b"upgrade" in value.lower():
-            connection = True
-    return upgrade and connection
+def reason_phrase(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode("ascii")
+    except ValueError:
+        return b""
 
 
 class HttpProtocol(Protocol):
@@ -73,17 +72,20 @@ class HttpProtocol(Protocol):
         self.idle = False
         self.lingering = False
         self.outbox: Outbox | None = None
+        self.peer_host: str | None = None
 
     def connectionMade(self) -> None:
         server = self.server
         self.client = _address(self.transport.getPeer())
         self.local = _address(self.transport.getHost())
         self.secure = False
-        if not server.connection_opened(self):
+        refused = server.connection_opened(self, self.client[0] if self.client else None)
+        if refused is not None:
             self.transport.write(
-                b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n"
-                b"Connection: close\r\nContent-Length: 0\r\n\r\n")
+                b"HTTP/1.1 %d %s\r\nRetry-After: 1\r\nConnection: close\r\n"
+                b"Content-Length: 0\r\n\r\n" % (refused, reason_phrase(refused)))
             self.transport.loseConnection()
+            self.log_access(refused, 0)
             return
         self.outbox = Outbox(self.transport, server.reactor, server.config,
                              self.drop_slow_reader, self.client_behind)
@@ -110,6 +112,8 @@ class HttpProtocol(Protocol):
         self.timer = None
         if self.idle:
             self.close_connection()
+        elif self.request is not None and self.request.body_kept_pace():
+            self.set_timer(self.server.config.body_timeout, self.timed_out)
         else:
             self.send_error(408, "Request timeout")
 
@@ -161,42 +165,41 @@ class HttpProtocol(Protocol):
                 return
 
     def start_request(self, event: h11.Request) -> bool:
-        server = self.server
-        config = server.config
+        config = self.server.config
         headers = list(event.headers)
-        host = None
-        for name, value in headers:
-            if name == b"host":
-                host = value.decode("latin-1")
-                break
-        client, secure = self.client, self.secure
-        if config.proxy_headers:
-            wanted = {name.decode("latin-1"): value.decode("latin-1") for name, value in headers
-                      if name.startswith(b"x-forwarded-")}
-            client = forwarded_client(wanted, client)
-            secure = forwarded_secure(wanted, secure)
-        request = Request(self, event, headers, client, secure)
+        request = Request(self, event, headers, self.client, self.secure)
         self.request = request
-        # h11 limits only a head that arrives in pieces; one that came in a
-        # single read is measured here.
-        size = len(event.target) + sum(len(n) + len(v) + 4 for n, v in headers)
-        if size > config.max_header_size:
-            self.send_error(431, "Request header fields too large")
+        refused = refusal(event, headers, config, self.server.policy)
+        if refused is None and config.proxy_headers:
+            try:
+                self.trust_proxy(request)
+            except BadProxyHeader as exc:
+                logger.warning("Bad proxy header from %s: %s", self.client[0], exc)
+                refused = (400, "Bad proxy header")
+        if refused is not None:
+            self.send_error(*refused)
             return False
-        if not server.policy.host_allowed(host):
-            self.send_error(400, "Host not allowed")
-            return False
-        if _is_upgrade(headers) and event.method == b"GET":
+        if is_upgrade(event, headers):
             request.upgrade = True
             return True
-        length = request.content_length()
-        if length is not None and length > config.max_body_size:
-            self.send_error(413, "Request body too large")
-            return False
         if self.conn.client_is_waiting_for_100_continue:
-            self.write(h11.InformationalResponse(status_code=100, headers=[]))
+            self.write(h11.InformationalResponse(status_code=100, headers=[],
+                                                 reason=b"Continue"))
         self.set_timer(config.body_timeout, self.timed_out)
+        request.body_window_started()
         return True
+
+    def trust_proxy(self, request: Request) -> None:
+        """The client's address and scheme from the X-Forwarded-* headers
+        (repeated ones read as one list). Raises BadProxyHeader."""
+        wanted: dict[str, str] = {}
+        for name, value in request.headers:
+            if name.startswith(b"x-forwarded-"):
+                key = name.decode("latin-1")
+                text = value.decode("latin-1")
+                wanted[key] = f"{wanted[key]}, {text}" if key in wanted else text
+        request.client = forwarded_client(wanted, request.client)
+        request.secure = forwarded_secure(wanted, request.secure)
 
     def throttle(self, hold: bool) -> None:
         """Stop (or restart) reading from the client because the current
@@ -253,12 +256,14 @@ class HttpProtocol(Protocol):
             if retry_after:
                 headers.append((b"retry-after", b"1"))
             try:
-                self.write(h11.Response(status_code=status, headers=headers))
+                self.write(h11.Response(status_code=status, headers=headers,
+                                        reason=reason_phrase(status)))
                 self.write(h11.Data(data=body))
                 self.write(h11.EndOfMessage())
             except h11.LocalProtocolError:
-                pass
-            self.log_access(status, len(body))
+                pass  # a response is already under way: nothing to answer
+            else:
+                self.log_access(status, len(body))
         self.close_connection()
 
     def write(self, event) -> None:
@@ -308,11 +313,18 @@ class HttpProtocol(Protocol):
         self.transport.abortConnection()
 
     def log_access(self, status: int, size: int) -> None:
+        """The access log's line for an answer: with the request line, or
+        "-" for an answer to bytes that were no request (a bad head, or
+        none in time)."""
+        log = self.server.access_log
+        if log is None:
+            return
         request = self.request
-        if request is not None and self.server.access_log is not None:
-            self.server.access_log.log(request.client, request.event.method,
-                                       request.event.target, request.event.http_version,
-                                       status, size)
+        if request is None:
+            log.log(self.client, None, None, None, status, size)
+        else:
+            log.log(request.client, request.event.method, request.event.target,
+                    request.event.http_version, status, size)
 
     def response_done(self) -> None:
         """The response is complete: next request, or close."""

@@ -41,6 +41,7 @@ class Request:
         # Body bytes received and not yet handed to the layer.
         self.body = http_messages.BodyBuffer()
         self.received = 0
+        self.window_start = 0
         # A message (http.request or a body chunk) is with the layer, or
         # waits to be sent again: the next waits for it.
         self.in_flight = False
@@ -63,11 +64,21 @@ class Request:
         self.status = 0
         self.done = False
 
-    def content_length(self) -> int | None:
-        for name, value in self.headers:
-            if name == b"content-length":
-                return int(value)
-        return None
+    def body_window_started(self) -> None:
+        """A BODY_TIMEOUT window begins (the body timer is armed): by its
+        end the client must have sent MIN_BODY_RATE bytes per second of it."""
+        self.window_start = self.received
+
+    def body_kept_pace(self) -> bool:
+        """At the end of a window: whether the client sent enough during it
+        (then the next window begins). Not every byte restarts the timer,
+        or a byte every few seconds would hold the connection for ever."""
+        config = self.protocol.server.config
+        needed = max(1, int(config.min_body_rate * config.body_timeout))
+        if self.received - self.window_start < needed:
+            return False
+        self.body_window_started()
+        return True
 
     # Body, client → worker.
 
@@ -83,8 +94,6 @@ class Request:
         self.body.add(data, end)
         if end:
             protocol.set_timer(config.http_timeout, self.response_timed_out)
-        elif protocol.timer is not None:
-            protocol.timer.reset(config.body_timeout)
         self.send_next()
 
     def send_next(self) -> None:
@@ -207,6 +216,7 @@ class Request:
             protocol.set_timer(config.http_timeout, self.response_timed_out)
         else:
             protocol.set_timer(config.body_timeout, protocol.timed_out)
+            self.body_window_started()
 
     def request_refused(self, exc: Exception) -> None:
         """``http.request`` was not sent: no worker will read its body channel."""

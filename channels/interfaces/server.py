@@ -8,7 +8,10 @@ scheduler, the Host/Origin policy and the connection count.
 
 from __future__ import annotations
 
+import collections
 import logging
+import os
+import resource
 from typing import Any
 
 from autobahn.twisted.websocket import WebSocketServerFactory
@@ -27,10 +30,38 @@ from channels.interfaces.config import ServerConfig
 from channels.interfaces.http_protocol import HttpProtocol
 from channels.interfaces.keepalive import KeepaliveScheduler
 from channels.interfaces.layer import acquire_bridge, release_bridge
-from channels.interfaces.security import HostPolicy, allowed_hosts
+from channels.interfaces.security import HostPolicy, allowed_hosts, trusted_origins
 from channels.interfaces.websocket_protocol import GOING_AWAY, ChannelWebSocketProtocol
 
 logger = logging.getLogger("channels.server")
+
+# Descriptors kept free below RLIMIT_NOFILE for what the process opens
+# besides connections (Redis connections, log files) and for accepting
+# the connection that is answered 503.
+FD_RESERVE = 64
+
+
+def descriptor_cap(wanted: int) -> int:
+    """How many connections the process's descriptor limit allows, after
+    raising its soft limit towards the hard one (as far as ``wanted``
+    connections need): past the limit, Twisted can only accept a connection
+    to close it at once, which the client sees as a reset."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        in_use = len(os.listdir("/proc/self/fd"))
+    except OSError:
+        in_use = 0  # not Linux: the reserve alone
+    needed = wanted + in_use + FD_RESERVE
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        raised = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+            soft = raised
+        except (ValueError, OSError):
+            pass
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    return max(min(wanted, soft - in_use - FD_RESERVE), 1)
 
 
 def accept_deflate(offers):
@@ -66,7 +97,8 @@ class ChannelServer:
         self.reactor = reactor
         self.config = config or ServerConfig.from_settings()
         config = self.config
-        self.policy = HostPolicy(allowed_hosts(), config.allowed_origins)
+        self.policy = HostPolicy(allowed_hosts(), trusted_origins(config.allowed_origins),
+                                 own_origin=config.allowed_origins is None)
         self.access_log = AccessLog(config.access_log) if config.access_log else None
         registry = backend.registry
         # Read once: the routing does not change while the server runs.
@@ -82,6 +114,8 @@ class ChannelServer:
         self.ws_factory = self.websocket_factory()
         self.http_connections: set[HttpProtocol] = set()
         self.websockets: set[ChannelWebSocketProtocol] = set()
+        self.per_client: collections.Counter[str] = collections.Counter()
+        self.max_connections = config.max_connections
         self.ports: list[Any] = []
         self.started = False
         self.stopping = False
@@ -104,6 +138,9 @@ class ChannelServer:
             autoPingTimeout=config.ping_timeout if config.ping_interval else 0,
             perMessageCompressionAccept=accept_deflate,
             tcpNoDelay=True,
+            # RFC 6455 only: the drafts' version 8 reads its origin from
+            # Sec-WebSocket-Origin, which browsers have not sent since 2012.
+            versions=[13],
         )
         factory.server = "channels"
         return factory
@@ -113,6 +150,14 @@ class ChannelServer:
             self.started = True
             self.layer = acquire_bridge(self.backend, self.reactor)
             self.keepalive.start()
+            wanted = self.config.max_connections
+            self.max_connections = descriptor_cap(wanted)
+            if self.max_connections < wanted:
+                logger.warning(
+                    "At most %d connections (not MAX_CONNECTIONS, %d): the process may open "
+                    "only %d files (RLIMIT_NOFILE); raise it (LimitNOFILE= in a systemd "
+                    "unit, ulimit -n) to serve more", self.max_connections, wanted,
+                    resource.getrlimit(resource.RLIMIT_NOFILE)[0])
 
     def listen_tcp(self, port: int, interface: str = "127.0.0.1") -> Any:
         self.start()
@@ -147,20 +192,35 @@ class ChannelServer:
     def connection_count(self) -> int:
         return len(self.http_connections) + len(self.websockets)
 
-    def connection_opened(self, protocol: HttpProtocol) -> bool:
-        """Register a new connection; False if the cap is reached."""
-        if self.connection_count() >= self.config.max_connections:
-            return False
+    def connection_opened(self, protocol: HttpProtocol, address: str | None) -> int | None:
+        """Register a new connection from ``address`` (the peer's); or the
+        status to refuse it with: 503 at the server's cap, 429 at the
+        client's (MAX_CONNECTIONS_PER_CLIENT)."""
+        if self.connection_count() >= self.max_connections:
+            return 503
+        per_client = self.config.max_connections_per_client
+        if per_client and address is not None and self.per_client[address] >= per_client:
+            return 429
         self.http_connections.add(protocol)
-        return True
+        if address is not None:
+            self.per_client[address] += 1
+        protocol.peer_host = address
+        return None
 
     def connection_switched(self, http: HttpProtocol, websocket: ChannelWebSocketProtocol):
         self.http_connections.discard(http)
         self.websockets.add(websocket)
+        websocket.peer_host = http.peer_host
 
     def connection_closed(self, protocol: Any) -> None:
-        self.http_connections.discard(protocol)
-        self.websockets.discard(protocol)
+        if protocol in self.http_connections or protocol in self.websockets:
+            self.http_connections.discard(protocol)
+            self.websockets.discard(protocol)
+            address = protocol.peer_host
+            if address is not None:
+                self.per_client[address] -= 1
+                if not self.per_client[address]:
+                    del self.per_client[address]
 
     # Shutdown.
 

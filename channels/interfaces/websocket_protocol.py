@@ -59,7 +59,10 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
 
     def onConnect(self, request):
         server = self.server
-        if not server.policy.origin_allowed(request.headers.get("origin")):
+        # Autobahn reads the origin from the header its version uses.
+        if not server.policy.origin_allowed(request.origin or None,
+                                            self.scope["scheme"] == "wss",
+                                            request.headers.get("host")):
             raise ConnectionDeny(403, "Origin not allowed")
         self.reply_channel = server.layer.new_reply_channel(WEBSOCKET_REPLY_PREFIX, self.on_reply)
         fields, self.scope = self.scope, None
@@ -213,8 +216,9 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         server = self.server
-        if wasClean and self.closedByMe and self.localCloseCode:
-            # We closed: our code says why, not the client's echo of it.
+        if self.closedByMe and self.localCloseCode:
+            # We closed: our code says why (1009, 1013...), not the client's
+            # echo of it, nor 1006 when the client left without echoing it.
             code = self.localCloseCode
         self.take_decision()  # a client that left needs no answer
         self.early_frames = None
