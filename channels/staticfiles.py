@@ -7,6 +7,9 @@ from __future__ import annotations
 from urllib.parse import urlparse
 
 from django.contrib.staticfiles.handlers import StaticFilesHandlerMixin
+from django.core.exceptions import SuspiciousFileOperation
+from django.core.handlers.exception import response_for_exception
+from django.http import Http404, HttpRequest, HttpResponseBase
 
 from channels.message import Message
 from channels.registry import Consumer, ConsumerRegistry
@@ -29,6 +32,18 @@ class StaticFilesConsumer(StaticFilesHandlerMixin, ChannelHandler):
             super().__call__(message)
         else:
             self.consumer(message)
+
+    def get_response(self, request: HttpRequest) -> HttpResponseBase:
+        """A response for every request, also one that fails: an exception
+        here would leave the client waiting for HTTP_TIMEOUT. A path that
+        leaves the static directories (``/static/../settings.py``) names
+        no static file: 404."""
+        try:
+            return self.serve(request)
+        except SuspiciousFileOperation:
+            return response_for_exception(request, Http404("No such static file"))
+        except Exception as exc:
+            return response_for_exception(request, exc)
 
 
 def serve_static_files(registry: ConsumerRegistry) -> None:

@@ -67,6 +67,18 @@ class DemoProjectTests(unittest.TestCase):
         missing = requests.get(f"{self.server.url}/static/chat/nothing.js", timeout=5)
         self.assertEqual(missing.status_code, 404)
 
+    def test_static_path_traversal_is_404_at_once(self):
+        # It leaked nothing before either, but left the client waiting
+        # HTTP_TIMEOUT (60 s) for a 504: the raw socket's 10 s would run out.
+        for path in ("/static/../settings.py", "/static/chat/../../../etc/passwd",
+                     "/static/..%2f..%2fmanage.py"):
+            with socket.create_connection(("127.0.0.1", self.server.port), timeout=10) as sock:
+                sock.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n"
+                             f"Connection: close\r\n\r\n".encode())
+                head = sock.recv(65536)
+            self.assertTrue(head.startswith(b"HTTP/1.1 404 "), (path, head[:100]))
+        self.assertEqual(requests.get(f"{self.server.url}/hello/", timeout=5).status_code, 200)
+
     def test_head_has_the_headers_of_get_and_no_body(self):
         url = f"{self.server.url}/static/chat/chat.js"
         with requests.Session() as browser:
