@@ -17,7 +17,8 @@ setup(
         "Twisted>=24.7",
         "autobahn>=24.4",
         "msgpack>=1.0",
-        "h11>=0.14",
+        # 0.16: the chunked-encoding smuggling fix (GHSA-vqfr-h8mv-ghfj, CVE-2025-43859).
+        "h11>=0.16",
     ],
     extras_require={
         "wsgi": ["gunicorn>=22"],
@@ -28,6 +29,8 @@ setup(
             "selenium>=4.20",
             "sphinx>=7",
             "ruff>=0.6",
+            # Property-based tests of the interface server (tests/test_interface_fuzz.py).
+            "hypothesis>=6.100",
         ],
     },
     entry_points={},

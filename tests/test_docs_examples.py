@@ -223,6 +223,15 @@ class DeploymentFilesTests(SimpleTestCase):
         self.assertIn("--proxy-headers", args)
         self.check_parses(command, args)
 
+    def test_interface_server_may_open_more_files_than_it_has_connections(self):
+        # Below MAX_CONNECTIONS (and its reserve), the server answers 503
+        # sooner than the default limit of 1024 would make it.
+        from channels.interfaces.config import ServerConfig
+        from channels.interfaces.server import FD_RESERVE
+
+        limit = int(self.unit("channels-wsserver.service")["Service"]["LimitNOFILE"])
+        self.assertGreater(limit, ServerConfig().max_connections + FD_RESERVE)
+
 
 @contextlib.contextmanager
 def mock_environ(values):
