@@ -248,9 +248,8 @@ class AccessLogTests(ServingTestCase):
             # A head that arrives in pieces is limited by h11, before it is
             # a request.
             with socket.create_connection(("127.0.0.1", handle.port), timeout=5) as sock:
-                sock.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n")
-                for _ in range(10):
-                    sock.sendall(b"X-Big: " + b"a" * 1000 + b"\r\n")
+                sock.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n"
+                             + (b"X-Big: " + b"a" * 1000 + b"\r\n") * 10)
                 too_big = sock.recv(1000)
             too_large = raw_request(handle.port, b"POST /x/ HTTP/1.1\r\nHost: localhost\r\n"
                                     b"Content-Length: 999999999999\r\n\r\n")

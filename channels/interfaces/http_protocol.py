@@ -275,7 +275,8 @@ class HttpProtocol(Protocol):
         """Close once what was written has been sent (see LINGER for a
         client still sending a body)."""
         self.cancel_timer()
-        if self.conn.their_state is h11.SEND_BODY:
+        if self.conn.their_state in (h11.SEND_BODY, h11.ERROR):
+            # A body, or a head h11 could not read, may still be coming.
             self.outbox.when_sent(self.linger)
         else:
             self.outbox.close()
