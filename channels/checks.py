@@ -126,3 +126,20 @@ def check_origins_with_any_host(app_configs=None, **kwargs):
              "['https://example.com'].",
         id="channels.W003",
     )]
+
+
+@checks.register()
+def check_session_settings(app_configs=None, **kwargs):
+    """CHANNELS_SESSION_AGE: how long a channel session (and the login it
+    may carry) outlives its connection's last message."""
+    from django.conf import settings
+
+    value = getattr(settings, "CHANNELS_SESSION_AGE", None)
+    if value is None or (not isinstance(value, bool) and isinstance(value, int | float)
+                         and value > 0):
+        return []
+    return [checks.Error(
+        f"CHANNELS_SESSION_AGE must be a positive number of seconds, not {value!r}",
+        hint="The default is 300: longer than a keepalive interval, short enough that "
+             "a connection's login does not outlive it for long.",
+        id="channels.E005")]

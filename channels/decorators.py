@@ -24,6 +24,9 @@ from channels.names import validate_name
 from channels.registry import Consumer, decorated
 from channels.sessions import open_channel_session, open_http_session, save_if_modified
 
+# The last message of a WebSocket connection.
+WEBSOCKET_DISCONNECT = "websocket.disconnect"
+
 logger = logging.getLogger("channels.decorators")
 
 # A lock outlives its consumer only when a worker died holding it; then the
@@ -86,7 +89,12 @@ def channel_session(func: Consumer) -> Consumer:
     lives as long as the connection (keyed by its reply channel), for state
     that later messages of the same connection need.
 
-    It is saved if modified, also when the consumer raises.
+    It is saved if modified, also when the consumer raises, and deleted
+    after the consumer of ``websocket.disconnect``. Each message renews it
+    for CHANNELS_SESSION_AGE (300 s), so that a connection whose disconnect
+    consumer never runs leaves nothing valid for long; route
+    ``websocket.keepalive`` to a consumer with this decorator to keep an
+    idle connection's session.
     """
     if getattr(func, _LOCKED, False):
         raise ImproperlyConfigured(
@@ -105,7 +113,11 @@ def channel_session(func: Consumer) -> Consumer:
             return func(message, *args, **kwargs)
         finally:
             del message.channel_session
-            save_if_modified(session)
+            if message.channel.name == WEBSOCKET_DISCONNECT:
+                # The connection is gone, and with it any login it carried.
+                session.delete()
+            else:
+                save_if_modified(session)
 
     return inner
 

@@ -9,18 +9,43 @@ the same session, whichever worker runs it.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from importlib import import_module
 from typing import Any
 
 from django.conf import settings
 from django.contrib.sessions.backends.base import CreateError, SessionBase
 from django.core.exceptions import ImproperlyConfigured
+from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
 # Name of the query parameter read when CHANNELS_SESSION_KEY_QUERY_PARAM is on.
 SESSION_KEY_QUERY_PARAM = "session_key"
 
 _SIGNED_COOKIES = "django.contrib.sessions.backends.signed_cookies"
+
+# Seconds a channel session outlives the last message of its connection
+# (CHANNELS_SESSION_AGE). Short, because it may carry a login
+# (``transfer_user``) and nothing else ends it if the disconnect consumer
+# never runs; a connection renews it with every message, keepalives
+# included (every half channel EXPIRY, 30 s by default).
+DEFAULT_SESSION_AGE = 300
+
+
+def channel_session_age() -> float:
+    return getattr(settings, "CHANNELS_SESSION_AGE", DEFAULT_SESSION_AGE)
+
+
+def renew_channel_session(session: SessionBase) -> None:
+    """Push the session's expiry CHANNELS_SESSION_AGE ahead, when less than
+    half of it is left (so not every message costs a write): the engines
+    store it with the session (the database as its expire_date, the cache
+    as its timeout), and drop the session once it passes."""
+    age = channel_session_age()
+    now = timezone.now()
+    if "_session_expiry" not in session or (
+            session.get_expiry_date() - now).total_seconds() < age / 2:
+        session.set_expiry(timedelta(seconds=age))
 
 
 def session_store_class() -> type[SessionBase]:
@@ -54,15 +79,20 @@ def open_channel_session(reply_channel: str) -> SessionBase:
     session = store_class(session_key=key)
     session.keys()  # load now: a missing or expired session drops its key
     if session.session_key is not None:
+        renew_channel_session(session)
         return session
     session = store_class(session_key=key)
     if session.exists(key):
         session.delete(key)  # expired; start again under the same key
     try:
+        # Created first (a session not saved yet would take a new key at
+        # its first read), then given its expiry.
         session.save(must_create=True)
     except CreateError:
         # Another worker created it in the meantime; use theirs.
         session = store_class(session_key=key)
+    renew_channel_session(session)
+    save_if_modified(session)
     return session
 
 

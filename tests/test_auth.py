@@ -24,7 +24,9 @@ class AuthDecoratorTests(TestCase):
         @decorator
         def consumer(message):
             seen["user"] = message.user
-            seen["channel_session"] = dict(getattr(message, "channel_session", {}))
+            seen["channel_session"] = {
+                key: value for key, value in getattr(message, "channel_session", {}).items()
+                if key != "_session_expiry"}
 
         consumer(Message({"reply_channel": self.reply, **content}, channel, self.backend))
         return seen

@@ -11,6 +11,7 @@ from channels.checks import (
     check_origin_settings,
     check_origins_with_any_host,
     check_server_settings,
+    check_session_settings,
 )
 
 MEMORY = "channels.backends.memory.InMemoryChannelBackend"
@@ -152,3 +153,16 @@ class AnyHostOriginCheckTests(SimpleTestCase):
         with override_settings(ALLOWED_HOSTS=["*"],
                                CHANNELS_SERVER={"ALLOWED_ORIGINS": ["https://example.com"]}):
             self.assertEqual(check_origins_with_any_host(), [])
+
+
+class SessionSettingsCheckTests(SimpleTestCase):
+    """channels.E005: CHANNELS_SESSION_AGE."""
+
+    def test_positive_number_of_seconds(self):
+        self.assertEqual(check_session_settings(), [])
+        with override_settings(CHANNELS_SESSION_AGE=30):
+            self.assertEqual(check_session_settings(), [])
+        for bad in (0, -1, "300", True):
+            with override_settings(CHANNELS_SESSION_AGE=bad):
+                [error] = check_session_settings()
+            self.assertEqual(error.id, "channels.E005")

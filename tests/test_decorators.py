@@ -31,6 +31,11 @@ def message(content, channel="test.channel", backend=None):
     return Message(content, channel, backend or InMemoryChannelBackend())
 
 
+def contents(session):
+    """What consumers stored: without the expiry every channel session has."""
+    return {k: v for k, v in session.items() if k != "_session_expiry"}
+
+
 def reply_message(backend=None, **content):
     return message({"reply_channel": Channel.new_name("!test.reply"), **content},
                    backend=backend)
@@ -50,7 +55,7 @@ class ChannelSessionTests(TestCase):
 
         @channel_session
         def consumer(message):
-            seen.append(dict(message.channel_session))
+            seen.append(contents(message.channel_session))
             message.channel_session["count"] = message.channel_session.get("count", 0) + 1
 
         first = reply_message()
@@ -86,10 +91,10 @@ class ChannelSessionTests(TestCase):
         Session.objects.filter(session_key=key).update(
             expire_date=timezone.now() - timedelta(seconds=1))
         seen = []
-        channel_session(lambda m: (seen.append(dict(m.channel_session)),
+        channel_session(lambda m: (seen.append(contents(m.channel_session)),
                                    m.channel_session.update({"new": 2})))(msg)
         self.assertEqual(seen, [{}])
-        self.assertEqual(SessionStore(session_key=key).load(), {"new": 2})
+        self.assertEqual(contents(SessionStore(session_key=key).load()), {"new": 2})
 
     def test_flushed_session_is_not_saved_again(self):
         msg = reply_message()
@@ -111,6 +116,45 @@ class ChannelSessionTests(TestCase):
         with self.assertRaisesMessage(ValueError, "@channel_session needs messages that "
                                                   "carry a reply_channel"):
             channel_session(lambda m: None)(message({}))
+
+    def expire_date(self, msg):
+        key = channel_session_key(msg.reply_channel.name)
+        return Session.objects.get(session_key=key).expire_date
+
+    def test_expires_after_its_own_short_age_not_the_cookie_age(self):
+        msg = reply_message()
+        channel_session(lambda m: m.channel_session.update({"a": 1}))(msg)
+        left = (self.expire_date(msg) - timezone.now()).total_seconds()
+        self.assertTrue(290 < left <= 300, left)  # CHANNELS_SESSION_AGE, not two weeks
+        with override_settings(CHANNELS_SESSION_AGE=60):
+            other = reply_message()
+            channel_session(lambda m: None)(other)
+            self.assertLessEqual((self.expire_date(other) - timezone.now()).total_seconds(), 60)
+
+    @override_settings(CHANNELS_SESSION_AGE=60)
+    def test_renewed_by_the_connections_messages_once_half_is_gone(self):
+        msg = reply_message()
+        channel_session(lambda m: None)(msg)
+        first = self.expire_date(msg)
+        channel_session(lambda m: None)(message(msg.content))
+        self.assertEqual(self.expire_date(msg), first)  # not a write per message
+        key = channel_session_key(msg.reply_channel.name)
+        store = SessionStore(session_key=key)
+        store.set_expiry(timedelta(seconds=20))  # 40 s have passed
+        store.save()
+        channel_session(lambda m: None)(message(msg.content))
+        left = (self.expire_date(msg) - timezone.now()).total_seconds()
+        self.assertTrue(50 < left <= 60, left)
+
+    def test_deleted_after_the_disconnect_consumer(self):
+        msg = reply_message()
+        channel_session(lambda m: m.channel_session.update({"a": 1}))(msg)
+        seen = []
+        channel_session(lambda m: seen.append(m.channel_session["a"]))(
+            message(msg.content, channel="websocket.disconnect"))
+        self.assertEqual(seen, [1])
+        key = channel_session_key(msg.reply_channel.name)
+        self.assertFalse(Session.objects.filter(session_key=key).exists())
 
     @override_settings(SESSION_ENGINE="django.contrib.sessions.backends.signed_cookies")
     def test_signed_cookies_engine_is_refused(self):
