@@ -75,9 +75,15 @@ def split_writes(sock, data: bytes, cuts: list[int]) -> None:
 
 
 def read_head(sock) -> bytes:
+    """The final response's head and what came with it, after any interim
+    ``100 Continue``."""
     data = b""
     with contextlib.suppress(OSError):
-        while b"\r\n\r\n" not in data:
+        while True:
+            while data.startswith(b"HTTP/1.1 100 Continue\r\n\r\n"):
+                data = data[len(b"HTTP/1.1 100 Continue\r\n\r\n"):]
+            if b"\r\n\r\n" in data:
+                break
             chunk = sock.recv(65536)
             if not chunk:
                 break

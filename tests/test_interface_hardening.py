@@ -290,3 +290,14 @@ class AccessLogTests(ServingTestCase):
             self.assertEqual(seen["disconnect"][0]["code"], 1013)
         self.assertIn('"WSDISCONNECT /echo/ HTTP/1.1" 1009 -', log.getvalue())
         self.assertIn('"WSDISCONNECT /full/ HTTP/1.1" 1013 -', log.getvalue())
+
+
+class VersionTests(ServingTestCase):
+    def test_only_http_1_is_spoken(self):
+        with serving() as (handle, _):
+            for version in (b"2.0", b"0.9", b"1.2"):
+                response = raw_request(handle.port, b"GET /x/ HTTP/" + version +
+                                       b"\r\nHost: localhost\r\n\r\n")
+                self.assertTrue(response.startswith(
+                    b"HTTP/1.1 505 HTTP Version Not Supported\r\n"), response)
+            self.assert_still_serving(handle)

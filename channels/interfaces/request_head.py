@@ -63,6 +63,9 @@ def refusal(event: h11.Request, headers: RawHeaders, config: ServerConfig,
     size = len(event.target) + sum(len(n) + len(v) + 4 for n, v in headers)
     if size > config.max_header_size:
         return Refusal(431, "Request header fields too large")
+    if event.http_version not in (b"1.0", b"1.1"):
+        # h11 reads any HTTP/x.y; only 1.x is spoken here.
+        return Refusal(505, "HTTP version not supported")
     host = header(headers, b"host")
     if not policy.host_allowed(None if host is None else host.decode("latin-1")):
         return Refusal(400, "Host not allowed")
