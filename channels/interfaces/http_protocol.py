@@ -26,6 +26,7 @@ from twisted.internet.protocol import Protocol
 from channels.interfaces.http_request import Request
 from channels.interfaces.outbox import Outbox
 from channels.interfaces.security import forwarded_client, forwarded_secure
+from channels.interfaces.static_files import StaticResponse
 from channels.interfaces.websocket_protocol import ChannelWebSocketProtocol
 from channels.messages import http as http_messages
 
@@ -156,6 +157,10 @@ class HttpProtocol(Protocol):
                     if request.upgrade:
                         self.switch_to_websocket(request)
                         return
+                    if request.static is not None:
+                        # Answered here; response_done() reads on.
+                        request.static.start()
+                        return
                     request.body_received(b"", end=True)
             elif isinstance(event, h11.ConnectionClosed):
                 return
@@ -190,6 +195,12 @@ class HttpProtocol(Protocol):
             request.upgrade = True
             return True
         length = request.content_length()
+        if server.static_files is not None and not length and not any(
+                name == b"transfer-encoding" for name, _ in headers):
+            static_file = server.static_files.find(event, config.root_path)
+            if static_file is not None:
+                request.static = StaticResponse(self, request, static_file)
+                return True
         if length is not None and length > config.max_body_size:
             self.send_error(413, "Request body too large")
             return False
