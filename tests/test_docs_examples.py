@@ -175,7 +175,7 @@ class ProductionSettingsExampleTests(SimpleTestCase):
     def test_redis_settings_build_a_shared_backend(self):
         if importlib.util.find_spec("channels.backends.redis") is None:
             self.skipTest("the Redis backend (issue 3) is not on this branch yet")
-        env = {"CHANNELS_REDIS": "redis://127.0.0.1:1/0 redis://127.0.0.1:2/0"}
+        env = {"CHANNELS_REDIS_HOSTS": "redis://127.0.0.1:1/0 redis://127.0.0.1:2/0"}
         with mock_environ(env):
             module = importlib.reload(production_settings)
         self.addCleanup(importlib.reload, production_settings)

@@ -179,7 +179,7 @@ class RunserverOptionsTests(unittest.TestCase):
 
 
 class NetworkedBackendTests(unittest.TestCase):
-    """The demo as in production: the Redis backend (CHANNELS_BACKEND=redis),
+    """The demo as in production: the Redis backend (CHANNELS_REDIS_HOSTS),
     runserver --noworker for HTTP and WebSocket, a runworker process for the
     consumers."""
 
@@ -188,8 +188,8 @@ class NetworkedBackendTests(unittest.TestCase):
         self.addCleanup(redis_server.cleanup)
         tmp = tempfile.TemporaryDirectory()
         self.addCleanup(tmp.cleanup)
-        env = {"DJANGO_DB": os.path.join(tmp.name, "db.sqlite3"), "CHANNELS_BACKEND": "redis",
-               "REDIS_HOSTS": f"{redis_server.url}/0"}
+        env = {"DJANGO_DB": os.path.join(tmp.name, "db.sqlite3"),
+               "CHANNELS_REDIS_HOSTS": f"{redis_server.url}/0"}
         manage(DEMO, "migrate", "--noinput", env=env)
         manage(DEMO, "demo_users", env=env)
         server = ServerProcess(DEMO, "--noreload", "--noworker", env=env)

@@ -84,6 +84,7 @@ class HttpProtocol(Protocol):
             self.transport.write(
                 b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n"
                 b"Connection: close\r\nContent-Length: 0\r\n\r\n")
+            self.log_access(503, 0)
             self.transport.loseConnection()
             return
         self.outbox = Outbox(self.transport, server.reactor, server.config,
@@ -319,11 +320,17 @@ class HttpProtocol(Protocol):
         self.transport.abortConnection()
 
     def log_access(self, status: int, size: int) -> None:
+        """One line per answer, also to a request whose head could not be
+        read (a parse error, a head too large or too slow): then "-"."""
+        access_log = self.server.access_log
+        if access_log is None:
+            return
         request = self.request
-        if request is not None and self.server.access_log is not None:
-            self.server.access_log.log(request.client, request.event.method,
-                                       request.event.target, request.event.http_version,
-                                       status, size)
+        if request is not None:
+            access_log.log(request.client, request.event.method, request.event.target,
+                           request.event.http_version, status, size)
+        else:
+            access_log.log(self.client, None, b"", b"", status, size)
 
     def response_done(self) -> None:
         """The response is complete: next request, or close."""

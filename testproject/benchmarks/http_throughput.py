@@ -16,7 +16,12 @@ Targets: the layer at least 40% of gunicorn's requests/s, p99 under 50 ms.
 
     python testproject/benchmarks/http_throughput.py [--duration 10] [--rounds 3]
                                                      [--via server|wsgi|both] [--prefetch N]
-                                                     [--redis unix|tcp]
+                                                     [--redis unix|tcp] [--access-log-cost]
+
+``runwsserver`` writes its access log (on by default) to a pipe this script
+reads, as under a process manager; ``--access-log-cost`` adds a second
+``runwsserver`` setup with ``--no-access-log``, in the same rounds, to show
+what the log costs.
 
 Redis is reached through its Unix socket, as a Redis on the same machine
 should be (docs/deploying.rst); ``--redis tcp`` measures loopback TCP.
@@ -100,14 +105,18 @@ def wait_ready(url: str, timeout: float = 20) -> None:
 
 
 def start_layer(via: str, env: dict, prefetch: int) -> tuple[str, int, list[Process]]:
-    """ONE runworker and the interface ``via``; returns name, port, processes."""
+    """ONE runworker and the interface ``via`` (``server-nolog``: runwsserver
+    --no-access-log); returns name, port, processes."""
     worker = Process([sys.executable, "-m", "django", "runworker", "--prefetch", str(prefetch)],
                      env)
     worker.wait_for_line("listening on")
-    if via == "server":
-        interface = Process([sys.executable, "-m", "django", "runwsserver", "--port", "0"], env)
+    if via.startswith("server"):
+        quiet = via == "server-nolog"
+        interface = Process([sys.executable, "-m", "django", "runwsserver", "--port", "0",
+                             *(["--no-access-log"] if quiet else [])], env)
         port = int(interface.wait_for_line(r"listening on http://[^:]+:(\d+)/").group(1))
-        return "runwsserver + Redis + 1 runworker", port, [worker, interface]
+        log = "--no-access-log" if quiet else "access log on"
+        return f"runwsserver ({log}) + Redis + 1 runworker", port, [worker, interface]
     interface, port = start_gunicorn("channels.interfaces.wsgi:application", env,
                                      "-w", "1", "-k", "gthread", "--threads", str(CONNECTIONS))
     return ("gunicorn -w 1 --threads 50 + WSGI adapter + Redis + 1 runworker", port,
@@ -125,6 +134,8 @@ def main():
                         default="both" if has_server else "wsgi")
     parser.add_argument("--redis", choices=["unix", "tcp"], default="unix",
                         help="how the layer reaches Redis (default: %(default)s)")
+    parser.add_argument("--access-log-cost", action="store_true",
+                        help="also runwsserver --no-access-log, to compare")
     args = parser.parse_args()
     for tool in ("wrk", "redis-server"):
         if shutil.which(tool) is None:
@@ -143,11 +154,13 @@ def main():
         setups.append(("gunicorn -w 2, plain WSGI (baseline)", f"http://127.0.0.1:{port}/hello/",
                        {"gunicorn": gunicorn.popen.pid}))
         vias = ["server", "wsgi"] if args.via == "both" else [args.via]
+        if args.access_log_cost and "server" in vias:
+            vias.insert(vias.index("server") + 1, "server-nolog")
         for database, via in enumerate(vias):
             # Each layer on its own Redis database, so its one worker serves it alone.
             env = django_env("testproject.settings", TESTPROJECT, DJANGO_DEBUG="0",
-                             DJANGO_DB=":memory:", CHANNELS_BACKEND="redis",
-                             REDIS_HOSTS=redis.url_for(database))
+                             DJANGO_DB=":memory:",
+                             CHANNELS_REDIS_HOSTS=redis.url_for(database))
             name, port, started = start_layer(via, env, args.prefetch)
             processes.extend(started)
             worker, interface = started
@@ -208,7 +221,8 @@ def main():
           f"{CONNECTIONS / TARGET_P99_MS * 1000:.0f} req/s from the setup.")
     print(f"wrk command: {runs[baseline_name][0]['command']}")
     print(f"reproduce: python testproject/benchmarks/http_throughput.py --duration "
-          f"{args.duration} --rounds {args.rounds} --via {args.via} --prefetch {args.prefetch}")
+          f"{args.duration} --rounds {args.rounds} --via {args.via} --prefetch {args.prefetch}"
+          + (" --access-log-cost" if args.access_log_cost else ""))
     print(json.dumps({name: medians[name] for name in runs}))
 
 
