@@ -216,6 +216,16 @@ def main():
               f"{TARGET_SHARE:.0%}: {'met' if share >= TARGET_SHARE else 'MISSED'}), p99 "
               f"{p99:.1f} ms (target < {TARGET_P99_MS:.0f} ms: "
               f"{'met' if p99 < TARGET_P99_MS else 'MISSED'})")
+    logged = [name for name in runs if "access log on" in name]
+    quiet = [name for name in runs if "--no-access-log" in name]
+    if logged and quiet:
+        on, off = runs[logged[0]], runs[quiet[0]]
+        ratios = [a["rps"] / b["rps"] for a, b in zip(on, off, strict=True)]
+        cpu = [a["cpu"]["interface"] / b["cpu"]["interface"]
+               for a, b in zip(on, off, strict=True)]
+        print(f"The access log: {statistics.median(ratios):.0%} of the req/s without it, "
+              f"{statistics.median(cpu):.0%} of its interface CPU per request (medians of "
+              f"the rounds' ratios; rounds: {', '.join(format(r, '.2f') for r in ratios)})")
     print(f"At {CONNECTIONS} connections a closed loop keeps, the mean latency is "
           f"{CONNECTIONS} / (req/s): under {TARGET_P99_MS:.0f} ms needs over "
           f"{CONNECTIONS / TARGET_P99_MS * 1000:.0f} req/s from the setup.")
