@@ -272,7 +272,7 @@ class ReadmeExampleTests(ChannelTestCase):
 
 @override_settings(CHANNEL_BACKENDS={"default": {
     "BACKEND": "channels.backends.memory.InMemoryChannelBackend",
-    "ROUTING": "tests.docs_examples.room_chat.channel_routing"}})
+    "ROUTING": room_chat.channel_routing}})
 class RoomChatExampleTests(ChannelTestCase):
     """docs/coming-from-asgi-channels.rst's chat, this project's side."""
 
