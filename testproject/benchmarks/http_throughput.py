@@ -104,6 +104,33 @@ def wait_ready(url: str, timeout: float = 20) -> None:
             time.sleep(0.1)
 
 
+def run_rounds(setups: list[tuple[str, str, dict[str, int]]], rounds: int,
+               duration: int) -> dict[str, list[dict]]:
+    """wrk against each ``(name, url, {role: pid})`` in turn, ``rounds``
+    times: rounds alternate the setups, so that load from elsewhere on the
+    machine falls on all of them alike. Each result has the CPU milliseconds
+    per request of each role (``cpu``) and their sum (``cpu_ms``)."""
+    for _, url, _ in setups:
+        wait_ready(url)
+        wrk(url, 2)  # warm-up: imports, connections, caches
+    runs: dict[str, list[dict]] = {}
+    for _ in range(rounds):
+        for name, url, roles in setups:
+            before = {role: cpu_seconds([pid]) for role, pid in roles.items()}
+            result = wrk(url, duration)
+            requests = max(result["rps"] * duration, 1)
+            result["cpu"] = {role: (cpu_seconds([pid]) - before[role]) / requests * 1000
+                             for role, pid in roles.items()}
+            result["cpu_ms"] = sum(result["cpu"].values())
+            runs.setdefault(name, []).append(result)
+    return runs
+
+
+def medians_of(results: list[dict]) -> dict[str, float]:
+    return {key: statistics.median(r[key] for r in results)
+            for key in ("rps", "p50", "p99", "cpu_ms")}
+
+
 def start_layer(via: str, env: dict, prefetch: int) -> tuple[str, int, list[Process]]:
     """ONE runworker and the interface ``via`` (``server-nolog``: runwsserver
     --no-access-log); returns name, port, processes."""
@@ -167,20 +194,7 @@ def main():
             setups.append((name, f"http://127.0.0.1:{port}/hello/",
                            {"interface": interface.popen.pid, "worker": worker.popen.pid,
                             "redis": redis.process.pid}))
-        for _, url, _ in setups:
-            wait_ready(url)
-            wrk(url, 2)  # warm-up: imports, connections, caches
-        # Rounds alternate the setups, so that load from elsewhere on the
-        # machine falls on all of them alike.
-        for _ in range(args.rounds):
-            for name, url, roles in setups:
-                before = {role: cpu_seconds([pid]) for role, pid in roles.items()}
-                result = wrk(url, args.duration)
-                requests = max(result["rps"] * args.duration, 1)
-                result["cpu"] = {role: (cpu_seconds([pid]) - before[role]) / requests * 1000
-                                 for role, pid in roles.items()}
-                result["cpu_ms"] = sum(result["cpu"].values())
-                runs.setdefault(name, []).append(result)
+        runs = run_rounds(setups, args.rounds, args.duration)
     finally:
         for process in reversed(processes):
             process.stop()
@@ -194,9 +208,7 @@ def main():
           f"{'CPU ms/req':>10} {'non-2xx':>8}  req/s per round")
     medians = {}
     for name, results in runs.items():
-        median = {key: statistics.median(r[key] for r in results)
-                  for key in ("rps", "p50", "p99", "cpu_ms")}
-        medians[name] = median
+        medians[name] = median = medians_of(results)
         errors = sum(r["errors"] for r in results)
         per_round = ", ".join(format(r["rps"], ".0f") for r in results)
         by_role = ", ".join(

@@ -30,7 +30,7 @@ TESTPROJECT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.dirname(TESTPROJECT))
 sys.path.insert(0, HERE)
 
-from http_throughput import CONNECTIONS, cpu_seconds, wait_ready, wrk  # noqa: E402
+from http_throughput import CONNECTIONS, medians_of, run_rounds  # noqa: E402
 
 from tests.support.processes import Process, django_env  # noqa: E402
 from tests.support.redis_servers import RedisServer  # noqa: E402
@@ -75,7 +75,7 @@ def main():
         f.write((b"var x = 1;\n" * (SIZE // 11 + 1))[:SIZE])
     redis = RedisServer(unix_socket=True).start()
     processes: list[Process] = []
-    setups = []  # (name, url, pids, redis pid counted)
+    setups = []  # (name, url, {role: pid whose CPU time counts})
     runs: dict[str, list[dict]] = {}
     try:
         for database, via in enumerate(SETUPS):
@@ -91,17 +91,7 @@ def main():
             if via == "worker":
                 pids["redis"] = redis.process.pid
             setups.append((SETUPS[via], f"http://127.0.0.1:{port}{PATH}", pids))
-        for _, url, _ in setups:
-            wait_ready(url)
-            wrk(url, 2)  # warm-up
-        for _ in range(args.rounds):
-            for name, url, pids in setups:
-                before = {role: cpu_seconds([pid]) for role, pid in pids.items()}
-                result = wrk(url, args.duration)
-                requests = max(result["rps"] * args.duration, 1)
-                result["cpu_ms"] = sum(cpu_seconds([pid]) - before[role]
-                                       for role, pid in pids.items()) / requests * 1000
-                runs.setdefault(name, []).append(result)
+        runs = run_rounds(setups, args.rounds, args.duration)
     finally:
         for process in reversed(processes):
             process.stop()
@@ -115,9 +105,7 @@ def main():
           f"{'p99 ms':>8} {'CPU ms/req':>10} {'non-2xx':>8}  req/s per round")
     medians = {}
     for name, results in runs.items():
-        median = {key: statistics.median(r[key] for r in results)
-                  for key in ("rps", "p50", "p99", "cpu_ms")}
-        medians[name] = median
+        medians[name] = median = medians_of(results)
         per_round = ", ".join(format(r["rps"], ".0f") for r in results)
         print(f"{name:<58} {median['rps']:>8.0f} {median['rps'] * SIZE / 1e6:>7.0f} "
               f"{median['p50']:>8.2f} {median['p99']:>8.2f} {median['cpu_ms']:>10.2f} "
