@@ -200,6 +200,9 @@ class NetworkedBackendTests(unittest.TestCase):
         self.addCleanup(worker.kill)
 
         self.assertEqual(requests.get(f"{server.url}/hello/", timeout=5).status_code, 200)
+        # Static files too: the interface server answers them, not a worker.
+        script = requests.get(f"{server.url}/static/chat/chat.js", timeout=5)
+        self.assertEqual(script.status_code, 200)
         browser = requests.Session()
         browser.get(f"{server.url}/login/", timeout=5)
         browser.post(f"{server.url}/login/", timeout=5, data={

@@ -123,6 +123,16 @@ class StaticRootTests(SimpleTestCase):
                                     b"Connection: close\r\n\r\nhi")
             self.assertIn(b"\r\n\r\nGET /static/app/chat.js", with_body)
 
+    def test_a_file_deleted_after_startup_goes_to_the_consumer(self):
+        with self.serve() as (handle, _):
+            os.remove(os.path.join(self.root, "app", "style.css"))
+            response = requests.get(f"http://127.0.0.1:{handle.port}/static/app/style.css",
+                                    timeout=5)
+            again = requests.get(f"http://127.0.0.1:{handle.port}/static/app/chat.js",
+                                 timeout=5)
+        self.assertEqual(response.text, "GET /static/app/style.css {} {}")
+        self.assertEqual(again.content, SCRIPT)
+
     def test_a_slow_reader_costs_one_piece_of_memory(self):
         with open(os.path.join(self.root, "app", "big.bin"), "wb") as f:
             f.write(os.urandom(6 * 1024 * 1024))

@@ -200,8 +200,9 @@ class HttpProtocol(Protocol):
                 name == b"transfer-encoding" for name, _ in headers):
             static_file = server.static_files.find(event, config.root_path)
             if static_file is not None:
-                request.static = StaticResponse(self, request, static_file)
-                return True
+                request.static = StaticResponse.open(self, request, static_file)
+                if request.static is not None:
+                    return True
         if length is not None and length > config.max_body_size:
             self.send_error(413, "Request body too large")
             return False

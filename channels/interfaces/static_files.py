@@ -124,11 +124,22 @@ class StaticResponse:
     client has taken the one before, so a slow client costs one piece of
     memory and a fast one gets the file at the socket's speed."""
 
-    def __init__(self, protocol: HttpProtocol, request: Request, static_file: Any):
+    @classmethod
+    def open(cls, protocol: HttpProtocol, request: Request,
+             static_file: Any) -> StaticResponse | None:
+        """The response, its file open; None if the file went away since
+        STATIC_ROOT was listed (then the request goes on, as for any
+        missing file)."""
+        try:
+            response = static_file.get_response(request.event.method.decode(),
+                                                request_headers(request.headers))
+        except OSError:
+            return None
+        return cls(protocol, request, response)
+
+    def __init__(self, protocol: HttpProtocol, request: Request, response: Any):
         self.protocol = protocol
         self.request = request
-        response = static_file.get_response(request.event.method.decode(),
-                                            request_headers(request.headers))
         self.status = int(response.status)
         self.reason = response.status.phrase.encode("latin-1")
         self.headers = [(name.encode("latin-1"), value.encode("latin-1"))
