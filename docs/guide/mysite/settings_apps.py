@@ -1,6 +1,7 @@
 INSTALLED_APPS = [
-    # Above django.contrib.staticfiles, so that channels' runserver is the
-    # one that runs (the system check channels.W001 says so otherwise).
+    # Above django.contrib.staticfiles, so that channels'
+    # runserver is the one that runs (channels.W001 says
+    # so otherwise).
     "channels",
     "django.contrib.admin",
     "django.contrib.auth",

@@ -1,8 +1,9 @@
 import os
 
-# The channel layer. In development, the in-memory one inside runserver;
-# with CHANNELS_REDIS_HOSTS set (Redis URLs, separated by spaces, one per
-# Redis server), Redis, shared by runwsserver and runworker processes.
+# The channel layer. In development, the in-memory one
+# inside runserver. With CHANNELS_REDIS_HOSTS set (Redis
+# URLs, separated by spaces, one per Redis server), Redis,
+# shared by runwsserver and runworker processes.
 if os.environ.get("CHANNELS_REDIS_HOSTS"):
     CHANNEL_BACKENDS = {
         "default": {
