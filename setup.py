@@ -19,6 +19,8 @@ setup(
         "msgpack>=1.0",
         # 0.16: the chunked-encoding smuggling fix (GHSA-vqfr-h8mv-ghfj, CVE-2025-43859).
         "h11>=0.16",
+        # The interface server's static files (channels.interfaces.static_files).
+        "whitenoise>=6.6",
     ],
     extras_require={
         "wsgi": ["gunicorn>=22"],
@@ -31,6 +33,8 @@ setup(
             "ruff>=0.6",
             # Property-based tests of the interface server (tests/test_interface_fuzz.py).
             "hypothesis>=6.100",
+            # make demo-cluster: the Procfile's processes, supervised together.
+            "honcho>=2.0",
         ],
     },
     entry_points={},

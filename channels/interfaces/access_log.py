@@ -1,5 +1,6 @@
-"""Access log lines in the common log format, one per answer the server
-gives: a response, a refusal, a WebSocket handshake or close."""
+"""Access log lines in the common log format, one per answer: responses,
+handshakes and closes, and the errors the server gives itself (for a
+request it could not read, the request is "-")."""
 
 from __future__ import annotations
 
@@ -11,17 +12,12 @@ class AccessLog:
     def __init__(self, stream: IO[str]):
         self.stream = stream
 
-    def log(self, client: list | None, method: bytes | None, target: bytes | None,
-            version: bytes | None, status: int, size: int) -> None:
-        """One line; ``method`` None for an answer to bytes that were no
-        request (a malformed or incomplete head), logged as ``"-"``."""
+    def log(self, client: list | None, method: bytes | None, target: bytes, version: bytes,
+            status: int, size: int) -> None:
         host = client[0] if client else "-"
         when = time.strftime("%d/%b/%Y:%H:%M:%S %z")
-        if method is None:
-            request = "-"
-        else:
-            request = (f"{method.decode('latin-1')} {target.decode('latin-1')} "
-                       f"HTTP/{version.decode('latin-1')}")
+        request = "-" if method is None else (
+            f"{method.decode('latin-1')} {target.decode('latin-1')} HTTP/{version.decode()}")
         self.stream.write(f'{host} - - [{when}] "{request}" {status} {size or "-"}\n')
 
     def flush(self) -> None:

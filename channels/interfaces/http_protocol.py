@@ -26,8 +26,9 @@ from twisted.internet.protocol import Protocol
 
 from channels.interfaces.http_request import Request
 from channels.interfaces.outbox import Outbox
-from channels.interfaces.request_head import is_upgrade, refusal
+from channels.interfaces.request_head import declared_length, header, is_upgrade, refusal
 from channels.interfaces.security import BadProxyHeader, forwarded_client, forwarded_secure
+from channels.interfaces.static_files import StaticResponse
 from channels.interfaces.websocket_protocol import ChannelWebSocketProtocol
 from channels.messages import http as http_messages
 
@@ -160,6 +161,10 @@ class HttpProtocol(Protocol):
                     if request.upgrade:
                         self.switch_to_websocket(request)
                         return
+                    if request.static is not None:
+                        # Answered here; response_done() reads on.
+                        request.static.start()
+                        return
                     request.body_received(b"", end=True)
             elif isinstance(event, h11.ConnectionClosed):
                 return
@@ -182,6 +187,14 @@ class HttpProtocol(Protocol):
         if is_upgrade(event, headers):
             request.upgrade = True
             return True
+        static_files = self.server.static_files
+        if static_files is not None and not declared_length(headers) and header(
+                headers, b"transfer-encoding") is None:
+            static_file = static_files.find(event, config.root_path)
+            if static_file is not None:
+                request.static = StaticResponse.open(self, request, static_file)
+                if request.static is not None:
+                    return True
         if self.conn.client_is_waiting_for_100_continue:
             self.write(h11.InformationalResponse(status_code=100, headers=[],
                                                  reason=b"Continue"))
@@ -314,18 +327,17 @@ class HttpProtocol(Protocol):
         self.transport.abortConnection()
 
     def log_access(self, status: int, size: int) -> None:
-        """The access log's line for an answer: with the request line, or
-        "-" for an answer to bytes that were no request (a bad head, or
-        none in time)."""
-        log = self.server.access_log
-        if log is None:
+        """One line per answer, also to a request whose head could not be
+        read (a parse error, a head too large or too slow): then "-"."""
+        access_log = self.server.access_log
+        if access_log is None:
             return
         request = self.request
-        if request is None:
-            log.log(self.client, None, None, None, status, size)
+        if request is not None:
+            access_log.log(request.client, request.event.method, request.event.target,
+                           request.event.http_version, status, size)
         else:
-            log.log(request.client, request.event.method, request.event.target,
-                    request.event.http_version, status, size)
+            access_log.log(self.client, None, b"", b"", status, size)
 
     def response_done(self) -> None:
         """The response is complete: next request, or close."""
