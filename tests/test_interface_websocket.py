@@ -1,7 +1,6 @@
 """The interface server's WebSocket side, through real sockets and a real
 client (websocket-client), with real worker threads behind it."""
 
-import base64
 import os
 import socket
 import threading
@@ -12,7 +11,7 @@ from django.test import SimpleTestCase, override_settings
 
 from channels.interfaces.threaded import start_server
 from tests.interface_consumers import routing_without_connect, seen, seen_lock
-from tests.support.interface_server import raw_request, serving, status_of
+from tests.support.interface_server import handshake, raw_request, serving, status_of
 from tests.support.worker_threads import wait_for
 
 NO_CONNECT = "tests.interface_consumers.routing_without_connect"
@@ -143,13 +142,9 @@ class WebSocketTests(SimpleTestCase):
     def test_old_drafts_and_their_origin_header_are_refused(self):
         # Version 8 (hybi-10) carries its origin in Sec-WebSocket-Origin,
         # which the origin check would not see; no browser sends it.
-        key = base64.b64encode(os.urandom(16))
         with serving() as (handle, _):
-            head = raw_request(handle.port, (
-                b"GET /echo/ HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
-                b"Connection: Upgrade\r\nSec-WebSocket-Version: 8\r\n"
-                b"Sec-WebSocket-Key: " + key + b"\r\n"
-                b"Sec-WebSocket-Origin: http://evil.example\r\n\r\n"))
+            head = raw_request(handle.port, handshake(
+                b"Sec-WebSocket-Origin: http://evil.example\r\n", version=b"8"))
             self.assertEqual(status_of(head), 400, head)
             self.assertIn(b"sec-websocket-version: 13", head.lower())
             ws = connect(handle)  # the server goes on serving
@@ -180,14 +175,10 @@ class WebSocketTests(SimpleTestCase):
 
     def test_permessage_deflate_offer_is_accepted(self):
         # Browsers always offer it; accepting it once broke every handshake.
-        key = base64.b64encode(os.urandom(16))
         with serving() as (handle, _):
-            head = raw_request(handle.port, (
-                b"GET /echo/ HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
-                b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-                b"Sec-WebSocket-Key: " + key + b"\r\n"
+            head = raw_request(handle.port, handshake(
                 b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
-                b"Origin: http://localhost\r\n\r\n"), read_until_close=False)
+                b"Origin: http://localhost\r\n"), read_until_close=False)
         self.assertEqual(status_of(head), 101, head)
         self.assertIn(b"permessage-deflate", head.lower())
 

@@ -1,7 +1,9 @@
 """Test helpers: a real interface server and real worker threads on an
 in-memory backend, and raw-socket HTTP for what clients libraries hide."""
 
+import base64
 import contextlib
+import os
 import socket
 import threading
 import time
@@ -48,6 +50,14 @@ def raw_request(port, data, timeout=5.0, read_until_close=True):
             if not read_until_close and b"\r\n\r\n" in received:
                 break
         return received
+
+
+def handshake(extra: bytes = b"", path: bytes = b"/echo/", version: bytes = b"13") -> bytes:
+    """A WebSocket handshake's head, with ``extra`` header lines."""
+    key = base64.b64encode(os.urandom(16))
+    return (b"GET " + path + b" HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Version: " + version + b"\r\n"
+            b"Sec-WebSocket-Key: " + key + b"\r\n" + extra + b"\r\n")
 
 
 def status_of(response: bytes) -> int:
