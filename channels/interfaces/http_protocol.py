@@ -26,7 +26,7 @@ from twisted.internet.protocol import Protocol
 
 from channels.interfaces.http_request import Request
 from channels.interfaces.outbox import Outbox
-from channels.interfaces.request_head import declared_length, header, is_upgrade, refusal
+from channels.interfaces.request_head import read_head, refusal
 from channels.interfaces.security import BadProxyHeader, forwarded_client, forwarded_secure
 from channels.interfaces.static_files import StaticResponse
 from channels.interfaces.websocket_protocol import ChannelWebSocketProtocol
@@ -174,7 +174,8 @@ class HttpProtocol(Protocol):
         headers = list(event.headers)
         request = Request(self, event, headers, self.client, self.secure)
         self.request = request
-        refused = refusal(event, headers, config, self.server.policy)
+        head = read_head(event, headers)
+        refused = refusal(event, head, config, self.server.policy)
         if refused is None and config.proxy_headers:
             try:
                 self.trust_proxy(request)
@@ -184,12 +185,11 @@ class HttpProtocol(Protocol):
         if refused is not None:
             self.send_error(*refused)
             return False
-        if is_upgrade(event, headers):
+        if head.upgrade:
             request.upgrade = True
             return True
         static_files = self.server.static_files
-        if static_files is not None and not declared_length(headers) and header(
-                headers, b"transfer-encoding") is None:
+        if static_files is not None and not head.length and not head.chunked:
             static_file = static_files.find(event, config.root_path)
             if static_file is not None:
                 request.static = StaticResponse.open(self, request, static_file)
