@@ -378,8 +378,9 @@ def expected_conversation(frames):
     echoes, pongs, current = [], 0, None
     for count, (opcode, payload, fin, rsv, masked) in enumerate(frames, 1):
         # Autobahn goes on to read a frame it has refused. A refused close
-        # frame is then the client's answer to the server's close, and it
-        # drops the connection, with the server's close frame maybe unsent.
+        # frame (a bad header, code or reason) is then the client's answer
+        # to the server's close, and it drops the connection, with the
+        # server's close frame, and the echoes before it, maybe unsent.
         refused = echoes, pongs, ("bad close" if opcode == CLOSE else "error", None), count
         if rsv or not masked or opcode not in (0, TEXT, BINARY, CLOSE, PING, PONG):
             return refused
@@ -387,6 +388,8 @@ def expected_conversation(frames):
             if not fin or len(payload) > 125:
                 return refused
             if opcode == CLOSE:
+                if not valid_close(payload):
+                    return refused
                 return echoes, pongs, ("close", payload), count
             pongs += opcode == PING
             continue
@@ -399,6 +402,21 @@ def expected_conversation(frames):
             echoes.append(current)
             current = None
     return echoes, pongs, (None, None), len(frames)
+
+
+# Close codes a client may send (RFC 6455 §7.4, and 1012 to 1013 as
+# registered since): others are refused as a protocol error.
+CLIENT_CLOSE_CODES = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013,
+                      *range(3000, 5000)}
+
+
+def valid_close(payload: bytes) -> bool:
+    """A close frame's payload: empty, or a code a client may send and a
+    UTF-8 reason."""
+    if not payload:
+        return True
+    return (len(payload) >= 2 and struct.unpack("!H", payload[:2])[0] in CLIENT_CLOSE_CODES
+            and utf8_prefix(payload[2:], complete=True))
 
 
 def utf8_prefix(data: bytes, complete: bool) -> bool:
