@@ -32,6 +32,9 @@ class Command(BaseCommand):
                             help="Seconds to wait for a websocket.connect decision before 503.")
         parser.add_argument("--keepalive-timeout", type=float,
                             help="Seconds an idle keep-alive HTTP connection stays open.")
+        parser.add_argument("--shutdown-timeout", type=float,
+                            help="Seconds that requests in progress get to finish once the "
+                                 "server is stopped, before 503 (default 30).")
         parser.add_argument("--ping-interval", type=float,
                             help="Seconds between WebSocket pings (0: none).")
         parser.add_argument("--ping-timeout", type=float,
@@ -67,8 +70,8 @@ class Command(BaseCommand):
             log_stream = open(access_log, "a", buffering=1)  # noqa: SIM115 (open while serving)
         overrides = {name: options[name] for name in (
             "proxy_headers", "http_timeout", "connect_timeout", "keepalive_timeout",
-            "ping_interval", "ping_timeout", "max_connections", "max_body_size",
-            "max_message_size")}
+            "shutdown_timeout", "ping_interval", "ping_timeout", "max_connections",
+            "max_body_size", "max_message_size")}
         try:
             config = ServerConfig.from_settings(access_log=log_stream, **overrides)
         except ImproperlyConfigured as exc:
@@ -84,10 +87,19 @@ class Command(BaseCommand):
                 where = f"http://{shown}:{listening.getHost().port}/"
         except Exception as exc:
             raise CommandError(f"Cannot listen: {exc}")
+
+        def stop():
+            busy = server.requests_in_progress()
+            self.stdout.write(
+                f"Stopping: {busy} request(s) in progress get up to "
+                f"{config.shutdown_timeout:g} s to finish." if busy else "Stopping.")
+            sys.stdout.flush()
+            return server.shutdown()
+
         # Twisted stops the reactor on SIGTERM/SIGINT and waits for this
-        # Deferred first: stop accepting, close sockets with 1001, send
-        # their disconnect messages.
-        reactor.addSystemEventTrigger("before", "shutdown", server.shutdown)
+        # Deferred first: stop accepting, close WebSockets with 1001, let
+        # requests in progress finish, send the disconnect messages.
+        reactor.addSystemEventTrigger("before", "shutdown", stop)
         self.stdout.write(
             f"Interface server listening on {where} (HTTP and WebSocket), backend "
             f"{alias!r} ({type(backend).__name__}). Stop with SIGTERM or CONTROL-C.")
