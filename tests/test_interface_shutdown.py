@@ -268,6 +268,20 @@ class RunWsServerShutdownTests(SimpleTestCase):
         self.assertIn("Stopping: 1 request(s) in progress get up to 2 s", output)
         self.assertEqual(output_problems(output), [], output)
 
+    def test_a_second_signal_answers_what_still_runs_now(self):
+        process, port = self.start()  # the default 30 s
+        held = send_request(port, "/hold/")
+        wait_for(lambda: seen["held"], timeout=10)
+        process.send_signal(signal.SIGTERM)
+        self.assertIn("Stopping: 1 request(s) in progress get up to 30 s",
+                      process.stdout.readline())
+        process.send_signal(signal.SIGINT)  # Ctrl-C, or systemd impatient
+        self.assertEqual(status_of(read_to_end(held)), 503)
+        self.assertEqual(process.wait(20), 0)  # well before the 30 s
+        output = process.stdout.read()
+        self.assertIn("Stopping now: requests still running get 503.", output)
+        self.assertEqual(output_problems(output), [], output)
+
     def test_requests_that_finish_in_time_are_answered_and_it_exits_promptly(self):
         process, port = self.start("--shutdown-timeout", "60")
         plain = send_request(port, "/hold/?seconds=1")

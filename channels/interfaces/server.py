@@ -221,6 +221,15 @@ class ChannelServer:
         if self.access_log is not None:
             self.access_log.flush()
 
+    def cut_short(self) -> bool:
+        """Reach the shutdown's deadline now (a second SIGTERM): what is
+        still running is answered at once, as at the deadline. False if
+        there was no deadline left to reach."""
+        if self._deadline is None or not self._deadline.active():
+            return False
+        self._deadline.reset(0)
+        return True
+
     def _cut_off(self) -> None:
         """SHUTDOWN_TIMEOUT has passed: answer what is still running."""
         for http in list(self.http_connections):

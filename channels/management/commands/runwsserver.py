@@ -1,4 +1,5 @@
 import re
+import signal
 import sys
 
 from django.core.exceptions import ImproperlyConfigured
@@ -89,12 +90,21 @@ class Command(BaseCommand):
             raise CommandError(f"Cannot listen: {exc}")
 
         def stop():
+            # Twisted's handlers would try to stop the stopping reactor again.
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, lambda *_: reactor.callFromThread(hurry))
             busy = server.requests_in_progress()
             self.stdout.write(
                 f"Stopping: {busy} request(s) in progress get up to "
-                f"{config.shutdown_timeout:g} s to finish." if busy else "Stopping.")
+                f"{config.shutdown_timeout:g} s to finish (signal again to answer "
+                f"them 503 now)." if busy else "Stopping.")
             sys.stdout.flush()
             return server.shutdown()
+
+        def hurry():
+            if server.cut_short():
+                self.stdout.write("Stopping now: requests still running get 503.")
+                sys.stdout.flush()
 
         # Twisted stops the reactor on SIGTERM/SIGINT and waits for this
         # Deferred first: stop accepting, close WebSockets with 1001, let
@@ -105,6 +115,9 @@ class Command(BaseCommand):
             f"{alias!r} ({type(backend).__name__}). Stop with SIGTERM or CONTROL-C.")
         sys.stdout.flush()
         reactor.run()
+        # Exiting cleanly: a late signal must not turn that into a kill.
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, signal.SIG_IGN)
         self.stdout.write("Interface server stopped.")
 
     @staticmethod
