@@ -92,12 +92,11 @@ def chat_keepalive(message, room_name):
 @enforce_ordering
 @channel_session
 def chat_disconnect(message, room_name):
-    """Leave the room, and delete the connection's session: nothing will
-    read it again."""
+    """Leave the room. (The connection's session is deleted once this has
+    run, and a keepalive that runs later does not bring it back.)"""
     room = message.channel_session.get("room")
     if room is not None:
         room_group(room).discard(message.reply_channel)
-    message.channel_session.flush()
 # docs: end disconnect
 
 
