@@ -273,8 +273,9 @@ class RunWsServerShutdownTests(SimpleTestCase):
         held = send_request(port, "/hold/")
         wait_for(lambda: seen["held"], timeout=10)
         process.send_signal(signal.SIGTERM)
-        self.assertIn("Stopping: 1 request(s) in progress get up to 30 s",
-                      process.stdout.readline())
+        while not (line := process.stdout.readline()).startswith("Stopping"):
+            self.assertTrue(line, "the server exited")
+        self.assertIn("Stopping: 1 request(s) in progress get up to 30 s", line)
         process.send_signal(signal.SIGINT)  # Ctrl-C, or systemd impatient
         self.assertEqual(status_of(read_to_end(held)), 503)
         self.assertEqual(process.wait(20), 0)  # well before the 30 s

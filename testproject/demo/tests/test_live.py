@@ -7,6 +7,7 @@ import time
 
 import requests
 import websocket
+from chat.models import Room
 from django.contrib.sessions.models import Session
 from django.test import override_settings
 from testproject.consumers import websocket as project_consumer
@@ -14,8 +15,7 @@ from testproject.routing import channel_routing
 
 from channels import Channel
 from channels.testing import ChannelLiveServerTestCase
-from chat.models import Room
-from chat.tests.helpers import fast_passwords, make_user
+from demo.tests.helpers import fast_passwords, make_user
 
 
 @fast_passwords
@@ -118,7 +118,7 @@ GATED_ROUTING = {**channel_routing, "websocket.keepalive": KeepaliveGate.consume
 # EXPIRY 2: each socket sends a keepalive every second.
 @override_settings(CHANNEL_BACKENDS={"default": {
     "BACKEND": "channels.backends.memory.InMemoryChannelBackend",
-    "ROUTING": "chat.tests.test_live.GATED_ROUTING", "EXPIRY": 2}})
+    "ROUTING": "demo.tests.test_live.GATED_ROUTING", "EXPIRY": 2}})
 class LateKeepaliveTests(LiveChatCase):
     def test_keepalives_run_after_their_disconnect_leave_no_session(self):
         KeepaliveGate.open, KeepaliveGate.held, KeepaliveGate.ran = False, {}, []
