@@ -104,11 +104,12 @@ class Command(BaseCommand):
             for signum in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, lambda *_: reactor.callFromThread(hurry))
             busy = server.requests_in_progress()
-            self.stdout.write(
-                f"Stopping: {busy} request(s) in progress get up to "
-                f"{config.shutdown_timeout:g} s to finish (signal again to answer "
-                f"them 503 now)." if busy else "Stopping.")
-            sys.stdout.flush()
+            if busy:
+                self.stdout.write(
+                    f"Stopping: {busy} request(s) in progress get up to "
+                    f"{config.shutdown_timeout:g} s to finish (signal again to answer "
+                    f"them 503 now).")
+                sys.stdout.flush()
             return server.shutdown()
 
         def hurry():
