@@ -12,7 +12,7 @@ from channels.decorators import channel_session
 from channels.message import Message
 from channels.sessions import connection_closed
 from tests.support.worker_threads import wait_for
-from tests.test_decorators import message, reply_message
+from tests.test_decorators import contents, message, reply_message
 
 
 class ChannelSessionEndTests(TestCase):
@@ -27,13 +27,13 @@ class ChannelSessionEndTests(TestCase):
         connect = reply_message(backend=backend)
         channel_session(lambda m: m.channel_session.update({"room": "lobby"}))(connect)
         seen = []
-        channel_session(lambda m: seen.append(dict(m.channel_session)))(
+        channel_session(lambda m: seen.append(contents(m.channel_session)))(
             self.closing_message(connect))  # without a flush
         self.assertEqual(seen, [{"room": "lobby"}])
         self.assertFalse(Session.objects.exists())
         late = message({"reply_channel": connect.reply_channel.name}, "websocket.receive",
                        backend)
-        channel_session(lambda m: seen.append(dict(m.channel_session)))(late)  # a keepalive
+        channel_session(lambda m: seen.append(contents(m.channel_session)))(late)  # a keepalive
         channel_session(lambda m: m.channel_session.update({"typed": "bye"}))(late)
         self.assertEqual(seen[1:], [{}])
         self.assertFalse(Session.objects.exists())

@@ -168,12 +168,15 @@ class ChannelServer:
             self.keepalive.start()
             wanted = self.config.max_connections
             self.max_connections = descriptor_cap(wanted)
+            limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
             if self.max_connections < wanted:
-                logger.warning(
+                # A limit below the setting is a mistake to fix; one that
+                # only leaves no room for the reserve is not worth a warning.
+                logger.log(
+                    logging.WARNING if limit < wanted else logging.INFO,
                     "At most %d connections (not MAX_CONNECTIONS, %d): the process may open "
                     "only %d files (RLIMIT_NOFILE); raise it (LimitNOFILE= in a systemd "
-                    "unit, ulimit -n) to serve more", self.max_connections, wanted,
-                    resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+                    "unit, ulimit -n) to serve more", self.max_connections, wanted, limit)
 
     def listen_tcp(self, port: int, interface: str = "127.0.0.1") -> Any:
         self.start()
