@@ -250,6 +250,19 @@ class WritingTests(LivenessTestCase):
         self.assertTrue(first.called and second.called and third.called)
         self.assertEqual(len(self.client.writes), 4)
 
+    def test_a_backend_without_heartbeats_leaves_it_all_off(self):
+        class Plain(InMemoryChannelBackend):
+            keeps_heartbeats = False
+
+        liveness = ServerLiveness(LayerBridge(ImmediateClient(Plain(), self.clock),
+                                              clock=self.clock))
+        liveness.servers.append(Server())
+        liveness.start()
+        self.clock.advance(60)
+        self.assertIsNone(liveness.refusal("http.request"))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertTrue(liveness.stop().called)
+
     def test_stop_writes_the_record_stopped(self):
         self.liveness.start()
         self.liveness.stop()

@@ -148,6 +148,7 @@ class ServerLiveness:
         self._writing = False
         self._write_waiters: list[Deferred] = []
         self._failing = False
+        self._read_failing = False
 
     # The servers and their clients.
 
@@ -199,6 +200,7 @@ class ServerLiveness:
 
     def _read(self, heartbeats: Heartbeats) -> None:
         self._last_read = self.clock.seconds()
+        self._read_failing = False
         for record in self.view.update(heartbeats):
             self._worker_died(record)
         for channel in sorted(self.needed()):
@@ -214,7 +216,9 @@ class ServerLiveness:
                 logger.warning("A worker is running for %s again", channel)
 
     def _read_failed(self, failure: Failure) -> None:
-        if not failure.check(ChannelBackendUnavailable):
+        # An outage is the backend's to log; anything else once.
+        if not failure.check(ChannelBackendUnavailable) and not self._read_failing:
+            self._read_failing = True
             self._crashed(failure)
         if self.clock.seconds() - self._last_read > self.backend.heartbeat_ttl:
             # Stale: serve as if workers ran (sends fail with 503 if the
