@@ -189,7 +189,7 @@ class LiveProcessesExampleTests(SimpleTestCase):
         handle = start_server(backend, "127.0.0.1", 0)
         self.addCleanup(handle.stop)
         wait_for(lambda: len(lines := live_processes.describe_processes()) == 2
-                 and "2 thread(s)" in lines[0])
+                 and "2 thread(s)" in lines[0], timeout=20)
         worker, server = live_processes.describe_processes()
         self.assertRegex(worker, r"^worker [0-9a-f]{16} on .+ \(pid \d+\): 2 thread\(s\), "
                                  r"0 handled, 0 failed, 0 in hand$")

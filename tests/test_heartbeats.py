@@ -45,7 +45,7 @@ class HeartbeatContract:
         backend.set_heartbeat(WORKER, "w1", {"seq": 2}, ttl=0.2)
         [record] = backend.heartbeats(WORKER).records
         self.assertEqual(record["seq"], 2)
-        wait_for(lambda: not backend.heartbeats(WORKER).records)
+        wait_for(lambda: not backend.heartbeats(WORKER).records, timeout=20)
 
     def test_clear_deletes_at_once(self):
         backend = self.make()
@@ -65,7 +65,7 @@ class HeartbeatContract:
         first = backend.heartbeats(WORKER)
         self.assertFalse(first.complete)
         self.assertLess(first.covered, 0.3)
-        wait_for(lambda: backend.heartbeats(WORKER).complete)
+        wait_for(lambda: backend.heartbeats(WORKER).complete, timeout=20)
         backend.flush()  # as good as a restarted store: nothing is known
         self.assertFalse(backend.heartbeats(WORKER).complete)
 
@@ -132,7 +132,7 @@ class RedisHeartbeatTests(HeartbeatContract, SimpleTestCase):
 
     def test_one_shard_down_hides_nothing_all_down_raises(self):
         backend = self.make(heartbeat_interval=0.1, heartbeat_ttl=0.3)
-        wait_for(lambda: backend.heartbeats(WORKER).complete)
+        wait_for(lambda: backend.heartbeats(WORKER).complete, timeout=20)
         backend.set_heartbeat(WORKER, "w1", {"id": "w1"}, ttl=30)
         self.servers[0].stop()
         heartbeats = backend.heartbeats(WORKER)
@@ -146,16 +146,16 @@ class RedisHeartbeatTests(HeartbeatContract, SimpleTestCase):
             backend.set_heartbeat(WORKER, "w1", {"id": "w1"})
 
     def test_a_restarted_shard_is_not_complete_on_its_own(self):
-        backend = self.make(heartbeat_interval=0.1, heartbeat_ttl=0.3)
-        wait_for(lambda: backend.heartbeats(WORKER).complete)
+        backend = self.make(heartbeat_interval=1, heartbeat_ttl=3)
+        wait_for(lambda: backend.heartbeats(WORKER).complete, timeout=20)
         self.servers[0].stop()
         self.servers[0].start()  # empty
         # The other shard has held them all along: together complete.
-        wait_for(lambda: backend.heartbeats(WORKER).complete)
+        self.assertTrue(backend.heartbeats(WORKER).complete)
         self.servers[1].stop()
         heartbeats = backend.heartbeats(WORKER)
         self.assertFalse(heartbeats.complete)
-        self.assertLess(heartbeats.covered, 5)
+        self.assertLess(heartbeats.covered, 3)
 
     def test_the_freshest_copy_wins_and_expired_ids_leave_the_index(self):
         backend = self.make()
@@ -167,7 +167,7 @@ class RedisHeartbeatTests(HeartbeatContract, SimpleTestCase):
         [w1, *_] = sorted(backend.heartbeats(WORKER).records, key=lambda r: r["seq"],
                           reverse=True)
         self.assertEqual(w1["seq"], 2)
-        wait_for(lambda: len(backend.heartbeats(WORKER).records) == 1)
+        wait_for(lambda: len(backend.heartbeats(WORKER).records) == 1, timeout=20)
         client = self.servers[1].client()
         self.addCleanup(client.close)
         self.assertEqual(client.smembers(f"{backend.prefix}h:worker"), set())
@@ -219,9 +219,10 @@ class WorkerRecordTests(SimpleTestCase):
         self.backend = InMemoryChannelBackend(routing={"test.block": blocking},
                                               heartbeat_interval=0.2, heartbeat_ttl=0.6)
 
-    def run_worker(self, **options):
-        worker = Worker(self.backend, **options)
+    def run_worker(self, release_after=Worker.release_after):
+        worker = Worker(self.backend)
         worker.poll_timeout = 0.02
+        worker.release_after = release_after
         thread = threading.Thread(target=worker.run, daemon=True)
         thread.start()
         self.addCleanup(thread.join, 5)
@@ -233,10 +234,10 @@ class WorkerRecordTests(SimpleTestCase):
         replies = [new_name("!http.response") for _ in range(3)]
         for n, reply in enumerate(replies):
             self.backend.send("test.block", {"n": n, "release": True, "reply_channel": reply})
-        worker, thread = self.run_worker()
-        worker.release_after = 60  # holds what it took ahead while n=0 runs
-        Blocking.started.wait(5)
-        wait_for(lambda: len(live(WORKER, self.backend)[0]["in_hand"]) == 3)
+        # Holds what it took ahead while n=0 runs.
+        worker, thread = self.run_worker(release_after=60)
+        Blocking.started.wait(20)
+        wait_for(lambda: len(live(WORKER, self.backend)[0]["in_hand"]) == 3, timeout=20)
         [record] = live(WORKER, self.backend)
         self.assertEqual(record["id"], process_token())
         self.assertEqual(record["channels"], sorted(worker.channels))
@@ -246,7 +247,7 @@ class WorkerRecordTests(SimpleTestCase):
         self.assertEqual({pair[0] for pair in record["in_hand"]}, {"test.block"})
         self.assertEqual(consumers([record]), set(worker.channels))
         Blocking.release.set()
-        wait_for(lambda: live(WORKER, self.backend)[0]["handled"] == 3)
+        wait_for(lambda: live(WORKER, self.backend)[0]["handled"] == 3, timeout=20)
         self.assertEqual(live(WORKER, self.backend)[0]["in_hand"], [])
         worker.stop()
         thread.join(5)
@@ -260,13 +261,13 @@ class WorkerRecordTests(SimpleTestCase):
         self.backend.send("test.block", {"n": 1, "release": True,
                                          "reply_channel": new_name("!http.response")})
         self.run_worker()  # gives back what it took ahead after 0.1 s
-        Blocking.started.wait(5)
-        wait_for(lambda: live(WORKER, self.backend)[0]["in_hand"] == [])
+        Blocking.started.wait(20)
+        wait_for(lambda: live(WORKER, self.backend)[0]["in_hand"] == [], timeout=20)
 
     def test_workers_of_one_process_share_one_record(self):
         self.run_worker()
         self.run_worker()
-        wait_for(lambda: [r["threads"] for r in live(WORKER, self.backend)] == [2])
+        wait_for(lambda: [r["threads"] for r in live(WORKER, self.backend)] == [2], timeout=20)
         self.assertEqual(live(WORKER, self.backend)[0]["state"], RUNNING)
 
     def test_messages_whose_client_was_answered_are_skipped(self):
@@ -280,5 +281,5 @@ class WorkerRecordTests(SimpleTestCase):
         self.run_worker()
         wait_for(lambda: Blocking.runs, timeout=5)
         self.assertEqual(Blocking.runs, ["waiting"])
-        wait_for(lambda: live(WORKER, self.backend)[0]["skipped"] == 1)
+        wait_for(lambda: live(WORKER, self.backend)[0]["skipped"] == 1, timeout=20)
         self.assertEqual(live(WORKER, self.backend)[0]["handled"], 1)

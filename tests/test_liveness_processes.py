@@ -273,6 +273,6 @@ class RunningWorkerTests(SimpleTestCase):
         cluster.release("S")
         self.assertEqual(blocked.result().status_code, 200)
         self.assertEqual(worker.popen.wait(30), 0)
-        [record] = live(WORKER, cluster.backend)
-        self.assertEqual(record["pid"], replacement.popen.pid)
+        wait_for(lambda: [record["pid"] for record in live(WORKER, cluster.backend)]
+                 == [replacement.popen.pid], timeout=30)
         self.assertEqual(cluster.log_count("stopped without a word"), 0)
