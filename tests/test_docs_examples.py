@@ -21,6 +21,8 @@ from channels import Group, channel_backends, registry
 from channels.backends import create_backend
 from channels.checks import check_channel_backends, check_runserver_command
 from channels.exceptions import ChannelFull, InvalidMessage
+from channels.interfaces.config import ServerConfig
+from channels.interfaces.server import CLOSE_WAIT
 from channels.testing import ChannelTestCase, isolated_channel_backends
 from channels.worker import Worker
 from tests.docs_examples import (
@@ -241,6 +243,17 @@ class DeploymentFilesTests(SimpleTestCase):
         unit = self.unit("channels-worker@.service")
         self.assertEqual(unit["Service"]["KillSignal"], "SIGTERM")
         self.check_parses(*self.command_line("channels-worker@.service"))
+
+    def test_interface_server_unit_waits_for_its_shutdown(self):
+        # systemd kills what has not exited after TimeoutStopSec: that must
+        # not cut off the requests that the server's shutdown lets finish.
+        unit = self.unit("channels-wsserver.service")
+        self.assertEqual(unit["Service"]["KillSignal"], "SIGTERM")
+        command, args = self.command_line("channels-wsserver.service")
+        parser = self.check_parses(command, args).create_parser("manage.py", command)
+        options = parser.parse_args(args)
+        shutdown = options.shutdown_timeout or ServerConfig().shutdown_timeout
+        self.assertGreater(int(unit["Service"]["TimeoutStopSec"]), shutdown + CLOSE_WAIT + 5)
 
     def test_proxy_forwards_to_the_interface_server(self):
         command, args = self.command_line("channels-wsserver.service")

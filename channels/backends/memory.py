@@ -64,7 +64,9 @@ class InMemoryChannelBackend(BaseChannelBackend):
 
     def _sweep(self, now: float) -> None:
         """Forget channels that nobody reads once their messages expire, so
-        abandoned response channels do not hold memory."""
+        abandoned response channels do not hold memory; and groups whose
+        members have all expired, and expired locks, which nobody may ask
+        about again (the marks of closed connections, channels.sessions)."""
         if now < self._next_sweep:
             return
         self._next_sweep = now + self.expiry / 2
@@ -73,6 +75,10 @@ class InMemoryChannelBackend(BaseChannelBackend):
             self._drop_expired(queue, now)
             if not queue:
                 del self._channels[name]
+        for group in list(self._groups):
+            self._live_members(group, now)
+        for name in [name for name, (_, expires) in self._locks.items() if expires <= now]:
+            del self._locks[name]
 
     def _send(self, channel, data):
         with self._lock:

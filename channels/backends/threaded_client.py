@@ -31,6 +31,10 @@ logger = logging.getLogger("channels.server")
 
 # After a failed read, the next waits this long.
 RECEIVE_RETRY = 0.5
+# How long one read waits on a backend inside this process (``local_only``),
+# which costs no round trip: stop() is then as prompt as a server's
+# shutdown should be.
+LOCAL_POLL_TIMEOUT = 0.05
 
 
 class _Send(NamedTuple):
@@ -54,6 +58,8 @@ class ThreadedLayerClient(LayerClient):
 
     def __init__(self, backend: BaseChannelBackend, reactor: Any):
         super().__init__(backend, reactor)
+        if backend.local_only:
+            self.poll_timeout = LOCAL_POLL_TIMEOUT
         self._outbox: queue.SimpleQueue = queue.SimpleQueue()
         self._sender: threading.Thread | None = None
         self._stopped = threading.Event()

@@ -62,6 +62,8 @@ class Request:
         self.body_channel: str | None = None
         self.path = ""
         self.response_started = False
+        # The whole response is written (it may still be on its way).
+        self.complete = False
         self.sent_bytes = 0
         self.status = 0
         self.done = False
@@ -272,6 +274,10 @@ class Request:
                         name.lower() in (b"content-length", b"transfer-encoding")
                         for name, _ in headers):
                     headers = [*headers, (b"content-length", str(len(start.content)).encode())]
+                if protocol.server.stopping:
+                    # The connection closes after it: the client must not
+                    # send another request on it.
+                    headers = [*headers, (b"connection", b"close")]
                 protocol.write(h11.Response(status_code=start.status, headers=headers,
                                             reason=start.reason.encode("latin-1")))
                 data, more = start.content, start.more_content
@@ -293,6 +299,7 @@ class Request:
                 protocol.close_connection()
             return
         if not more:
+            self.complete = True
             protocol.log_access(self.status, self.sent_bytes)
             # Until the client has read (nearly) all of it, the response is
             # in progress: a client dropped for not reading is one that left.
@@ -356,6 +363,23 @@ class Request:
         if self.done:
             return
         self.abandon()
+        self.send_disconnect()
+
+    def cut_off(self) -> None:
+        """The server is stopping and SHUTDOWN_TIMEOUT has passed. A
+        response not started yet is replaced by a 503 with ``Connection:
+        close``. One under way cannot be replaced: the connection closes
+        with it unfinished, never with a last chunk that would pass it off
+        as whole, so the client sees it is incomplete (a chunked body
+        without its last chunk, or fewer bytes than its Content-Length).
+        Either way the worker gets ``http.disconnect``, as when a client
+        leaves. A response written whole is left to reach its client."""
+        if self.done or self.complete:
+            return
+        self.protocol.send_error(503, "Server shutting down", retry_after=True)
+        self.send_disconnect()
+
+    def send_disconnect(self) -> None:
         server = self.protocol.server
         if self.reply_channel is not None and server.disconnect_routed:
             server.layer.send("http.disconnect", http_messages.disconnect_message(

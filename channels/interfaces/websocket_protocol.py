@@ -195,6 +195,16 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
             self.sendCloseFrame(code=code, reasonUtf8=reason.encode("utf-8")[:120],
                                 isReply=False)
 
+    def server_stopping(self) -> None:
+        """Close with 1001 (going away) at once; a handshake still waiting
+        for its worker's decision is refused with 503 instead."""
+        if self.decision is not None:
+            self.deny(503, "Server shutting down", retry_after=True)
+        elif self.state == self.STATE_OPEN:
+            self.close_with(GOING_AWAY, "Server shutting down")
+        elif self.state == self.STATE_CONNECTING:
+            self.failHandshake("Server shutting down", 503, [("Retry-After", "1")])
+
     # What the client says.
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:

@@ -103,6 +103,10 @@ class _Connection:
         self.shard = shard
         self._protocol: _Resp | None = None
         self._connecting: list[defer.Deferred] | None = None
+        # Closed on purpose: a command cut off then is no sign of an outage.
+        self.closed = False
+        # The server's id of the open connection, for CLIENT UNBLOCK.
+        self.client_id: int | None = None
 
     def _endpoint(self):
         options = self.shard.address.options
@@ -141,12 +145,18 @@ class _Connection:
                 # Pipelined ahead of every command; a refusal fails those.
                 result.execute(hiredis.pack_command(command)).addErrback(
                     lambda failure: result.transport.abortConnection())
+            self.client_id = None
+            result.execute(hiredis.pack_command(("CLIENT", "ID"))).addCallbacks(
+                self._identified, lambda failure: None)
             self._protocol = result
         for waiter in waiters:
             if isinstance(result, _Resp):
                 waiter.callback(result)
             else:
                 waiter.errback(result)
+
+    def _identified(self, client_id: int) -> None:
+        self.client_id = client_id
 
     def execute(self, *args: Any, timeout: float = COMMAND_TIMEOUT) -> defer.Deferred:
         """Run one command; fails with ChannelBackendUnavailable if the
@@ -181,6 +191,9 @@ class _Connection:
                     f"Redis shard {self.shard.address.label} of channel backend "
                     f"{self.shard.alias!r} refused the command: {error}") from error
             return failure  # a bug, not an outage
+        if self.closed:
+            raise ChannelBackendUnavailable(
+                f"The connection to Redis shard {self.shard.address.label} was closed") from error
         self.shard.failed(error)
         raise self.shard.unavailable(error) from error
 
@@ -201,6 +214,7 @@ class _Connection:
         return self.execute(*command).addErrback(load)
 
     def close(self) -> None:
+        self.closed = True
         if self._protocol is not None and not self._protocol.lost:
             self._protocol.close_when_idle()
 
@@ -302,13 +316,26 @@ class RedisReactorClient(LayerClient):
     def stop(self) -> defer.Deferred:
         """What a read under way takes: a blocking pop puts it back at the
         head of its inbox, a RECEIVE (which has settled it) delivers it,
-        before this fires. The connections close then, each command
+        before this fires. A blocking pop waiting for messages is ended at
+        once (``_unblock``), so this fires without waiting out
+        ``poll_timeout``. The connections close then, each command
         connection once it has its last answer."""
         self.stopped = True
         for reader in self._readers:
             reader.stop()
         ended = defer.gatherResults([reader.ended for reader in self._readers])
         return ended.addCallback(self._close)
+
+    def _unblock(self, index: int) -> None:
+        """End the blocking pop of shard ``index`` as if its wait had run
+        out (CLIENT UNBLOCK's default): what it took before, if anything,
+        still arrives and goes back. Closing its connection instead could
+        lose a message popped just then. If the server refuses (an ACL),
+        the pop ends by itself within ``poll_timeout``."""
+        blocking = self._blocking.get(index)
+        if blocking is not None and blocking.client_id is not None:
+            self._connection(index).execute("CLIENT", "UNBLOCK", blocking.client_id
+                                            ).addErrback(lambda failure: None)
 
     def _close(self, _: Any) -> None:
         for connection in [*self._commands.values(), *self._blocking.values()]:
@@ -332,11 +359,14 @@ class _Reader:
         # Fires once the loop has ended, after stop().
         self.ended = defer.Deferred()
         self._call: Any = None  # the timer of the next read, if one waits
+        self._blocked = False  # a blocking pop is under way
 
     def stop(self) -> None:
         if self._call is not None and self._call.active():
             self._call.cancel()
             self._end()
+        elif self._blocked:
+            self.client._unblock(self.index)
 
     def take(self, settle: tuple[str, bytes] | None = None, popped: list[bytes] = ()) -> None:
         self._call = None
@@ -381,9 +411,15 @@ class _Reader:
         keys = self.plan.blocking_keys(self.index)
         timeout = self.client.poll_timeout
         connection = self.client._connection(self.index, blocking=True)
+        self._blocked = True
         connection.execute("BLMPOP", f"{timeout:.3f}", len(keys), *keys, "LEFT", "COUNT", 1,
                            timeout=timeout + COMMAND_TIMEOUT
+                           ).addBoth(self._unblocked
                            ).addCallbacks(self._popped, self._failed).addErrback(self._crashed)
+
+    def _unblocked(self, result: Any) -> Any:
+        self._blocked = False
+        return result
 
     def _popped(self, got: list | None) -> None:
         if got is None:
