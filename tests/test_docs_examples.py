@@ -28,6 +28,7 @@ from channels.worker import Worker
 from tests.docs_examples import (
     concepts,
     consumers,
+    live_processes,
     logging_settings,
     metered,
     production_settings,
@@ -35,7 +36,7 @@ from tests.docs_examples import (
     settings,
     smoke_check,
 )
-from tests.support.worker_threads import worker_threads
+from tests.support.worker_threads import wait_for, worker_threads
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEPLOY = os.path.join(os.path.dirname(smoke_check.__file__), "deploy")
@@ -174,6 +175,28 @@ class SmokeCheckExampleTests(SimpleTestCase):
     def test_no_worker_is_an_error_naming_the_alias(self):
         with self.assertRaisesMessage(RuntimeError, "No worker answered on backend 'default'"):
             smoke_check.check_echo(timeout=0.05)
+
+
+@DOCS_BACKENDS
+class LiveProcessesExampleTests(SimpleTestCase):
+    def setUp(self):
+        self.enterContext(isolated_channel_backends())
+
+    def test_a_line_per_worker_process_and_interface_server(self):
+        from channels.interfaces.threaded import start_server
+
+        backend = channel_backends["default"]
+        self.assertEqual(live_processes.describe_processes(), [])
+        self.enterContext(worker_threads(backend, None, 2))
+        handle = start_server(backend, "127.0.0.1", 0)
+        self.addCleanup(handle.stop)
+        wait_for(lambda: len(lines := live_processes.describe_processes()) == 2
+                 and "2 thread(s)" in lines[0], timeout=20)
+        worker, server = live_processes.describe_processes()
+        self.assertRegex(worker, r"^worker [0-9a-f]{16} on .+ \(pid \d+\): 2 thread\(s\), "
+                                 r"0 handled, 0 failed, 0 in hand$")
+        self.assertRegex(server, r"^interface server [0-9a-f]{16} on .+: 0 HTTP and 0 "
+                                 r"WebSocket connection\(s\)$")
 
 
 class ProductionSettingsExampleTests(SimpleTestCase):

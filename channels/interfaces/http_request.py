@@ -132,7 +132,12 @@ class Request:
         protocol = self.protocol
         server = protocol.server
         event = self.event
+        refusal = server.liveness.refusal("http.request")
+        if refusal is not None:
+            protocol.send_error(503, refusal, retry_after=True)
+            return
         self.reply_channel = server.layer.new_reply_channel(HTTP_REPLY_PREFIX, self.on_reply)
+        server.liveness.watch(self.reply_channel, self)
         body, more = self.body.first_chunk()
         if more:
             self.body_channel = server.new_body_channel()
@@ -237,6 +242,23 @@ class Request:
         else:
             self.protocol.send_error(503, "Channel layer unavailable", retry_after=True)
 
+    # What the heartbeats tell (channels.interfaces.liveness).
+
+    def waiting_on(self) -> str | None:
+        return "http.request" if not (self.response_started or self.done) else None
+
+    def worker_lost(self, channel: str, reason: str) -> None:
+        """The ``http.request`` message will never be answered, or answered
+        further: a 503, or the end of a response cut off halfway."""
+        if channel != "http.request" or self.done:
+            return
+        if not self.response_started:
+            self.protocol.send_error(503, reason, retry_after=True)
+            return
+        logger.warning("The response on %s stopped halfway: %s", self.reply_channel, reason)
+        self.finished()
+        self.protocol.close_connection()
+
     def response_timed_out(self) -> None:
         self.protocol.timer = None
         self.no_response()
@@ -324,7 +346,9 @@ class Request:
                 self.in_flight = False
                 self.sending = None
             if self.reply_channel is not None:
-                self.protocol.server.layer.forget(self.reply_channel)
+                server = self.protocol.server
+                server.layer.forget(self.reply_channel)
+                server.liveness.unwatch(self.reply_channel)
 
     def abandon(self) -> None:
         """The request ends before its response is complete (an error, or

@@ -2,8 +2,9 @@
 
 One ``ChannelServer`` per backend and set of options; it may listen on
 several addresses. It owns what all its connections share: the layer
-bridge, the Autobahn factory holding the WebSocket options, the keepalive
-scheduler, the Host/Origin policy and the connection count.
+bridge, what is known of the workers (``liveness``), the Autobahn factory
+holding the WebSocket options, the keepalive scheduler, the Host/Origin
+policy and the connection count.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from channels.interfaces.config import ServerConfig
 from channels.interfaces.http_protocol import HttpProtocol
 from channels.interfaces.keepalive import KeepaliveScheduler
 from channels.interfaces.layer import acquire_bridge, release_bridge
+from channels.interfaces.liveness import acquire_liveness, release_liveness
 from channels.interfaces.security import HostPolicy, allowed_hosts, trusted_origins
 from channels.interfaces.static_files import StaticFiles
 from channels.interfaces.websocket_protocol import ChannelWebSocketProtocol
@@ -120,7 +122,11 @@ class ChannelServer:
         self.ws_disconnect_routed = "websocket.disconnect" in routed
         self.disconnect_routed = "http.disconnect" in routed
         self.keepalive_routed = "websocket.keepalive" in routed
+        # What a request and a handshake need a worker for.
+        self.needed_channels = {"http.request"} | (
+            {"websocket.connect"} if self.connect_routed else set())
         self.layer = None
+        self.liveness = None
         self.keepalive = KeepaliveScheduler(reactor, backend.expiry / 2)
         self.ws_factory = self.websocket_factory()
         self.http_connections: set[HttpProtocol] = set()
@@ -165,6 +171,7 @@ class ChannelServer:
         if not self.started:
             self.started = True
             self.layer = acquire_bridge(self.backend, self.reactor)
+            self.liveness = acquire_liveness(self.layer, self)
             self.keepalive.start()
             wanted = self.config.max_connections
             self.max_connections = descriptor_cap(wanted)
@@ -284,6 +291,7 @@ class ChannelServer:
                     call.cancel()
         if self.started:
             yield self.layer.flushed()
+            yield release_liveness(self.liveness, self)
             yield release_bridge(self.layer)
         if self.access_log is not None:
             self.access_log.flush()

@@ -5,8 +5,9 @@ non-blocking connections, by the same rules as the blocking client
 docs/benchmarks.rst.
 
 What runs here: sending a batch (with a normal channel's retries on the
-other shards), reading the process's response channels, and pausing or
-resuming one (a slow HTTP reader's channel must stop at once).
+other shards), reading the process's response channels, pausing or
+resuming one (a slow HTTP reader's channel must stop at once), and the
+interface server's heartbeats.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from twisted.python.failure import Failure
 
 from channels.backends.layer_client import Deliver, LayerClient, SendFailures
 from channels.backends.redis import scripts
-from channels.backends.redis.layout import now_ms, unpack
+from channels.backends.redis.layout import answered, merge_heartbeats, now_ms, unpack
 from channels.backends.redis.shard import COMMAND_TIMEOUT, CONNECT_TIMEOUT, Shard
 from channels.exceptions import ChannelBackendUnavailable
 
@@ -276,6 +277,32 @@ class RedisReactorClient(LayerClient):
         except ValueError:
             return defer.fail()
         return self._connection(index).script("PAUSE", keys, args).addCallback(lambda _: None)
+
+    # Heartbeats: on every shard, as the blocking client does.
+
+    def set_heartbeat(self, kind: str, id: str, data: bytes, ttl: float) -> defer.Deferred:
+        keys, args = self.backend.layout.heartbeat_write(kind, id, data, ttl)
+        return self._on_every_shard("HEARTBEAT_SET", keys, args).addCallback(lambda _: None)
+
+    def heartbeats(self, kind: str) -> defer.Deferred:
+        backend = self.backend
+        return self._on_every_shard("HEARTBEATS", *backend.layout.heartbeat_read(kind)
+                                    ).addCallback(lambda replies: backend.heartbeats_from(
+                                        *merge_heartbeats(replies)))
+
+    def clear_heartbeat(self, kind: str, id: str) -> defer.Deferred:
+        keys, args = self.backend.layout.heartbeat_clear(kind, id)
+        return self._on_every_shard("HEARTBEAT_CLEAR", keys, args).addCallback(lambda _: None)
+
+    def _on_every_shard(self, name: str, keys: list, args: list) -> defer.Deferred:
+        """Fires with the replies of the shards that answered; fails if none did."""
+        calls = [self._connection(index).script(name, keys, args)
+                 for index in range(len(self.backend.shards))]
+
+        def outcomes(results: list) -> list:
+            return answered([value if ok else value.value for ok, value in results])
+
+        return defer.DeferredList(calls, consumeErrors=True).addCallback(outcomes)
 
     # Receiving.
 
