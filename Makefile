@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test install
+.PHONY: demo demo-cluster docs test install
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,16 @@ demo: install
 	$(PY) testproject/manage.py migrate --noinput
 	$(PY) testproject/manage.py demo_users
 	$(PY) testproject/manage.py runserver
+
+# The same chat on the production design: three throwaway Redis shards, one
+# runwsserver, two runworker, run together by honcho; Ctrl-C stops them all.
+demo-cluster: install
+	$(PY) testproject/demo_cluster.py
+
+# The documentation as HTML, then where to open it.
+docs: install
+	$(PY) -m sphinx -q -b html docs docs/_build/html
+	@echo "Documentation built: open file://$(CURDIR)/docs/_build/html/index.html"
 
 # The whole suite: unit, Redis (throwaway servers), interface server, browser, docs, style.
 test: install

@@ -3,11 +3,11 @@
 
     python runtests.py                  # everything: channels, then testproject
     python runtests.py tests.test_names    # any test label
-    python runtests.py chat.tests.test_consumers    # a label of testproject
+    python runtests.py demo.tests.test_consumers    # a label of testproject
     python runtests.py -v --failfast ...
 
 The demo project in testproject/ has its own settings, so its tests (labels
-starting with one of its apps, e.g. ``chat``) run in a second process, and
+starting with one of its apps, e.g. ``demo``) run in a second process, and
 one summary line at the end counts both.
 """
 
@@ -20,7 +20,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROJECT = os.path.join(HERE, "testproject")
 # Test labels that belong to testproject rather than to channels.
-PROJECT_APPS = ("chat", "testproject")
+PROJECT_APPS = ("demo", "testproject")
 # Set in the second process: where it writes its counts.
 RESULT_FILE_ENV = "CHANNELS_RUNTESTS_RESULT"
 COUNTS = ("passed", "failed", "skipped")

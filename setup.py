@@ -18,6 +18,8 @@ setup(
         "autobahn>=24.4",
         "msgpack>=1.0",
         "h11>=0.14",
+        # The interface server's static files (channels.interfaces.static_files).
+        "whitenoise>=6.6",
     ],
     extras_require={
         "wsgi": ["gunicorn>=22"],
@@ -28,6 +30,8 @@ setup(
             "selenium>=4.20",
             "sphinx>=7",
             "ruff>=0.6",
+            # make demo-cluster: the Procfile's processes, supervised together.
+            "honcho>=2.0",
         ],
     },
     entry_points={},

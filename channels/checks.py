@@ -37,9 +37,9 @@ def check_runserver_command(app_configs=None, **kwargs):
     if owner in (None, "channels"):
         return []
     return [checks.Warning(
-        f"manage.py runserver is the one of {owner!r}, so it serves no WebSockets "
-        f"and runs no consumers.",
-        hint=f"Put 'channels' above {owner!r} in INSTALLED_APPS.",
+        f"manage.py runserver runs the command from {owner!r}, which comes before "
+        f"'channels' in INSTALLED_APPS, so it serves no WebSockets and runs no consumers.",
+        hint=f"Move 'channels' above {owner!r} in INSTALLED_APPS.",
         id="channels.W001",
     )]
 

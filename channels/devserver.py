@@ -133,9 +133,10 @@ class DevServer:
     networked backend whose workers run elsewhere).
 
     ``static`` serves STATIC_URL from the staticfiles finders, as Django's
-    development server does. ``server_options`` are interface server options
-    (``ServerConfig`` fields, such as ``access_log``); see ``WorkerPool``
-    for ``connections_override``.
+    development server does (the interface server answers them itself).
+    ``server_options`` are interface server options (``ServerConfig``
+    fields, such as ``access_log``); see ``WorkerPool`` for
+    ``connections_override``.
     """
 
     def __init__(self, backend: BaseChannelBackend, host: str = "127.0.0.1", port: int = 0,
@@ -157,17 +158,15 @@ class DevServer:
         """Start serving; returns the port. Raises what listening raised
         (``twisted.internet.error.CannotListenError``) with nothing left
         running."""
+        from channels.interfaces.static_files import StaticFiles
         from channels.interfaces.threaded import start_server
 
-        if self.static:
-            from channels.staticfiles import serve_static_files
-
-            serve_static_files(self.backend.registry)
+        static_files = StaticFiles.from_settings(finders=True)[0] if self.static else None
         if self.pool is not None:
             self.pool.start()
         try:
             self.handle = start_server(self.backend, self.host, self.port,
-                                       **self.server_options)
+                                       static_files=static_files, **self.server_options)
         except BaseException:
             if self.pool is not None:
                 self.pool.stop()

@@ -25,6 +25,7 @@ BENCHMARKS = {
     "http": "http_throughput.py",
     "websocket": "websocket.py",
     "linearize": "linearize.py",
+    "static": "static_files.py",
 }
 
 

@@ -62,7 +62,7 @@ redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
   --dir "$WORK" >"$WORK/redis.log" 2>&1 &
 PIDS+=($!)
 
-export CHANNELS_BACKEND=redis REDIS_HOSTS="redis://127.0.0.1:$REDIS_PORT/0"
+export CHANNELS_REDIS_HOSTS="redis://127.0.0.1:$REDIS_PORT/0"
 export DJANGO_DB="$WORK/db.sqlite3" PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
 cd "$HERE"
 "$PYTHON" manage.py runwsserver 127.0.0.1:0 >"$WORK/server.log" 2>&1 &

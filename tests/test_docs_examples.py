@@ -19,7 +19,7 @@ from django.utils.log import configure_logging
 
 from channels import Group, channel_backends, registry
 from channels.backends import create_backend
-from channels.checks import check_channel_backends
+from channels.checks import check_channel_backends, check_runserver_command
 from channels.exceptions import ChannelFull, InvalidMessage
 from channels.testing import ChannelTestCase, isolated_channel_backends
 from channels.worker import Worker
@@ -29,6 +29,7 @@ from tests.docs_examples import (
     logging_settings,
     metered,
     production_settings,
+    room_chat,
     sentinel_settings,
     settings,
     smoke_check,
@@ -41,8 +42,10 @@ DOCS_BACKENDS = override_settings(CHANNEL_BACKENDS=settings.CHANNEL_BACKENDS)
 
 
 class SettingsExampleTests(SimpleTestCase):
-    def test_installed_apps_has_channels(self):
+    def test_installed_apps_has_channels_above_staticfiles(self):
         self.assertIn("channels", settings.INSTALLED_APPS)
+        with override_settings(INSTALLED_APPS=settings.INSTALLED_APPS):
+            self.assertEqual(check_runserver_command(), [])
 
     def test_every_option_is_accepted_and_takes_effect(self):
         backend = create_backend("default", settings.CHANNEL_BACKENDS["default"])
@@ -176,7 +179,7 @@ class ProductionSettingsExampleTests(SimpleTestCase):
     def test_redis_settings_build_a_shared_backend(self):
         if importlib.util.find_spec("channels.backends.redis") is None:
             self.skipTest("the Redis backend (issue 3) is not on this branch yet")
-        env = {"CHANNELS_REDIS": "redis://127.0.0.1:1/0 redis://127.0.0.1:2/0"}
+        env = {"CHANNELS_REDIS_HOSTS": "redis://127.0.0.1:1/0 redis://127.0.0.1:2/0"}
         with mock_environ(env):
             module = importlib.reload(production_settings)
         self.addCleanup(importlib.reload, production_settings)
@@ -282,3 +285,45 @@ class ReadmeExampleTests(ChannelTestCase):
                                                     "text": "hello", "order": 1})
         for n in (1, 2):
             self.assertEqual(self.get_next_message(f"!ws.{n}", require=True)["text"], "hello")
+
+
+@override_settings(CHANNEL_BACKENDS={"default": {
+    "BACKEND": "channels.backends.memory.InMemoryChannelBackend",
+    "ROUTING": room_chat.channel_routing}})
+class RoomChatExampleTests(ChannelTestCase):
+    """docs/coming-from-asgi-channels.rst's chat, this project's side."""
+
+    def socket(self, path):
+        reply = f"!websocket.send.{path.strip('/').replace('/', '-')}-{self.sockets}"
+        self.sockets += 1
+        self.send_and_consume("websocket.connect", {"reply_channel": reply, "path": path})
+        # The first answer decides (the worker adds an accept after any).
+        answers = []
+        while (answer := self.get_next_message(reply)) is not None:
+            answers.append(answer.content)
+        return reply, answers[0]
+
+    def setUp(self):
+        self.sockets = 0
+
+    def test_everyone_in_the_room_hears_it_and_no_one_else(self):
+        ann, accepted = self.socket("/ws/chat/lobby/")
+        self.assertEqual(accepted, {"accept": True})
+        bob, _ = self.socket("/ws/chat/lobby/")
+        cat, _ = self.socket("/ws/chat/kitchen/")
+        self.send_and_consume("websocket.receive", {"reply_channel": ann, "order": 1,
+                                                    "path": "/ws/chat/lobby/", "text": "hi"})
+        for listener in (ann, bob):
+            self.assertEqual(self.get_next_message(listener).content, {"text": "hi"})
+        self.assertIsNone(self.get_next_message(cat))
+
+    def test_other_paths_are_refused_and_leaving_stops_messages(self):
+        _, refused = self.socket("/ws/elsewhere/")
+        self.assertEqual(refused, {"accept": False})
+        ann, _ = self.socket("/ws/chat/lobby/")
+        self.send_and_consume("websocket.disconnect", {"reply_channel": ann, "order": 1,
+                                                       "path": "/ws/chat/lobby/", "code": 1000})
+        self.assertEqual(Group("chat-lobby").channels(), [])
+        self.send_and_consume("websocket.keepalive", {"reply_channel": ann,
+                                                      "path": "/ws/chat/lobby/"})
+        self.assertEqual(Group("chat-lobby").channels(), [ann])

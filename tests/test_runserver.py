@@ -5,6 +5,7 @@ import io
 import json
 import os
 import random
+import re
 import socket
 import struct
 import tempfile
@@ -179,7 +180,7 @@ class RunserverOptionsTests(unittest.TestCase):
 
 
 class NetworkedBackendTests(unittest.TestCase):
-    """The demo as in production: the Redis backend (CHANNELS_BACKEND=redis),
+    """The demo as in production: the Redis backend (CHANNELS_REDIS_HOSTS),
     runserver --noworker for HTTP and WebSocket, a runworker process for the
     consumers."""
 
@@ -188,8 +189,8 @@ class NetworkedBackendTests(unittest.TestCase):
         self.addCleanup(redis_server.cleanup)
         tmp = tempfile.TemporaryDirectory()
         self.addCleanup(tmp.cleanup)
-        env = {"DJANGO_DB": os.path.join(tmp.name, "db.sqlite3"), "CHANNELS_BACKEND": "redis",
-               "REDIS_HOSTS": f"{redis_server.url}/0"}
+        env = {"DJANGO_DB": os.path.join(tmp.name, "db.sqlite3"),
+               "CHANNELS_REDIS_HOSTS": f"{redis_server.url}/0"}
         manage(DEMO, "migrate", "--noinput", env=env)
         manage(DEMO, "demo_users", env=env)
         server = ServerProcess(DEMO, "--noreload", "--noworker", env=env)
@@ -199,6 +200,9 @@ class NetworkedBackendTests(unittest.TestCase):
         self.addCleanup(worker.kill)
 
         self.assertEqual(requests.get(f"{server.url}/hello/", timeout=5).status_code, 200)
+        # Static files too: the interface server answers them, not a worker.
+        script = requests.get(f"{server.url}/static/chat/chat.js", timeout=5)
+        self.assertEqual(script.status_code, 200)
         browser = requests.Session()
         browser.get(f"{server.url}/login/", timeout=5)
         browser.post(f"{server.url}/login/", timeout=5, data={
@@ -307,7 +311,12 @@ class RunserverCheckTests(SimpleTestCase):
     def test_staticfiles_first_warns(self):
         [warning] = check_runserver_command()
         self.assertEqual(warning.id, "channels.W001")
-        self.assertIn("'django.contrib.staticfiles'", warning.msg)
+        self.assertEqual(warning.msg, (
+            "manage.py runserver runs the command from 'django.contrib.staticfiles', which "
+            "comes before 'channels' in INSTALLED_APPS, so it serves no WebSockets and runs "
+            "no consumers."))
+        self.assertEqual(warning.hint,
+                         "Move 'channels' above 'django.contrib.staticfiles' in INSTALLED_APPS.")
         self.assertIn(check_runserver_command, checks.registry.registry.get_checks())
 
     @override_settings(INSTALLED_APPS=["channels", "django.contrib.staticfiles"])
@@ -334,6 +343,13 @@ class ProductionWarningTests(SimpleTestCase):
         self.assertIn("Starting development server at http://127.0.0.1:8000/", output)
         self.assertIn(PRODUCTION_WARNING, output)
         self.assertNotIn("WSGI or ASGI", output)
+
+    def test_points_at_the_built_docs_and_says_how_to_build_them(self):
+        page = re.search(r"docs/_build/html/([\w-]+)\.html", PRODUCTION_WARNING).group(1)
+        self.assertTrue(os.path.isfile(os.path.join(ROOT, "docs", f"{page}.rst")), page)
+        self.assertIn('"make docs"', PRODUCTION_WARNING)
+        with open(os.path.join(ROOT, "Makefile")) as makefile:
+            self.assertRegex(makefile.read(), r"(?m)^docs:.*\n\t.* sphinx .* docs/_build/html$")
 
     def test_hidden_by_djangos_switch(self):
         with mock.patch.dict(os.environ, {HIDE_WARNING: "true"}):

@@ -1,4 +1,6 @@
-"""Access log lines in the common log format, one per response or handshake."""
+"""Access log lines in the common log format, one per answer: responses,
+handshakes and closes, and the errors the server gives itself (for a
+request it could not read, the request is "-")."""
 
 from __future__ import annotations
 
@@ -10,11 +12,12 @@ class AccessLog:
     def __init__(self, stream: IO[str]):
         self.stream = stream
 
-    def log(self, client: list | None, method: bytes, target: bytes, version: bytes,
+    def log(self, client: list | None, method: bytes | None, target: bytes, version: bytes,
             status: int, size: int) -> None:
         host = client[0] if client else "-"
         when = time.strftime("%d/%b/%Y:%H:%M:%S %z")
-        request = f"{method.decode('latin-1')} {target.decode('latin-1')} HTTP/{version.decode()}"
+        request = "-" if method is None else (
+            f"{method.decode('latin-1')} {target.decode('latin-1')} HTTP/{version.decode()}")
         self.stream.write(f'{host} - - [{when}] "{request}" {status} {size or "-"}\n')
 
     def flush(self) -> None:

@@ -26,6 +26,7 @@ from twisted.internet.protocol import Protocol
 from channels.interfaces.http_request import Request
 from channels.interfaces.outbox import Outbox
 from channels.interfaces.security import forwarded_client, forwarded_secure
+from channels.interfaces.static_files import StaticResponse
 from channels.interfaces.websocket_protocol import ChannelWebSocketProtocol
 from channels.messages import http as http_messages
 
@@ -83,6 +84,7 @@ class HttpProtocol(Protocol):
             self.transport.write(
                 b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n"
                 b"Connection: close\r\nContent-Length: 0\r\n\r\n")
+            self.log_access(503, 0)
             self.transport.loseConnection()
             return
         self.outbox = Outbox(self.transport, server.reactor, server.config,
@@ -156,6 +158,10 @@ class HttpProtocol(Protocol):
                     if request.upgrade:
                         self.switch_to_websocket(request)
                         return
+                    if request.static is not None:
+                        # Answered here; response_done() reads on.
+                        request.static.start()
+                        return
                     request.body_received(b"", end=True)
             elif isinstance(event, h11.ConnectionClosed):
                 return
@@ -190,6 +196,13 @@ class HttpProtocol(Protocol):
             request.upgrade = True
             return True
         length = request.content_length()
+        if server.static_files is not None and not length and not any(
+                name == b"transfer-encoding" for name, _ in headers):
+            static_file = server.static_files.find(event, config.root_path)
+            if static_file is not None:
+                request.static = StaticResponse.open(self, request, static_file)
+                if request.static is not None:
+                    return True
         if length is not None and length > config.max_body_size:
             self.send_error(413, "Request body too large")
             return False
@@ -308,11 +321,17 @@ class HttpProtocol(Protocol):
         self.transport.abortConnection()
 
     def log_access(self, status: int, size: int) -> None:
+        """One line per answer, also to a request whose head could not be
+        read (a parse error, a head too large or too slow): then "-"."""
+        access_log = self.server.access_log
+        if access_log is None:
+            return
         request = self.request
-        if request is not None and self.server.access_log is not None:
-            self.server.access_log.log(request.client, request.event.method,
-                                       request.event.target, request.event.http_version,
-                                       status, size)
+        if request is not None:
+            access_log.log(request.client, request.event.method, request.event.target,
+                           request.event.http_version, status, size)
+        else:
+            access_log.log(self.client, None, b"", b"", status, size)
 
     def response_done(self) -> None:
         """The response is complete: next request, or close."""

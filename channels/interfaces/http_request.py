@@ -17,6 +17,7 @@ from channels.names import HTTP_REPLY_PREFIX
 
 if TYPE_CHECKING:
     from channels.interfaces.http_protocol import HttpProtocol
+    from channels.interfaces.static_files import StaticResponse
 
 logger = logging.getLogger("channels.server")
 
@@ -38,6 +39,8 @@ class Request:
         self.client = client
         self.secure = secure
         self.upgrade = False
+        # A static file the server answers itself (StaticResponse), if any.
+        self.static: StaticResponse | None = None
         # Body bytes received and not yet handed to the layer.
         self.body = http_messages.BodyBuffer()
         self.received = 0
@@ -296,6 +299,8 @@ class Request:
             self.client_behind(False)
             self.done = True
             self.body.drop()
+            if self.static is not None:
+                self.static.close()
             if self.retry_call is not None:
                 self.retry_call.cancel()
                 self.retry_call = None

@@ -28,6 +28,7 @@ from channels.interfaces.http_protocol import HttpProtocol
 from channels.interfaces.keepalive import KeepaliveScheduler
 from channels.interfaces.layer import acquire_bridge, release_bridge
 from channels.interfaces.security import HostPolicy, allowed_hosts
+from channels.interfaces.static_files import StaticFiles
 from channels.interfaces.websocket_protocol import GOING_AWAY, ChannelWebSocketProtocol
 
 logger = logging.getLogger("channels.server")
@@ -58,13 +59,15 @@ class ChannelServer:
     Use on the reactor thread: ``listen_tcp``/``listen_unix``, then
     ``shutdown()`` (a Deferred) to stop accepting, close every socket
     (WebSockets with 1001) and send their disconnect messages.
+    ``static_files``, if given, answers GET and HEAD for its files itself.
     """
 
     def __init__(self, backend: BaseChannelBackend, reactor: Any,
-                 config: ServerConfig | None = None):
+                 config: ServerConfig | None = None, static_files: StaticFiles | None = None):
         self.backend = backend
         self.reactor = reactor
         self.config = config or ServerConfig.from_settings()
+        self.static_files = static_files
         config = self.config
         self.policy = HostPolicy(allowed_hosts(), config.allowed_origins)
         self.access_log = AccessLog(config.access_log) if config.access_log else None

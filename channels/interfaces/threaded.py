@@ -29,6 +29,7 @@ from twisted.internet.threads import blockingCallFromThread
 from channels.backends.base import BaseChannelBackend
 from channels.interfaces.config import ServerConfig
 from channels.interfaces.server import ChannelServer
+from channels.interfaces.static_files import StaticFiles
 
 _start_lock = threading.Lock()
 _thread: threading.Thread | None = None
@@ -72,14 +73,15 @@ class ServerHandle:
 
 
 def start_server(backend: BaseChannelBackend, host: str = "127.0.0.1", port: int = 0,
-                 **options: Any) -> ServerHandle:
+                 static_files: StaticFiles | None = None, **options: Any) -> ServerHandle:
     """Serve HTTP and WebSocket for ``backend`` on ``host:port`` (0: a free
-    port, see ``.port``) from the process's reactor thread."""
+    port, see ``.port``) from the process's reactor thread, and
+    ``static_files`` if given."""
     config = ServerConfig.from_settings(**options)
     ensure_reactor()
 
     def listen():
-        server = ChannelServer(backend, reactor, config)
+        server = ChannelServer(backend, reactor, config, static_files)
         listening = server.listen_tcp(port, host)
         return server, listening.getHost().port
 

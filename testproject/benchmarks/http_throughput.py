@@ -16,7 +16,12 @@ Targets: the layer at least 40% of gunicorn's requests/s, p99 under 50 ms.
 
     python testproject/benchmarks/http_throughput.py [--duration 10] [--rounds 3]
                                                      [--via server|wsgi|both] [--prefetch N]
-                                                     [--redis unix|tcp]
+                                                     [--redis unix|tcp] [--access-log-cost]
+
+``runwsserver`` writes its access log (on by default) to a pipe this script
+reads, as under a process manager; ``--access-log-cost`` adds a second
+``runwsserver`` setup with ``--no-access-log``, in the same rounds, to show
+what the log costs.
 
 Redis is reached through its Unix socket, as a Redis on the same machine
 should be (docs/deploying.rst); ``--redis tcp`` measures loopback TCP.
@@ -99,15 +104,46 @@ def wait_ready(url: str, timeout: float = 20) -> None:
             time.sleep(0.1)
 
 
+def run_rounds(setups: list[tuple[str, str, dict[str, int]]], rounds: int,
+               duration: int) -> dict[str, list[dict]]:
+    """wrk against each ``(name, url, {role: pid})`` in turn, ``rounds``
+    times: rounds alternate the setups, so that load from elsewhere on the
+    machine falls on all of them alike. Each result has the CPU milliseconds
+    per request of each role (``cpu``) and their sum (``cpu_ms``)."""
+    for _, url, _ in setups:
+        wait_ready(url)
+        wrk(url, 2)  # warm-up: imports, connections, caches
+    runs: dict[str, list[dict]] = {}
+    for _ in range(rounds):
+        for name, url, roles in setups:
+            before = {role: cpu_seconds([pid]) for role, pid in roles.items()}
+            result = wrk(url, duration)
+            requests = max(result["rps"] * duration, 1)
+            result["cpu"] = {role: (cpu_seconds([pid]) - before[role]) / requests * 1000
+                             for role, pid in roles.items()}
+            result["cpu_ms"] = sum(result["cpu"].values())
+            runs.setdefault(name, []).append(result)
+    return runs
+
+
+def medians_of(results: list[dict]) -> dict[str, float]:
+    return {key: statistics.median(r[key] for r in results)
+            for key in ("rps", "p50", "p99", "cpu_ms")}
+
+
 def start_layer(via: str, env: dict, prefetch: int) -> tuple[str, int, list[Process]]:
-    """ONE runworker and the interface ``via``; returns name, port, processes."""
+    """ONE runworker and the interface ``via`` (``server-nolog``: runwsserver
+    --no-access-log); returns name, port, processes."""
     worker = Process([sys.executable, "-m", "django", "runworker", "--prefetch", str(prefetch)],
                      env)
     worker.wait_for_line("listening on")
-    if via == "server":
-        interface = Process([sys.executable, "-m", "django", "runwsserver", "--port", "0"], env)
+    if via.startswith("server"):
+        quiet = via == "server-nolog"
+        interface = Process([sys.executable, "-m", "django", "runwsserver", "--port", "0",
+                             *(["--no-access-log"] if quiet else [])], env)
         port = int(interface.wait_for_line(r"listening on http://[^:]+:(\d+)/").group(1))
-        return "runwsserver + Redis + 1 runworker", port, [worker, interface]
+        log = "--no-access-log" if quiet else "access log on"
+        return f"runwsserver ({log}) + Redis + 1 runworker", port, [worker, interface]
     interface, port = start_gunicorn("channels.interfaces.wsgi:application", env,
                                      "-w", "1", "-k", "gthread", "--threads", str(CONNECTIONS))
     return ("gunicorn -w 1 --threads 50 + WSGI adapter + Redis + 1 runworker", port,
@@ -125,6 +161,8 @@ def main():
                         default="both" if has_server else "wsgi")
     parser.add_argument("--redis", choices=["unix", "tcp"], default="unix",
                         help="how the layer reaches Redis (default: %(default)s)")
+    parser.add_argument("--access-log-cost", action="store_true",
+                        help="also runwsserver --no-access-log, to compare")
     args = parser.parse_args()
     for tool in ("wrk", "redis-server"):
         if shutil.which(tool) is None:
@@ -143,31 +181,20 @@ def main():
         setups.append(("gunicorn -w 2, plain WSGI (baseline)", f"http://127.0.0.1:{port}/hello/",
                        {"gunicorn": gunicorn.popen.pid}))
         vias = ["server", "wsgi"] if args.via == "both" else [args.via]
+        if args.access_log_cost and "server" in vias:
+            vias.insert(vias.index("server") + 1, "server-nolog")
         for database, via in enumerate(vias):
             # Each layer on its own Redis database, so its one worker serves it alone.
             env = django_env("testproject.settings", TESTPROJECT, DJANGO_DEBUG="0",
-                             DJANGO_DB=":memory:", CHANNELS_BACKEND="redis",
-                             REDIS_HOSTS=redis.url_for(database))
+                             DJANGO_DB=":memory:",
+                             CHANNELS_REDIS_HOSTS=redis.url_for(database))
             name, port, started = start_layer(via, env, args.prefetch)
             processes.extend(started)
             worker, interface = started
             setups.append((name, f"http://127.0.0.1:{port}/hello/",
                            {"interface": interface.popen.pid, "worker": worker.popen.pid,
                             "redis": redis.process.pid}))
-        for _, url, _ in setups:
-            wait_ready(url)
-            wrk(url, 2)  # warm-up: imports, connections, caches
-        # Rounds alternate the setups, so that load from elsewhere on the
-        # machine falls on all of them alike.
-        for _ in range(args.rounds):
-            for name, url, roles in setups:
-                before = {role: cpu_seconds([pid]) for role, pid in roles.items()}
-                result = wrk(url, args.duration)
-                requests = max(result["rps"] * args.duration, 1)
-                result["cpu"] = {role: (cpu_seconds([pid]) - before[role]) / requests * 1000
-                                 for role, pid in roles.items()}
-                result["cpu_ms"] = sum(result["cpu"].values())
-                runs.setdefault(name, []).append(result)
+        runs = run_rounds(setups, args.rounds, args.duration)
     finally:
         for process in reversed(processes):
             process.stop()
@@ -181,9 +208,7 @@ def main():
           f"{'CPU ms/req':>10} {'non-2xx':>8}  req/s per round")
     medians = {}
     for name, results in runs.items():
-        median = {key: statistics.median(r[key] for r in results)
-                  for key in ("rps", "p50", "p99", "cpu_ms")}
-        medians[name] = median
+        medians[name] = median = medians_of(results)
         errors = sum(r["errors"] for r in results)
         per_round = ", ".join(format(r["rps"], ".0f") for r in results)
         by_role = ", ".join(
@@ -203,12 +228,23 @@ def main():
               f"{TARGET_SHARE:.0%}: {'met' if share >= TARGET_SHARE else 'MISSED'}), p99 "
               f"{p99:.1f} ms (target < {TARGET_P99_MS:.0f} ms: "
               f"{'met' if p99 < TARGET_P99_MS else 'MISSED'})")
+    logged = [name for name in runs if "access log on" in name]
+    quiet = [name for name in runs if "--no-access-log" in name]
+    if logged and quiet:
+        on, off = runs[logged[0]], runs[quiet[0]]
+        ratios = [a["rps"] / b["rps"] for a, b in zip(on, off, strict=True)]
+        cpu = [a["cpu"]["interface"] / b["cpu"]["interface"]
+               for a, b in zip(on, off, strict=True)]
+        print(f"The access log: {statistics.median(ratios):.0%} of the req/s without it, "
+              f"{statistics.median(cpu):.0%} of its interface CPU per request (medians of "
+              f"the rounds' ratios; rounds: {', '.join(format(r, '.2f') for r in ratios)})")
     print(f"At {CONNECTIONS} connections a closed loop keeps, the mean latency is "
           f"{CONNECTIONS} / (req/s): under {TARGET_P99_MS:.0f} ms needs over "
           f"{CONNECTIONS / TARGET_P99_MS * 1000:.0f} req/s from the setup.")
     print(f"wrk command: {runs[baseline_name][0]['command']}")
     print(f"reproduce: python testproject/benchmarks/http_throughput.py --duration "
-          f"{args.duration} --rounds {args.rounds} --via {args.via} --prefetch {args.prefetch}")
+          f"{args.duration} --rounds {args.rounds} --via {args.via} --prefetch {args.prefetch}"
+          + (" --access-log-cost" if args.access_log_cost else ""))
     print(json.dumps({name: medians[name] for name in runs}))
 
 

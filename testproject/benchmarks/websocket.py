@@ -148,10 +148,10 @@ def main() -> None:
     options = parser.parse_args()
 
     redis_server = RedisServer(unix_socket=options.redis == "unix").start()
-    env = dict(os.environ, REDIS_HOSTS=redis_server.url_for(0),
+    env = dict(os.environ, CHANNELS_REDIS_HOSTS=redis_server.url_for(0),
                DJANGO_SETTINGS_MODULE="benchmarks.websocket_settings",
                PYTHONPATH=os.pathsep.join([REPO, PROJECT]))
-    os.environ.update(REDIS_HOSTS=env["REDIS_HOSTS"],
+    os.environ.update(CHANNELS_REDIS_HOSTS=env["CHANNELS_REDIS_HOSTS"],
                       DJANGO_SETTINGS_MODULE=env["DJANGO_SETTINGS_MODULE"])
     processes = []
     try:

@@ -10,7 +10,7 @@ CHANNEL_BACKENDS = {
     "default": {
         "BACKEND": "channels.backends.redis.RedisChannelBackend",
         "ROUTING": "benchmarks.websocket_consumers.routing",
-        "HOSTS": os.environ["REDIS_HOSTS"].split(","),
+        "HOSTS": os.environ["CHANNELS_REDIS_HOSTS"].split(),
         "EXPIRY": 20,
     }
 }

@@ -1,11 +1,17 @@
 """The project's WebSocket consumer: one consumer owns each channel, so this
-one picks the endpoint by the socket's path and hands the message on."""
+one hands each message to the chat (the guide's, docs/guide/chat) or, on
+/ws/echo/, to the echo the benchmarks and the conformance suite use."""
 
-import re
-
-from chat.consumers import websocket_consumers as chat_consumers
+from chat import consumers as chat
 
 ECHO_PATH = "/ws/echo/"
+
+CHAT = {
+    "websocket.connect": chat.chat_connect,
+    "websocket.receive": chat.chat_receive,
+    "websocket.keepalive": chat.chat_keepalive,
+    "websocket.disconnect": chat.chat_disconnect,
+}
 
 
 def echo(message):
@@ -16,28 +22,14 @@ def echo(message):
         message.reply_channel.send({"bytes": message["bytes"]})
 
 
-# docs: endpoints
-# (path pattern, {channel: consumer}); named groups of the pattern are
-# passed to the consumer as keyword arguments.
-ENDPOINTS = [
-    (re.compile(r"/ws/echo/"), {"websocket.receive": echo}),
-    (re.compile(r"/ws/chat/(?P<room_name>[-\w]+)/"), chat_consumers),
-]
-
-
 def websocket(message):
-    """Run the consumer of the message's endpoint. A socket to any other
-    path is refused at connect."""
-    for pattern, consumers in ENDPOINTS:
-        match = pattern.fullmatch(message["path"])
-        if match:
-            consumer = consumers.get(message.channel.name)
-            if consumer is not None:
-                consumer(message, **match.groupdict())
-            return
-    if message.channel.name == "websocket.connect":
-        message.reply_channel.send({"accept": False})
-# docs: end endpoints
+    """Echo on /ws/echo/ (whose sockets are accepted as connect returns);
+    the chat's consumer everywhere else, which refuses other paths."""
+    if message["path"] == ECHO_PATH:
+        if message.channel.name == "websocket.receive":
+            echo(message)
+        return
+    CHAT[message.channel.name](message)
 
 
 # The name testproject/benchmarks/websocket_consumers.py routes for the echo.

@@ -1,6 +1,7 @@
-"""Which consumer runs for each channel (CHANNEL_BACKENDS' ROUTING)."""
+"""Which consumer runs for each channel (CHANNEL_BACKENDS' ROUTING): the
+guide's routing (docs/guide/mysite/routing.py), with the WebSocket channels
+shared with the echo endpoint."""
 
-# docs: routing
 channel_routing = {
     "websocket.connect": "testproject.consumers.websocket",
     "websocket.receive": "testproject.consumers.websocket",
@@ -8,4 +9,3 @@ channel_routing = {
     "websocket.disconnect": "testproject.consumers.websocket",
     "chat.messages": "chat.consumers.save_message",
 }
-# docs: end routing

@@ -1,9 +1,11 @@
-"""Settings of the demo project.
+"""Settings of the demo project: the getting-started guide's chat
+(chat/ is docs/guide/chat) plus the demo's users, and the endpoints the
+benchmarks measure.
 
 Development (the default): the in-memory channel backend, everything in one
-``runserver`` process. Production-like: ``CHANNELS_BACKEND=redis`` (with
-``REDIS_HOSTS="redis://127.0.0.1:6379/0,..."``) and ``runwsserver`` plus
-``runworker`` processes.
+``runserver`` process. Production-like: ``CHANNELS_REDIS_HOSTS`` (Redis
+URLs separated by spaces, one per shard) with ``runwsserver`` and
+``runworker`` processes, as in the guide; ``make demo-cluster`` runs that.
 """
 
 import os
@@ -13,9 +15,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "demo-only-insecure-secret-key")
 DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
-ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",")
+ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1 localhost").split()
 
-# docs: installed apps
 INSTALLED_APPS = [
     "channels",
     "django.contrib.admin",
@@ -25,8 +26,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "chat",
+    "demo",
 ]
-# docs: end installed apps
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -64,20 +65,18 @@ DATABASES = {
 
 USE_TZ = True
 STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"  # manage.py collectstatic
 
-# docs: login
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "rooms"
 LOGOUT_REDIRECT_URL = "login"
-# docs: end login
 
-# docs: backends
-if os.environ.get("CHANNELS_BACKEND") == "redis":
+if os.environ.get("CHANNELS_REDIS_HOSTS"):
     CHANNEL_BACKENDS = {
         "default": {
             "BACKEND": "channels.backends.redis.RedisChannelBackend",
             "ROUTING": "testproject.routing.channel_routing",
-            "HOSTS": os.environ.get("REDIS_HOSTS", "redis://127.0.0.1:6379/0").split(","),
+            "HOSTS": os.environ["CHANNELS_REDIS_HOSTS"].split(),
         }
     }
 else:
@@ -87,4 +86,3 @@ else:
             "ROUTING": "testproject.routing.channel_routing",
         }
     }
-# docs: end backends

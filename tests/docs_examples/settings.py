@@ -2,10 +2,13 @@
 
 # docs: installed-apps
 INSTALLED_APPS = [
+    # Above django.contrib.staticfiles: both have a runserver command, and
+    # the first app's runs; only channels' serves WebSockets.
+    "channels",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
-    "channels",
+    "django.contrib.staticfiles",
     # ... your own apps, each of which may have a consumers.py
 ]
 # docs: end

@@ -48,8 +48,8 @@ def _as_from_a_terminal() -> None:
 class ServerProcess:
     """``manage.py runserver 127.0.0.1:<free port> [args]`` of ``settings``'
     project (or another long-running ``command``, whose output says
-    ``ready`` once it serves). Its output is collected in ``lines``;
-    ``stop()`` presses Ctrl-C."""
+    ``ready`` once it serves; runwsserver gets the address too). Its
+    output is collected in ``lines``; ``stop()`` presses Ctrl-C."""
 
     def __init__(self, settings: str, *args: str, env: dict | None = None, cwd: str = ROOT,
                  command: str = "runserver", ready: str = "Quit the server with"):
@@ -57,7 +57,7 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.lines: list[str] = []
         self._changed = threading.Condition()
-        if command == "runserver":
+        if command in ("runserver", "runwsserver"):
             args = (f"127.0.0.1:{self.port}", *args)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "django", command, *args],

@@ -43,7 +43,8 @@ PRODUCTION_WARNING = (
     "WARNING: This is a development server. Do not use it in a production setting. "
     "In production, run manage.py runwsserver and manage.py runworker on the Redis "
     "channel backend.\nFor more information see \"Deploying\" in the channels "
-    "documentation (docs/deploying.rst)."
+    "documentation: run \"make docs\" in a clone of channels, then open "
+    "docs/_build/html/deploying.html."
 )
 
 

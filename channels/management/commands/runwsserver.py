@@ -24,8 +24,14 @@ class Command(BaseCommand):
                             help="Channel backend alias (default: %(default)s).")
         parser.add_argument("--proxy-headers", action="store_true", default=None,
                             help="Trust X-Forwarded-For/-Proto (only behind a proxy).")
-        parser.add_argument("--access-log", metavar="FILE",
-                            help="Write an access log in the common log format; '-' is stdout.")
+        parser.add_argument("--access-log", metavar="FILE", default="-",
+                            help="Where the access log goes, one line in the common log "
+                                 "format per answer (default: '-', stdout).")
+        parser.add_argument("--no-access-log", action="store_const", const=None,
+                            dest="access_log", help="Write no access log.")
+        parser.add_argument("--no-static", action="store_false", dest="static",
+                            help="Do not serve STATIC_URL (from the staticfiles finders when "
+                                 "DEBUG, else from STATIC_ROOT); hand it to the workers.")
         parser.add_argument("--http-timeout", type=float,
                             help="Seconds to wait for a worker's response before 504.")
         parser.add_argument("--connect-timeout", type=float,
@@ -42,11 +48,13 @@ class Command(BaseCommand):
         parser.add_argument("--max-message-size", type=int,
                             help="WebSocket message limit in bytes (close 1009).")
 
-    def handle(self, *args, addrport, bind, port, unix_socket, alias, access_log, **options):
+    def handle(self, *args, addrport, bind, port, unix_socket, alias, access_log, static,
+               **options):
         from twisted.internet import reactor
 
         from channels.interfaces.config import ServerConfig
         from channels.interfaces.server import ChannelServer
+        from channels.interfaces.static_files import StaticFiles
 
         host, port = self.address(addrport, bind, port)
         try:
@@ -73,7 +81,9 @@ class Command(BaseCommand):
             config = ServerConfig.from_settings(access_log=log_stream, **overrides)
         except ImproperlyConfigured as exc:
             raise CommandError(str(exc))
-        server = ChannelServer(backend, reactor, config)
+        static_files, static_status = (StaticFiles.from_settings() if static else
+                                       (None, "Static files: none served (--no-static)."))
+        server = ChannelServer(backend, reactor, config, static_files)
         try:
             if unix_socket:
                 server.listen_unix(unix_socket)
@@ -91,6 +101,7 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Interface server listening on {where} (HTTP and WebSocket), backend "
             f"{alias!r} ({type(backend).__name__}). Stop with SIGTERM or CONTROL-C.")
+        self.stdout.write(static_status)
         sys.stdout.flush()
         reactor.run()
         self.stdout.write("Interface server stopped.")

@@ -1,5 +1,3 @@
-"""Rooms and the messages said in them."""
-
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
@@ -11,7 +9,6 @@ HISTORY_LENGTH = 50
 MAX_TEXT_LENGTH = 2000
 
 
-# docs: models
 class Room(models.Model):
     name = models.SlugField(unique=True, max_length=50)
 
@@ -41,4 +38,3 @@ class Message(models.Model):
         (the id lets it drop a message it already has)."""
         return {"id": self.pk, "user": self.user.username, "text": self.text,
                 "sent": self.sent.isoformat()}
-# docs: end models

@@ -1,9 +1,8 @@
 """Users and a room to try the chat with, on a fresh database."""
 
+from chat.models import Room
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
-
-from chat.models import Room
 
 DEMO_USERS = ("alice", "bob")
 # Printed on the login page; this is a demo, never a deployment.

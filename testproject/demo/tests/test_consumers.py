@@ -1,12 +1,12 @@
 import json
 
+from chat.consumers import MESSAGES_CHANNEL
+from chat.models import HISTORY_LENGTH, MAX_TEXT_LENGTH, Message, Room
 from django.contrib.sessions.models import Session
 
 from channels import Group
 from channels.testing import ChannelTestCase
-from chat.consumers import MESSAGES_CHANNEL
-from chat.models import HISTORY_LENGTH, MAX_TEXT_LENGTH, Message, Room
-from chat.tests.helpers import Socket, fast_passwords, make_user
+from demo.tests.helpers import Socket, fast_passwords, make_user
 
 
 def texts(frames):

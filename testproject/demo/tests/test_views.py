@@ -1,12 +1,12 @@
 import io
 
+from chat.models import Room
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import TestCase
 from django.urls import reverse
 
-from chat.models import Room
-from chat.tests.helpers import fast_passwords, make_user
+from demo.tests.helpers import fast_passwords, make_user
 
 
 @fast_passwords
@@ -16,13 +16,6 @@ class ViewTests(TestCase):
             response = self.client.get(url)
             self.assertRedirects(response, f"{reverse('login')}?next={url}",
                                  fetch_redirect_response=False)
-
-    def test_sign_up_logs_in(self):
-        response = self.client.post(reverse("signup"), {
-            "username": "carol", "password1": "a-long-pass-phrase",
-            "password2": "a-long-pass-phrase"})
-        self.assertRedirects(response, reverse("rooms"))
-        self.assertEqual(self.client.get(reverse("rooms")).context["user"].username, "carol")
 
     def test_log_in(self):
         make_user("alice", "secret-word")

@@ -1,12 +1,11 @@
-"""The chat's WebSocket consumers.
-
-A socket at ``/ws/chat/<room>/`` joins the room's Group. What a user types
-goes to the ``chat.messages`` channel, whose consumer saves it and then
-broadcasts it to the room, so every message anybody sees is in the history.
-"""
+"""The chat's consumers. A socket at /ws/chat/<room>/ joins the room's
+Group; what a user types goes to the chat.messages channel, whose consumer
+saves it and then sends it to everyone in the room, so every message that
+anybody sees is in the history."""
 
 import json
 import logging
+import re
 
 from django.contrib.auth import get_user_model
 
@@ -17,27 +16,29 @@ from chat.models import MAX_TEXT_LENGTH, Message, Room
 
 logger = logging.getLogger(__name__)
 
-# The channel that saves and broadcasts messages (routed in testproject/routing.py).
+ROOM_PATH = re.compile(r"/ws/chat/(?P<name>[-\w]+)/")
+
+# A channel of our own, routed to save_message in mysite/routing.py.
 MESSAGES_CHANNEL = "chat.messages"
 
 
-def room_group(room_name):
+def room_group(name):
     """The Group of the sockets in a room."""
-    return Group(f"chat-{room_name}")
+    return Group(f"chat-{name}")
 
 
 def send_json(channel, data):
     channel.send({"text": json.dumps(data)})
 
 
-# docs: connect
 @linearize
 @transfer_user
-def chat_connect(message, room_name):
-    """Let in only logged-in users, to rooms that exist; send the newcomer
-    the room's history, then add it to the room."""
-    room = Room.objects.filter(name=room_name).first()
-    if not message.user.is_authenticated or room is None:
+def chat_connect(message):
+    """Let in only logged-in users, to rooms that exist; add the socket to
+    the room, then send it the room's history."""
+    match = ROOM_PATH.fullmatch(message["path"])
+    room = Room.objects.filter(name=match["name"]).first() if match else None
+    if room is None or not message.user.is_authenticated:
         message.reply_channel.send({"accept": False})
         message.channel_session.flush()  # no more messages will come
         return
@@ -48,14 +49,12 @@ def chat_connect(message, room_name):
     room_group(room.name).add(message.reply_channel)
     for earlier in room.history():
         send_json(message.reply_channel, earlier.as_json())
-# docs: end connect
 
 
-# docs: receive
 @enforce_ordering
 @channel_session_user
-def chat_receive(message, room_name):
-    """Hand what the user typed to ``chat.messages``, in the order typed."""
+def chat_receive(message):
+    """Hand what the user typed to chat.messages, in the order typed."""
     room = message.channel_session.get("room")
     text = message.get("text")
     if room is None or not message.user.is_authenticated or not isinstance(text, str):
@@ -63,12 +62,10 @@ def chat_receive(message, room_name):
     text = text.strip()[:MAX_TEXT_LENGTH]
     if text:
         Channel(MESSAGES_CHANNEL).send({"room": room, "user": message.user.pk, "text": text})
-# docs: end receive
 
 
-# docs: save
 def save_message(message):
-    """Save one message, then broadcast it to the room."""
+    """Save one message, then send it to everyone in the room."""
     room = Room.objects.filter(name=message["room"]).first()
     user = get_user_model().objects.filter(pk=message["user"]).first()
     if room is None or user is None:
@@ -76,13 +73,11 @@ def save_message(message):
                        message["room"], message["user"])
         return
     saved = Message.objects.create(room=room, user=user, text=message["text"])
-    room_group(room.name).send({"text": json.dumps(saved.as_json())})
-# docs: end save
+    send_json(room_group(room.name), saved.as_json())
 
 
-# docs: disconnect
 @channel_session
-def chat_keepalive(message, room_name):
+def chat_keepalive(message):
     """Group membership expires; renew it while the socket is open."""
     room = message.channel_session.get("room")
     if room is not None:
@@ -91,20 +86,10 @@ def chat_keepalive(message, room_name):
 
 @enforce_ordering
 @channel_session
-def chat_disconnect(message, room_name):
+def chat_disconnect(message):
     """Leave the room, and delete the connection's session: nothing will
     read it again."""
     room = message.channel_session.get("room")
     if room is not None:
         room_group(room).discard(message.reply_channel)
     message.channel_session.flush()
-# docs: end disconnect
-
-
-# The consumer of each WebSocket channel, for paths under /ws/chat/<room>/.
-websocket_consumers = {
-    "websocket.connect": chat_connect,
-    "websocket.receive": chat_receive,
-    "websocket.keepalive": chat_keepalive,
-    "websocket.disconnect": chat_disconnect,
-}

@@ -6,7 +6,6 @@ from chat import views
 urlpatterns = [
     path("", views.room_list, name="rooms"),
     path("rooms/<slug:name>/", views.room, name="room"),
-    path("signup/", views.signup, name="signup"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
 ]

@@ -6,10 +6,10 @@ import re
 
 import requests
 import websocket
+from chat.models import Room
 
 from channels.testing import ChannelLiveServerTestCase
-from chat.models import Room
-from chat.tests.helpers import fast_passwords, make_user
+from demo.tests.helpers import fast_passwords, make_user
 
 
 @fast_passwords
