@@ -78,7 +78,7 @@ class SentinelShardTests(SimpleTestCase):
         self.addCleanup(master.close)
         self.assertEqual(master.keys(f"{backend.prefix}*"),
                          [backend.layout.list_key(fixed).encode()])
-        self.assertEqual(backend.shards[0].master, self.group.master_address())
+        self.assertEqual(backend.shards[0].sentinels.master, self.group.master_address())
         self.assertEqual(backend.receive_many_blocking([fixed], 5), (fixed, {"n": 0}))
         reply = new_name("!websocket.send")
         backend.send(reply, {"n": 1})
@@ -259,7 +259,7 @@ class FailoverTests(SimpleTestCase):
         self.assertTrue(after and after <= set(received), "lost after the recovery")
         self.assertLess(back - switched, RECOVERY)
         self.assertLess(load.longest_call, HUNG)
-        self.assertEqual(backend.shards[0].master, self.group.master_address())
+        self.assertEqual(backend.shards[0].sentinels.master, self.group.master_address())
         return load
 
     def test_master_killed_under_load(self):

@@ -171,7 +171,7 @@ class _Connection:
 
     def _role(self, role: list, connection: RespProtocol, master: tuple[str, int]) -> None:
         if role[0] == b"master":
-            self.shard.master_found(master)
+            self.shard.sentinels.reached(master)
             return
         # Down for that reason (the commands behind fail for the abort).
         self.shard.failed(redis.ConnectionError(

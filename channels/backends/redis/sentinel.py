@@ -106,27 +106,30 @@ class Sentinels:
     uses, with no pool: the shard keeps its own connections), and the
     listeners of their announcements.
 
-    ``on_master(address)`` hears of each master a connection reached, and
-    of each announced one. ``on_switch(address)`` is called by the
-    listeners' threads when a new master is announced, and with None when a
-    failover starts, as are the functions given to ``subscribe``."""
+    ``on_new_master(address, previous)`` hears of a master that a
+    connection reached, or the sentinels announced, other than the one
+    before. ``on_switch(address)`` is called by the listeners' threads when
+    a new master is announced, and with None when a failover starts, as
+    are the functions given to ``subscribe``."""
 
     is_master = True
     check_connection = False
 
     def __init__(self, service: SentinelService, connect_timeout: float,
-                 on_master: Callable[[Address], None],
+                 on_new_master: Callable[[Address, Address], None],
                  on_switch: Callable[[Address | None], None]) -> None:
         self.service_name = service.service_name
         # redis-py's clients of the sentinels.
         self.manager = Sentinel(service.sentinels,
                                 sentinel_kwargs=sentinel_options(service, connect_timeout))
-        self.on_master = on_master
+        self.on_new_master = on_new_master
         self.on_switch = on_switch
         self.announced: Address | None = None
         self._announced_at = 0.0
-        self.replacing: Address | None = None  # from +try-failover to its end
-        self._replacing_since = 0.0
+        # The master last reached or announced, and the failovers of it under
+        # way: when each sentinel that tries one began (+try-failover).
+        self.master: Address | None = None
+        self._failovers: dict[int, float] = {}
         self._connections: weakref.WeakSet[MasterConnection] = weakref.WeakSet()
         self._subscribers: list[weakref.WeakMethod] = []
         self._lock = threading.Lock()
@@ -137,9 +140,9 @@ class Sentinels:
         """The master announced in the last few seconds, if one was; raises
         ``MasterNotFoundError`` while the sentinels replace the master."""
         now = time.monotonic()
-        if self.replacing and now - self._replacing_since < TRUST_ANNOUNCEMENT:
+        if any(now - began < TRUST_ANNOUNCEMENT for began in self._failovers.values()):
             raise MasterNotFoundError(
-                "The sentinels are replacing master {}:{}".format(*self.replacing))
+                "The sentinels are replacing master {}:{}".format(*self.master))
         if self.announced and now - self._announced_at < TRUST_ANNOUNCEMENT:
             return self.announced
         return None
@@ -174,7 +177,14 @@ class Sentinels:
     def connected(self, connection: MasterConnection, address: Address) -> None:
         with self._lock:
             self._connections.add(connection)
-        self.on_master(address)
+        self.reached(address)
+
+    def reached(self, address: Address) -> None:
+        """A connection (of either client) reached ``address``, a master."""
+        with self._lock:
+            previous, self.master = self.master, address
+        if previous not in (None, address):
+            self.on_new_master(address, previous)
 
     def subscribe(self, heard: Callable[[Address | None], None]) -> None:
         """Call the bound method ``heard(address)`` (from a listener's
@@ -209,7 +219,7 @@ class Sentinels:
                 while not self._stopped.is_set():
                     message = pubsub.get_message(timeout=1.0)
                     if message is not None:
-                        self._heard(message["channel"].decode(),
+                        self._heard(id(client), message["channel"].decode(),
                                     message["data"].decode().split())
             except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError,
                     OSError) as exc:
@@ -218,24 +228,29 @@ class Sentinels:
                 pubsub.close()
             self._stopped.wait(LISTEN_RETRY)
 
-    def _heard(self, channel: str, words: list[str]) -> None:
-        """``+switch-master <name> <old ip> <old port> <new ip> <new port>``,
-        ``+try-failover master <name> <ip> <port>`` and the same for
-        ``-failover-abort-...``."""
+    def _heard(self, sentinel: int, channel: str, words: list[str]) -> None:
+        """From ``sentinel``: ``+switch-master <name> <old ip> <old port>
+        <new ip> <new port>``, ``+try-failover master <name> <ip> <port>``,
+        and the same for ``-failover-abort-...``. A try or an abort is of
+        the sentinel that sends it (several may try; one wins), and counts
+        only for the master in use (a late one may be of an old master)."""
         if channel == "+switch-master" and len(words) == 5 and words[0] == self.service_name:
             address = (words[3], int(words[4]))
             with self._lock:
-                if address == self.announced and self.replacing is None:
+                if address == self.announced and not self._failovers:
                     return  # another sentinel's announcement of the same
                 self.announced, self._announced_at = address, time.monotonic()
-                self.replacing = None
-            self.on_master(address)
+                self._failovers.clear()
+            self.reached(address)
         elif len(words) == 4 and words[:2] == ["master", self.service_name]:
             with self._lock:
-                if channel != "+try-failover":  # given up
-                    self.replacing = None
+                if self.master not in (None, (words[2], int(words[3]))):
                     return
-                self.replacing, self._replacing_since = (words[2], int(words[3])), time.monotonic()
+                if channel != "+try-failover":  # given up
+                    self._failovers.pop(sentinel, None)
+                    return
+                self.master = (words[2], int(words[3]))  # if it was None
+                self._failovers[sentinel] = time.monotonic()
             address = None
         else:
             return

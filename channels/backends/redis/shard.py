@@ -80,7 +80,7 @@ class Shard:
         self.sentinels: Sentinels | None = None
         if address.sentinel is not None:
             self.sentinels = Sentinels(address.sentinel, options["socket_connect_timeout"],
-                                       self.master_found, self.master_switched)
+                                       self.new_master, self.master_switched)
             self._connection_class = MasterConnection
             options["connection_pool"] = self.sentinels
         self._options = options
@@ -89,8 +89,6 @@ class Shard:
         self.down = False
         self._retry_at = 0.0
         self._backoff = FIRST_BACKOFF
-        # Of a Sentinel-managed shard: the master last reached.
-        self.master: tuple[str, int] | None = None
 
     def __repr__(self) -> str:
         return f"<Shard {self.index} {self.address.label}>"
@@ -200,19 +198,15 @@ class Shard:
                 logger.warning("Redis shard %s of channel backend %r is reachable again",
                                self.address.label, self.alias)
 
-    def master_found(self, address: tuple[str, int]) -> None:
-        """A Sentinel-managed shard's connection reached ``address``, the
-        master the sentinels name, or they announced it. A new one (after a
-        failover) is logged once, and the idle connections to the old one are dropped: one
+    def new_master(self, address: tuple[str, int], previous: tuple[str, int]) -> None:
+        """A Sentinel-managed shard has a new master (a failover): logged
+        once, and the idle connections to the old one are dropped (one
         still up but cut off from the sentinels would keep taking writes
-        that its replicas never see."""
-        with self._state_lock:
-            previous, self.master = self.master, address
-        if previous is not None and previous != address:
-            logger.warning("Redis shard %s of channel backend %r: the sentinels name a new "
-                           "master, %s:%d (was %s:%d)", self.address.label, self.alias,
-                           *address, *previous)
-            self.close_idle()
+        that its replicas never see)."""
+        logger.warning("Redis shard %s of channel backend %r: the sentinels name a new "
+                       "master, %s:%d (was %s:%d)", self.address.label, self.alias,
+                       *address, *previous)
+        self.close_idle()
 
     def master_switched(self, address: tuple[str, int] | None) -> None:
         """The sentinels announced a new master, or (None) began to replace
