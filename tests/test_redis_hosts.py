@@ -68,12 +68,13 @@ class HostsTests(SimpleTestCase):
         self.assertNotIn("hunter2", str(caught.exception))
 
     def test_sentinel_forms(self):
-        url, as_dict = self.build([
+        backend = self.build([
             "sentinel://:secret@h1:26380,h2,[::1]:26381/mymaster/2"
             "?socket_timeout=2.5&sentinel_password=s%40pw&sentinel_socket_timeout=0.5",
             {"sentinels": [("h3", 26379)], "service_name": "other", "username": "app",
              "password": "secret", "sentinel_kwargs": {"password": "spw"}},
-        ]).addresses
+        ])
+        url, as_dict = backend.addresses
         self.assertEqual(url.label, "sentinel://h1:26380,h2:26379,[::1]:26381/mymaster/2")
         self.assertEqual(url.options, {"password": "secret", "db": 2, "socket_timeout": 2.5})
         self.assertEqual(url.sentinel.sentinels,
@@ -83,6 +84,13 @@ class HostsTests(SimpleTestCase):
         self.assertEqual(as_dict.label, "sentinel://h3:26379/other")
         self.assertEqual(as_dict.options, {"username": "app", "password": "secret"})
         self.assertEqual(as_dict.sentinel.options, {"password": "spw"})
+        # What the sentinels' clients are made with: the entry's options
+        # over the defaults (half a second to connect, one to answer).
+        sentinel_kwargs = [shard.sentinels.manager.sentinel_kwargs for shard in backend.shards]
+        self.assertEqual([(kwargs["password"], kwargs["socket_connect_timeout"],
+                           kwargs["socket_timeout"]) for kwargs in sentinel_kwargs],
+                         [("s@pw", 0.5, 0.5), ("spw", 0.5, 1.0)])
+        backend.close()
 
     def test_bad_sentinel_entries_are_named_with_passwords_hidden(self):
         cases = [

@@ -17,8 +17,8 @@ the sentinels make it a replica, ten seconds later: what is sent to it
 meanwhile is lost, and what is taken from it may still be on the promoted
 replica, to be delivered again. So:
 
-- from ``+try-failover`` (a failover starts; it promotes the replica a few
-  hundred milliseconds later) until the failover ends or is given up, the
+- from ``+try-failover`` (a failover starts; the sentinel promotes the
+  replica some 100 ms later) until the failover ends or is given up, the
   shard is down: no new command goes to the old master;
 - on ``+switch-master``, new connections go to the announced master for a
   while (a sentinel may not have heard of it yet), and a shard that is
