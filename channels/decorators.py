@@ -22,7 +22,14 @@ from channels.exceptions import ChannelFull
 from channels.message import Message
 from channels.names import validate_name
 from channels.registry import Consumer, decorated
-from channels.sessions import open_channel_session, open_http_session, save_if_modified
+from channels.sessions import (
+    connection_closed,
+    end_channel_session,
+    load_channel_session,
+    open_http_session,
+    save_channel_session,
+    save_if_modified,
+)
 
 logger = logging.getLogger("channels.decorators")
 
@@ -42,6 +49,10 @@ ORDER_MAX_WAIT = 5.0
 
 # Where enforce_ordering keeps its state in the channel session.
 ORDER_SESSION_KEY = "__channels_order__"
+
+# A connection's last message: once its consumer has run, the connection's
+# channel session is deleted for good (see channel_session).
+CLOSING_CHANNELS = frozenset({"websocket.disconnect", "http.disconnect"})
 
 # Set on consumers wrapped by linearize/enforce_ordering (functools.wraps
 # carries it up through outer decorators) to catch a wrong stacking order.
@@ -86,7 +97,11 @@ def channel_session(func: Consumer) -> Consumer:
     lives as long as the connection (keyed by its reply channel), for state
     that later messages of the same connection need.
 
-    It is saved if modified, also when the consumer raises.
+    It is saved if modified, also when the consumer raises, and created
+    only then. After a disconnect (``CLOSING_CHANNELS``) has run, unless it
+    was requeued, the session is deleted and the connection marked closed,
+    so that a message of it that runs later (a keepalive sent just before)
+    leaves no session behind (``channels.sessions.save_channel_session``).
     """
     if getattr(func, _LOCKED, False):
         raise ImproperlyConfigured(
@@ -99,13 +114,22 @@ def channel_session(func: Consumer) -> Consumer:
     def inner(message: Message, *args, **kwargs):
         if hasattr(message, "channel_session"):  # opened by an outer decorator
             return func(message, *args, **kwargs)
-        session = open_channel_session(_reply_channel_name(message, "channel_session"))
+        reply = _reply_channel_name(message, "channel_session")
+        session, existed = load_channel_session(reply)
         message.channel_session = session
+        requeued = False
         try:
             return func(message, *args, **kwargs)
+        except Message.Requeue:
+            requeued = True  # it runs again later: the connection goes on until then
+            raise
         finally:
             del message.channel_session
-            save_if_modified(session)
+            backend = message.channel_backend
+            if message.channel.name in CLOSING_CHANNELS and not requeued:
+                end_channel_session(backend, reply)
+            else:
+                save_channel_session(session, existed, backend, reply)
 
     return inner
 
@@ -268,6 +292,12 @@ def enforce_ordering(func: Consumer | None = None, *, max_wait: float = ORDER_MA
                            "(next is %d)", order, reply, expected)
             return None
         if order > expected:
+            if not state and connection_closed(message.channel_backend, reply):
+                # Its disconnect has run, which ended the session: nothing
+                # will come before it any more.
+                logger.warning("Dropped message %d of %r: its connection has closed",
+                               order, reply)
+                return None
             now = time.time()
             since = state.get("waiting_since", now)
             # The lowest early number seen: requeues can reorder early

@@ -180,7 +180,8 @@ class DevServer:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Close every connection (WebSockets with 1001, their disconnect
-        messages sent and consumed), then stop the workers."""
+        messages sent and consumed; requests in progress get ``timeout``
+        seconds, then 503), then stop the workers."""
         if self.handle is not None:
             handle, self.handle = self.handle, None
             handle.stop(timeout)

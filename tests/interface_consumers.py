@@ -10,8 +10,10 @@ from channels.worker.sending import send_patiently
 
 # What websocket.disconnect / keepalive consumers saw, for assertions.
 seen: dict[str, list] = {"disconnect": [], "keepalive": [], "receive_order": [],
-                         "http_disconnect": [], "big_sent": []}
+                         "http_disconnect": [], "big_sent": [], "held": []}
 seen_lock = threading.Lock()
+# Requests of /hold/ in progress, by reply channel: set by their http.disconnect.
+released: dict[str, threading.Event] = {}
 
 
 def ws_connect(message):
@@ -56,12 +58,43 @@ def ws_keepalive(message):
 def http_disconnect(message):
     with seen_lock:
         seen["http_disconnect"].append(dict(message.content))
+        left = released.get(message["reply_channel"])
+    if left is not None:
+        left.set()
+
+
+def hold(message):
+    """/hold/?seconds=S answers after S seconds (default: 30), or stops at
+    its http.disconnect; ?stream=1 sends the start of the response at once
+    and the rest then. Records its reply channel in seen["held"] once it
+    runs, and "gone" there if the client left first."""
+    reply = message.reply_channel
+    query = message["query"]
+    stream = query.get("stream") == ["1"]
+    left = threading.Event()
+    with seen_lock:
+        released[reply.name] = left
+    if stream:
+        reply.send({"status": 200, "headers": [["Content-Type", "text/plain"]],
+                    "content": b"start\n", "more_content": True})
+    with seen_lock:
+        seen["held"].append(reply.name)
+    if left.wait(float(query.get("seconds", ["30"])[0])):
+        with seen_lock:
+            seen["held"].append("gone")
+        return
+    if stream:
+        reply.send({"content": b"end\n"})
+    else:
+        reply.send({"status": 200, "headers": [], "content": b"held"})
 
 
 def http_request(message):
     path = message["path"]
     reply = message.reply_channel
-    if path == "/slow/":
+    if path == "/hold/":
+        hold(message)
+    elif path == "/slow/":
         time.sleep(float(message["query"]["delay"][0]))
         reply.send({"status": 200, "headers": [], "content": b"late"})
     elif path == "/stream/":

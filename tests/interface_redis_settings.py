@@ -7,3 +7,13 @@ import os
 from tests.settings import *  # noqa: F403
 
 CHANNEL_BACKENDS = {"default": json.loads(os.environ["CHANNELS_TEST_BACKEND"])}
+
+# What the server logs reaches its output, where tests look for errors.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {"channels": {"handlers": ["console"], "level": "WARNING",
+                             "propagate": False}},
+}

@@ -66,7 +66,8 @@ class ServerSettingsCheckTests(SimpleTestCase):
         self.assertEqual(check_server_settings(), [])
         with override_settings(
                 CHANNELS_SERVER={"HTTP_TIMEOUT": 5, "max_body_size": 1000, "PING_INTERVAL": 0,
-                                 "PROXY_HEADERS": True, "ROOT_PATH": "/app",
+                                 "SHUTDOWN_TIMEOUT": 0, "PROXY_HEADERS": True,
+                                 "ROOT_PATH": "/app",
                                  "ALLOWED_ORIGINS": (".example.com",)},
                 CHANNELS_ALLOWED_ORIGINS=["https://app.example.com"]):
             self.assertEqual(check_server_settings(), [])
@@ -75,7 +76,7 @@ class ServerSettingsCheckTests(SimpleTestCase):
         "HTTP_TIMOUT": 5, "ACCESS_LOG": "/tmp/log", "BODY_TIMEOUT": "30",
         "MAX_BODY_SIZE": 1.5, "MAX_CONNECTIONS": 0, "PING_INTERVAL": -1,
         "CONNECT_TIMEOUT": True, "PROXY_HEADERS": "yes", "ROOT_PATH": "app",
-        "MAX_RESPONSE_BUFFER": 65536,
+        "MAX_RESPONSE_BUFFER": 65536, "SHUTDOWN_TIMEOUT": -5,
     }, CHANNELS_ALLOWED_ORIGINS="https://app.example.com")
     def test_each_bad_option_is_an_error_with_a_hint(self):
         found = check_server_settings()
@@ -100,6 +101,8 @@ class ServerSettingsCheckTests(SimpleTestCase):
                 "Give 0 or more; the default is 20.0.",
             "CHANNELS_SERVER['MAX_RESPONSE_BUFFER'] must be at least 1048576, not 65536":
                 "Give 1048576 or more; the default is 4194304.",
+            "CHANNELS_SERVER['SHUTDOWN_TIMEOUT'] must be at least 0, not -5":
+                "Give 0 or more; the default is 30.0.",
             "CHANNELS_SERVER['PROXY_HEADERS'] must be True or False, not 'yes'":
                 "Give True or False; the default is False.",
             "CHANNELS_SERVER['ROOT_PATH'] must be '' or a path starting with '/', not 'app'":

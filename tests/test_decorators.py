@@ -21,7 +21,7 @@ from channels.decorators import (
     linearize,
 )
 from channels.message import Message
-from channels.sessions import channel_session_key
+from channels.sessions import channel_session_key, session_store_class
 from tests.support.worker_threads import wait_for, worker_threads
 
 CACHE_SESSIONS = "django.contrib.sessions.backends.cache"
@@ -61,11 +61,19 @@ class ChannelSessionTests(TestCase):
         key = channel_session_key(first.reply_channel.name)
         self.assertEqual(SessionStore(session_key=key)["count"], 2)
 
-    def test_created_on_first_use(self):
+    def test_created_once_something_is_put_in_it(self):
         msg = reply_message()
-        channel_session(lambda m: None)(msg)
+        channel_session(lambda m: m.channel_session.get("room"))(msg)  # reads only
+        self.assertFalse(Session.objects.exists())
+        channel_session(lambda m: m.channel_session.update({"room": "lobby"}))(msg)
         key = channel_session_key(msg.reply_channel.name)
-        self.assertTrue(Session.objects.filter(session_key=key).exists())
+        self.assertEqual(SessionStore(session_key=key).load(), {"room": "lobby"})
+
+    def test_emptied_session_is_deleted(self):
+        msg = reply_message()
+        channel_session(lambda m: m.channel_session.update({"a": 1}))(msg)
+        channel_session(lambda m: m.channel_session.pop("a"))(msg)
+        self.assertFalse(Session.objects.exists())
 
     def test_saved_when_the_consumer_raises(self):
         @channel_session
@@ -392,6 +400,26 @@ class EnforceOrderingTests(SimpleTestCase):
         with self.assertRaises(Message.Requeue):
             consumer(message({"reply_channel": self.reply, "order": 3}, "ws", self.backend))
         self.assertLess(time.monotonic() - start, 1)
+
+    def test_message_that_turns_up_after_the_disconnect_is_dropped(self):
+        # The disconnect (3) gives up waiting for 1 and 2, runs and ends the
+        # session; 2 turns up then. Nothing will ever come before it, so it
+        # is dropped, not sent round again and again.
+        self.run_order(0)
+        disconnect = message({"reply_channel": self.reply, "order": 3},
+                             "websocket.disconnect", self.backend)
+        self.consumer(disconnect)  # early: it waits
+        time.sleep(0.06)  # max_wait
+        with self.assertLogs("channels.decorators", "WARNING"):  # gave up on 1 and 2
+            self.consumer(disconnect)
+        with self.assertLogs("channels.decorators", "WARNING") as logs:
+            self.run_order(2)
+        self.assertIn("Dropped message 2", logs.output[0])
+        self.assertIn("its connection has closed", logs.output[0])
+        self.assertEqual(self.waiting(), [])
+        self.assertEqual(self.seen, [0, 3])
+        key = channel_session_key(self.reply)
+        self.assertFalse(session_store_class()().exists(key))
 
     def test_failed_consumer_counts_as_run(self):
         self.run_order(0)

@@ -21,11 +21,14 @@ from channels import Group, channel_backends, registry
 from channels.backends import create_backend
 from channels.checks import check_channel_backends, check_runserver_command
 from channels.exceptions import ChannelFull, InvalidMessage
+from channels.interfaces.config import ServerConfig
+from channels.interfaces.server import CLOSE_WAIT
 from channels.testing import ChannelTestCase, isolated_channel_backends
 from channels.worker import Worker
 from tests.docs_examples import (
     concepts,
     consumers,
+    live_processes,
     logging_settings,
     metered,
     production_settings,
@@ -34,7 +37,7 @@ from tests.docs_examples import (
     settings,
     smoke_check,
 )
-from tests.support.worker_threads import worker_threads
+from tests.support.worker_threads import wait_for, worker_threads
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEPLOY = os.path.join(os.path.dirname(smoke_check.__file__), "deploy")
@@ -175,6 +178,28 @@ class SmokeCheckExampleTests(SimpleTestCase):
             smoke_check.check_echo(timeout=0.05)
 
 
+@DOCS_BACKENDS
+class LiveProcessesExampleTests(SimpleTestCase):
+    def setUp(self):
+        self.enterContext(isolated_channel_backends())
+
+    def test_a_line_per_worker_process_and_interface_server(self):
+        from channels.interfaces.threaded import start_server
+
+        backend = channel_backends["default"]
+        self.assertEqual(live_processes.describe_processes(), [])
+        self.enterContext(worker_threads(backend, None, 2))
+        handle = start_server(backend, "127.0.0.1", 0)
+        self.addCleanup(handle.stop)
+        wait_for(lambda: len(lines := live_processes.describe_processes()) == 2
+                 and "2 thread(s)" in lines[0], timeout=20)
+        worker, server = live_processes.describe_processes()
+        self.assertRegex(worker, r"^worker [0-9a-f]{16} on .+ \(pid \d+\): 2 thread\(s\), "
+                                 r"0 handled, 0 failed, 0 in hand$")
+        self.assertRegex(server, r"^interface server [0-9a-f]{16} on .+: 0 HTTP and 0 "
+                                 r"WebSocket connection\(s\)$")
+
+
 class ProductionSettingsExampleTests(SimpleTestCase):
     def test_redis_settings_build_a_shared_backend(self):
         if importlib.util.find_spec("channels.backends.redis") is None:
@@ -235,6 +260,17 @@ class DeploymentFilesTests(SimpleTestCase):
         unit = self.unit("channels-worker@.service")
         self.assertEqual(unit["Service"]["KillSignal"], "SIGTERM")
         self.check_parses(*self.command_line("channels-worker@.service"))
+
+    def test_interface_server_unit_waits_for_its_shutdown(self):
+        # systemd kills what has not exited after TimeoutStopSec: that must
+        # not cut off the requests that the server's shutdown lets finish.
+        unit = self.unit("channels-wsserver.service")
+        self.assertEqual(unit["Service"]["KillSignal"], "SIGTERM")
+        command, args = self.command_line("channels-wsserver.service")
+        parser = self.check_parses(command, args).create_parser("manage.py", command)
+        options = parser.parse_args(args)
+        shutdown = options.shutdown_timeout or ServerConfig().shutdown_timeout
+        self.assertGreater(int(unit["Service"]["TimeoutStopSec"]), shutdown + CLOSE_WAIT + 5)
 
     def test_proxy_forwards_to_the_interface_server(self):
         command, args = self.command_line("channels-wsserver.service")

@@ -16,6 +16,7 @@ from channels.management.commands.runwsserver import Command
 class ConfigTests(SimpleTestCase):
     def test_defaults_settings_then_overrides(self):
         self.assertEqual(ServerConfig.from_settings().http_timeout, 60)
+        self.assertEqual(ServerConfig.from_settings().shutdown_timeout, 30)  # as gunicorn's
         with override_settings(CHANNELS_SERVER={"HTTP_TIMEOUT": 9, "MAX_BODY_SIZE": 10}):
             config = ServerConfig.from_settings(http_timeout=3, max_body_size=None)
         self.assertEqual((config.http_timeout, config.max_body_size), (3, 10))
@@ -134,3 +135,9 @@ class RunWsServerArgumentTests(SimpleTestCase):
     def test_bad_server_setting_is_a_command_error(self):
         with self.assertRaisesMessage(CommandError, "NOPE"):
             call_command("runwsserver", "127.0.0.1:0")
+
+    @override_settings(CHANNEL_BACKENDS={"default": {
+        "BACKEND": "tests.support.backends.SharedMemoryBackend"}})
+    def test_bad_shutdown_timeout_is_a_command_error(self):
+        with self.assertRaisesMessage(CommandError, "SHUTDOWN_TIMEOUT must be at least 0"):
+            call_command("runwsserver", "127.0.0.1:0", "--shutdown-timeout", "-1")

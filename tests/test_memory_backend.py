@@ -436,3 +436,19 @@ class ThreadSafetyTests(MemoryBackendMixin, SimpleTestCase):
             thread.join(10)
         self.assertEqual(len(received), 4 * per_sender)
         self.assertEqual(len(set(received)), 4 * per_sender)
+
+
+class SweepTests(SimpleTestCase):
+    """What this backend forgets, which is not part of the contract."""
+
+    def test_expired_groups_and_locks_are_forgotten(self):
+        # Nobody may ask about them again, so the sweep that a send makes
+        # (every EXPIRY / 2) drops them: the marks of closed connections
+        # (channels.sessions) must not pile up in a long-running process.
+        backend = InMemoryChannelBackend(expiry=0.05)
+        backend.group_add("g", "a", expiry=0.05)
+        backend.group_add("kept", "b", expiry=60)
+        backend.lock_channel("l", expiry=0.05)
+        time.sleep(0.06)
+        backend.send("q", {})
+        self.assertEqual((list(backend._groups), backend._locks), (["kept"], {}))

@@ -241,32 +241,66 @@ class ReceiveTests(ClientTestCase):
         self.assertIsNone(in_reactor(client.stop))
         self.assertEqual(in_reactor(clock.getDelayedCalls), [])
 
+    def blocked(self, server, client):
+        """Start ``client`` reading and wait until its pop waits on ``server``."""
+        self.reading(client)
+        redis_client = server.client()
+        self.addCleanup(redis_client.close)
+        wait_for(lambda: any(c["cmd"] == "blmpop" for c in redis_client.client_list()))
+        return redis_client
+
     def test_a_stopped_reader_puts_back_what_its_last_pop_takes(self):
         (server,) = self.own_servers(1)
         backend = self.backend([server])
         client = self.layer_client(backend, poll_timeout=5)
         channel = new_name("!websocket.send")
-        self.reading(client)
-        redis_client = server.client()
-        self.addCleanup(redis_client.close)
-        wait_for(lambda: any(c["cmd"] == "blmpop" for c in redis_client.client_list()))
+        redis_client = self.blocked(server, client)
+        stopped = queue.SimpleQueue()
+
+        def send_then_stop():
+            # The waiting pop takes it at once; its answer reaches the
+            # reactor only after this, when the client is stopping.
+            backend.send(channel, {"n": 1})
+            client.stop().addBoth(stopped.put)
+
+        in_reactor(send_then_stop)
+        self.assertIsNone(stopped.get(timeout=10))
+        # Back at the head, and counted, before stop() fired.
+        self.assertEqual(backend.receive_batch([WILDCARD], 10, 0), [(channel, {"n": 1})])
+        self.assertEqual(redis_client.hlen(backend.layout.inbox_keys(WILDCARD)[1]), 0)
+
+    def test_stop_ends_a_waiting_pop_at_once(self):
+        # A shutdown does not wait out poll_timeout (CLIENT UNBLOCK).
+        (server,) = self.own_servers(1)
+        backend = self.backend([server])
+        client = self.layer_client(backend, poll_timeout=60)
+        redis_client = self.blocked(server, client)
         stopped = queue.SimpleQueue()
 
         def stop():
             client.stop().addBoth(stopped.put)
 
         in_reactor(stop)
-        backend.send(channel, {"n": 1})  # the reader's pop is still waiting
-        self.assertIsNone(stopped.get(timeout=10))
-        # Back at the head, and counted, before stop() fired.
-        self.assertEqual(backend.receive_batch([WILDCARD], 10, 0), [(channel, {"n": 1})])
-        self.assertEqual(redis_client.hlen(backend.layout.inbox_keys(WILDCARD)[1]), 0)
+        self.assertIsNone(stopped.get(timeout=30))
+        wait_for(lambda: not any(c["cmd"] == "blmpop" for c in redis_client.client_list()))
 
-    def test_stop_ends_once_an_idle_pop_times_out(self):
-        backend = self.backend(shared_servers(1))
-        client = self.layer_client(backend, poll_timeout=0.2)
-        self.reading(client)
-        in_reactor(client.stop)  # fires after the pop, up to poll_timeout
+    def test_connections_closed_on_purpose_are_no_outage(self):
+        # Closed with a pop under way, as the reactor cuts what is left
+        # when a process exits: nothing is logged, the shard stays up.
+        (server,) = self.own_servers(1)
+        backend = self.backend([server])
+        client = self.layer_client(backend, poll_timeout=60)
+        self.blocked(server, client)
+
+        def close_all():
+            for connection in [*client._commands.values(), *client._blocking.values()]:
+                connection.close()
+                connection._protocol.transport.abortConnection()
+
+        with self.assertNoLogs("channels.backends.redis", "WARNING"):
+            in_reactor(close_all)
+            in_reactor(client.stop)
+        self.assertFalse(backend.shards[0].down)
 
 
 class BridgeTests(ClientTestCase):

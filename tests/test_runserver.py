@@ -141,6 +141,28 @@ class RunserverOptionsTests(unittest.TestCase):
         self.assertEqual(close_code(ws), GOING_AWAY)
         self.assertNotIn("Traceback", server.output)
 
+    def test_ctrl_c_answers_a_request_still_running_503_not_a_reset(self):
+        # The test consumers (tests.interface_consumers): /hold/ runs until
+        # its http.disconnect. Requests in progress get 5 s, then 503.
+        backend = {"BACKEND": "channels.backends.memory.InMemoryChannelBackend",
+                   "ROUTING": "tests.interface_consumers.routing"}
+        server = ServerProcess("tests.interface_redis_settings", "--noreload", "-v", "2",
+                               env={"CHANNELS_TEST_BACKEND": json.dumps(backend)})
+        self.addCleanup(server.kill)
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+            sock.sendall(b"GET /hold/ HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            server.wait_for("http.request -> ")
+            self.assertEqual(server.stop(timeout=30), 0, server.output)
+            response = b""
+            while chunk := sock.recv(65536):
+                response += chunk
+        self.assertTrue(response.startswith(b"HTTP/1.1 503 "), response)
+        self.assertIn(b"connection: close", response.lower())
+        # The view heard its http.disconnect, so no worker was left behind.
+        self.assertIn("http.disconnect -> ", server.output)
+        self.assertNotIn("still runs a consumer", server.output)
+        self.assertNotIn("Traceback", server.output)
+
     def test_reloads_on_code_change(self):
         server = self.start()
         views = os.path.join(ROOT, "testproject", "testproject", "views.py")

@@ -22,6 +22,12 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 from django.core.exceptions import ImproperlyConfigured
 
+from channels.backends.heartbeats import (
+    DEFAULT_HEARTBEAT_INTERVAL,
+    DEFAULT_HEARTBEAT_TTL,
+    Heartbeats,
+    check_heartbeat_name,
+)
 from channels.exceptions import ChannelFull, InvalidMessage, MessageTooLarge
 from channels.names import HTTP_REPLY_PREFIX, validate_name
 from channels.registry import ConsumerRegistry
@@ -137,6 +143,10 @@ class BaseChannelBackend:
     """
 
     local_only = False
+    # Whether the backend keeps heartbeats (``set_heartbeat`` and the
+    # rest); without them nobody can tell whether a worker is running, and
+    # the interface server waits for answers as if one were.
+    keeps_heartbeats = False
 
     def __init__(
         self,
@@ -146,12 +156,22 @@ class BaseChannelBackend:
         capacity: int = DEFAULT_CAPACITY,
         channel_capacity: Mapping[str, int] | None = None,
         group_expiry: float = 86400,
+        heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL,
+        heartbeat_ttl: float = DEFAULT_HEARTBEAT_TTL,
     ):
         self.alias = alias
         self.routing = routing
         self.expiry = _positive(alias, "EXPIRY", expiry)
         self.capacity = _positive(alias, "CAPACITY", capacity, (int,))
         self.group_expiry = _positive(alias, "GROUP_EXPIRY", group_expiry)
+        self.heartbeat_interval = _positive(alias, "HEARTBEAT_INTERVAL", heartbeat_interval)
+        self.heartbeat_ttl = _positive(alias, "HEARTBEAT_TTL", heartbeat_ttl)
+        if self.heartbeat_ttl <= self.heartbeat_interval:
+            # A record would expire before its next write.
+            raise ImproperlyConfigured(
+                f"CHANNEL_BACKENDS[{alias!r}]['HEARTBEAT_TTL'] ({heartbeat_ttl}) must be "
+                f"longer than HEARTBEAT_INTERVAL ({heartbeat_interval}); twice as long "
+                f"lets one heartbeat be late")
         if not isinstance(channel_capacity, Mapping | None):
             raise ImproperlyConfigured(
                 f"CHANNEL_BACKENDS[{alias!r}]['CHANNEL_CAPACITY'] must be a dict of "
@@ -316,8 +336,50 @@ class BaseChannelBackend:
         whether it was released."""
         return self._unlock_channel(validate_name(channel), token)
 
+    # Heartbeats: which processes are alive (docs/heartbeats.rst).
+
+    def set_heartbeat(self, kind: str, id: str, record: Mapping[str, Any],
+                      ttl: float | None = None) -> None:
+        """Write the heartbeat record of process ``id`` of ``kind``
+        (``"worker"``, ``"interface"``), replacing its last one, to last
+        ``ttl`` seconds (default HEARTBEAT_TTL). A networked backend writes
+        it where every reader finds it while any of its servers is up."""
+        self.set_heartbeat_encoded(kind, id, encode(record), ttl)
+
+    def set_heartbeat_encoded(self, kind: str, id: str, data: bytes,
+                              ttl: float | None = None) -> None:
+        """``set_heartbeat`` of a record that ``encode`` made."""
+        check_heartbeat_name(kind, id)
+        self._set_heartbeat(kind, id, data, self.heartbeat_ttl if ttl is None
+                            else _expiry_argument(ttl))
+
+    def heartbeats(self, kind: str) -> Heartbeats:
+        """The live records of ``kind``. Raises ChannelBackendUnavailable
+        only if none of the store can be read."""
+        check_heartbeat_name(kind, "x")
+        return self.heartbeats_from(*self._heartbeats(kind))
+
+    def heartbeats_from(self, entries: Iterable[tuple[bytes, float]],
+                        covered: float) -> Heartbeats:
+        """What ``_heartbeats`` returns, decoded (for layer clients too)."""
+        records = []
+        for data, expires_in in entries:
+            try:
+                record = decode(data)
+            except Exception:
+                continue  # not written by a heartbeat: nobody's
+            if isinstance(record, dict):
+                record["expires_in"] = expires_in
+                records.append(record)
+        return Heartbeats(records, covered, covered >= self.heartbeat_ttl)
+
+    def clear_heartbeat(self, kind: str, id: str) -> None:
+        """Delete a record at once, rather than let it expire."""
+        check_heartbeat_name(kind, id)
+        self._clear_heartbeat(kind, id)
+
     def flush(self) -> None:
-        """Delete every message, group and lock of this backend."""
+        """Delete every message, group, lock and heartbeat of this backend."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -397,4 +459,17 @@ class BaseChannelBackend:
         raise NotImplementedError
 
     def _unlock_channel(self, channel: str, token: str) -> bool:
+        raise NotImplementedError
+
+    # Backends that keep heartbeats (keeps_heartbeats) implement these.
+
+    def _set_heartbeat(self, kind: str, id: str, data: bytes, ttl: float) -> None:
+        raise NotImplementedError
+
+    def _heartbeats(self, kind: str) -> tuple[list[tuple[bytes, float]], float]:
+        """``([(record, seconds left)], seconds covered)``: see
+        ``channels.backends.heartbeats.Heartbeats``."""
+        raise NotImplementedError
+
+    def _clear_heartbeat(self, kind: str, id: str) -> None:
         raise NotImplementedError

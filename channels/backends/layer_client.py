@@ -85,6 +85,22 @@ class LayerClient:
         ``deliver``. A failed read is retried (the backend logs outages)."""
         raise NotImplementedError
 
+    def set_heartbeat(self, kind: str, id: str, data: bytes, ttl: float) -> Deferred:
+        """The backend's ``set_heartbeat`` of an encoded record (a valid
+        kind and id). Fires with None, or fails with the backend's
+        exception."""
+        raise NotImplementedError
+
+    def heartbeats(self, kind: str) -> Deferred:
+        """The backend's ``heartbeats(kind)``: fires with a
+        ``channels.backends.heartbeats.Heartbeats``, or fails with the backend's
+        exception (ChannelBackendUnavailable: none of the store answered)."""
+        raise NotImplementedError
+
+    def clear_heartbeat(self, kind: str, id: str) -> Deferred:
+        """The backend's ``clear_heartbeat``; fires as ``set_heartbeat``."""
+        raise NotImplementedError
+
     def stop(self) -> Deferred:
         """Stop reading; sends and changes asked for before still go. Fires
         once no read is in progress; a message taken by a read that was

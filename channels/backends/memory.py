@@ -20,6 +20,7 @@ from channels.names import is_wildcard
 
 class InMemoryChannelBackend(BaseChannelBackend):
     local_only = True
+    keeps_heartbeats = True
 
     def __init__(self, **options):
         super().__init__(**options)
@@ -30,6 +31,9 @@ class InMemoryChannelBackend(BaseChannelBackend):
         self._locks: dict[str, tuple[str, float]] = {}
         self._paused: set[str] = set()
         self._next_sweep = 0.0
+        # kind: {id: (expires, record)}, and when they began to be kept.
+        self._beats: dict[str, dict[str, tuple[float, bytes]]] = {}
+        self._beats_since = time.monotonic()
 
     def _push(self, channel: str, data: bytes, now: float, head: bool = False) -> bool:
         if not head and channel in self._paused:
@@ -60,7 +64,9 @@ class InMemoryChannelBackend(BaseChannelBackend):
 
     def _sweep(self, now: float) -> None:
         """Forget channels that nobody reads once their messages expire, so
-        abandoned response channels do not hold memory."""
+        abandoned response channels do not hold memory; and groups whose
+        members have all expired, and expired locks, which nobody may ask
+        about again (the marks of closed connections, channels.sessions)."""
         if now < self._next_sweep:
             return
         self._next_sweep = now + self.expiry / 2
@@ -69,6 +75,10 @@ class InMemoryChannelBackend(BaseChannelBackend):
             self._drop_expired(queue, now)
             if not queue:
                 del self._channels[name]
+        for group in list(self._groups):
+            self._live_members(group, now)
+        for name in [name for name, (_, expires) in self._locks.items() if expires <= now]:
+            del self._locks[name]
 
     def _send(self, channel, data):
         with self._lock:
@@ -177,9 +187,28 @@ class InMemoryChannelBackend(BaseChannelBackend):
             del self._locks[channel]
             return True
 
+    def _set_heartbeat(self, kind, id, data, ttl):
+        with self._lock:
+            self._beats.setdefault(kind, {})[id] = (time.monotonic() + ttl, data)
+
+    def _heartbeats(self, kind):
+        with self._lock:
+            now = time.monotonic()
+            records = self._beats.get(kind, {})
+            for id in [id for id, (expires, _) in records.items() if expires <= now]:
+                del records[id]
+            return ([(data, expires - now) for expires, data in records.values()],
+                    now - self._beats_since)
+
+    def _clear_heartbeat(self, kind, id):
+        with self._lock:
+            self._beats.get(kind, {}).pop(id, None)
+
     def flush(self):
         with self._lock:
             self._channels.clear()
             self._groups.clear()
             self._locks.clear()
             self._paused.clear()
+            self._beats.clear()
+            self._beats_since = time.monotonic()

@@ -1,9 +1,9 @@
 """The layer client of any backend: its blocking calls in two threads.
 
 A sender thread makes the calls that change the store (sends, pauses and
-resumes) one after the other, in the order asked, so that no message
-overtakes an earlier one to its channel; the batches that wait for it when
-it is free go as one call. A receiver thread reads, and hands each batch it
+resumes, heartbeats) one after the other, in the order asked, so that no
+message overtakes an earlier one to its channel; the batches that wait for
+it when it is free go as one call. A receiver thread reads, and hands each batch it
 reads to the reactor with one ``callFromThread``. Every result reaches the
 reactor the same way.
 """
@@ -15,6 +15,7 @@ import queue
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from twisted.internet.defer import Deferred, DeferredList
@@ -30,6 +31,10 @@ logger = logging.getLogger("channels.server")
 
 # After a failed read, the next waits this long.
 RECEIVE_RETRY = 0.5
+# How long one read waits on a backend inside this process (``local_only``),
+# which costs no round trip: stop() is then as prompt as a server's
+# shutdown should be.
+LOCAL_POLL_TIMEOUT = 0.05
 
 
 class _Send(NamedTuple):
@@ -37,9 +42,11 @@ class _Send(NamedTuple):
     done: Deferred
 
 
-class _Change(NamedTuple):
-    channel: str
-    paused: bool
+class _Call(NamedTuple):
+    """Any other call of the backend, whose result ``done`` gets."""
+
+    function: Callable[..., Any]
+    args: tuple
     done: Deferred
 
 
@@ -51,6 +58,8 @@ class ThreadedLayerClient(LayerClient):
 
     def __init__(self, backend: BaseChannelBackend, reactor: Any):
         super().__init__(backend, reactor)
+        if backend.local_only:
+            self.poll_timeout = LOCAL_POLL_TIMEOUT
         self._outbox: queue.SimpleQueue = queue.SimpleQueue()
         self._sender: threading.Thread | None = None
         self._stopped = threading.Event()
@@ -63,8 +72,21 @@ class ThreadedLayerClient(LayerClient):
         return done
 
     def set_paused(self, channel: str, paused: bool) -> Deferred:
+        backend = self.backend
+        return self._call(backend.pause_channel if paused else backend.resume_channel, channel)
+
+    def set_heartbeat(self, kind: str, id: str, data: bytes, ttl: float) -> Deferred:
+        return self._call(self.backend.set_heartbeat_encoded, kind, id, data, ttl)
+
+    def heartbeats(self, kind: str) -> Deferred:
+        return self._call(self.backend.heartbeats, kind)
+
+    def clear_heartbeat(self, kind: str, id: str) -> Deferred:
+        return self._call(self.backend.clear_heartbeat, kind, id)
+
+    def _call(self, function: Callable[..., Any], *args: Any) -> Deferred:
         done = Deferred()
-        self._put(_Change(channel, paused, done))
+        self._put(_Call(function, args, done))
         return done
 
     def receive(self, channels: list[str], limit: int, deliver: Deliver) -> None:
@@ -77,7 +99,7 @@ class ThreadedLayerClient(LayerClient):
             self._outbox.put(_STOP)
         return DeferredList(self._ended).addCallback(lambda _: None)
 
-    def _put(self, item: _Send | _Change) -> None:
+    def _put(self, item: _Send | _Call) -> None:
         if self._sender is None:
             self._sender = self._start(self._send_loop, "sender")
         self._outbox.put(item)
@@ -118,7 +140,7 @@ class ThreadedLayerClient(LayerClient):
                 if item is _STOP:
                     stop = True
                 else:
-                    self._change(item)
+                    self._run(item)
             sent += self._send(sends)
             wait = self.pace(sent)
             if wait and not stop:
@@ -159,14 +181,13 @@ class ThreadedLayerClient(LayerClient):
                 failures.append((position, ChannelFull(f"Channel {channel!r} is full")))
         return failures
 
-    def _change(self, change: _Change) -> None:
-        call = self.backend.pause_channel if change.paused else self.backend.resume_channel
+    def _run(self, call: _Call) -> None:
         try:
-            call(change.channel)
+            result = call.function(*call.args)
         except Exception:
-            self.reactor.callFromThread(change.done.errback, Failure())
+            self.reactor.callFromThread(call.done.errback, Failure())
         else:
-            self.reactor.callFromThread(change.done.callback, None)
+            self.reactor.callFromThread(call.done.callback, result)
 
     # Receiver thread.
 

@@ -31,6 +31,10 @@ class ServerConfig:
     header_timeout: float = 10.0
     body_timeout: float = 30.0
     keepalive_timeout: float = 15.0
+    # Seconds that requests in progress get to be answered once the server
+    # is told to stop (SIGTERM); those still running then get 503. As
+    # gunicorn's graceful timeout; 0 answers them all 503 at once.
+    shutdown_timeout: float = 30.0
     # Sizes in bytes.
     max_header_size: int = 16 * 1024
     max_body_size: int = 64 * 1024 * 1024

@@ -183,6 +183,11 @@ class HttpProtocol(Protocol):
             secure = forwarded_secure(wanted, secure)
         request = Request(self, event, headers, client, secure)
         self.request = request
+        if server.stopping:
+            # Arrived after the server was told to stop: not started, so
+            # safe for the client to send again, elsewhere.
+            self.send_error(503, "Server shutting down", retry_after=True)
+            return False
         # h11 limits only a head that arrives in pieces; one that came in a
         # single read is measured here.
         size = len(event.target) + sum(len(n) + len(v) + 4 for n, v in headers)
@@ -295,6 +300,22 @@ class HttpProtocol(Protocol):
         self.update_reading()
         self.transport.loseWriteConnection()
         self.set_timer(LINGER, self.transport.abortConnection)
+
+    # Shutdown (see ChannelServer.shutdown).
+
+    def server_stopping(self) -> None:
+        """The server stops: an idle connection closes now. A request in
+        progress goes on until it is answered or ``cut_off``; a request
+        whose head is still arriving gets 503 (``start_request``)."""
+        if self.idle:
+            self.close_connection()
+
+    def cut_off(self) -> None:
+        """SHUTDOWN_TIMEOUT has passed with this connection still open."""
+        if self.request is not None:
+            self.request.cut_off()
+        elif not self.lingering:  # a lingering one was answered; it ends soon
+            self.send_error(503, "Server shutting down", retry_after=True)
 
     def client_behind(self, behind: bool) -> None:
         """Called by the outbox when the client falls behind the response

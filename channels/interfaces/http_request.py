@@ -62,6 +62,8 @@ class Request:
         self.body_channel: str | None = None
         self.path = ""
         self.response_started = False
+        # The whole response is written (it may still be on its way).
+        self.complete = False
         self.sent_bytes = 0
         self.status = 0
         self.done = False
@@ -121,7 +123,12 @@ class Request:
         protocol = self.protocol
         server = protocol.server
         event = self.event
+        refusal = server.liveness.refusal("http.request")
+        if refusal is not None:
+            protocol.send_error(503, refusal, retry_after=True)
+            return
         self.reply_channel = server.layer.new_reply_channel(HTTP_REPLY_PREFIX, self.on_reply)
+        server.liveness.watch(self.reply_channel, self)
         body, more = self.body.first_chunk()
         if more:
             self.body_channel = server.new_body_channel()
@@ -225,6 +232,23 @@ class Request:
         else:
             self.protocol.send_error(503, "Channel layer unavailable", retry_after=True)
 
+    # What the heartbeats tell (channels.interfaces.liveness).
+
+    def waiting_on(self) -> str | None:
+        return "http.request" if not (self.response_started or self.done) else None
+
+    def worker_lost(self, channel: str, reason: str) -> None:
+        """The ``http.request`` message will never be answered, or answered
+        further: a 503, or the end of a response cut off halfway."""
+        if channel != "http.request" or self.done:
+            return
+        if not self.response_started:
+            self.protocol.send_error(503, reason, retry_after=True)
+            return
+        logger.warning("The response on %s stopped halfway: %s", self.reply_channel, reason)
+        self.finished()
+        self.protocol.close_connection()
+
     def response_timed_out(self) -> None:
         self.protocol.timer = None
         self.no_response()
@@ -250,6 +274,10 @@ class Request:
                         name.lower() in (b"content-length", b"transfer-encoding")
                         for name, _ in headers):
                     headers = [*headers, (b"content-length", str(len(start.content)).encode())]
+                if protocol.server.stopping:
+                    # The connection closes after it: the client must not
+                    # send another request on it.
+                    headers = [*headers, (b"connection", b"close")]
                 protocol.write(h11.Response(status_code=start.status, headers=headers,
                                             reason=start.reason.encode("latin-1")))
                 data, more = start.content, start.more_content
@@ -271,6 +299,7 @@ class Request:
                 protocol.close_connection()
             return
         if not more:
+            self.complete = True
             protocol.log_access(self.status, self.sent_bytes)
             # Until the client has read (nearly) all of it, the response is
             # in progress: a client dropped for not reading is one that left.
@@ -307,7 +336,9 @@ class Request:
                 self.in_flight = False
                 self.sending = None
             if self.reply_channel is not None:
-                self.protocol.server.layer.forget(self.reply_channel)
+                server = self.protocol.server
+                server.layer.forget(self.reply_channel)
+                server.liveness.unwatch(self.reply_channel)
 
     def abandon(self) -> None:
         """The request ends before its response is complete (an error, or
@@ -332,6 +363,23 @@ class Request:
         if self.done:
             return
         self.abandon()
+        self.send_disconnect()
+
+    def cut_off(self) -> None:
+        """The server is stopping and SHUTDOWN_TIMEOUT has passed. A
+        response not started yet is replaced by a 503 with ``Connection:
+        close``. One under way cannot be replaced: the connection closes
+        with it unfinished, never with a last chunk that would pass it off
+        as whole, so the client sees it is incomplete (a chunked body
+        without its last chunk, or fewer bytes than its Content-Length).
+        Either way the worker gets ``http.disconnect``, as when a client
+        leaves. A response written whole is left to reach its client."""
+        if self.done or self.complete:
+            return
+        self.protocol.send_error(503, "Server shutting down", retry_after=True)
+        self.send_disconnect()
+
+    def send_disconnect(self) -> None:
         server = self.protocol.server
         if self.reply_channel is not None and server.disconnect_routed:
             server.layer.send("http.disconnect", http_messages.disconnect_message(

@@ -51,12 +51,16 @@ def acquire_bridge(backend: BaseChannelBackend, reactor: Any) -> LayerBridge:
     return bridge
 
 
-def release_bridge(bridge: LayerBridge) -> None:
-    """Stop the bridge when its last server has stopped."""
+def release_bridge(bridge: LayerBridge) -> Deferred:
+    """Stop the bridge when its last server has stopped; fires once it has
+    (see ``LayerBridge.stop``), so that a process exits with no read of
+    its response channels under way, which the reactor would otherwise cut
+    off, as if the backend had failed."""
     bridge.users -= 1
     if bridge.users <= 0 and _bridges.get(id(bridge.backend)) is bridge:
         del _bridges[id(bridge.backend)]
-        bridge.stop()
+        return bridge.stop()
+    return succeed(None)
 
 
 class _Change:

@@ -2,8 +2,9 @@
 
 One ``ChannelServer`` per backend and set of options; it may listen on
 several addresses. It owns what all its connections share: the layer
-bridge, the Autobahn factory holding the WebSocket options, the keepalive
-scheduler, the Host/Origin policy and the connection count.
+bridge, what is known of the workers (``liveness``), the Autobahn factory
+holding the WebSocket options, the keepalive scheduler, the Host/Origin
+policy and the connection count.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from autobahn.websocket.compress import (
 )
 from twisted.internet import defer
 from twisted.internet.protocol import Factory
-from twisted.internet.task import deferLater
 
 from channels import names
 from channels.backends.base import BaseChannelBackend
@@ -27,11 +27,16 @@ from channels.interfaces.config import ServerConfig
 from channels.interfaces.http_protocol import HttpProtocol
 from channels.interfaces.keepalive import KeepaliveScheduler
 from channels.interfaces.layer import acquire_bridge, release_bridge
+from channels.interfaces.liveness import acquire_liveness, release_liveness
 from channels.interfaces.security import HostPolicy, allowed_hosts
 from channels.interfaces.static_files import StaticFiles
-from channels.interfaces.websocket_protocol import GOING_AWAY, ChannelWebSocketProtocol
+from channels.interfaces.websocket_protocol import ChannelWebSocketProtocol
 
 logger = logging.getLogger("channels.server")
+
+# After the shutdown's deadline, how long connections have to close (a
+# client reading its 503, answering a close frame) before they are dropped.
+CLOSE_WAIT = 2.0
 
 
 def accept_deflate(offers):
@@ -57,15 +62,20 @@ class ChannelServer:
     """Connections to and from one channel backend.
 
     Use on the reactor thread: ``listen_tcp``/``listen_unix``, then
-    ``shutdown()`` (a Deferred) to stop accepting, close every socket
-    (WebSockets with 1001) and send their disconnect messages.
-    ``static_files``, if given, answers GET and HEAD for its files itself.
+    ``shutdown()`` (a Deferred) to stop accepting, let requests in progress
+    finish, close every socket (WebSockets with 1001) and send their
+    disconnect messages. ``static_files``, if given, answers GET and HEAD
+    for its files itself.
     """
 
     def __init__(self, backend: BaseChannelBackend, reactor: Any,
-                 config: ServerConfig | None = None, static_files: StaticFiles | None = None):
+                 config: ServerConfig | None = None, static_files: StaticFiles | None = None,
+                 clock: Any = None):
         self.backend = backend
         self.reactor = reactor
+        # The shutdown's deadlines (the reactor unless given; tests give a
+        # ``task.Clock``).
+        self.clock = reactor if clock is None else clock
         self.config = config or ServerConfig.from_settings()
         self.static_files = static_files
         config = self.config
@@ -80,7 +90,11 @@ class ChannelServer:
         self.ws_disconnect_routed = "websocket.disconnect" in routed
         self.disconnect_routed = "http.disconnect" in routed
         self.keepalive_routed = "websocket.keepalive" in routed
+        # What a request and a handshake need a worker for.
+        self.needed_channels = {"http.request"} | (
+            {"websocket.connect"} if self.connect_routed else set())
         self.layer = None
+        self.liveness = None
         self.keepalive = KeepaliveScheduler(reactor, backend.expiry / 2)
         self.ws_factory = self.websocket_factory()
         self.http_connections: set[HttpProtocol] = set()
@@ -88,6 +102,11 @@ class ChannelServer:
         self.ports: list[Any] = []
         self.started = False
         self.stopping = False
+        # While shutting down: fired once the last connection has closed,
+        # and the timers of the deadline and of the drop after it.
+        self._drained: defer.Deferred | None = None
+        self._deadline = None
+        self._drop_call = None
         self._last_frame = None
 
     def websocket_factory(self) -> WebSocketServerFactory:
@@ -115,6 +134,7 @@ class ChannelServer:
         if not self.started:
             self.started = True
             self.layer = acquire_bridge(self.backend, self.reactor)
+            self.liveness = acquire_liveness(self.layer, self)
             self.keepalive.start()
 
     def listen_tcp(self, port: int, interface: str = "127.0.0.1") -> Any:
@@ -150,6 +170,9 @@ class ChannelServer:
     def connection_count(self) -> int:
         return len(self.http_connections) + len(self.websockets)
 
+    def requests_in_progress(self) -> int:
+        return sum(http.request is not None for http in self.http_connections)
+
     def connection_opened(self, protocol: HttpProtocol) -> bool:
         """Register a new connection; False if the cap is reached."""
         if self.connection_count() >= self.config.max_connections:
@@ -164,39 +187,69 @@ class ChannelServer:
     def connection_closed(self, protocol: Any) -> None:
         self.http_connections.discard(protocol)
         self.websockets.discard(protocol)
+        if self._drained is not None and not self.connection_count():
+            drained, self._drained = self._drained, None
+            drained.callback(None)
 
     # Shutdown.
 
     @defer.inlineCallbacks
-    def shutdown(self, grace: float = 5.0):
-        """Stop accepting, close every connection, and fire once their
-        disconnect messages are in the backend's hands."""
+    def shutdown(self, timeout: float | None = None):
+        """Stop the server, answering everything it has started to.
+
+        At once: stop listening, close WebSockets with 1001 (a handshake
+        still waiting for its worker gets 503) and idle HTTP connections.
+        Requests in progress then get ``timeout`` seconds (default
+        SHUTDOWN_TIMEOUT) to be answered; whatever is still running then is
+        cut off (``HttpProtocol.cut_off``), and a connection still open
+        CLOSE_WAIT seconds later is dropped. Fires once every connection
+        has closed, their disconnect messages are in the backend's hands
+        and the layer bridge has stopped: as soon as that is so, not after
+        a fixed wait."""
+        if timeout is None:
+            timeout = self.config.shutdown_timeout
         self.stopping = True
-        yield defer.DeferredList([defer.maybeDeferred(p.stopListening) for p in self.ports])
-        self.ports = []
+        ports, self.ports = self.ports, []
+        stopped = [defer.maybeDeferred(port.stopListening) for port in ports]
         self.keepalive.stop()
         for websocket in list(self.websockets):
-            if websocket.state == websocket.STATE_OPEN:
-                websocket.close_with(GOING_AWAY, "Server shutting down")
-            else:
-                websocket.dropConnection(abort=True)
+            websocket.server_stopping()
         for http in list(self.http_connections):
-            # Requests in progress get the grace period to be answered.
-            if http.request is None:
-                http.close_connection()
-        # Give clients a moment to answer the close frames.
-        deadline = self.reactor.seconds() + grace
-        while self.connection_count() and self.reactor.seconds() < deadline:
-            yield _sleep(self.reactor, 0.05)
-        for connection in list(self.websockets) + list(self.http_connections):
-            connection.transport.abortConnection()
-        yield _sleep(self.reactor, 0)
+            http.server_stopping()
+        drained = None
+        if self.connection_count():
+            drained = self._drained = defer.Deferred()
+            self._deadline = self.clock.callLater(timeout, self._cut_off)
+        yield defer.DeferredList(stopped)
+        if drained is not None:
+            yield drained
+            for call in (self._deadline, self._drop_call):
+                if call is not None and call.active():
+                    call.cancel()
         if self.started:
             yield self.layer.flushed()
-            release_bridge(self.layer)
+            yield release_liveness(self.liveness, self)
+            yield release_bridge(self.layer)
         if self.access_log is not None:
             self.access_log.flush()
 
+    def cut_short(self) -> bool:
+        """Reach the shutdown's deadline now (a second SIGTERM): what is
+        still running is answered at once, as at the deadline. False if
+        there was no deadline left to reach."""
+        if self._deadline is None or not self._deadline.active():
+            return False
+        self._deadline.reset(0)
+        return True
 
-def _sleep(reactor: Any, seconds: float) -> defer.Deferred:
-    return deferLater(reactor, seconds, lambda: None)
+    def _cut_off(self) -> None:
+        """SHUTDOWN_TIMEOUT has passed: answer what is still running."""
+        for http in list(self.http_connections):
+            http.cut_off()
+        self._drop_call = self.clock.callLater(CLOSE_WAIT, self._drop_all)
+
+    def _drop_all(self) -> None:
+        """Whoever has not closed by now (a client that does not read its
+        answer, or answer a close frame) is dropped."""
+        for connection in [*self.websockets, *self.http_connections]:
+            connection.transport.abortConnection()

@@ -51,8 +51,10 @@ def ensure_reactor() -> None:
 
 
 class ServerHandle:
-    """A running server; ``stop()`` closes its sockets (WebSockets with
-    1001, sending their disconnect messages) and stops listening."""
+    """A running server; ``stop(timeout)`` stops listening, closes its
+    WebSockets with 1001, gives requests in progress ``timeout`` seconds
+    before 503 (``ChannelServer.shutdown``), and returns once every
+    connection has closed and the disconnect messages are sent."""
 
     def __init__(self, server: ChannelServer, host: str, port: int):
         self.server = server

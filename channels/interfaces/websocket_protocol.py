@@ -61,7 +61,14 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
         server = self.server
         if not server.policy.origin_allowed(request.headers.get("origin")):
             raise ConnectionDeny(403, "Origin not allowed")
+        refusal = server.liveness.refusal("websocket.connect") if server.connect_routed else None
+        if refusal is not None:
+            # As a refused send is: the decision never comes.
+            self.decision = Deferred()
+            server.reactor.callLater(0, self.deny, 503, refusal, True)
+            return self.decision
         self.reply_channel = server.layer.new_reply_channel(WEBSOCKET_REPLY_PREFIX, self.on_reply)
+        server.liveness.watch(self.reply_channel, self)
         fields, self.scope = self.scope, None
         if not server.connect_routed:
             return None
@@ -188,6 +195,16 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
             self.sendCloseFrame(code=code, reasonUtf8=reason.encode("utf-8")[:120],
                                 isReply=False)
 
+    def server_stopping(self) -> None:
+        """Close with 1001 (going away) at once; a handshake still waiting
+        for its worker's decision is refused with 503 instead."""
+        if self.decision is not None:
+            self.deny(503, "Server shutting down", retry_after=True)
+        elif self.state == self.STATE_OPEN:
+            self.close_with(GOING_AWAY, "Server shutting down")
+        elif self.state == self.STATE_CONNECTING:
+            self.failHandshake("Server shutting down", 503, [("Retry-After", "1")])
+
     # What the client says.
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
@@ -206,6 +223,22 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
         else:
             self.close_with(INTERNAL_ERROR, "Channel layer unavailable")
 
+    # What the heartbeats tell (channels.interfaces.liveness).
+
+    def waiting_on(self) -> str | None:
+        return "websocket.connect" if self.decision is not None else None
+
+    def worker_lost(self, channel: str, reason: str) -> None:
+        """A worker that died held this socket's ``channel`` message: a
+        handshake waiting for its decision is refused (503); an open socket
+        whose ``websocket.receive`` went with it is closed with 1011, so
+        that its client knows that a message was lost. Delivery is at most
+        once: nothing is sent again."""
+        if channel == "websocket.connect" and self.decision is not None:
+            self.deny(503, reason, retry_after=True)
+        elif channel == "websocket.receive" and self.state == self.STATE_OPEN:
+            self.close_with(INTERNAL_ERROR, "A worker stopped with a message of this socket")
+
     def keepalive(self) -> None:
         self.server.layer.send(
             "websocket.keepalive",
@@ -221,6 +254,7 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
         server.keepalive.discard(self)
         if self.reply_channel is not None:
             server.layer.forget(self.reply_channel)
+            server.liveness.unwatch(self.reply_channel)
             if (self.connect_sent or self.opened) and server.ws_disconnect_routed:
                 server.layer.send("websocket.disconnect", websocket_messages.disconnect_message(
                     self.reply_channel, self.path, self.order + 1, code))

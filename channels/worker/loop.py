@@ -17,6 +17,7 @@ from channels.backends.base import BaseChannelBackend
 from channels.exceptions import InvalidChannelName
 from channels.message import Message
 from channels.messages.websocket import accept_message, close_message
+from channels.worker import heartbeat as heartbeats
 
 logger = logging.getLogger("channels.worker")
 
@@ -76,6 +77,9 @@ class Worker:
 
     ``prefetch`` is how many waiting messages one receive may take (see
     PREFETCH); 1 takes them one at a time.
+
+    While it runs, it is counted in its process's heartbeat
+    (``channels.worker.heartbeat``), on a backend that keeps them.
     """
 
     # The longest a stop() waits for the loop to notice it while idle.
@@ -105,6 +109,15 @@ class Worker:
         self._running: tuple[int, float] | None = None
         self._runs = 0
         self._finished = threading.Event()
+        # The message taken from the backend that runs now (under
+        # _ahead_lock), for the heartbeat's record of what is in hand.
+        self._current: tuple[str, dict] | None = None
+        self._heartbeat: heartbeats.WorkerHeartbeat | None = None
+        # Consumers run (errors included), those that raised, and messages
+        # skipped because their client was answered already.
+        self.handled = 0
+        self.errors = 0
+        self.skipped = 0
 
     def stop(self, *args: object) -> None:
         """Finish the consumer in hand, then leave run()."""
@@ -125,6 +138,8 @@ class Worker:
 
     def run(self) -> None:
         self._finished.clear()
+        if self.channel_backend.keeps_heartbeats:
+            self._heartbeat = heartbeats.attach(self)
         releaser = None
         if self.prefetch > 1:
             releaser = threading.Thread(target=self._release_loop, daemon=True,
@@ -139,6 +154,21 @@ class Worker:
             self._holding.set()  # wakes the releaser to end
             if releaser is not None:
                 releaser.join()
+            if self._heartbeat is not None:
+                heartbeats.detach(self, self._heartbeat)
+                self._heartbeat = None
+
+    def in_hand(self) -> list[list[str]]:
+        """``[channel, reply channel]`` of each message this worker has
+        taken and not finished: the one running and those taken ahead."""
+        with self._ahead_lock:
+            messages = [self._current, *self._ahead] if self._current else list(self._ahead)
+        return [[channel, reply] for channel, content in messages
+                if isinstance(reply := content.get("reply_channel"), str)]
+
+    def _touch(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.touch()
 
     def _loop(self) -> None:
         backend = self.channel_backend
@@ -161,10 +191,12 @@ class Worker:
                 failing = False
             if not batch:
                 continue
-            if len(batch) > 1:
-                with self._ahead_lock:
+            with self._ahead_lock:
+                self._current = batch[0]
+                if len(batch) > 1:
                     self._ahead.extend(batch[1:])
                     self._holding.set()
+            self._touch()
             # Django closes old connections when a request starts and when
             # it ends; one message's end is the next one's start.
             self.close_old_connections()
@@ -173,11 +205,14 @@ class Worker:
                 self.handle(*message)
                 # Stopping: what is still ahead goes back (see run).
                 message = None if self.stopping else self._next_ahead()
+                self._touch()
 
     def _next_ahead(self) -> tuple[str, dict] | None:
         with self._ahead_lock:
             if self._ahead:
-                return self._ahead.popleft()
+                self._current = self._ahead.popleft()
+                return self._current
+            self._current = None
             self._holding.clear()
             return None
 
@@ -189,6 +224,9 @@ class Worker:
                 messages = [*first, *self._ahead]
                 self._ahead.clear()
                 self._holding.clear()
+                if first:
+                    self._current = None
+            self._touch()
             for channel, content in reversed(messages):
                 try:
                     self.channel_backend.requeue(channel, content)
@@ -230,6 +268,15 @@ class Worker:
             # only its own message, never the worker.
             logger.exception("Malformed message on channel %r; dropped", channel)
             return
+        heartbeat = self._heartbeat
+        if heartbeat is not None and heartbeat.cancelled:
+            reply = content.get("reply_channel")
+            if isinstance(reply, str) and reply in heartbeat.cancelled:
+                # Its client was answered 503 while no worker was running.
+                self.skipped += 1
+                logger.debug("Skipped a message on %r: its client (%s) was answered already",
+                             channel, reply)
+                return
         if self.callback is not None:
             try:
                 self.callback(channel, message)
@@ -247,6 +294,7 @@ class Worker:
             time.sleep(0.002)
             return
         except Exception as exc:
+            self.errors += 1
             self.consumer_failed(consumer, message, exc)
             failed = True
         else:
@@ -254,6 +302,7 @@ class Worker:
         finally:
             self._running = None
             self.close_old_connections()
+        self.handled += 1
         if channel == "websocket.connect" and message.reply_channel is not None:
             # The handshake waits for this: a connect consumer that neither
             # accepted nor rejected accepts by returning. The interface server

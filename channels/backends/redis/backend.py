@@ -24,7 +24,14 @@ from channels import process
 from channels.backends.base import BaseChannelBackend
 from channels.backends.redis.blocking import BlockerSet
 from channels.backends.redis.hosts import parse_hosts
-from channels.backends.redis.layout import Layout, Message, now_ms, unpack
+from channels.backends.redis.layout import (
+    Layout,
+    Message,
+    answered,
+    merge_heartbeats,
+    now_ms,
+    unpack,
+)
 from channels.backends.redis.receiving import ReceivePlan, Receiving
 from channels.backends.redis.sending import SendPlan, Spread
 from channels.backends.redis.shard import Shard
@@ -40,6 +47,8 @@ SINGLE_RESPONSE_POLL = (0.001, 0.05)
 
 
 class RedisChannelBackend(BaseChannelBackend):
+    keeps_heartbeats = True
+
     def __init__(self, hosts: list | None = None, prefix: str = "channels:", **options: Any):
         super().__init__(**options)
         if not isinstance(prefix, str):
@@ -391,6 +400,27 @@ class RedisChannelBackend(BaseChannelBackend):
     def _unlock_channel(self, channel, token):
         shard = self.shards[self.placement.lock_shard(channel)]
         return bool(shard.script("UNLOCK", [self.layout.lock_key(channel)], [token]))
+
+    # Heartbeats: on every shard (layout.py).
+
+    def _set_heartbeat(self, kind, id, data, ttl):
+        self._on_every_shard("HEARTBEAT_SET", *self.layout.heartbeat_write(kind, id, data, ttl))
+
+    def _heartbeats(self, kind):
+        return merge_heartbeats(self._on_every_shard("HEARTBEATS",
+                                                     *self.layout.heartbeat_read(kind)))
+
+    def _clear_heartbeat(self, kind, id):
+        self._on_every_shard("HEARTBEAT_CLEAR", *self.layout.heartbeat_clear(kind, id))
+
+    def _on_every_shard(self, script: str, keys: list, args: list) -> list:
+        outcomes = []
+        for shard in self.shards:
+            try:
+                outcomes.append(shard.script(script, keys, args))
+            except ChannelBackendUnavailable as exc:
+                outcomes.append(exc)
+        return answered(outcomes)
 
     def flush(self):
         """Delete every key under PREFIX on every shard (with an empty PREFIX,

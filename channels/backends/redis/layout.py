@@ -8,6 +8,13 @@ per-channel counts, ``g:<group>`` a group (a sorted set scored by expiry)
 and ``v:<group>`` its version, ``l:<channel>`` a lock. Every key expires
 once its contents have.
 
+Heartbeats (docs/heartbeats.rst) are written to every shard, so that a
+reader finds every live process's record on any shard that is up:
+``h:<kind>:<id>`` a process's record, ``h:<kind>`` the set of ids of its
+kind (what a reader looks up), both expiring with the records, and ``hs``
+when the shard began to hold heartbeats (a restarted server holds only the
+records written since).
+
 An entry (one stored message) is ``b"<expires ms> <channel> <data>"``, or
 for a group message stored once for the members of one inbox
 ``b"<expires ms> * <member,member,...> <data>"`` (see scripts.py).
@@ -19,6 +26,7 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from typing import Any
 
 from channels.backends.redis.sharding import Placement
 
@@ -60,6 +68,32 @@ def unpack(reply: list[bytes]) -> list[bytes]:
     return entries
 
 
+def answered(outcomes: list[Any]) -> list[Any]:
+    """The replies among the outcomes of a call made on every shard (a
+    reply, or the ChannelBackendUnavailable of a shard that is down);
+    raises the first error if no shard answered."""
+    replies = [outcome for outcome in outcomes if not isinstance(outcome, Exception)]
+    if not replies and outcomes:
+        raise outcomes[0]
+    return replies
+
+
+def merge_heartbeats(replies: list[list]) -> tuple[list[tuple[bytes, float]], float]:
+    """What the shards' HEARTBEATS replies (``[ms covered, id, record, ms
+    left, ...]``) say together: each id's record from the shard where it
+    was written last (the most time left), and the longest any shard has
+    covered (see ``channels.backends.base.Heartbeats``)."""
+    freshest: dict[bytes, tuple[bytes, int]] = {}
+    covered = 0
+    for reply in replies:
+        covered = max(covered, int(reply[0]))
+        for index in range(1, len(reply) - 2, 3):
+            id, record, left = reply[index], reply[index + 1], int(reply[index + 2])
+            if id not in freshest or freshest[id][1] < left:
+                freshest[id] = (record, left)
+    return [(record, left / 1000) for record, left in freshest.values()], covered / 1000
+
+
 class Layout:
     """The keys and entries of one backend (its PREFIX, EXPIRY, shards and
     capacities)."""
@@ -84,6 +118,23 @@ class Layout:
 
     def lock_key(self, channel: str) -> str:
         return f"{self.prefix}l:{channel}"
+
+    def heartbeat_write(self, kind: str, id: str, data: bytes,
+                        ttl: float) -> tuple[list[str], list]:
+        """KEYS and ARGV of HEARTBEAT_SET (run on every shard)."""
+        index = f"{self.prefix}h:{kind}"
+        return ([f"{index}:{id}", index, f"{self.prefix}hs"],
+                [id, data, math.ceil(ttl * 1000)])
+
+    def heartbeat_read(self, kind: str) -> tuple[list[str], list]:
+        """KEYS and ARGV of HEARTBEATS."""
+        index = f"{self.prefix}h:{kind}"
+        return [index, f"{self.prefix}hs"], [f"{index}:"]
+
+    def heartbeat_clear(self, kind: str, id: str) -> tuple[list[str], list]:
+        """KEYS and ARGV of HEARTBEAT_CLEAR."""
+        index = f"{self.prefix}h:{kind}"
+        return [f"{index}:{id}", index], [id]
 
     def entry(self, channel: str, data: bytes, now: int) -> bytes:
         return b"%d %s %s" % (now + self.expiry_ms, channel.encode(), data)

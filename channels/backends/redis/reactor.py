@@ -5,8 +5,9 @@ non-blocking connections, by the same rules as the blocking client
 docs/benchmarks.rst.
 
 What runs here: sending a batch (with a normal channel's retries on the
-other shards), reading the process's response channels, and pausing or
-resuming one (a slow HTTP reader's channel must stop at once).
+other shards), reading the process's response channels, pausing or
+resuming one (a slow HTTP reader's channel must stop at once), and the
+interface server's heartbeats.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from twisted.python.failure import Failure
 
 from channels.backends.layer_client import Deliver, LayerClient, SendFailures
 from channels.backends.redis import scripts
-from channels.backends.redis.layout import now_ms, unpack
+from channels.backends.redis.layout import answered, merge_heartbeats, now_ms, unpack
 from channels.backends.redis.reactor_sentinel import MasterQuery
 from channels.backends.redis.resp import RespProtocol
 from channels.backends.redis.shard import COMMAND_TIMEOUT, CONNECT_TIMEOUT, REFUSED, Shard
@@ -59,6 +60,10 @@ class _Connection:
         self.shard = shard
         self._protocol: RespProtocol | None = None
         self._connecting: list[defer.Deferred] | None = None
+        # Closed on purpose: a command cut off then is no sign of an outage.
+        self.closed = False
+        # The server's id of the open connection, for CLIENT UNBLOCK.
+        self.client_id: int | None = None
         options = shard.address.options
         self._connect_timeout = options.get("socket_connect_timeout", CONNECT_TIMEOUT)
         self._master_query = None
@@ -137,12 +142,18 @@ class _Connection:
                 result.execute(hiredis.pack_command(("ROLE",))).addCallbacks(
                     self._role, lambda failure: result.transport.abortConnection(),
                     callbackArgs=(result, self._master))
+            self.client_id = None
+            result.execute(hiredis.pack_command(("CLIENT", "ID"))).addCallbacks(
+                self._identified, lambda failure: None)
             self._protocol = result
         for waiter in waiters:
             if isinstance(result, RespProtocol):
                 waiter.callback(result)
             else:
                 waiter.errback(result)
+
+    def _identified(self, client_id: int) -> None:
+        self.client_id = client_id
 
     def execute(self, *args: Any, timeout: float = COMMAND_TIMEOUT) -> defer.Deferred:
         """Run one command; fails with ChannelBackendUnavailable if the
@@ -189,6 +200,9 @@ class _Connection:
                 raise self.shard.refused(error) from error
             else:
                 return failure  # a bug, not an outage
+        if self.closed:
+            raise ChannelBackendUnavailable(
+                f"The connection to Redis shard {self.shard.address.label} was closed") from error
         self.shard.failed(error)
         raise self.shard.unavailable(error) from error
 
@@ -209,6 +223,7 @@ class _Connection:
         return self.execute(*command).addErrback(load)
 
     def close(self) -> None:
+        self.closed = True
         if self._protocol is not None and not self._protocol.lost:
             self._protocol.close_when_idle()
 
@@ -272,6 +287,32 @@ class RedisReactorClient(LayerClient):
             return defer.fail()
         return self._connection(index).script("PAUSE", keys, args).addCallback(lambda _: None)
 
+    # Heartbeats: on every shard, as the blocking client does.
+
+    def set_heartbeat(self, kind: str, id: str, data: bytes, ttl: float) -> defer.Deferred:
+        keys, args = self.backend.layout.heartbeat_write(kind, id, data, ttl)
+        return self._on_every_shard("HEARTBEAT_SET", keys, args).addCallback(lambda _: None)
+
+    def heartbeats(self, kind: str) -> defer.Deferred:
+        backend = self.backend
+        return self._on_every_shard("HEARTBEATS", *backend.layout.heartbeat_read(kind)
+                                    ).addCallback(lambda replies: backend.heartbeats_from(
+                                        *merge_heartbeats(replies)))
+
+    def clear_heartbeat(self, kind: str, id: str) -> defer.Deferred:
+        keys, args = self.backend.layout.heartbeat_clear(kind, id)
+        return self._on_every_shard("HEARTBEAT_CLEAR", keys, args).addCallback(lambda _: None)
+
+    def _on_every_shard(self, name: str, keys: list, args: list) -> defer.Deferred:
+        """Fires with the replies of the shards that answered; fails if none did."""
+        calls = [self._connection(index).script(name, keys, args)
+                 for index in range(len(self.backend.shards))]
+
+        def outcomes(results: list) -> list:
+            return answered([value if ok else value.value for ok, value in results])
+
+        return defer.DeferredList(calls, consumeErrors=True).addCallback(outcomes)
+
     # Receiving.
 
     def receive(self, channels: list[str], limit: int, deliver: Deliver) -> None:
@@ -284,13 +325,26 @@ class RedisReactorClient(LayerClient):
     def stop(self) -> defer.Deferred:
         """What a read under way takes: a blocking pop puts it back at the
         head of its inbox, a RECEIVE (which has settled it) delivers it,
-        before this fires. The connections close then, each command
+        before this fires. A blocking pop waiting for messages is ended at
+        once (``_unblock``), so this fires without waiting out
+        ``poll_timeout``. The connections close then, each command
         connection once it has its last answer."""
         self.stopped = True
         for reader in self._readers:
             reader.stop()
         ended = defer.gatherResults([reader.ended for reader in self._readers])
         return ended.addCallback(self._close)
+
+    def _unblock(self, index: int) -> None:
+        """End the blocking pop of shard ``index`` as if its wait had run
+        out (CLIENT UNBLOCK's default): what it took before, if anything,
+        still arrives and goes back. Closing its connection instead could
+        lose a message popped just then. If the server refuses (an ACL),
+        the pop ends by itself within ``poll_timeout``."""
+        blocking = self._blocking.get(index)
+        if blocking is not None and blocking.client_id is not None:
+            self._connection(index).execute("CLIENT", "UNBLOCK", blocking.client_id
+                                            ).addErrback(lambda failure: None)
 
     def _close(self, _: Any) -> None:
         for connection in [*self._commands.values(), *self._blocking.values()]:
@@ -314,11 +368,14 @@ class _Reader:
         # Fires once the loop has ended, after stop().
         self.ended = defer.Deferred()
         self._call: Any = None  # the timer of the next read, if one waits
+        self._blocked = False  # a blocking pop is under way
 
     def stop(self) -> None:
         if self._call is not None and self._call.active():
             self._call.cancel()
             self._end()
+        elif self._blocked:
+            self.client._unblock(self.index)
 
     def take(self, settle: tuple[str, bytes] | None = None, popped: list[bytes] = ()) -> None:
         self._call = None
@@ -363,9 +420,15 @@ class _Reader:
         keys = self.plan.blocking_keys(self.index)
         timeout = self.client.poll_timeout
         connection = self.client._connection(self.index, blocking=True)
+        self._blocked = True
         connection.execute("BLMPOP", f"{timeout:.3f}", len(keys), *keys, "LEFT", "COUNT", 1,
                            timeout=timeout + COMMAND_TIMEOUT
+                           ).addBoth(self._unblocked
                            ).addCallbacks(self._popped, self._failed).addErrback(self._crashed)
+
+    def _unblocked(self, result: Any) -> Any:
+        self._blocked = False
+        return result
 
     def _popped(self, got: list | None) -> None:
         if got is None:

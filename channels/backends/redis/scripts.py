@@ -383,6 +383,59 @@ end
 return 0
 """
 
+# Heartbeats carry the server's time (TIME), not the writer's: their ages
+# are then measured on one clock, whatever the hosts' clocks say.
+_NOW = r"""
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+"""
+
+# KEYS: record, index, since. ARGV: id, record, ttl (ms). The index lives
+# as long as the longest-lived record in it.
+HEARTBEAT_SET = _NOW + r"""
+redis.call('SET', KEYS[3], now, 'NX')
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+redis.call('SADD', KEYS[2], ARGV[1])
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[3]) then
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+end
+return 1
+"""
+
+# KEYS: index, since. ARGV: the records' key prefix. Returns the ms since
+# the shard began to hold heartbeats (from now, if it did not), then id,
+# record and ms left of each live record; ids whose record expired leave
+# the index.
+HEARTBEATS = _NOW + r"""
+local since = redis.call('GET', KEYS[2])
+if since then
+  since = tonumber(since)
+else
+  redis.call('SET', KEYS[2], now)
+  since = now
+end
+local out = {now - since}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local key = ARGV[1] .. id
+  local record = redis.call('GET', key)
+  if record then
+    out[#out + 1] = id
+    out[#out + 1] = record
+    out[#out + 1] = redis.call('PTTL', key)
+  else
+    redis.call('SREM', KEYS[1], id)
+  end
+end
+return out
+"""
+
+# KEYS: record, index. ARGV: id.
+HEARTBEAT_CLEAR = r"""
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[1])
+return 1
+"""
+
 
 # name: (SHA1, source) of every script, for EVALSHA.
 LOADED = {

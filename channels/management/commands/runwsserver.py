@@ -1,4 +1,5 @@
 import re
+import signal
 import sys
 
 from django.core.exceptions import ImproperlyConfigured
@@ -38,6 +39,9 @@ class Command(BaseCommand):
                             help="Seconds to wait for a websocket.connect decision before 503.")
         parser.add_argument("--keepalive-timeout", type=float,
                             help="Seconds an idle keep-alive HTTP connection stays open.")
+        parser.add_argument("--shutdown-timeout", type=float,
+                            help="Seconds that requests in progress get to finish once the "
+                                 "server is stopped, before 503 (default 30).")
         parser.add_argument("--ping-interval", type=float,
                             help="Seconds between WebSocket pings (0: none).")
         parser.add_argument("--ping-timeout", type=float,
@@ -75,8 +79,8 @@ class Command(BaseCommand):
             log_stream = open(access_log, "a", buffering=1)  # noqa: SIM115 (open while serving)
         overrides = {name: options[name] for name in (
             "proxy_headers", "http_timeout", "connect_timeout", "keepalive_timeout",
-            "ping_interval", "ping_timeout", "max_connections", "max_body_size",
-            "max_message_size")}
+            "shutdown_timeout", "ping_interval", "ping_timeout", "max_connections",
+            "max_body_size", "max_message_size")}
         try:
             config = ServerConfig.from_settings(access_log=log_stream, **overrides)
         except ImproperlyConfigured as exc:
@@ -94,16 +98,38 @@ class Command(BaseCommand):
                 where = f"http://{shown}:{listening.getHost().port}/"
         except Exception as exc:
             raise CommandError(f"Cannot listen: {exc}")
+
+        def stop():
+            # Twisted's handlers would try to stop the stopping reactor again.
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, lambda *_: reactor.callFromThread(hurry))
+            busy = server.requests_in_progress()
+            if busy:
+                self.stdout.write(
+                    f"Stopping: {busy} request(s) in progress get up to "
+                    f"{config.shutdown_timeout:g} s to finish (signal again to answer "
+                    f"them 503 now).")
+                sys.stdout.flush()
+            return server.shutdown()
+
+        def hurry():
+            if server.cut_short():
+                self.stdout.write("Stopping now: requests still running get 503.")
+                sys.stdout.flush()
+
         # Twisted stops the reactor on SIGTERM/SIGINT and waits for this
-        # Deferred first: stop accepting, close sockets with 1001, send
-        # their disconnect messages.
-        reactor.addSystemEventTrigger("before", "shutdown", server.shutdown)
+        # Deferred first: stop accepting, close WebSockets with 1001, let
+        # requests in progress finish, send the disconnect messages.
+        reactor.addSystemEventTrigger("before", "shutdown", stop)
         self.stdout.write(
             f"Interface server listening on {where} (HTTP and WebSocket), backend "
             f"{alias!r} ({type(backend).__name__}). Stop with SIGTERM or CONTROL-C.")
         self.stdout.write(static_status)
         sys.stdout.flush()
         reactor.run()
+        # Exiting cleanly: a late signal must not turn that into a kill.
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, signal.SIG_IGN)
         self.stdout.write("Interface server stopped.")
 
     @staticmethod

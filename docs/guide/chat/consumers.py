@@ -87,9 +87,8 @@ def chat_keepalive(message):
 @enforce_ordering
 @channel_session
 def chat_disconnect(message):
-    """Leave the room, and delete the connection's session: nothing will
-    read it again."""
+    """Leave the room. (The connection's session is deleted once this has
+    run, and a keepalive that runs later does not bring it back.)"""
     room = message.channel_session.get("room")
     if room is not None:
         room_group(room).discard(message.reply_channel)
-    message.channel_session.flush()

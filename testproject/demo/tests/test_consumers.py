@@ -115,6 +115,18 @@ class ChatConsumerTests(ChannelTestCase):
         alice.disconnect()
         self.assertEqual(Session.objects.count(), sessions)
 
+    def test_keepalive_that_runs_after_the_disconnect_leaves_no_session(self):
+        # Sent just before the socket closed, run after its disconnect on
+        # another worker: it must not bring the session (or membership) back.
+        alice = Socket.logged_in(self, self.alice, "/ws/chat/lobby/")
+        sessions = Session.objects.count()  # the browser's
+        alice.connect()
+        self.assertEqual(Session.objects.count(), sessions + 1)
+        alice.disconnect()
+        alice.keepalive()
+        self.assertEqual(Session.objects.count(), sessions)
+        self.assertEqual(Group("chat-lobby").channels(), [])
+
     def test_keepalive_renews_membership(self):
         alice = self.join(self.alice)
         Group("chat-lobby").discard(alice.reply_channel)

@@ -3,17 +3,23 @@ sockets: HTTP with requests, WebSocket with websocket-client."""
 
 import json
 import re
+import time
 
 import requests
 import websocket
 from chat.models import Room
+from django.contrib.sessions.models import Session
+from django.test import override_settings
+from testproject.consumers import websocket as project_consumer
+from testproject.routing import channel_routing
 
+from channels import Channel
 from channels.testing import ChannelLiveServerTestCase
 from demo.tests.helpers import fast_passwords, make_user
 
 
 @fast_passwords
-class LiveChatTests(ChannelLiveServerTestCase):
+class LiveChatCase(ChannelLiveServerTestCase):
     def setUp(self):
         make_user("alice", "alice-pw")
         make_user("bob", "bob-pw")
@@ -38,6 +44,18 @@ class LiveChatTests(ChannelLiveServerTestCase):
         self.assertEqual(response.status_code, 200)
         self.assertIn(text, response.text)
 
+    def wait_for(self, condition, timeout=10):
+        deadline = time.monotonic() + timeout
+        while not condition():
+            self.assertLess(time.monotonic(), deadline, "condition not met in time")
+            time.sleep(0.02)
+
+    def session_count(self):
+        with self.server.quiet():  # no consumer uses the database meanwhile
+            return Session.objects.count()
+
+
+class LiveChatTests(LiveChatCase):
     def test_pages_and_static_files(self):
         session = self.log_in("alice", "alice-pw")
         room = session.get(f"{self.live_server_url}/rooms/lobby/", timeout=5)
@@ -74,3 +92,46 @@ class LiveChatTests(ChannelLiveServerTestCase):
         self.assertEqual(echo.recv(), "text")
         echo.send_binary(b"\x00\xff")
         self.assertEqual(echo.recv(), b"\x00\xff")
+
+
+class KeepaliveGate:
+    """While closed, keepalives are held back (the last of each socket), to
+    be sent again once it opens: the worst case of a keepalive that waits
+    behind other messages until its socket's disconnect has run."""
+
+    open = False
+    held: dict[str, dict] = {}
+    ran: list[str] = []
+
+    @classmethod
+    def consumer(cls, message):
+        if cls.open:
+            project_consumer(message)
+            cls.ran.append(message["reply_channel"])
+        else:
+            cls.held[message["reply_channel"]] = message.content
+
+
+GATED_ROUTING = {**channel_routing, "websocket.keepalive": KeepaliveGate.consumer}
+
+
+# EXPIRY 2: each socket sends a keepalive every second.
+@override_settings(CHANNEL_BACKENDS={"default": {
+    "BACKEND": "channels.backends.memory.InMemoryChannelBackend",
+    "ROUTING": "demo.tests.test_live.GATED_ROUTING", "EXPIRY": 2}})
+class LateKeepaliveTests(LiveChatCase):
+    def test_keepalives_run_after_their_disconnect_leave_no_session(self):
+        KeepaliveGate.open, KeepaliveGate.held, KeepaliveGate.ran = False, {}, []
+        browser = self.log_in("alice", "alice-pw")
+        sessions = self.session_count()  # the browser's
+        sockets = [self.socket("/ws/chat/lobby/", browser) for _ in range(5)]
+        self.wait_for(lambda: len(KeepaliveGate.held) == 5)
+        self.assertEqual(self.session_count(), sessions + 5)
+        for client in sockets:
+            client.close()
+        self.wait_for(lambda: self.session_count() == sessions)  # the disconnects ran
+        KeepaliveGate.open = True
+        for content in KeepaliveGate.held.values():
+            Channel("websocket.keepalive").send(content)
+        self.wait_for(lambda: len(KeepaliveGate.ran) == 5)
+        self.assertEqual(self.session_count(), sessions)
