@@ -110,7 +110,7 @@ class ShardRestartTests(OutageTestCase):
             backend.send(fixed, {"n": 2})
         with self.assertRaises(ChannelBackendUnavailable):
             backend.receive_many_blocking([fixed], 1)
-        self.assertLess(time.monotonic() - started, 0.5)
+        self.assertLess(time.monotonic() - started, 3)  # not COMMAND_TIMEOUT each
         self.servers[2].start()
         wait_for(lambda: sent(backend, fixed, {"n": 3}), timeout=5)
         self.assertEqual(backend.receive_many_blocking([fixed], 1), (fixed, {"n": 3}))
