@@ -33,6 +33,7 @@ from tests.docs_examples import (
     metered,
     production_settings,
     room_chat,
+    sentinel_settings,
     settings,
     smoke_check,
 )
@@ -213,6 +214,22 @@ class ProductionSettingsExampleTests(SimpleTestCase):
         self.addCleanup(backend.close)
         self.assertFalse(backend.local_only)
         self.assertEqual(backend.capacity_for("!x"), 20)
+
+
+class SentinelSettingsTests(SimpleTestCase):
+    def test_two_sentinel_managed_shards(self):
+        config = sentinel_settings.CHANNEL_BACKENDS["default"]
+        backend = create_backend("default", config)
+        self.addCleanup(backend.close)
+        sentinels = (("10.0.0.21", 26379), ("10.0.0.22", 26379), ("10.0.0.23", 26379))
+        self.assertEqual([(a.sentinel.sentinels, a.sentinel.service_name)
+                          for a in backend.addresses],
+                         [(sentinels, "shard-a"), (sentinels, "shard-b")])
+        self.assertEqual({a.options["password"] for a in backend.addresses}, {"s3cret"})
+        self.assertEqual({a.sentinel.options["password"] for a in backend.addresses},
+                         {"sentinel-s3cret"})
+        with override_settings(CHANNEL_BACKENDS=sentinel_settings.CHANNEL_BACKENDS):
+            self.assertEqual(check_channel_backends(), [])
 
 
 class DeploymentFilesTests(SimpleTestCase):

@@ -67,6 +67,68 @@ class HostsTests(SimpleTestCase):
             self.build(["redis://user:hunter2@a:0x"])
         self.assertNotIn("hunter2", str(caught.exception))
 
+    def test_sentinel_forms(self):
+        backend = self.build([
+            "sentinel://:secret@h1:26380,h2,[::1]:26381/mymaster/2"
+            "?socket_timeout=2.5&sentinel_password=s%40pw&sentinel_socket_timeout=0.5",
+            {"sentinels": [("h3", 26379)], "service_name": "other", "username": "app",
+             "password": "secret", "sentinel_kwargs": {"password": "spw"}},
+        ])
+        url, as_dict = backend.addresses
+        self.assertEqual(url.label, "sentinel://h1:26380,h2:26379,[::1]:26381/mymaster/2")
+        self.assertEqual(url.options, {"password": "secret", "db": 2, "socket_timeout": 2.5})
+        self.assertEqual(url.sentinel.sentinels,
+                         (("h1", 26380), ("h2", 26379), ("::1", 26381)))
+        self.assertEqual(url.sentinel.service_name, "mymaster")
+        self.assertEqual(url.sentinel.options, {"password": "s@pw", "socket_timeout": 0.5})
+        self.assertEqual(as_dict.label, "sentinel://h3:26379/other")
+        self.assertEqual(as_dict.options, {"username": "app", "password": "secret"})
+        self.assertEqual(as_dict.sentinel.options, {"password": "spw"})
+        # What the sentinels' clients are made with: the entry's options
+        # over the defaults (half a second to connect, one to answer).
+        sentinel_kwargs = [shard.sentinels.manager.sentinel_kwargs for shard in backend.shards]
+        self.assertEqual([(kwargs["password"], kwargs["socket_connect_timeout"],
+                           kwargs["socket_timeout"]) for kwargs in sentinel_kwargs],
+                         [("s@pw", 0.5, 0.5), ("spw", 0.5, 1.0)])
+        backend.close()
+
+    def test_bad_sentinel_entries_are_named_with_passwords_hidden(self):
+        cases = [
+            ("sentinel://:hunter2@h1/mymaster?db=x",
+             "['HOSTS'][0] = 'sentinel://:***@h1/mymaster?db=x' has a bad option db='x'"),
+            ("sentinel://h1/m?sentinel_password=hunter2&ssl=1",
+             "'sentinel://h1/m?sentinel_password=***&ssl=1' has an unknown option 'ssl'"),
+            ("sentinel://h1/m?sentinel_db=1", "has an unknown sentinel option 'db'"),
+            ("sentinel://h1:0/m", "has a bad sentinel address 'h1:0'"),
+            ("sentinel:///m", "names no sentinel"),
+            ("sentinel://h1", "names no master"),
+            ("sentinel://h1/m/0/1", "names no master"),
+            ("sentinel://h1/m?socket_timeout=0", "has a bad option socket_timeout='0'"),
+            ({"sentinels": [("h1", 26379)], "service_name": "m", "password": "hunter2",
+              "db": -1}, "'password': '***', 'db': -1} has a bad option db=-1"),
+            ({"sentinels": "h1:26379", "service_name": "m"}, "must have 'sentinels'"),
+            ({"sentinels": [("h1", 26379)]}, "must have 'service_name'"),
+            ({"sentinels": [("h1", 26379)], "service_name": "m",
+              "sentinel_kwargs": {"password": "hunter2", "ssl": True}},
+             "has an unknown sentinel option 'ssl'"),
+            ({"sentinels": [("h1", 26379)], "service_name": "m", "password": 7},
+             "has a bad option password=***"),
+        ]
+        for entry, message in cases:
+            with self.subTest(entry=entry), self.assertRaises(ImproperlyConfigured) as caught:
+                self.build([entry])
+            self.assertIn(message, str(caught.exception))
+            self.assertNotIn("hunter2", str(caught.exception))
+
+    def test_system_check_names_a_bad_sentinel_entry(self):
+        hosts = ["redis://127.0.0.1", "sentinel://:hunter2@127.0.0.1/mymaster?dbb=1"]
+        with override_settings(CHANNEL_BACKENDS={"default": {
+                "BACKEND": "channels.backends.redis.RedisChannelBackend", "HOSTS": hosts}}):
+            errors = check_channel_backends()
+        self.assertEqual([error.id for error in errors], ["channels.E001"])
+        self.assertIn("['HOSTS'][1] = 'sentinel://:***@127.0.0.1/mymaster?dbb=1' has an "
+                      "unknown option 'dbb'", errors[0].msg)
+
     def test_bad_prefix(self):
         with self.assertRaisesMessage(ImproperlyConfigured, "['PREFIX'] must be a str"):
             create_backend("default", {

@@ -13,9 +13,11 @@ API:
     stopped is started again by the next call. Tests that stop or restart a
     server on purpose should make their own ``RedisServer`` instead.
 
-``RedisServer(*options, unix_socket=False)``
+``RedisServer(*options, unix_socket=False, config=None)``
     One server, with extra ``redis-server`` command-line options if given
-    (``RedisServer("--requirepass", "pw")``). ``.start()`` (again after
+    (``RedisServer("--requirepass", "pw")``), and with ``config`` the text
+    of a configuration file written in its directory at each start (a
+    sentinel's, which it rewrites). ``.start()`` (again after
     ``.stop()``: same port, empty data), ``.stop()``, ``.running``,
     ``.host``, ``.port``, ``.url`` (``redis://127.0.0.1:<port>``),
     ``.client(**options)`` (a redis-py client), ``.cleanup()`` (stop and
@@ -76,9 +78,11 @@ def _free_port() -> int:
 class RedisServer:
     host = "127.0.0.1"
 
-    def __init__(self, *options: str, unix_socket: bool = False) -> None:
+    def __init__(self, *options: str, unix_socket: bool = False,
+                 config: str | None = None) -> None:
         self.options = options
         self.unix_socket = unix_socket
+        self.config = config
         self.port: int | None = None
         self.process: subprocess.Popen | None = None
         self.directory: str | None = None
@@ -129,12 +133,17 @@ class RedisServer:
         options = self.options
         if self.unix_socket:
             options += ("--unixsocket", self.socket_path, "--unixsocketperm", "700")
+        config_file = []
+        if self.config is not None:
+            config_file = [os.path.join(self.directory, "redis.conf")]
+            with open(config_file[0], "w") as file:
+                file.write(self.config)
         # A free port can be taken by someone else before redis binds it;
         # only a first start may move to another port.
         for attempt in range(5):
             port = self.port or _free_port()
             self.process = subprocess.Popen(
-                [executable, "--port", str(port), "--bind", self.host,
+                [executable, *config_file, "--port", str(port), "--bind", self.host,
                  "--save", "", "--appendonly", "no", "--dir", self.directory,
                  "--daemonize", "no", "--loglevel", "warning", "--protected-mode", "no",
                  *options],

@@ -8,7 +8,9 @@ messages; ``scripts`` the Lua that runs on each shard. These do no I/O.
 Two clients drive them: ``backend`` (the backend itself, blocking, with
 ``shard``, one server's connections and outage handling, and ``blocking``,
 the wait on several shards at once) and ``reactor`` (the interface server's
-layer client, on a Twisted reactor).
+layer client, on a Twisted reactor, over ``resp`` connections). A shard
+that Redis Sentinel manages is found through its sentinels by ``sentinel``
+(blocking) and ``reactor_sentinel`` (on the reactor).
 """
 
 from channels.backends.redis.backend import RedisChannelBackend

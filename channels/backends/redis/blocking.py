@@ -18,8 +18,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import redis
+
 from channels import process
-from channels.backends.redis.shard import CONNECTION_ERRORS, Shard
+from channels.backends.redis.shard import CONNECTION_ERRORS, REFUSALS, REFUSED, Shard
 from channels.exceptions import ChannelBackendUnavailable
 
 logger = logging.getLogger("channels.backends.redis")
@@ -45,7 +47,8 @@ class Blocker:
         """BLMPOP up to ``count`` messages of the first of ``keys`` that has
         any, waiting up to ``timeout`` seconds (0: no limit): ``[key,
         [message, ...]]``, None if nothing came, CANCELLED if it was released
-        before it began, or the connection error."""
+        before it began, the connection error, or the server's refusal (a
+        master short of replicas refuses pops) as ChannelBackendUnavailable."""
         for attempt in range(2):
             fresh = self.client_id is None
             try:
@@ -65,6 +68,10 @@ class Blocker:
                 # retried once; a fresh one failing means the shard is down.
                 if fresh or attempt:
                     return exc
+            except redis.ResponseError as exc:
+                if isinstance(exc, REFUSALS) or str(exc).startswith(REFUSED):
+                    return self.shard.refused(exc)
+                raise
         raise AssertionError("unreachable")
 
     def submit(self, keys: list[str], timeout: float, count: int,
@@ -153,12 +160,18 @@ class BlockerSet:
         self.on_free(self)
         if len(failures) == len(plan):
             shard, error = failures[0]
+            if isinstance(error, ChannelBackendUnavailable):
+                raise error
             raise shard.unavailable(error) from error
         return None
 
     @staticmethod
     def _outcome(shard: Shard, result: list | None | Exception,
                  raise_error: bool = False) -> tuple[Shard, bytes, list[bytes]] | None:
+        if isinstance(result, ChannelBackendUnavailable):  # refused: the shard is up
+            if raise_error:
+                raise result
+            return None
         if isinstance(result, Exception):
             shard.failed(result)
             if raise_error:

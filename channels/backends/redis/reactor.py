@@ -13,7 +13,6 @@ interface server's heartbeats.
 from __future__ import annotations
 
 import logging
-from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import hiredis
@@ -25,7 +24,9 @@ from twisted.python.failure import Failure
 from channels.backends.layer_client import Deliver, LayerClient, SendFailures
 from channels.backends.redis import scripts
 from channels.backends.redis.layout import answered, merge_heartbeats, now_ms, unpack
-from channels.backends.redis.shard import COMMAND_TIMEOUT, CONNECT_TIMEOUT, Shard
+from channels.backends.redis.reactor_sentinel import MasterQuery
+from channels.backends.redis.resp import RespProtocol
+from channels.backends.redis.shard import COMMAND_TIMEOUT, CONNECT_TIMEOUT, REFUSED, Shard
 from channels.exceptions import ChannelBackendUnavailable
 
 if TYPE_CHECKING:
@@ -35,85 +36,76 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("channels.backends.redis")
 
-# Answers of a server that is up but cannot take a command now (as
-# shard.REFUSALS, by the reply's first word).
-REFUSED = ("OOM", "READONLY")
+# Answers of a master that a failover demoted: on a Sentinel-managed shard,
+# the sign to ask the sentinels again.
+DEMOTED = ("READONLY", "UNBLOCKED")
 # After a failed receive, the next try waits this long.
 RECEIVE_RETRY = 0.5
-
-
-class _Resp(protocol.Protocol):
-    """One connection: commands pipelined, replies matched in order."""
-
-    def __init__(self) -> None:
-        self.reader = hiredis.Reader(replyError=redis.ResponseError)
-        self.waiting: deque[defer.Deferred] = deque()
-        self.lost = False
-        self.closing = False
-
-    def connectionMade(self) -> None:
-        if hasattr(self.transport, "setTcpNoDelay"):  # TCP, not a Unix socket
-            # A small command must not wait for the answer to the last one.
-            self.transport.setTcpNoDelay(True)
-            # A peer that vanishes silently is found out (as shard.py does).
-            self.transport.setTcpKeepAlive(True)
-
-    def dataReceived(self, data: bytes) -> None:
-        self.reader.feed(data)
-        try:
-            while (reply := self.reader.gets()) is not False:
-                waiter = self.waiting.popleft()
-                if isinstance(reply, redis.ResponseError):
-                    waiter.errback(reply)
-                else:
-                    waiter.callback(reply)
-        except hiredis.ProtocolError:
-            # Not Redis talking: no later reply can be trusted.
-            self.transport.abortConnection()
-            return
-        if self.closing and not self.waiting:
-            self.transport.loseConnection()
-
-    def close_when_idle(self) -> None:
-        """Close once every command sent has its answer."""
-        self.closing = True
-        if not self.waiting:
-            self.transport.loseConnection()
-
-    def execute(self, packed: bytes) -> defer.Deferred:
-        waiter = defer.Deferred()
-        self.waiting.append(waiter)
-        self.transport.write(packed)
-        return waiter
-
-    def connectionLost(self, reason: Failure) -> None:
-        self.lost = True
-        waiting, self.waiting = self.waiting, deque()
-        for waiter in waiting:
-            waiter.errback(redis.ConnectionError(f"Connection lost: {reason.value}"))
 
 
 class _Connection:
     """A connection to one shard, opened at first use and again after a
     loss. Failures go into the shard's up/down state, which the blocking
-    backend shares, so that both stop trying a dead server at once."""
+    backend shares, so that both stop trying a dead server at once.
+
+    On a Sentinel-managed shard each connection goes to the master the
+    sentinels name (``reactor_sentinel.py``), or that they announced
+    (``sentinel.py``), checked with ``ROLE``; a connection lost, or an
+    answer of a demoted master, makes the next one ask them again, and one
+    to a master replaced by an announced one closes once its last answer is
+    in."""
 
     def __init__(self, reactor: Any, shard: Shard):
         self.reactor = reactor
         self.shard = shard
-        self._protocol: _Resp | None = None
+        self._protocol: RespProtocol | None = None
         self._connecting: list[defer.Deferred] | None = None
         # Closed on purpose: a command cut off then is no sign of an outage.
         self.closed = False
         # The server's id of the open connection, for CLIENT UNBLOCK.
         self.client_id: int | None = None
+        options = shard.address.options
+        self._connect_timeout = options.get("socket_connect_timeout", CONNECT_TIMEOUT)
+        self._master_query = None
+        if shard.sentinels is not None:
+            self._master_query = MasterQuery(reactor, shard.address.sentinel,
+                                             self._connect_timeout)
+            shard.sentinels.subscribe(self._heard)
+        self._master: tuple[str, int] | None = None
 
-    def _endpoint(self):
+    def _connect(self, factory: protocol.Factory) -> defer.Deferred:
         options = self.shard.address.options
+        if self._master_query is not None:
+            self.shard.sentinels.listen()
+            try:
+                announced = self.shard.sentinels.announced_master()
+            except redis.ConnectionError:  # a failover under way
+                return defer.fail()
+            if announced is not None:
+                return self._connect_master(announced, factory)
+            return self._master_query.master().addCallback(self._connect_master, factory)
         if "path" in options:
-            return UNIXClientEndpoint(self.reactor, options["path"], timeout=CONNECT_TIMEOUT)
-        return HostnameEndpoint(self.reactor, options["host"], options["port"],
-                                timeout=CONNECT_TIMEOUT)
+            endpoint = UNIXClientEndpoint(self.reactor, options["path"],
+                                          timeout=self._connect_timeout)
+        else:
+            endpoint = HostnameEndpoint(self.reactor, options["host"], options["port"],
+                                        timeout=self._connect_timeout)
+        return endpoint.connect(factory)
+
+    def _connect_master(self, address: tuple[str, int],
+                        factory: protocol.Factory) -> defer.Deferred:
+        self._master = address
+        return HostnameEndpoint(self.reactor, *address,
+                                timeout=self._connect_timeout).connect(factory)
+
+    def _heard(self, address: tuple[str, int] | None) -> None:
+        """A new master announced, or (None) a failover begun, in a
+        listener's thread."""
+        self.reactor.callFromThread(self._switched, address)
+
+    def _switched(self, address: tuple[str, int] | None) -> None:
+        if self._protocol is not None and not self._protocol.lost and self._master != address:
+            self._protocol.close_when_idle()
 
     def _connected(self) -> defer.Deferred:
         if self._protocol is not None and not (self._protocol.lost or self._protocol.closing):
@@ -121,15 +113,14 @@ class _Connection:
         waiter = defer.Deferred()
         if self._connecting is None:
             self._connecting = [waiter]
-            factory = protocol.Factory.forProtocol(_Resp)
-            self._endpoint().connect(factory).addBoth(self._opened)
+            self._connect(protocol.Factory.forProtocol(RespProtocol)).addBoth(self._opened)
         else:
             self._connecting.append(waiter)
         return waiter
 
-    def _opened(self, result: _Resp | Failure) -> None:
+    def _opened(self, result: RespProtocol | Failure) -> None:
         waiters, self._connecting = self._connecting, None
-        if isinstance(result, _Resp):
+        if isinstance(result, RespProtocol):
             options = self.shard.address.options
             setup = []
             if options.get("password"):
@@ -145,12 +136,18 @@ class _Connection:
                 # Pipelined ahead of every command; a refusal fails those.
                 result.execute(hiredis.pack_command(command)).addErrback(
                     lambda failure: result.transport.abortConnection())
+            if self._master_query is not None:
+                # A master that a stale sentinel named, and that a failover
+                # has since demoted, fails the commands behind this.
+                result.execute(hiredis.pack_command(("ROLE",))).addCallbacks(
+                    self._role, lambda failure: result.transport.abortConnection(),
+                    callbackArgs=(result, self._master))
             self.client_id = None
             result.execute(hiredis.pack_command(("CLIENT", "ID"))).addCallbacks(
                 self._identified, lambda failure: None)
             self._protocol = result
         for waiter in waiters:
-            if isinstance(result, _Resp):
+            if isinstance(result, RespProtocol):
                 waiter.callback(result)
             else:
                 waiter.errback(result)
@@ -169,7 +166,7 @@ class _Connection:
             connection, packed, timeout))
         return answer.addCallbacks(self._answered, self._failed)
 
-    def _send(self, connection: _Resp, packed: bytes, timeout: float) -> defer.Deferred:
+    def _send(self, connection: RespProtocol, packed: bytes, timeout: float) -> defer.Deferred:
         answer = connection.execute(packed)
 
         def timed_out(failure, seconds):
@@ -183,14 +180,26 @@ class _Connection:
             self.shard.recovered()
         return reply
 
+    def _role(self, role: list, connection: RespProtocol, master: tuple[str, int]) -> None:
+        if role[0] == b"master":
+            self.shard.sentinels.reached(master)
+            return
+        # Down for that reason (the commands behind fail for the abort).
+        self.shard.failed(redis.ConnectionError(
+            "{}:{}, which a sentinel names as master, is a {}".format(*master, role[0].decode())))
+        connection.transport.abortConnection()
+
     def _failed(self, failure: Failure) -> Failure:
         error = failure.value
         if isinstance(error, redis.ResponseError):
-            if str(error).startswith(REFUSED):
-                raise ChannelBackendUnavailable(
-                    f"Redis shard {self.shard.address.label} of channel backend "
-                    f"{self.shard.alias!r} refused the command: {error}") from error
-            return failure  # a bug, not an outage
+            if self._master_query is not None and str(error).startswith(DEMOTED):
+                # The master moved: the next connection asks where to.
+                if self._protocol is not None:
+                    self._protocol.transport.abortConnection()
+            elif str(error).startswith(REFUSED):
+                raise self.shard.refused(error) from error
+            else:
+                return failure  # a bug, not an outage
         if self.closed:
             raise ChannelBackendUnavailable(
                 f"The connection to Redis shard {self.shard.address.label} was closed") from error

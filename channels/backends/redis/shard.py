@@ -19,6 +19,7 @@ import redis
 
 from channels.backends.redis import scripts
 from channels.backends.redis.hosts import ShardAddress
+from channels.backends.redis.sentinel import MasterConnection, Sentinels
 from channels.exceptions import ChannelBackendUnavailable
 
 logger = logging.getLogger("channels.backends.redis")
@@ -35,6 +36,9 @@ MAX_IDLE_CONNECTIONS = 64
 # Errors that mean "this server cannot be reached now", as opposed to a bug.
 # Answers of a server that is up but cannot take a command now.
 REFUSALS = (redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError)
+# The same by the reply's first word (redis-py has no class for a master
+# short of replicas, under min-replicas-to-write).
+REFUSED = ("OOM", "READONLY", "NOREPLICAS")
 # (InvalidResponse: something that is not Redis answers on that port.)
 CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError,
                      redis.exceptions.InvalidResponse)
@@ -72,6 +76,13 @@ class Shard:
         self.alias = alias
         options = connection_options(address)
         self._connection_class = options.pop("connection_class", redis.Connection)
+        # Of a Sentinel-managed shard: its sentinels (sentinel.py).
+        self.sentinels: Sentinels | None = None
+        if address.sentinel is not None:
+            self.sentinels = Sentinels(address.sentinel, options["socket_connect_timeout"],
+                                       self.new_master, self.master_switched)
+            self._connection_class = MasterConnection
+            options["connection_pool"] = self.sentinels
         self._options = options
         self._idle: list[redis.Connection] = []
         self._state_lock = threading.Lock()
@@ -96,6 +107,11 @@ class Shard:
             f"Redis shard {self.address.label} of channel backend {self.alias!r} "
             f"is unreachable{reason}"
         )
+
+    def refused(self, error: BaseException) -> ChannelBackendUnavailable:
+        return ChannelBackendUnavailable(
+            f"Redis shard {self.address.label} of channel backend {self.alias!r} "
+            f"refused the command: {error}")
 
     @staticmethod
     def pack(*args: str | bytes | int | float) -> list[bytes]:
@@ -127,11 +143,11 @@ class Shard:
                 # The server is up but cannot take this now (out of memory,
                 # a read-only replica): the call did not happen.
                 self._release(connection)
-                raise ChannelBackendUnavailable(
-                    f"Redis shard {self.address.label} of channel backend "
-                    f"{self.alias!r} refused the command: {exc}") from exc
-            except redis.ResponseError:
+                raise self.refused(exc) from exc
+            except redis.ResponseError as exc:
                 self._release(connection)  # the reply was read: still usable
+                if str(exc).startswith(REFUSED):
+                    raise self.refused(exc) from exc
                 raise
             except CONNECTION_ERRORS as exc:
                 connection.disconnect()
@@ -182,7 +198,29 @@ class Shard:
                 logger.warning("Redis shard %s of channel backend %r is reachable again",
                                self.address.label, self.alias)
 
-    def close(self) -> None:
+    def new_master(self, address: tuple[str, int], previous: tuple[str, int]) -> None:
+        """A Sentinel-managed shard has a new master (a failover): logged
+        once, and the idle connections to the old one are dropped (one
+        still up but cut off from the sentinels would keep taking writes
+        that its replicas never see)."""
+        logger.warning("Redis shard %s of channel backend %r: the sentinels name a new "
+                       "master, %s:%d (was %s:%d)", self.address.label, self.alias,
+                       *address, *previous)
+        self.close_idle()
+
+    def master_switched(self, address: tuple[str, int] | None) -> None:
+        """The sentinels announced a new master, or (None) began to replace
+        the master: the next call tries at once, to reach the new one, or to
+        find the shard down."""
+        with self._state_lock:
+            self._retry_at = 0.0
+
+    def close_idle(self) -> None:
         idle, self._idle = self._idle, []
         for connection in idle:
             connection.disconnect()
+
+    def close(self) -> None:
+        self.close_idle()
+        if self.sentinels is not None:
+            self.sentinels.close()
