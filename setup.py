@@ -21,6 +21,9 @@ setup(
         "h11>=0.16",
         # The interface server's static files (channels.interfaces.static_files).
         "whitenoise>=6.6",
+        # Prometheus metrics (runwsserver/runworker --metrics): imported by the
+        # server's and the worker's modules, off until asked for.
+        "prometheus_client>=0.20",
     ],
     extras_require={
         "wsgi": ["gunicorn>=22"],

@@ -20,6 +20,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 
 from channels.backends.base import BaseChannelBackend
 from channels.message import Message
+from channels.worker import metrics as worker_metrics
 from channels.worker.loop import Worker
 
 logger = logging.getLogger("channels.devserver")
@@ -172,6 +173,9 @@ class DevServer:
                 self.pool.stop()
             raise
         self.port = self.handle.port
+        if self.handle.server.config.metrics and self.pool is not None:
+            # The workers' metrics, served with the server's (one registry).
+            worker_metrics.enable()
         return self.port
 
     def quiet(self) -> contextlib.AbstractContextManager[None]:

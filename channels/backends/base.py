@@ -279,11 +279,24 @@ class BaseChannelBackend:
         self, channels: Iterable[str], limit: int = 100, timeout: float | None = None
     ) -> list[tuple[str, bytes]]:
         """``receive_batch``, leaving the messages encoded."""
+        return self._receive_batch(*self._batch_args(channels, limit, timeout))
+
+    def receive_batch_aged(
+        self, channels: Iterable[str], limit: int = 100, timeout: float | None = None
+    ) -> list[tuple[str, dict[str, Any], float | None]]:
+        """``receive_batch``, with each message's age: the seconds since it
+        was sent, the queueing delay its client feels (None where the
+        backend cannot tell). For the worker's message-age metric."""
+        batch = self._receive_batch_aged(*self._batch_args(channels, limit, timeout))
+        return [(channel, decode(data), age) for channel, data, age in batch]
+
+    def _batch_args(self, channels: Iterable[str], limit: int,
+                    timeout: float | None) -> tuple[list[str], int, float | None]:
         if not _is_positive(limit, (int,)):
             raise ValueError(f"limit must be a positive integer, not {limit!r}")
         if timeout is not None and timeout < 0:
             raise ValueError("timeout must be None or at least 0")
-        return self._receive_batch(self._names(channels), limit, timeout)
+        return self._names(channels), limit, timeout
 
     def requeue_encoded(self, channel: str, data: bytes) -> None:
         """``requeue`` of a message as ``receive_batch_encoded`` gave it."""
@@ -385,6 +398,11 @@ class BaseChannelBackend:
     def close(self) -> None:
         """Release connections; the backend reconnects if used again."""
 
+    def shard_states(self) -> list[tuple[str, bool, int]]:
+        """``(address, up, failed calls so far)`` of each server, as the
+        backend's own calls found it (the ``channels_redis_*`` metrics)."""
+        return []
+
     def layer_client(self, reactor: Any) -> LayerClient:
         """For an interface server: this backend's calls without blocking
         the Twisted ``reactor`` (see ``channels.backends.layer_client``).
@@ -439,6 +457,13 @@ class BaseChannelBackend:
                 break
             channel, data = self._receive_many(channels)
         return batch
+
+    def _receive_batch_aged(
+        self, channels: list[str], limit: int, timeout: float | None
+    ) -> list[tuple[str, bytes, float | None]]:
+        """``_receive_batch`` with ages, where a backend knows them."""
+        return [(channel, data, None) for channel, data in
+                self._receive_batch(channels, limit, timeout)]
 
     def _group_add(self, group: str, channel: str, expiry: float) -> None:
         raise NotImplementedError

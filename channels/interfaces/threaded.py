@@ -27,6 +27,7 @@ from twisted.internet import reactor
 from twisted.internet.threads import blockingCallFromThread
 
 from channels.backends.base import BaseChannelBackend
+from channels.interfaces import metrics
 from channels.interfaces.config import ServerConfig
 from channels.interfaces.server import ChannelServer
 from channels.interfaces.static_files import StaticFiles
@@ -85,6 +86,11 @@ def start_server(backend: BaseChannelBackend, host: str = "127.0.0.1", port: int
     def listen():
         server = ChannelServer(backend, reactor, config, static_files)
         listening = server.listen_tcp(port, host)
+        try:
+            metrics.start(server)
+        except BaseException:
+            server.shutdown()
+            raise
         return server, listening.getHost().port
 
     server, bound = blockingCallFromThread(reactor, listen)

@@ -18,6 +18,7 @@ from channels.exceptions import InvalidChannelName
 from channels.message import Message
 from channels.messages.websocket import accept_message, close_message
 from channels.worker import heartbeat as heartbeats
+from channels.worker import metrics as worker_metrics
 
 logger = logging.getLogger("channels.worker")
 
@@ -175,7 +176,7 @@ class Worker:
         failing = False
         while not self.stopping:
             try:
-                batch = backend.receive_batch(self.channels, self.prefetch, self.poll_timeout)
+                batch = self._receive(backend)
             except Exception:
                 # An outage is logged when it starts and when it ends, not
                 # every second while it lasts; the backend reconnects, and the
@@ -206,6 +207,19 @@ class Worker:
                 # Stopping: what is still ahead goes back (see run).
                 message = None if self.stopping else self._next_ahead()
                 self._touch()
+
+    def _receive(self, backend: BaseChannelBackend) -> list[tuple[str, dict]]:
+        """The next batch; with metrics on, each message's age counted as
+        it is taken (channels_message_age_seconds)."""
+        metrics = worker_metrics.active
+        if metrics is None:
+            return backend.receive_batch(self.channels, self.prefetch, self.poll_timeout)
+        aged = backend.receive_batch_aged(self.channels, self.prefetch, self.poll_timeout)
+        for channel, _, age in aged:
+            if age is not None:
+                # Hosts' clocks may differ by a little.
+                metrics.channel(channel).age.observe(max(age, 0.0))
+        return [(channel, content) for channel, content, _ in aged]
 
     def _next_ahead(self) -> tuple[str, dict] | None:
         with self._ahead_lock:
@@ -283,7 +297,8 @@ class Worker:
             except Exception:
                 logger.exception("Worker callback failed for channel %r", channel)
         self._runs += 1
-        self._running = (self._runs, time.monotonic())
+        started = time.monotonic()
+        self._running = (self._runs, started)
         try:
             consumer(message)
         except Message.Requeue:
@@ -303,6 +318,11 @@ class Worker:
             self._running = None
             self.close_old_connections()
         self.handled += 1
+        metrics = worker_metrics.active
+        if metrics is not None:
+            counted = metrics.channel(channel)
+            counted.duration.observe(time.monotonic() - started)
+            (counted.error if failed else counted.ok).inc()
         if channel == "websocket.connect" and message.reply_channel is not None:
             # The handshake waits for this: a connect consumer that neither
             # accepted nor rejected accepts by returning. The interface server

@@ -73,6 +73,9 @@ class Command(DjangoRunserver):
         parser.add_argument("--noworker", action="store_false", dest="run_workers",
                             help="Run no workers: for a networked channel backend whose "
                                  "workers run elsewhere (manage.py runworker).")
+        parser.add_argument("--metrics", metavar="HOST:PORT",
+                            help="Serve Prometheus metrics of the server and its workers "
+                                 "at /metrics on this address (CHANNELS_SERVER['METRICS']).")
         parser.add_argument("--alias", default=DEFAULT_CHANNEL_BACKEND,
                             help="Channel backend alias (default: %(default)s).")
         parser.add_argument("--nostatic", action="store_false", dest="use_static_handler",
@@ -132,6 +135,7 @@ class Command(DjangoRunserver):
             static=static,
             callback=self.report_consumer if options["verbosity"] > 1 else None,
             access_log=self.stdout if options["verbosity"] > 0 else None,
+            **({"metrics": options["metrics"]} if options.get("metrics") else {}),
         )
 
     def on_bind(self, server_port):

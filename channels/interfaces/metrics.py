@@ -1,0 +1,152 @@
+"""The interface server's Prometheus metrics (docs/operations.rst), and
+``/metrics`` served from its reactor on an address of their own.
+
+Off unless ``enable()`` was called (``runwsserver --metrics``,
+``CHANNELS_SERVER['METRICS']``): then ``active`` holds the metrics, and
+the code on a request's or a message's way checks it once and counts
+through children bound at start, so that no label is looked up per
+message. Connection counts are read from the servers on each scrape.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from twisted.web.resource import Resource
+from twisted.web.server import Site
+
+from channels import metrics
+
+if TYPE_CHECKING:
+    from channels.interfaces.server import ChannelServer
+
+# Request in to response start: from a static file's fraction of a
+# millisecond to HTTP_TIMEOUT (60 s).
+DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                    10.0, 30.0, 60.0)
+# One batch to the layer and its answer.
+ROUND_TRIP_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                      0.25, 0.5, 1.0, 5.0)
+
+
+def status_label(status: int) -> str:
+    """The ``status`` label: a real status code, or ``other``, so that an
+    application sending odd numbers cannot grow the label set."""
+    return str(status) if 100 <= status <= 599 else "other"
+
+
+def close_code_label(code: int) -> str:
+    """The ``code`` label: RFC 6455's codes as they are; those applications
+    and libraries choose (3000-4999) by range, so that clients cannot grow
+    the label set."""
+    if 3000 <= code <= 3999:
+        return "3xxx"
+    if 4000 <= code <= 4999:
+        return "4xxx"
+    return str(code) if 1000 <= code <= 1015 else "other"
+
+
+class InterfaceMetrics:
+    """The metrics of one process's interface servers."""
+
+    def __init__(self, registry: Any):
+        self.servers: weakref.WeakSet[ChannelServer] = weakref.WeakSet()
+        connections = Gauge("channels_connections", "Open connections, by protocol (an HTTP "
+                            "connection counts as websocket once upgraded).", ["protocol"],
+                            registry=registry)
+        connections.labels(protocol="http").set_function(
+            lambda: sum(len(server.http_connections) for server in list(self.servers)))
+        connections.labels(protocol="websocket").set_function(
+            lambda: sum(len(server.websockets) for server in list(self.servers)))
+        self._responses = Counter("channels_http_responses", "HTTP responses sent, by status "
+                                  "(WebSocket handshakes included: 101 or their refusal).",
+                                  ["status"], registry=registry)
+        self._statuses: dict[int, Any] = {}
+        self.request_duration = Histogram(
+            "channels_http_request_duration_seconds", "From a request's head read to its "
+            "response's start (a worker's, the server's own error, or a static file).",
+            buckets=DURATION_BUCKETS, registry=registry)
+        messages = Counter("channels_websocket_messages", "WebSocket messages, in: from "
+                           "clients to the layer, out: to clients.", ["direction"],
+                           registry=registry)
+        self.websocket_in = messages.labels(direction="in")
+        self.websocket_out = messages.labels(direction="out")
+        self._closes = Counter("channels_websocket_closes", "Open WebSockets closed, by close "
+                               "code (1006: dropped without a close frame).", ["code"],
+                               registry=registry)
+        self._codes: dict[int, Any] = {}
+        failures = Counter("channels_layer_send_failures", "Messages the layer did not take: "
+                           "full (its channel at capacity) or unavailable (backend down).",
+                           ["reason"], registry=registry)
+        self.send_full = failures.labels(reason="full")
+        self.send_unavailable = failures.labels(reason="unavailable")
+        self.round_trip = Histogram("channels_layer_round_trip_seconds", "From a batch of "
+                                    "messages handed to the layer to its answer.",
+                                    buckets=ROUND_TRIP_BUCKETS, registry=registry)
+
+    def response(self, status: int) -> None:
+        child = self._statuses.get(status)
+        if child is None:
+            child = self._statuses[status] = self._responses.labels(status=status_label(status))
+        child.inc()
+
+    def closed(self, code: int) -> None:
+        child = self._codes.get(code)
+        if child is None:
+            child = self._codes[code] = self._closes.labels(code=close_code_label(code))
+        child.inc()
+
+
+# The process's metrics once enabled, else None.
+active: InterfaceMetrics | None = None
+
+
+def enable() -> InterfaceMetrics:
+    """Start counting (once per process), in the process's registry."""
+    global active
+    if active is None:
+        active = InterfaceMetrics(metrics.registry())
+    return active
+
+
+def watch(server: ChannelServer) -> None:
+    """Count ``server``'s connections and its backend's shards."""
+    enabled = enable()
+    enabled.servers.add(server)
+    metrics.watch_shards(server.backend)
+
+
+class MetricsPage(Resource):
+    """The registry in Prometheus's text format, rendered on the reactor (a
+    scrape takes a millisecond or so; no thread is needed for it)."""
+
+    isLeaf = True
+
+    def render_GET(self, request: Any) -> bytes:
+        request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode())
+        return generate_latest(metrics.registry())
+
+
+def start(server: ChannelServer) -> str | None:
+    """With ``server``'s METRICS option: count its metrics, serve them on
+    its reactor at that address, and return their URL; else None."""
+    if not server.config.metrics:
+        return None
+    watch(server)
+    host = serve(server.reactor, server.config.metrics).getHost()
+    shown = f"[{host.host}]" if ":" in host.host else host.host
+    return f"http://{shown}:{host.port}/metrics"
+
+
+def serve(reactor: Any, address: str) -> Any:
+    """Listen on ``address`` (``HOST:PORT``) with ``/metrics`` and nothing
+    else; returns the listening port."""
+    host, port = metrics.parse_address(address)
+    root = Resource()
+    root.putChild(b"metrics", MetricsPage())
+    site = Site(root)
+    site.noisy = False
+    site.log = lambda request: None  # Prometheus scrapes every few seconds
+    return reactor.listenTCP(port, site, interface=host)
