@@ -159,11 +159,16 @@ class DevServer:
         """Start serving; returns the port. Raises what listening raised
         (``twisted.internet.error.CannotListenError``) with nothing left
         running."""
+        from channels.interfaces.config import ServerConfig
         from channels.interfaces.static_files import StaticFiles
         from channels.interfaces.threaded import start_server
 
         static_files = StaticFiles.from_settings(finders=True)[0] if self.static else None
         if self.pool is not None:
+            if ServerConfig.from_settings(**self.server_options).metrics:
+                # Served with the server's (one registry); on before the
+                # workers take their first message.
+                worker_metrics.enable()
             self.pool.start()
         try:
             self.handle = start_server(self.backend, self.host, self.port,
@@ -173,9 +178,6 @@ class DevServer:
                 self.pool.stop()
             raise
         self.port = self.handle.port
-        if self.handle.server.config.metrics and self.pool is not None:
-            # The workers' metrics, served with the server's (one registry).
-            worker_metrics.enable()
         return self.port
 
     def quiet(self) -> contextlib.AbstractContextManager[None]:

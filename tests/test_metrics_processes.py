@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.processes import Process, django_env
 from tests.support.redis_servers import RedisServer, backend_config
-from tests.support.server_process import free_port
+from tests.support.server_process import ServerProcess, free_port
 
 ROUTING = "tests.interface_consumers.routing"
 # Everything here waits for a condition; this is only how long before the
@@ -175,3 +175,27 @@ class MetricsProcessTests(SimpleTestCase):
         # And it serves again.
         wait_until(lambda: requests.get(self.url + "/again/", timeout=10).status_code == 200,
                    "the server answers through the worker again")
+
+
+class RunserverMetricsTests(SimpleTestCase):
+    def test_one_page_with_the_server_and_its_worker_threads(self):
+        backend = {"BACKEND": "channels.backends.memory.InMemoryChannelBackend",
+                   "ROUTING": ROUTING}
+        address = f"127.0.0.1:{free_port()}"
+        server = ServerProcess("tests.interface_redis_settings", "--noreload", "--metrics",
+                               address, env={"CHANNELS_TEST_BACKEND": json.dumps(backend)})
+        self.addCleanup(server.kill)
+        server.wait_for(f"Metrics at http://{address}/metrics")
+        self.assertEqual(requests.get(server.url + "/", timeout=30).status_code, 200)
+
+        def counted():
+            samples = scrape(f"http://{address}/metrics")
+            return (value(samples, "channels_http_responses_total", status="200") >= 1
+                    and value(samples, "channels_worker_messages_total",
+                              channel="http.request", outcome="ok") >= 1
+                    and value(samples, "channels_message_age_seconds_count",
+                              channel="http.request") >= 1) and samples
+        samples = wait_until(counted, "runserver's counts")
+        # The in-memory backend has no Redis shards to report.
+        self.assertFalse([key for key in samples if key[0] == "channels_redis_up"])
+        self.assertNotIn("# TYPE", requests.get(server.url + "/metrics", timeout=30).text)

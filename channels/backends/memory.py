@@ -94,6 +94,8 @@ class InMemoryChannelBackend(BaseChannelBackend):
             self._arrived.notify_all()
 
     def _pop(self, channels):
+        """``(channel, data, age)`` of the next message, or Nones. A
+        message's age is read from its expiry, EXPIRY after its send."""
         now = time.monotonic()
         # Start at a random channel, so a busy channel listed first cannot
         # starve the others a worker listens on.
@@ -109,27 +111,41 @@ class InMemoryChannelBackend(BaseChannelBackend):
                     continue
                 self._drop_expired(queue, now)
                 if queue:
-                    data = queue.popleft()[1]
+                    expires, data = queue.popleft()
                     if not queue:
                         del self._channels[channel]
-                    return channel, data
-        return None, None
+                    return channel, data, now - expires + self.expiry
+        return None, None, None
 
     def _receive_many(self, channels):
         with self._lock:
-            return self._pop(channels)
+            return self._pop(channels)[:2]
 
     def _receive_many_blocking(self, channels, timeout):
+        return self._pop_blocking(channels, timeout)[:2]
+
+    def _pop_blocking(self, channels, timeout):
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             while True:
-                channel, data = self._pop(channels)
-                if channel is not None:
-                    return channel, data
+                taken = self._pop(channels)
+                if taken[0] is not None:
+                    return taken
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
-                    return None, None
+                    return taken
                 self._arrived.wait(remaining)
+
+    def _receive_batch_aged(self, channels, limit, timeout):
+        batch = []
+        taken = self._pop_blocking(channels, timeout)
+        while taken[0] is not None:
+            batch.append(taken)
+            if len(batch) >= limit:
+                break
+            with self._lock:
+                taken = self._pop(channels)
+        return batch
 
     def _live_members(self, group, now):
         members = self._groups.get(group, {})

@@ -129,13 +129,18 @@ class MetricsPage(Resource):
         return generate_latest(metrics.registry())
 
 
-def start(server: ChannelServer) -> str | None:
-    """With ``server``'s METRICS option: count its metrics, serve them on
-    its reactor at that address, and return their URL; else None."""
+def start(server: ChannelServer) -> Any | None:
+    """With ``server``'s METRICS option: count its metrics and serve them
+    on its reactor at that address; returns the listening port, else None."""
     if not server.config.metrics:
         return None
     watch(server)
-    host = serve(server.reactor, server.config.metrics).getHost()
+    return serve(server.reactor, server.config.metrics)
+
+
+def url(listening: Any) -> str:
+    """The metrics page of a port that ``start`` or ``serve`` opened."""
+    host = listening.getHost()
     shown = f"[{host.host}]" if ":" in host.host else host.host
     return f"http://{shown}:{host.port}/metrics"
 

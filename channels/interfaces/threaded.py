@@ -62,6 +62,8 @@ class ServerHandle:
         self.host = host
         self.port = port
         self.stopped = False
+        # Where /metrics is served, with the METRICS option.
+        self.metrics_url: str | None = None
 
     def stop(self, timeout: float = 5.0) -> None:
         if not self.stopped:
@@ -87,11 +89,16 @@ def start_server(backend: BaseChannelBackend, host: str = "127.0.0.1", port: int
         server = ChannelServer(backend, reactor, config, static_files)
         listening = server.listen_tcp(port, host)
         try:
-            metrics.start(server)
+            metrics_port = metrics.start(server)
         except BaseException:
             server.shutdown()
             raise
-        return server, listening.getHost().port
+        if metrics_port is not None:
+            # Closed with the server: another may serve them here later.
+            server.ports.append(metrics_port)
+        return server, listening.getHost().port, metrics_port
 
-    server, bound = blockingCallFromThread(reactor, listen)
-    return ServerHandle(server, host, bound)
+    server, bound, metrics_port = blockingCallFromThread(reactor, listen)
+    handle = ServerHandle(server, host, bound)
+    handle.metrics_url = metrics.url(metrics_port) if metrics_port is not None else None
+    return handle

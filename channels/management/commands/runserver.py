@@ -158,7 +158,10 @@ class Command(DjangoRunserver):
         backend = server.backend
         workers = (f"{options['workers']} worker thread(s)" if options["run_workers"]
                    else "no workers (run them with manage.py runworker)")
-        return f"Channel backend {backend.alias!r} ({type(backend).__name__}), {workers}."
+        described = f"Channel backend {backend.alias!r} ({type(backend).__name__}), {workers}."
+        if server.handle is not None and server.handle.metrics_url:
+            described += f"\nMetrics at {server.handle.metrics_url}"
+        return described
 
     def report_consumer(self, channel, message):
         consumer = message.channel_backend.registry.consumer_for_channel(channel)

@@ -100,7 +100,7 @@ class Command(BaseCommand):
                 listening = server.listen_tcp(port, host)
                 shown = f"[{host}]" if ":" in host else host
                 where = f"http://{shown}:{listening.getHost().port}/"
-            metrics_at = metrics.start(server)
+            metrics_port = metrics.start(server)
         except Exception as exc:
             raise CommandError(f"Cannot listen: {exc}")
 
@@ -130,8 +130,8 @@ class Command(BaseCommand):
             f"Interface server listening on {where} (HTTP and WebSocket), backend "
             f"{alias!r} ({type(backend).__name__}). Stop with SIGTERM or CONTROL-C.")
         self.stdout.write(static_status)
-        if metrics_at:
-            self.stdout.write(f"Metrics at {metrics_at}")
+        if metrics_port is not None:
+            self.stdout.write(f"Metrics at {metrics.url(metrics_port)}")
         sys.stdout.flush()
         reactor.run()
         # Exiting cleanly: a late signal must not turn that into a kill.
