@@ -169,6 +169,8 @@ class DevServer:
                 # Served with the server's (one registry); on before the
                 # workers take their first message.
                 worker_metrics.enable()
+                worker_metrics.watch_queues(self.backend,
+                                            self.backend.registry.all_channel_names())
             self.pool.start()
         try:
             self.handle = start_server(self.backend, self.host, self.port,

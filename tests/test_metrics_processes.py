@@ -6,6 +6,7 @@ killed and started again under them."""
 
 import json
 import sys
+import threading
 import time
 
 import requests
@@ -35,6 +36,23 @@ def scrape(url: str) -> dict[tuple[str, frozenset], float]:
 
 def value(samples: dict, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+class Answer:
+    """A GET made in a thread."""
+
+    def __init__(self, url: str):
+        self.response = None
+        self.thread = threading.Thread(target=self.get, args=(url,), daemon=True)
+        self.thread.start()
+
+    def get(self, url: str) -> None:
+        self.response = requests.get(url, timeout=DEADLINE)
+
+    def result(self) -> requests.Response:
+        self.thread.join(DEADLINE + 10)
+        assert self.response is not None, "no response"
+        return self.response
 
 
 def wait_until(condition, what: str, timeout: float = DEADLINE):
@@ -151,6 +169,27 @@ class MetricsProcessTests(SimpleTestCase):
         ages = value(worker, "channels_message_age_seconds_sum", channel="http.request")
         self.assertGreaterEqual(ages, 0)
         self.assertLess(ages, 60 * 8)  # no message waited longer than EXPIRY
+
+    def test_queue_depth_and_message_age_while_the_worker_is_busy(self):
+        before = scrape(self.worker_metrics)
+        old_count = value(before, "channels_message_age_seconds_count", channel="http.request")
+        old_fast = value(before, "channels_message_age_seconds_bucket", channel="http.request",
+                         le="1.0")
+        # The one worker runs /hold/ for 5 s; three requests wait behind it.
+        answers = [Answer(self.url + "/hold/?seconds=5")]
+        answers += [Answer(self.url + "/") for _ in range(3)]
+        wait_until(lambda: value(scrape(self.worker_metrics), "channels_queue_depth",
+                                 channel="http.request") >= 3, "three requests queued")
+        for answer in answers:
+            self.assertEqual(answer.result().status_code, 200)
+        wait_until(lambda: value(scrape(self.worker_metrics), "channels_queue_depth",
+                                 channel="http.request") == 0, "the queue empty again")
+        after = scrape(self.worker_metrics)
+        waited = ((value(after, "channels_message_age_seconds_count", channel="http.request")
+                   - old_count)
+                  - (value(after, "channels_message_age_seconds_bucket", channel="http.request",
+                           le="1.0") - old_fast))
+        self.assertGreaterEqual(waited, 3, "the requests behind /hold/ waited over a second")
 
     @property
     def redis_label(self) -> str:

@@ -28,6 +28,7 @@ from channels.backends.heartbeats import (
     Heartbeats,
     check_heartbeat_name,
 )
+from channels.backends.inspection import Inspection
 from channels.exceptions import ChannelFull, InvalidMessage, MessageTooLarge
 from channels.names import HTTP_REPLY_PREFIX, validate_name
 from channels.registry import ConsumerRegistry
@@ -134,7 +135,7 @@ def _expiry_argument(value: object) -> float:
     return value
 
 
-class BaseChannelBackend:
+class BaseChannelBackend(Inspection):
     """Base class of channel backends.
 
     ``local_only`` backends keep messages inside one process; commands that
@@ -397,11 +398,6 @@ class BaseChannelBackend:
 
     def close(self) -> None:
         """Release connections; the backend reconnects if used again."""
-
-    def shard_states(self) -> list[tuple[str, bool, int]]:
-        """``(address, up, failed calls so far)`` of each server, as the
-        backend's own calls found it (the ``channels_redis_*`` metrics)."""
-        return []
 
     def layer_client(self, reactor: Any) -> LayerClient:
         """For an interface server: this backend's calls without blocking

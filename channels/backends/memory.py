@@ -117,6 +117,12 @@ class InMemoryChannelBackend(BaseChannelBackend):
                     return channel, data, now - expires + self.expiry
         return None, None, None
 
+    def queue_depths(self, channels):
+        now = time.monotonic()
+        with self._lock:
+            return {channel: sum(expires > now for expires, _ in self._channels.get(channel, ()))
+                    for channel in channels}
+
     def _receive_many(self, channels):
         with self._lock:
             return self._pop(channels)[:2]

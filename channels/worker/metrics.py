@@ -11,13 +11,21 @@ the routing.
 
 from __future__ import annotations
 
+import logging
 import threading
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 from channels import metrics
+
+if TYPE_CHECKING:
+    from channels.backends.base import BaseChannelBackend
+
+logger = logging.getLogger("channels.worker")
 
 SETTING = "CHANNELS_WORKER_METRICS"
 
@@ -70,9 +78,36 @@ class WorkerMetrics:
         return found
 
 
+class QueueDepths:
+    """``channels_queue_depth{channel}``: asked of the backend on each
+    scrape, for the channels the process's workers consume. Every worker
+    of a site reports the same lines: aggregate with ``max``."""
+
+    def __init__(self) -> None:
+        self.watched: list[tuple[BaseChannelBackend, list[str]]] = []
+
+    def collect(self) -> Iterator[Metric]:
+        depth = GaugeMetricFamily("channels_queue_depth", "Messages waiting on a channel "
+                                  "that this process's workers consume.", labels=["channel"])
+        seen = set()
+        for backend, channels in list(self.watched):
+            try:
+                depths = backend.queue_depths(channels)
+            except Exception:  # a scrape must not fail for one backend
+                logger.warning("Could not read queue depths of backend %r", backend.alias,
+                               exc_info=True)
+                continue
+            for channel, waiting in depths.items():
+                if channel not in seen:
+                    seen.add(channel)
+                    depth.add_metric([channel], waiting)
+        yield depth
+
+
 # The process's metrics once enabled, else None.
 active: WorkerMetrics | None = None
 _enable_lock = threading.Lock()
+_queues: QueueDepths | None = None
 
 
 def enable() -> WorkerMetrics:
@@ -82,6 +117,16 @@ def enable() -> WorkerMetrics:
         if active is None:
             active = WorkerMetrics(metrics.registry())
     return active
+
+
+def watch_queues(backend: BaseChannelBackend, channels: list[str]) -> None:
+    """Report the depths of ``channels`` on ``backend`` (see QueueDepths)."""
+    global _queues
+    with _enable_lock:
+        if _queues is None:
+            _queues = QueueDepths()
+            metrics.registry().register(_queues)
+        _queues.watched.append((backend, list(channels)))
 
 
 def configured_address() -> str | None:

@@ -103,6 +103,23 @@ class RedisChannelBackend(BaseChannelBackend):
     def shard_states(self) -> list[tuple[str, bool, int]]:
         return [(shard.address.label, not shard.down, shard.failures) for shard in self.shards]
 
+    def queue_depths(self, channels: Sequence[str]) -> dict[str, int]:
+        """A normal channel's list on every shard that answers (expired
+        entries not yet dropped included); channels with a home shard
+        (response channels) are left out."""
+        depths = {}
+        for channel in channels:
+            if self.placement.home(channel) is not None:
+                continue
+            key, total = self.layout.list_key(channel), 0
+            for shard in self.shards:
+                try:
+                    total += shard.execute("LLEN", key)
+                except ChannelBackendUnavailable:
+                    pass  # its messages are out of reach: not waiting for a worker
+            depths[channel] = total
+        return depths
+
     def send_plan(self, messages: Sequence[Message]) -> SendPlan:
         """A batch's way to the shards (see sending.py)."""
         return SendPlan(self.layout, messages, self.spread, self.shards)

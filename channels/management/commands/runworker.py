@@ -50,7 +50,7 @@ class Command(BaseCommand):
         worker = Worker(backend, callback=callback, channels=channels, prefetch=prefetch)
         worker.install_signal_handlers()
         if metrics_address:
-            self.serve_metrics(backend, metrics_address)
+            self.serve_metrics(backend, channels, metrics_address)
         self.stdout.write(
             f"Running worker on backend {alias!r} ({type(backend).__name__}), "
             f"listening on: {', '.join(channels)}"
@@ -58,9 +58,10 @@ class Command(BaseCommand):
         worker.run()
         self.stdout.write("Worker stopped.")
 
-    def serve_metrics(self, backend, address):
+    def serve_metrics(self, backend, channels, address):
         metrics.enable()
         watch_shards(backend)
+        metrics.watch_queues(backend, channels)
         try:
             server = metrics.serve(address)
         except OSError as exc:
