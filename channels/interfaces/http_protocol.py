@@ -359,7 +359,7 @@ class HttpProtocol(Protocol):
         read (a parse error, a head too large or too slow): then "-". Each
         answer is counted here too (channels_http_responses_total)."""
         if server_metrics.active is not None:
-            server_metrics.active.response(status)
+            server_metrics.active.responses[status] += 1
         access_log = self.server.access_log
         if access_log is None:
             return

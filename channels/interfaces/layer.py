@@ -208,8 +208,8 @@ class LayerBridge:
         if metrics is not None:
             metrics.round_trip.observe(self.clock.seconds() - started)
             if outcome:
-                metrics.send_unavailable.inc(len(errors))
-                metrics.send_full.inc(len(outcome) - len(errors))
+                metrics.send_unavailable += len(errors)
+                metrics.send_full += len(outcome) - len(errors)
         if errors:
             logger.warning("Could not send %d message(s) to backend %r: %s",
                            len(errors), self.backend.alias, errors[0])

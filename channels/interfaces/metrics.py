@@ -3,17 +3,25 @@
 
 Off unless ``enable()`` was called (``runwsserver --metrics``,
 ``CHANNELS_SERVER['METRICS']``): then ``active`` holds the metrics, and
-the code on a request's or a message's way checks it once and counts
-through children bound at start, so that no label is looked up per
-message. Connection counts are read from the servers on each scrape.
+the code on a request's or a message's way checks it once and adds to a
+plain number: labels are applied when scraped, never per message.
+Connection counts are read from the servers on each scrape.
 """
 
 from __future__ import annotations
 
+import collections
 import weakref
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
@@ -49,54 +57,68 @@ def close_code_label(code: int) -> str:
 
 
 class InterfaceMetrics:
-    """The metrics of one process's interface servers."""
+    """The metrics of one process's interface servers: plain numbers that
+    only the reactor thread changes and reads (a scrape renders on it
+    too), exported by ``collect`` in prometheus_client's families."""
 
-    def __init__(self, registry: Any):
+    def __init__(self) -> None:
         self.servers: weakref.WeakSet[ChannelServer] = weakref.WeakSet()
-        connections = Gauge("channels_connections", "Open connections, by protocol (an HTTP "
-                            "connection counts as websocket once upgraded).", ["protocol"],
-                            registry=registry)
-        connections.labels(protocol="http").set_function(
-            lambda: sum(len(server.http_connections) for server in list(self.servers)))
-        connections.labels(protocol="websocket").set_function(
-            lambda: sum(len(server.websockets) for server in list(self.servers)))
-        self._responses = Counter("channels_http_responses", "HTTP responses sent, by status "
-                                  "(WebSocket handshakes included: 101 or their refusal).",
-                                  ["status"], registry=registry)
-        self._statuses: dict[int, Any] = {}
-        self.request_duration = Histogram(
+        self.responses: collections.Counter[int] = collections.Counter()
+        self.request_duration = metrics.Histogram(DURATION_BUCKETS)
+        self.websocket_in = 0
+        self.websocket_out = 0
+        self.closes: collections.Counter[int] = collections.Counter()
+        self.send_full = 0
+        self.send_unavailable = 0
+        self.round_trip = metrics.Histogram(ROUND_TRIP_BUCKETS)
+
+    def collect(self) -> Iterator[Metric]:
+        connections = GaugeMetricFamily(
+            "channels_connections", "Open connections, by protocol (an HTTP connection "
+            "counts as websocket once upgraded).", labels=["protocol"])
+        servers = list(self.servers)
+        connections.add_metric(["http"], sum(len(s.http_connections) for s in servers))
+        connections.add_metric(["websocket"], sum(len(s.websockets) for s in servers))
+        yield connections
+        yield _by_label("channels_http_responses", "HTTP responses sent, by status "
+                        "(WebSocket handshakes included: 101 or their refusal).", "status",
+                        self.responses, status_label)
+        duration = HistogramMetricFamily(
             "channels_http_request_duration_seconds", "From a request's head read to its "
-            "response's start (a worker's, the server's own error, or a static file).",
-            buckets=DURATION_BUCKETS, registry=registry)
-        messages = Counter("channels_websocket_messages", "WebSocket messages, in: from "
-                           "clients to the layer, out: to clients.", ["direction"],
-                           registry=registry)
-        self.websocket_in = messages.labels(direction="in")
-        self.websocket_out = messages.labels(direction="out")
-        self._closes = Counter("channels_websocket_closes", "Open WebSockets closed, by close "
-                               "code (1006: dropped without a close frame).", ["code"],
-                               registry=registry)
-        self._codes: dict[int, Any] = {}
-        failures = Counter("channels_layer_send_failures", "Messages the layer did not take: "
-                           "full (its channel at capacity) or unavailable (backend down).",
-                           ["reason"], registry=registry)
-        self.send_full = failures.labels(reason="full")
-        self.send_unavailable = failures.labels(reason="unavailable")
-        self.round_trip = Histogram("channels_layer_round_trip_seconds", "From a batch of "
-                                    "messages handed to the layer to its answer.",
-                                    buckets=ROUND_TRIP_BUCKETS, registry=registry)
+            "response's start (a worker's, the server's own error, or a static file).")
+        self.request_duration.add_to(duration, [])
+        yield duration
+        messages = CounterMetricFamily("channels_websocket_messages", "WebSocket messages, "
+                                       "in: from clients to the layer, out: to clients.",
+                                       labels=["direction"])
+        messages.add_metric(["in"], self.websocket_in)
+        messages.add_metric(["out"], self.websocket_out)
+        yield messages
+        yield _by_label("channels_websocket_closes", "Open WebSockets closed, by close code "
+                        "(1006: dropped without a close frame).", "code", self.closes,
+                        close_code_label)
+        failures = CounterMetricFamily("channels_layer_send_failures", "Messages the layer "
+                                       "did not take: full (its channel at capacity) or "
+                                       "unavailable (backend down).", labels=["reason"])
+        failures.add_metric(["full"], self.send_full)
+        failures.add_metric(["unavailable"], self.send_unavailable)
+        yield failures
+        round_trip = HistogramMetricFamily("channels_layer_round_trip_seconds", "From a batch "
+                                           "of messages handed to the layer to its answer.")
+        self.round_trip.add_to(round_trip, [])
+        yield round_trip
 
-    def response(self, status: int) -> None:
-        child = self._statuses.get(status)
-        if child is None:
-            child = self._statuses[status] = self._responses.labels(status=status_label(status))
-        child.inc()
 
-    def closed(self, code: int) -> None:
-        child = self._codes.get(code)
-        if child is None:
-            child = self._codes[code] = self._closes.labels(code=close_code_label(code))
-        child.inc()
+def _by_label(name: str, documentation: str, label: str, counts: collections.Counter,
+              label_of: Callable[[int], str]) -> CounterMetricFamily:
+    """A counter family from raw values (statuses, codes) to their bounded labels."""
+    totals: collections.Counter[str] = collections.Counter()
+    for raw, count in list(counts.items()):
+        totals[label_of(raw)] += count
+    family = CounterMetricFamily(name, documentation, labels=[label])
+    for shown, count in sorted(totals.items()):
+        family.add_metric([shown], count)
+    return family
 
 
 # The process's metrics once enabled, else None.
@@ -107,7 +129,8 @@ def enable() -> InterfaceMetrics:
     """Start counting (once per process), in the process's registry."""
     global active
     if active is None:
-        active = InterfaceMetrics(metrics.registry())
+        active = InterfaceMetrics()
+        metrics.registry().register(active)
     return active
 
 

@@ -126,7 +126,7 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
         socket closes, so a log shows how long each one lived. The handshake's
         answer is counted with the HTTP responses."""
         if method == b"GET" and server_metrics.active is not None:
-            server_metrics.active.response(status)
+            server_metrics.active.responses[status] += 1
         if self.request_line is not None:
             target, version = self.request_line
             self.server.access_log.log(self.client, method, target, version, status, 0)
@@ -171,12 +171,12 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
         if text is not None:
             self.sendPreparedMessage(self.server.prepared_frame(text, False))
             if metrics is not None:
-                metrics.websocket_out.inc()
+                metrics.websocket_out += 1
         data = content.get("bytes")
         if data is not None:
             self.sendPreparedMessage(self.server.prepared_frame(data, True))
             if metrics is not None:
-                metrics.websocket_out.inc()
+                metrics.websocket_out += 1
         close = content.get("close")
         if close is not None:
             try:
@@ -222,7 +222,7 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         self.order += 1
         if server_metrics.active is not None:
-            server_metrics.active.websocket_in.inc()
+            server_metrics.active.websocket_in += 1
         self.server.layer.send(
             "websocket.receive",
             websocket_messages.receive_message(self.reply_channel, self.path, self.order,
@@ -277,5 +277,5 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
             code = code or websocket_messages.ABNORMAL_CLOSURE
             self.log_access(code, b"WSDISCONNECT")
             if server_metrics.active is not None:
-                server_metrics.active.closed(code)
+                server_metrics.active.closes[code] += 1
         server.connection_closed(self)

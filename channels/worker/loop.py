@@ -119,6 +119,8 @@ class Worker:
         self.handled = 0
         self.errors = 0
         self.skipped = 0
+        # Its figures for the Prometheus metrics, once they are on.
+        self._stats: worker_metrics.WorkerStats | None = None
 
     def stop(self, *args: object) -> None:
         """Finish the consumer in hand, then leave run()."""
@@ -211,15 +213,21 @@ class Worker:
     def _receive(self, backend: BaseChannelBackend) -> list[tuple[str, dict]]:
         """The next batch; with metrics on, each message's age counted as
         it is taken (channels_message_age_seconds)."""
-        metrics = worker_metrics.active
-        if metrics is None:
+        stats = self._metrics()
+        if stats is None:
             return backend.receive_batch(self.channels, self.prefetch, self.poll_timeout)
         aged = backend.receive_batch_aged(self.channels, self.prefetch, self.poll_timeout)
         for channel, _, age in aged:
             if age is not None:
                 # Hosts' clocks may differ by a little.
-                metrics.channel(channel).age.observe(max(age, 0.0))
+                stats.channel(channel).age.observe(max(age, 0.0))
         return [(channel, content) for channel, content, _ in aged]
+
+    def _metrics(self) -> worker_metrics.WorkerStats | None:
+        """This worker's figures, once the process's metrics are on."""
+        if self._stats is None and worker_metrics.active is not None:
+            self._stats = worker_metrics.active.new_worker()
+        return self._stats
 
     def _next_ahead(self) -> tuple[str, dict] | None:
         with self._ahead_lock:
@@ -318,11 +326,14 @@ class Worker:
             self._running = None
             self.close_old_connections()
         self.handled += 1
-        metrics = worker_metrics.active
-        if metrics is not None:
-            counted = metrics.channel(channel)
+        stats = self._stats
+        if stats is not None:
+            counted = stats.channel(channel)
             counted.duration.observe(time.monotonic() - started)
-            (counted.error if failed else counted.ok).inc()
+            if failed:
+                counted.error += 1
+            else:
+                counted.ok += 1
         if channel == "websocket.connect" and message.reply_channel is not None:
             # The handshake waits for this: a connect consumer that neither
             # accepted nor rejected accepts by returning. The interface server

@@ -2,8 +2,9 @@
 ``/metrics`` for ``runworker --metrics`` (``CHANNELS_WORKER_METRICS``).
 
 Off unless ``enable()`` was called: then ``active`` holds them, and each
-routed channel's children (its label bound once) are kept, so that a
-message costs a dictionary look-up and three updates. The ``channel``
+worker keeps its own figures per channel (``WorkerStats``), summed when
+scraped, so that a message costs a dictionary look-up and a few
+additions. The ``channel``
 label is the channel a worker listens on, a routed name such as
 ``http.request``: never a reply channel, so the label set stays that of
 the routing.
@@ -17,8 +18,13 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from prometheus_client import Counter, Histogram, start_http_server
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client import start_http_server
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 
 from channels import metrics
 
@@ -39,43 +45,74 @@ AGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 
                10.0, 30.0, 60.0)
 
 
-class ChannelMetrics:
-    """One channel's children."""
+class ChannelStats:
+    """One channel's figures in one worker."""
 
     __slots__ = ("ok", "error", "duration", "age")
 
-    def __init__(self, parent: WorkerMetrics, channel: str):
-        self.ok = parent.messages.labels(channel=channel, outcome="ok")
-        self.error = parent.messages.labels(channel=channel, outcome="error")
-        self.duration = parent.duration.labels(channel=channel)
-        self.age = parent.age.labels(channel=channel)
+    def __init__(self) -> None:
+        self.ok = 0
+        self.error = 0
+        self.duration = metrics.Histogram(DURATION_BUCKETS)
+        self.age = metrics.Histogram(AGE_BUCKETS)
+
+
+class WorkerStats:
+    """The figures of one ``Worker``, which only its thread changes: a
+    message costs a dictionary look-up and a few additions, and no lock
+    (prometheus_client's own metrics take one per update)."""
+
+    __slots__ = ("channels",)
+
+    def __init__(self) -> None:
+        self.channels: dict[str, ChannelStats] = {}
+
+    def channel(self, name: str) -> ChannelStats:
+        found = self.channels.get(name)
+        if found is None:
+            found = self.channels[name] = ChannelStats()
+        return found
 
 
 class WorkerMetrics:
-    """The metrics of one process's workers."""
+    """The metrics of one process's workers, summed over their
+    ``WorkerStats`` when scraped (a stopped worker's stay counted)."""
 
-    def __init__(self, registry: Any):
-        self.messages = Counter("channels_worker_messages", "Messages whose consumer ran, by "
-                                "channel and outcome (error: it raised).",
-                                ["channel", "outcome"], registry=registry)
-        self.duration = Histogram("channels_consumer_duration_seconds", "How long consumers "
-                                  "ran, by channel.", ["channel"], buckets=DURATION_BUCKETS,
-                                  registry=registry)
-        self.age = Histogram("channels_message_age_seconds", "From a message's send to a "
-                             "worker taking it, by channel: the queueing delay.",
-                             ["channel"], buckets=AGE_BUCKETS, registry=registry)
-        self._channels: dict[str, ChannelMetrics] = {}
+    def __init__(self) -> None:
+        self.workers: list[WorkerStats] = []
         self._lock = threading.Lock()
 
-    def channel(self, name: str) -> ChannelMetrics:
-        """The children of routed channel ``name``."""
-        found = self._channels.get(name)
-        if found is None:
-            with self._lock:
-                found = self._channels.get(name)
-                if found is None:
-                    found = self._channels[name] = ChannelMetrics(self, name)
-        return found
+    def new_worker(self) -> WorkerStats:
+        stats = WorkerStats()
+        with self._lock:
+            self.workers.append(stats)
+        return stats
+
+    def collect(self) -> Iterator[Metric]:
+        by_channel: dict[str, list[ChannelStats]] = {}
+        with self._lock:
+            workers = list(self.workers)
+        for worker in workers:
+            for name, stats in list(worker.channels.items()):
+                by_channel.setdefault(name, []).append(stats)
+        messages = CounterMetricFamily("channels_worker_messages", "Messages whose consumer "
+                                       "ran, by channel and outcome (error: it raised).",
+                                       labels=["channel", "outcome"])
+        duration = HistogramMetricFamily("channels_consumer_duration_seconds", "How long "
+                                         "consumers ran, by channel.", labels=["channel"])
+        age = HistogramMetricFamily("channels_message_age_seconds", "From a message's send to "
+                                    "a worker taking it, by channel: the queueing delay.",
+                                    labels=["channel"])
+        for name, found in sorted(by_channel.items()):
+            messages.add_metric([name, "ok"], sum(stats.ok for stats in found))
+            messages.add_metric([name, "error"], sum(stats.error for stats in found))
+            metrics.add_histogram(duration, [name], DURATION_BUCKETS,
+                                  *metrics.merged([stats.duration for stats in found]))
+            metrics.add_histogram(age, [name], AGE_BUCKETS,
+                                  *metrics.merged([stats.age for stats in found]))
+        yield messages
+        yield duration
+        yield age
 
 
 class QueueDepths:
@@ -115,7 +152,8 @@ def enable() -> WorkerMetrics:
     global active
     with _enable_lock:
         if active is None:
-            active = WorkerMetrics(metrics.registry())
+            active = WorkerMetrics()
+            metrics.registry().register(active)
     return active
 
 
