@@ -38,6 +38,8 @@ setup(
             "hypothesis>=6.100",
             # make demo-cluster: the Procfile's processes, supervised together.
             "honcho>=2.0",
+            # The documented Prometheus config and alerting rules, read by the tests.
+            "PyYAML>=6",
         ],
     },
     entry_points={},
