@@ -112,14 +112,16 @@ def run_rounds(setups: list[tuple[str, str, dict[str, int]]], rounds: int,
                duration: int, each_round=None) -> dict[str, list[dict]]:
     """wrk against each ``(name, url, {role: pid})`` in turn, ``rounds``
     times: rounds alternate the setups, so that load from elsewhere on the
-    machine falls on all of them alike. Each result has the CPU milliseconds
-    per request of each role (``cpu``) and their sum (``cpu_ms``)."""
+    machine falls on all of them alike, every other round in the reverse
+    order, so that none always follows the same one. Each result has the
+    CPU milliseconds per request of each role (``cpu``) and their sum
+    (``cpu_ms``)."""
     for _, url, _ in setups:
         wait_ready(url)
         wrk(url, 2)  # warm-up: imports, connections, caches
     runs: dict[str, list[dict]] = {}
-    for _ in range(rounds):
-        for name, url, roles in setups:
+    for number in range(rounds):
+        for name, url, roles in (setups if number % 2 == 0 else setups[::-1]):
             before = {role: cpu_seconds([pid]) for role, pid in roles.items()}
             result = wrk(url, duration)
             requests = max(result["rps"] * duration, 1)

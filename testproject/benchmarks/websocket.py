@@ -96,8 +96,10 @@ def echo(targets: dict[str, tuple[int, str, dict[str, list[int]]]], clients: int
     durations = dict.fromkeys(targets, 0.0)
     cpu = {name: dict.fromkeys(parts, 0.0) for name, (_, _, parts) in targets.items()}
     try:
-        for _ in range(rounds):
-            for name, (_, _, parts) in targets.items():
+        for number in range(rounds):
+            # Every other round in the reverse order: none always follows the same one.
+            order = list(targets.items()) if number % 2 == 0 else list(targets.items())[::-1]
+            for name, (_, _, parts) in order:
                 before = {part: sum(map(cpu_seconds, pids)) for part, pids in parts.items()}
                 measured, duration = client.echo_load(sockets[name], seconds / rounds,
                                                       warmup=0)
