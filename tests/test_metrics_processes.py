@@ -207,6 +207,17 @@ class MetricsProcessTests(SimpleTestCase):
                        f"{url} reports the shard down")
             self.assertGreater(value(scrape(url), "channels_redis_command_failures_total",
                                      shard=shard), failures[url])
+        # A request meanwhile: its message cannot be sent (while heartbeats
+        # cannot be read, workers count as running): 503, and counted.
+        refused = value(scrape(self.server_metrics), "channels_layer_send_failures_total",
+                        reason="unavailable")
+        response = requests.get(self.url + "/down/", timeout=30)
+        self.assertEqual(response.status_code, 503)
+        self.assertIn("Channel layer unavailable", response.text)
+        wait_until(lambda: value(scrape(self.server_metrics), "channels_layer_send_failures_total",
+                                 reason="unavailable") > refused, "the refused send counted")
+        self.assertGreaterEqual(value(scrape(self.server_metrics),
+                                      "channels_http_responses_total", status="503"), 1)
         self.redis.start()
         for url in failures:
             wait_until(lambda url=url: value(scrape(url), "channels_redis_up", shard=shard) == 1,
