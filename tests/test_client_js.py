@@ -1,0 +1,35 @@
+"""The JavaScript client's unit tests (tests/js/, the backoff schedule, the
+queue, the reconnect rules and the streams), run under Node's test runner
+so that the suite runs them too. The browser tests are
+tests/test_client_browser.py."""
+
+import os
+import shutil
+import subprocess
+import unittest
+
+from tests.support.server_process import ROOT
+
+NODE = shutil.which("node")
+# node --test with the describe/it API and node:test's reporter: Node 18+.
+MIN_NODE = 18
+
+
+def node_major() -> int:
+    version = subprocess.run([NODE, "--version"], capture_output=True, text=True,
+                             timeout=30).stdout
+    return int(version.lstrip("v").split(".")[0])
+
+
+@unittest.skipIf(NODE is None, "Node.js (node) is not installed: the JavaScript client's "
+                 "unit tests need it (apt-get install nodejs)")
+class ClientUnitTests(unittest.TestCase):
+    def test_node_test_runner_passes(self):
+        if node_major() < MIN_NODE:
+            self.skipTest(f"Node.js {MIN_NODE} or later is needed for node --test")
+        result = subprocess.run([NODE, "--test", os.path.join("tests", "js")], cwd=ROOT,
+                                capture_output=True, text=True, timeout=300)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        # Not vacuous: the tests were found and ran.
+        self.assertRegex(result.stdout, r"# pass [1-9]")
+        self.assertIn("# fail 0", result.stdout)
