@@ -9,6 +9,8 @@ setup(
     license="BSD",
     packages=find_packages(exclude=["testproject", "testproject.*", "tests", "tests.*"]),
     include_package_data=True,
+    # The JavaScript client (docs/client.rst), found by staticfiles.
+    package_data={"channels": ["static/channels/*.js"]},
     python_requires=">=3.11",
     install_requires=[
         "Django>=5.2,<5.3",

@@ -13,7 +13,7 @@ from channels.streams import MAX_STREAM_NAME, Demultiplexer, Stream
 from channels.testing import ChannelTestCase
 
 ROUTING = {"default": {"BACKEND": "channels.backends.memory.InMemoryChannelBackend",
-                       "ROUTING": "tests.stream_consumers.channel_routing"}}
+                       "ROUTING": "tests.docs_examples.streams.channel_routing"}}
 
 
 class Socket:

@@ -1,7 +1,7 @@
-"""Two streams over one socket, for tests/test_streams.py and the browser
-tests (tests/test_client_browser.py): "echo" sends each payload back,
-"count" counts the payloads of its connection (in the channel session) and
-tells every socket in the "counted" group."""
+"""docs/client.rst: two streams over one socket. "echo" sends each
+payload back; "count" counts the payloads of its connection (in the channel
+session) and tells every socket in the "counted" group. Run by
+tests/test_streams.py and, in Chromium, tests/test_client_browser.py."""
 
 from channels import Group
 from channels.decorators import channel_session, enforce_ordering
