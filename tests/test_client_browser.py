@@ -1,0 +1,164 @@
+"""The JavaScript client (channels/static/channels/client.js) in headless
+Chromium, against real ``runwsserver`` and ``runworker`` processes on a
+throwaway Redis: the chat demo's page goes on across restarts of the
+interface server, and two streams share one socket."""
+
+import json
+import os
+import shutil
+import tempfile
+import unittest
+
+from tests.support.browsers import ChatUser, skip_without_browser, start_browser
+from tests.support.redis_servers import RedisServer
+from tests.support.server_process import ServerProcess, manage
+
+DEMO = "testproject.settings"
+# The demo's users (testproject/demo/management/commands/demo_users.py).
+PASSWORD = "demo-password"
+# Generous: a restarted server takes seconds to start on a loaded machine,
+# and the client's delays grow while it is down.
+RECONNECT_TIME = 90
+
+
+class ProcessesCase(unittest.TestCase):
+    """A throwaway Redis, and ``runwsserver``/``runworker`` of ``settings``
+    on it."""
+
+    settings = DEMO
+
+    def start_redis(self) -> dict:
+        redis = RedisServer().start()
+        self.addCleanup(redis.cleanup)
+        return {"CHANNELS_REDIS_HOSTS": f"{redis.url}/0"}
+
+    def serve(self, command, env, port=None) -> ServerProcess:
+        ready = {"runwsserver": "Interface server listening",
+                 "runworker": "Running worker"}[command]
+        process = ServerProcess(self.settings, env=env, command=command, ready=ready,
+                                port=port)
+        self.addCleanup(process.kill)
+        return process
+
+
+@skip_without_browser
+class ReconnectTests(ProcessesCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.browsers = [start_browser(cls), start_browser(cls)]
+
+    def setUp(self):
+        tmp = tempfile.mkdtemp(prefix="channels-client-")
+        self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
+        self.env = {**self.start_redis(), "DJANGO_DB": os.path.join(tmp, "db.sqlite3")}
+        manage(DEMO, "migrate", "--noinput", env=self.env)
+        manage(DEMO, "demo_users", env=self.env)  # alice, bob and the room "lobby"
+        self.worker = self.serve("runworker", self.env)
+        self.server = self.serve("runwsserver", self.env)
+        self.alice, self.bob = (ChatUser(browser, self.server.url) for browser in self.browsers)
+        for browser in self.browsers:
+            self.addCleanup(browser.get, "about:blank")
+
+    def status(self, user) -> str:
+        return user.browser.find_element("id", "status").text
+
+    def wait_status(self, user, text):
+        user.wait(RECONNECT_TIME).until(lambda _: text in self.status(user))
+
+    def restart(self, how):
+        """Stop the interface server (``how``: "stop" presses Ctrl-C, "kill"
+        is kill -9), see both pages say they are reconnecting, and start it
+        again on the same port."""
+        if how == "stop":
+            self.assertEqual(self.server.stop(), 0, self.server.output)
+        else:
+            self.server.kill()
+        for user in (self.alice, self.bob):
+            self.wait_status(user, "Reconnecting in ")
+        return lambda: self.serve("runwsserver", self.env, port=self.server.port)
+
+    def test_the_chat_goes_on_across_restarts_of_the_interface_server(self):
+        alice, bob = self.alice, self.bob
+        alice.log_in("alice", PASSWORD)
+        bob.log_in("bob", PASSWORD)
+        alice.enter_room("lobby")
+        bob.enter_room("lobby")
+        alice.say("before the restart")
+        bob.wait_for_message("alice: before the restart")
+
+        start = self.restart("stop")  # closes with 1001: going away
+        alice.say("typed while it was down")  # held in the client's queue
+        self.server = start()
+        for user in (alice, bob):
+            self.wait_status(user, "Connected")
+        bob.wait_for_message("alice: typed while it was down", RECONNECT_TIME)
+        bob.say("after the restart")
+        alice.wait_for_message("bob: after the restart")
+
+        start = self.restart("kill")  # no close frame: 1006
+        self.server = start()
+        for user in (alice, bob):
+            self.wait_status(user, "Connected")
+        alice.say("after the crash")
+        bob.wait_for_message("alice: after the crash")
+
+        expected = ["alice: before the restart", "alice: typed while it was down",
+                    "bob: after the restart", "alice: after the crash"]
+        # The history that came again on each reconnect shows once.
+        self.assertEqual(alice.messages(), expected)
+        bob.wait().until(lambda _: bob.messages() == expected)
+        self.assertEqual(alice.browser.current_url, f"{self.server.url}/rooms/lobby/")
+        self.assertNotIn("Traceback", self.worker.output)
+
+
+@skip_without_browser
+class StreamsTests(ProcessesCase):
+    """tests/docs_examples/streams.py's two streams, from a page of the
+    server (the client imported from its static files)."""
+
+    settings = "tests.client_settings"
+
+    def test_two_streams_share_one_socket(self):
+        env = {**self.start_redis(), "CHANNELS_TEST_BACKEND": ""}
+        backend = {"BACKEND": "channels.backends.redis.RedisChannelBackend",
+                   "HOSTS": [env.pop("CHANNELS_REDIS_HOSTS")],
+                   "ROUTING": "tests.docs_examples.streams.channel_routing"}
+        env["CHANNELS_TEST_BACKEND"] = json.dumps(backend)
+        worker = self.serve("runworker", env)
+        server = self.serve("runwsserver", env)
+        browser = start_browser(type(self))
+        browser.set_script_timeout(60)
+        browser.get(f"{server.url}/static/channels/client.js")  # the page's origin
+        got = browser.execute_async_script("""
+            const done = arguments[arguments.length - 1];
+            import("/static/channels/client.js").then(({ connect }) => {
+              const client = connect("/ws/streams/");
+              const got = { echo: [], count: [], nowhere: [], opened: 0 };
+              client.on("open", () => { got.opened += 1; });
+              for (const name of ["echo", "count"]) {
+                client.stream(name).on("message", ({ payload }) => {
+                  got[name].push(payload);
+                  if (got.echo.length === 2 && got.count.length === 2
+                      && got.nowhere.length === 1) { done(got); }
+                });
+              }
+              client.stream("nowhere").on("error", ({ error }) => got.nowhere.push(error));
+              // Sent before the socket opens: queued, then sent in order.
+              client.stream("echo").send({ a: [1, "b"] });
+              client.stream("count").send("x");
+              client.stream("nowhere").send(1);
+              client.stream("echo").send("y");
+              client.stream("count").send("z");
+            }, (error) => done("import failed: " + error));
+        """)
+        self.assertEqual(got, {
+            "echo": [{"a": [1, "b"]}, "y"],
+            "count": [{"count": 1, "last": "x"}, {"count": 2, "last": "z"}],
+            "nowhere": ["no such stream"],
+            "opened": 1,
+        })
+        server.wait_for('"GET /ws/streams/ HTTP/1.1" 101')
+        self.assertEqual(server.output.count("/ws/streams/"), 1, server.output)
+        worker.wait_for("Refused a frame from !")  # the stream nobody routed, logged
+        self.assertNotIn("Traceback", worker.output + server.output)
