@@ -8,12 +8,14 @@ import os
 import shutil
 import tempfile
 import unittest
+from pathlib import Path
 
 from tests.support.browsers import ChatUser, skip_without_browser, start_browser
 from tests.support.redis_servers import RedisServer
-from tests.support.server_process import ServerProcess, manage
+from tests.support.server_process import ROOT, ServerProcess, manage
 
 DEMO = "testproject.settings"
+SNIPPET = Path(ROOT) / "tests" / "docs_examples" / "streams.js"
 # The demo's users (testproject/demo/management/commands/demo_users.py).
 PASSWORD = "demo-password"
 # Generous: a restarted server takes seconds to start on a loaded machine,
@@ -114,8 +116,9 @@ class ReconnectTests(ProcessesCase):
 
 @skip_without_browser
 class StreamsTests(ProcessesCase):
-    """tests/docs_examples/streams.py's two streams, from a page of the
-    server (the client imported from its static files)."""
+    """docs/client.rst's two streams (tests/docs_examples/streams.py and
+    streams.js), from a page of the server (the client imported from its
+    static files)."""
 
     settings = "tests.client_settings"
 
@@ -131,32 +134,21 @@ class StreamsTests(ProcessesCase):
         browser.set_script_timeout(60)
         browser.get(f"{server.url}/static/channels/client.js")  # the page's origin
         got = browser.execute_async_script("""
-            const done = arguments[arguments.length - 1];
+            const [snippet, done] = arguments;
+            const got = { echo: [], count: [], nowhere: [] };
+            const show = (name, value) => {
+              got[name].push(value);
+              if (got.echo.length === 2 && got.count.length === 2
+                  && got.nowhere.length === 1) { done(got); }
+            };
             import("/static/channels/client.js").then(({ connect }) => {
-              const client = connect("/ws/streams/");
-              const got = { echo: [], count: [], nowhere: [], opened: 0 };
-              client.on("open", () => { got.opened += 1; });
-              for (const name of ["echo", "count"]) {
-                client.stream(name).on("message", ({ payload }) => {
-                  got[name].push(payload);
-                  if (got.echo.length === 2 && got.count.length === 2
-                      && got.nowhere.length === 1) { done(got); }
-                });
-              }
-              client.stream("nowhere").on("error", ({ error }) => got.nowhere.push(error));
-              // Sent before the socket opens: queued, then sent in order.
-              client.stream("echo").send({ a: [1, "b"] });
-              client.stream("count").send("x");
-              client.stream("nowhere").send(1);
-              client.stream("echo").send("y");
-              client.stream("count").send("z");
+              new Function("connect", "show", snippet)(connect, show);
             }, (error) => done("import failed: " + error));
-        """)
+        """, SNIPPET.read_text())
         self.assertEqual(got, {
             "echo": [{"a": [1, "b"]}, "y"],
             "count": [{"count": 1, "last": "x"}, {"count": 2, "last": "z"}],
             "nowhere": ["no such stream"],
-            "opened": 1,
         })
         server.wait_for('"GET /ws/streams/ HTTP/1.1" 101')
         self.assertEqual(server.output.count("/ws/streams/"), 1, server.output)
