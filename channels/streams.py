@@ -23,8 +23,8 @@ from channels.message import Message
 
 logger = logging.getLogger("channels.streams")
 
-# Stream names are short labels chosen by the application; a longer one
-# in a frame is a client's mistake (and is not echoed back whole).
+#: Stream names are short labels chosen by the application; a longer one
+#: in a frame is a client's mistake (and is not echoed back whole).
 MAX_STREAM_NAME = 100
 
 StreamConsumer = Callable[[Message], object]
