@@ -4,11 +4,16 @@ so that the suite runs them too. The browser tests are
 tests/test_client_browser.py."""
 
 import os
+import re
 import shutil
 import subprocess
 import unittest
+from pathlib import Path
 
+from channels.streams import MAX_STREAM_NAME
 from tests.support.server_process import ROOT
+
+CLIENT = Path(ROOT) / "channels" / "static" / "channels" / "client.js"
 
 NODE = shutil.which("node")
 # node --test with the describe/it API and node:test's reporter: Node 18+.
@@ -33,3 +38,10 @@ class ClientUnitTests(unittest.TestCase):
         # Not vacuous: the tests were found and ran.
         self.assertRegex(result.stdout, r"# pass [1-9]")
         self.assertIn("# fail 0", result.stdout)
+
+
+class ClientServerAgreementTests(unittest.TestCase):
+    def test_both_sides_take_the_same_stream_names(self):
+        found = re.search(r"^export const MAX_STREAM_NAME = (\d+);$", CLIENT.read_text(), re.M)
+        self.assertIsNotNone(found, "client.js no longer says MAX_STREAM_NAME")
+        self.assertEqual(int(found.group(1)), MAX_STREAM_NAME)

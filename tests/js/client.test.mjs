@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
 import {
-  backoffDelay, Client, DEFAULTS, isFinalClose, SendQueue, socketUrl,
+  backoffDelay, Client, DEFAULTS, isFinalClose, MAX_STREAM_NAME, SendQueue, socketUrl,
 } from "../../channels/static/channels/client.js";
 
 /** Timers that run only when the test moves time on. */
@@ -378,6 +378,20 @@ describe("Client: messages and streams", () => {
       assert.deepEqual(reported, ["handler bug"]);
     } finally {
       globalThis.reportError = original;
+    }
+  });
+
+  it("refuses events, handlers, stream names and delays that cannot work", () => {
+    const { client } = makeClient();
+    assert.throws(() => client.on("reconnect", () => {}), /No event "reconnect": there are open, /);
+    assert.throws(() => client.stream("s").on("open", () => {}), TypeError);
+    assert.throws(() => client.on("open", "not a function"), TypeError);
+    for (const name of ["", "s".repeat(MAX_STREAM_NAME + 1), 3, null]) {
+      assert.throws(() => client.stream(name), TypeError);
+    }
+    assert.equal(client.stream("s".repeat(MAX_STREAM_NAME)).name.length, MAX_STREAM_NAME);
+    for (const bad of [{ maxDelay: -1 }, { baseDelay: "1000" }, { stableAfter: Infinity }]) {
+      assert.throws(() => makeClient(bad), RangeError);
     }
   });
 

@@ -27,6 +27,9 @@ export const DEFAULTS = Object.freeze({
   json: true,
 });
 
+/** The longest stream name the server takes (channels.streams.MAX_STREAM_NAME). */
+export const MAX_STREAM_NAME = 100;
+
 const OPEN = 1; // WebSocket.OPEN, also where the WebSocket class is absent (tests)
 
 /**
@@ -100,9 +103,10 @@ export class SendQueue {
 
 /** Handlers by event type, each called with one argument. */
 class Emitter {
-  constructor() {
+  /** @param {string[]} types The events there are: a typo throws. */
+  constructor(types) {
     /** @type {Map<string, Set<Function>>} */
-    this.handlers = new Map();
+    this.handlers = new Map(types.map((type) => [type, new Set()]));
   }
 
   /**
@@ -113,7 +117,10 @@ class Emitter {
    */
   on(type, handler) {
     if (!this.handlers.has(type)) {
-      this.handlers.set(type, new Set());
+      throw new TypeError(`No event ${JSON.stringify(type)}: there are ${[...this.handlers.keys()].join(", ")}`);
+    }
+    if (typeof handler !== "function") {
+      throw new TypeError(`The handler of ${type} must be a function, not ${handler}`);
     }
     this.handlers.get(type).add(handler);
     return () => this.off(type, handler);
@@ -145,7 +152,7 @@ class Emitter {
 export class Stream extends Emitter {
   /** @param {Client} client @param {string} name */
   constructor(client, name) {
-    super();
+    super(["message", "error"]);
     this.client = client;
     this.name = name;
   }
@@ -214,9 +221,15 @@ export class Client extends Emitter {
    * @param {() => number} [options.random] Math.random by default.
    */
   constructor(url, options = {}) {
-    super();
+    super(["open", "message", "close", "reconnecting", "error", "drop"]);
     this.url = socketUrl(url);
     this.options = { ...DEFAULTS, ...options };
+    for (const name of ["baseDelay", "maxDelay", "stableAfter"]) {
+      const value = this.options[name];
+      if (!(typeof value === "number" && value >= 0 && Number.isFinite(value))) {
+        throw new RangeError(`${name} must be a number of ms >= 0, not ${value}`);
+      }
+    }
     this.queue = new SendQueue(this.options.maxQueue);
     this.shouldReconnect = options.shouldReconnect ?? ((code) => !isFinalClose(code));
     this.WebSocket = options.WebSocket ?? globalThis.WebSocket;
@@ -233,8 +246,14 @@ export class Client extends Emitter {
     this.#connect();
   }
 
-  /** The {@link Stream} called ``name`` (the same object each time). */
+  /**
+   * The {@link Stream} called ``name`` (the same object each time).
+   * @param {string} name 1 to {@link MAX_STREAM_NAME} characters.
+   */
   stream(name) {
+    if (!(typeof name === "string" && name.length > 0 && name.length <= MAX_STREAM_NAME)) {
+      throw new TypeError(`A stream name is a string of 1 to ${MAX_STREAM_NAME} characters, not ${name}`);
+    }
     if (!this.streams.has(name)) {
       this.streams.set(name, new Stream(this, name));
     }
