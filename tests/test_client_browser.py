@@ -1,7 +1,8 @@
 """The JavaScript client (channels/static/channels/client.js) in headless
 Chromium, against real ``runwsserver`` and ``runworker`` processes on a
 throwaway Redis: the chat demo's page goes on across restarts of the
-interface server, and two streams share one socket."""
+interface server, two streams share one socket, and the client reconnects
+after the closes it should and only those."""
 
 import json
 import os
@@ -115,24 +116,30 @@ class ReconnectTests(ProcessesCase):
 
 
 @skip_without_browser
-class StreamsTests(ProcessesCase):
-    """docs/client.rst's two streams (tests/docs_examples/streams.py and
-    streams.js), from a page of the server (the client imported from its
-    static files)."""
+class ClientTests(ProcessesCase):
+    """The client from a page of a server of the test settings, on the
+    consumers of ``routing`` (the client imported from its static files)."""
 
     settings = "tests.client_settings"
 
-    def test_two_streams_share_one_socket(self):
-        env = {**self.start_redis(), "CHANNELS_TEST_BACKEND": ""}
-        backend = {"BACKEND": "channels.backends.redis.RedisChannelBackend",
-                   "HOSTS": [env.pop("CHANNELS_REDIS_HOSTS")],
-                   "ROUTING": "tests.docs_examples.streams.channel_routing"}
-        env["CHANNELS_TEST_BACKEND"] = json.dumps(backend)
+    def open_page(self, routing):
+        """Start the worker and the server; returns them and a browser on a
+        page of the server."""
+        redis = self.start_redis()["CHANNELS_REDIS_HOSTS"]
+        env = {"CHANNELS_TEST_BACKEND": json.dumps({
+            "BACKEND": "channels.backends.redis.RedisChannelBackend",
+            "HOSTS": [redis], "ROUTING": routing})}
         worker = self.serve("runworker", env)
         server = self.serve("runwsserver", env)
         browser = start_browser(type(self))
         browser.set_script_timeout(60)
         browser.get(f"{server.url}/static/channels/client.js")  # the page's origin
+        return worker, server, browser
+
+    def test_two_streams_share_one_socket(self):
+        """docs/client.rst's two streams: tests/docs_examples/streams.py and
+        streams.js."""
+        worker, server, browser = self.open_page("tests.docs_examples.streams.channel_routing")
         got = browser.execute_async_script("""
             const [snippet, done] = arguments;
             const got = { echo: [], count: [], nowhere: [] };
@@ -154,3 +161,39 @@ class StreamsTests(ProcessesCase):
         self.assertEqual(server.output.count("/ws/streams/"), 1, server.output)
         worker.wait_for("Refused a frame from !")  # the stream nobody routed, logged
         self.assertNotIn("Traceback", worker.output + server.output)
+
+    def test_which_closes_are_final(self):
+        """A consumer closes the socket with the code the page sends
+        (tests/interface_consumers.py, /closeme/): the client reconnects
+        after 3000, not after 1000 or 4000-4999."""
+        _, server, browser = self.open_page("tests.interface_consumers.routing")
+        outcomes = browser.execute_async_script("""
+            const done = arguments[arguments.length - 1];
+            const closeWith = (connect, code) => new Promise((resolve) => {
+              const client = connect("/closeme/", { json: false, baseDelay: 50 });
+              const seen = [];
+              client.on("open", () => {
+                seen.push("open");
+                if (seen.length === 1) { client.send(String(code)); }
+                else { client.close(); }  // reconnected: enough
+              });
+              client.on("message", ({ data }) => seen.push(data));
+              client.on("reconnecting", () => seen.push("reconnecting"));
+              client.on("close", ({ code, final }) => {
+                seen.push(`close ${code}${final ? " final" : ""}`);
+                if (final) { resolve(seen); }
+              });
+            });
+            import("/static/channels/client.js").then(async ({ connect }) => {
+              const outcomes = {};
+              for (const code of [3000, 1000, 4000, 4999]) {
+                outcomes[code] = await closeWith(connect, code);
+              }
+              done(outcomes);
+            }, (error) => done("import failed: " + error));
+        """)
+        reconnected = ["open", "bye", "close 3000", "reconnecting", "open", "close 1000 final"]
+        self.assertEqual(outcomes["3000"], reconnected)
+        for code in (1000, 4000, 4999):
+            self.assertEqual(outcomes[str(code)], ["open", "bye", f"close {code} final"])
+        self.assertEqual(server.output.count("GET /closeme/"), 5, server.output)
