@@ -96,6 +96,9 @@ class Demultiplexer:
                 raise TypeError(f"The consumer of stream {name!r} is not callable: "
                                 f"{consumer!r}")
             self.consumers[check_stream_name(name)] = consumer
+        # What logs call it (a worker's "Error in consumer ..."), also
+        # through decorators, which copy it.
+        self.__name__ = self.__qualname__ = f"Demultiplexer({', '.join(self.consumers)})"
 
     def __call__(self, message: Message) -> object:
         if message.reply_channel is None or not ({"text", "bytes"} & message.content.keys()):
@@ -113,7 +116,7 @@ class Demultiplexer:
         return self.consumers[stream](message)
 
     def __repr__(self) -> str:
-        return f"<Demultiplexer of {', '.join(self.consumers)}>"
+        return f"<{self.__qualname__}>"
 
     def parse(self, content: dict[str, Any]) -> tuple[str | None, Any, str | None]:
         """``(stream, payload, None)`` for a frame of a known stream, else

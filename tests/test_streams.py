@@ -8,6 +8,7 @@ from django.test import SimpleTestCase, override_settings
 
 from channels import Channel
 from channels.backends.memory import InMemoryChannelBackend
+from channels.decorators import enforce_ordering
 from channels.message import Message
 from channels.streams import MAX_STREAM_NAME, Demultiplexer, Stream
 from channels.testing import ChannelTestCase
@@ -104,7 +105,10 @@ class StreamTests(SimpleTestCase):
 
     def test_refuses_the_sockets_own_messages(self):
         demultiplexer = Demultiplexer({"echo": print})
-        self.assertEqual(repr(demultiplexer), "<Demultiplexer of echo>")
+        self.assertEqual(repr(demultiplexer), "<Demultiplexer(echo)>")
+        # Named in logs, also through decorators.
+        decorated = enforce_ordering(Demultiplexer({"a": print, "b": print}))
+        self.assertEqual(decorated.__qualname__, "Demultiplexer(a, b)")
         connect = Message({"reply_channel": Channel.new_name("!websocket.send"), "path": "/",
                            "order": 0}, "websocket.connect", InMemoryChannelBackend())
         with self.assertRaisesRegex(TypeError, "route the socket's connect and disconnect"):

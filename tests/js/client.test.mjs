@@ -173,6 +173,15 @@ describe("Client: the queue", () => {
     assert.deepEqual(socket().sent.at(-1), '"now"');
   });
 
+  it("holds binary frames as they are", () => {
+    const { client, socket } = makeClient();
+    const bytes = new Uint8Array([1, 2, 3]);
+    client.sendRaw(bytes.buffer);
+    client.sendRaw(bytes);
+    socket().open();
+    assert.deepEqual(socket().sent, [bytes.buffer, bytes]);
+  });
+
   it("drops with an event when full, and keeps what it holds", () => {
     const { client, socket, of } = makeClient({ maxQueue: 2 });
     assert.deepEqual([1, 2, 3].map((n) => client.send(n)), [true, true, false]);
