@@ -288,6 +288,29 @@ describe("Client: reconnects", () => {
     });
   }
 
+  it("stops, saying why, when a new socket cannot even be made", () => {
+    const { ScriptedSocket, made } = socketClass();
+    let refuse = false;
+    class Refusing extends ScriptedSocket {
+      constructor(url) {
+        if (refuse) throw new Error("refused by the page's policy");
+        super(url);
+      }
+    }
+    const clock = new ManualClock();
+    const client = new Client("ws://example.test/", { WebSocket: Refusing, clock });
+    const events = [];
+    client.on("error", ({ error }) => events.push(["error", error.message]));
+    client.on("close", ({ final }) => events.push(["close", final]));
+    refuse = true;
+    made[0].drop(1006);
+    clock.advance(DEFAULTS.maxDelay);
+    assert.deepEqual(events, [["close", false], ["error", "refused by the page's policy"],
+      ["close", true]]);
+    assert.equal(client.state, "closed");
+    assert.equal(clock.timers.size, 0);
+  });
+
   it("follows shouldReconnect when given", () => {
     const { clock, made, socket } = makeClient({ shouldReconnect: (code) => code === 1000 });
     socket().drop(1000);

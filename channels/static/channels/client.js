@@ -383,7 +383,14 @@ export class Client extends Emitter {
     this.state = "waiting";
     this.retryTimer = this.clock.setTimeout(() => {
       this.retryTimer = null;
-      this.#connect();
+      try {
+        this.#connect();
+      } catch (error) {
+        // The URL worked before; a page that forbids it now (a changed
+        // Content-Security-Policy, say) cannot be retried into working.
+        this.emit("error", { error });
+        this.#finish({ code: 1006, reason: String(error), wasClean: false });
+      }
     }, delay);
     this.emit("reconnecting", { delay, attempt: this.attempt, code });
   }
