@@ -126,7 +126,7 @@ class Demultiplexer:
             return None, None, "a binary frame: streams are JSON text frames"
         try:
             frame = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # nested deeper than Python recurses
             return None, None, "not JSON"
         if not isinstance(frame, dict) or not isinstance(frame.get("stream"), str):
             return None, None, 'not a stream envelope {"stream": ..., "payload": ...}'

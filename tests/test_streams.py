@@ -70,6 +70,7 @@ class DemultiplexerTests(ChannelTestCase):
         bad = [
             ({"bytes": b"\x00"}, None, "a binary frame: streams are JSON text frames"),
             ({"text": "{not json"}, None, "not JSON"),
+            ({"text": "[" * 200_000 + "]" * 200_000}, None, "not JSON"),
             ({"text": "[1, 2]"}, None, 'not a stream envelope {"stream": ..., "payload": ...}'),
             ({"text": '{"stream": 3, "payload": 1}'}, None,
              'not a stream envelope {"stream": ..., "payload": ...}'),
