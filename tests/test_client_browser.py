@@ -196,4 +196,7 @@ class ClientTests(ProcessesCase):
         self.assertEqual(outcomes["3000"], reconnected)
         for code in (1000, 4000, 4999):
             self.assertEqual(outcomes[str(code)], ["open", "bye", f"close {code} final"])
-        self.assertEqual(server.output.count("GET /closeme/"), 5, server.output)
+        # Five sockets: two for 3000, one for each final close. (The log
+        # is read from the server's output as it comes: wait for it.)
+        server.wait_for('"GET /closeme/ HTTP/1.1" 101', count=5)
+        self.assertEqual(server.output.count('"GET /closeme/ HTTP/1.1" 101'), 5, server.output)
