@@ -10,6 +10,7 @@ from django.test import SimpleTestCase
 
 from channels.backends.memory import InMemoryChannelBackend
 from channels.backends.redis import status as redis_status
+from channels.exceptions import InvalidChannelName
 from channels.heartbeats import WORKER
 from channels.names import new_name
 from channels.worker.durations import Durations
@@ -72,7 +73,7 @@ class StatusContract:
                           "replies_waiting"})
 
     def test_names_are_validated(self):
-        with self.assertRaises(Exception):
+        with self.assertRaises(InvalidChannelName):
             self.make().status(["not a name"])
 
 
