@@ -78,11 +78,13 @@ function draw(id, series) {
   svg.replaceChildren();
   legend.replaceChildren();
   const now = samples.length ? samples[samples.length - 1].time : 0;
+  // The time shown: since the first report, until that is the whole history.
+  const span = Math.min(history, Math.max(now - (samples.length ? samples[0].time : now), every / 1000));
   const all = series.flatMap((line) => line.values).filter((value) => value !== null);
   const top = niceMaximum(Math.max(0, ...all));
   const width = BOX.width - BOX.left - BOX.right;
   const height = BOX.height - BOX.top - BOX.bottom;
-  const x = (time) => BOX.left + width * (1 - (now - time) / history);
+  const x = (time) => BOX.left + width * (1 - (now - time) / span);
   const y = (value) => BOX.top + height * (1 - value / top);
   const bottom = BOX.top + height;
   svg.append(
@@ -90,7 +92,8 @@ function draw(id, series) {
     element("svg:line", { class: "axis", x1: BOX.left, y1: BOX.top, x2: BOX.left, y2: bottom }),
     element("svg:text", { x: BOX.left - 3, y: BOX.top + 7, "text-anchor": "end" }, label(top)),
     element("svg:text", { x: BOX.left - 3, y: bottom, "text-anchor": "end" }, "0"),
-    element("svg:text", { x: BOX.left, y: BOX.height - 4 }, `${Math.round(history / 60)} min ago`),
+    element("svg:text", { x: BOX.left, y: BOX.height - 4 },
+            span < 120 ? `${Math.round(span)} s ago` : `${Math.round(span / 60)} min ago`),
     element("svg:text", { x: BOX.width - BOX.right, y: BOX.height - 4, "text-anchor": "end" }, "now"),
   );
   series.forEach((line, index) => {
