@@ -103,7 +103,8 @@ class StatusPageBrowserTests(ChannelLiveServerTestCase):
         wait.until(lambda _: (self.chart("latency")[1] or [None])[0] is not None)
         self.assertGreater(self.chart("latency")[1][1], 0)
         self.assertGreater(self.chart("depth")[0], points_before)
-        path = self.browser.find_element(By.CSS_SELECTOR, '#chart-rate path[data-series="handled/s"]')
+        path = self.browser.find_element(By.CSS_SELECTOR,
+                                         '#chart-rate path[data-series="handled/s"]')
         self.assertGreater(int(path.get_attribute("data-points")), points_before)
 
         # The tables: this site's worker threads and interface server.
