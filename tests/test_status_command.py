@@ -14,6 +14,10 @@ from django.core.management import CommandError, call_command
 from django.test import SimpleTestCase
 
 from channels import channel_backends
+from channels.backends.base import BaseChannelBackend
+from channels.backends.memory import InMemoryChannelBackend
+from channels.status.report import collect
+from channels.status.text import render
 from channels.testing import isolated_channel_backends
 from tests.support.processes import ROOT, django_env, start_worker
 from tests.support.redis_servers import (
@@ -175,3 +179,29 @@ class RedisTests(SimpleTestCase):
         self.wait_for_report(lambda report: len(report["workers"]) == 1)
         self.assertEqual(worker.stop(), 0)
         self.assertEqual(self.report()["workers"], [])
+
+
+class WithoutStatus(InMemoryChannelBackend):
+    """A backend that predates status(), as a third party's may."""
+
+    _status = BaseChannelBackend._status
+
+
+class ReportTests(SimpleTestCase):
+    def test_a_backend_without_status_still_lists_its_processes(self):
+        backend = WithoutStatus(routing={"tests.echo": "channels.consumers.echo"})
+        with worker_threads(backend, ["tests.echo"], 1):
+            wait_for(lambda: collect(backend)["workers"], timeout=20)
+            report = collect(backend)
+        self.assertEqual(report["shards"], [])
+        self.assertEqual(report["channels"], [])
+        self.assertEqual(report["workers"][0]["channels"], ["tests.echo"])
+        self.assertIn("does not implement status()", report["notes"][0])
+        self.assertIn("Shards (0 of 0 up)", render(report))
+
+    def test_a_backend_without_heartbeats_says_so(self):
+        backend = InMemoryChannelBackend()
+        backend.keeps_heartbeats = False
+        report = collect(backend)
+        self.assertEqual(report["workers"], [])
+        self.assertIn("keeps no heartbeats", report["notes"][0])

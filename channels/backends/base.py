@@ -384,10 +384,8 @@ class BaseChannelBackend:
         status page): each shard up or down, every normal channel holding
         messages and each of ``channels`` (even empty), the groups. Never
         raises for a shard that is down: it is reported down."""
-        names = {validate_name(name) for name in channels}
-        shards, found = self._status(names)
-        return BackendStatus(self.alias, f"{type(self).__module__}.{type(self).__name__}",
-                             self.local_only, shards, found)
+        shards, found = self._status({validate_name(name) for name in channels})
+        return BackendStatus.of(self, shards, found)
 
     def flush(self) -> None:
         """Delete every message, group, lock and heartbeat of this backend."""

@@ -52,6 +52,13 @@ class BackendStatus:
     shards: list[ShardStatus]
     channels: list[ChannelStatus]
 
+    @classmethod
+    def of(cls, backend: Any, shards: list[ShardStatus],
+           channels: list[ChannelStatus]) -> BackendStatus:
+        """The status of ``backend`` (a BaseChannelBackend)."""
+        return cls(backend.alias, f"{type(backend).__module__}.{type(backend).__name__}",
+                   backend.local_only, shards, channels)
+
     @property
     def groups(self) -> int | None:
         counts = [shard.groups for shard in self.shards if shard.groups is not None]

@@ -11,6 +11,7 @@ from typing import Any
 
 from channels.backends import channel_backends
 from channels.backends.base import BaseChannelBackend
+from channels.backends.status import BackendStatus
 from channels.exceptions import ChannelBackendUnavailable
 from channels.heartbeats import INTERFACE, WORKER, live
 from channels.names import is_normal_channel
@@ -46,9 +47,17 @@ def collect(backend: BaseChannelBackend | str = "default") -> dict[str, Any]:
         backend = channel_backends[backend]
     routed = [name for name in backend.registry.all_channel_names() if is_normal_channel(name)]
     now = time.time()
-    report: dict[str, Any] = {"time": now, **backend.status(routed).as_dict(),
-                              "workers": [], "interface_servers": [], "notes": []}
-    notes = report["notes"]
+    notes: list[str] = []
+    try:
+        status = backend.status(routed)
+    except NotImplementedError:
+        # A third-party backend without the introspection part of the
+        # contract: its processes can still be listed.
+        status = BackendStatus.of(backend, [], [])
+        notes.append(f"{status.backend} does not implement status(): its shards and "
+                     f"channels cannot be shown.")
+    report: dict[str, Any] = {"time": now, **status.as_dict(),
+                              "workers": [], "interface_servers": [], "notes": notes}
     if backend.keeps_heartbeats:
         try:
             workers, servers = live(WORKER, backend), live(INTERFACE, backend)
