@@ -90,9 +90,11 @@ class MemoryTests(SimpleTestCase):
         second = json.loads(watcher.stdout.readline())
         self.assertGreater(second["time"], first["time"])
         watcher.send_signal(signal.SIGINT)
-        _, errors = watcher.communicate(timeout=30)
+        rest, errors = watcher.communicate(timeout=30)
         self.assertEqual(watcher.returncode, 0, errors)
         self.assertNotIn("Traceback", errors)
+        for line in rest.splitlines():  # what it printed meanwhile: JSON lines only
+            self.assertIn("shards", json.loads(line))
 
     def test_watch_takes_a_positive_number_of_seconds(self):
         result = command(django_env("tests.settings"), "--watch", "0")

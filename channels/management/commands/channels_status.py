@@ -43,7 +43,8 @@ class Command(BaseCommand):
                     return
                 time.sleep(watch)
         except KeyboardInterrupt:
-            self.stdout.write("")  # the terminal's ^C stays on its own line
+            if not as_json:  # JSON lines stay JSON
+                self.stdout.write("")  # the terminal's ^C on a line of its own
 
     def show(self, alias, as_json, clear):
         try:
