@@ -166,8 +166,8 @@ class ExecuteManyTests(RedisTestCase):
 class ConsumerTimeTests(SimpleTestCase):
     def test_durations_total_and_slowest_of_the_last_window(self):
         durations = Durations(window=0.2)
-        durations.add(0.05)
-        durations.add(0.01)
+        durations.add(0.05, time.monotonic())
+        durations.add(0.01, time.monotonic())
         self.assertAlmostEqual(durations.total, 0.06)
         self.assertEqual(durations.slowest(), 0.05)
         wait_for(lambda: durations.slowest() == 0.0, timeout=20)  # two windows on

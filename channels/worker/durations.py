@@ -27,8 +27,9 @@ class Durations:
             self._longest = 0.0
             self._window_end = now + self.window
 
-    def add(self, seconds: float) -> None:
-        self._roll(time.monotonic())
+    def add(self, seconds: float, now: float) -> None:
+        """A run of ``seconds`` that ended at ``now`` (``time.monotonic()``)."""
+        self._roll(now)
         self.total += seconds
         if seconds > self._longest:
             self._longest = seconds

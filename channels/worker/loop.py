@@ -306,7 +306,8 @@ class Worker:
         finally:
             self._running = None
             self.close_old_connections()
-        self.durations.add(time.monotonic() - started)
+        finished = time.monotonic()
+        self.durations.add(finished - started, finished)
         self.handled += 1
         if channel == "websocket.connect" and message.reply_channel is not None:
             # The handshake waits for this: a connect consumer that neither
