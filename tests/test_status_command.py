@@ -5,6 +5,8 @@ why it sees nothing), and on three throwaway Redis shards with a live
 
 import io
 import json
+import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,7 +21,7 @@ from channels.backends.memory import InMemoryChannelBackend
 from channels.status.report import collect
 from channels.status.text import render
 from channels.testing import isolated_channel_backends
-from tests.support.processes import ROOT, django_env, start_worker
+from tests.support.processes import ROOT, Process, django_env, start_worker
 from tests.support.redis_servers import (
     RedisServer,
     backend_config,
@@ -29,6 +31,24 @@ from tests.support.redis_servers import (
 from tests.support.worker_threads import wait_for, worker_threads
 
 SEES_NOTHING = "this process cannot see another's"
+
+
+def documented_example():
+    """The example output in docs/operations.rst."""
+    with open(os.path.join(ROOT, "docs", "operations.rst")) as page:
+        text = page.read()
+    block = text.split("$ python manage.py channels_status\n", 1)[1].split("\nOptions:", 1)[0]
+    return "\n".join(line[4:] for line in block.splitlines())
+
+
+def headings(text):
+    """The titles and column headings of a text report, without the figures
+    and widths that vary."""
+    lines = text.splitlines()
+    titles = [re.sub(r"\(.*\)|\d+", "(...)", line) for line in lines
+              if line and not line.startswith(" ")][1:]  # not the dated first line
+    columns = [line.split() for line in lines if re.match(r"  (#|channel|id) ", line)]
+    return titles, columns
 
 
 def command(env, *args, timeout=60):
@@ -133,15 +153,19 @@ class RedisTests(SimpleTestCase):
             if time.monotonic() > deadline:
                 self.fail(f"no report met the condition; the last:\n{report}")
 
-    def test_shards_channels_and_a_live_worker(self):
+    def test_shards_channels_a_live_worker_and_server(self):
         worker = start_worker(self.env, "--only-channels", "tests.echo", "http.request")
         self.addCleanup(worker.stop)
+        server = Process([sys.executable, "-m", "django", "runwsserver", "127.0.0.1:0"],
+                         self.env)
+        self.addCleanup(server.stop)
+        server.wait_for_line(r"http://127\.0\.0\.1:(\d+)/")
         for n in range(5):
             self.backend.send("jobs", {"n": n})
         for n in range(3):
             self.backend.send("tests.echo", {"n": n})  # no reply channel: run, no answer
 
-        report = self.wait_for_report(lambda report: any(
+        report = self.wait_for_report(lambda report: report["interface_servers"] and any(
             worker["handled"] == 3 for worker in report["workers"]))
         self.assertTrue({"shards", "channels", "workers", "interface_servers"} <= set(report))
         self.assertEqual([shard["up"] for shard in report["shards"]], [True, True, True])
@@ -156,7 +180,9 @@ class RedisTests(SimpleTestCase):
         self.assertEqual(live["channels"], ["http.request", "tests.echo"])
         self.assertEqual(live["errors"], 0)
         self.assertGreaterEqual(live["busy"], 0)
-        self.assertEqual(report["interface_servers"], [])
+        [interface] = report["interface_servers"]
+        self.assertEqual(interface["pid"], server.popen.pid)
+        self.assertEqual(interface["connections"], {"http": 0, "websocket": 0})
 
         text = command(self.env).stdout
         self.assertIn("Shards (3 of 3 up)", text)
@@ -175,6 +201,7 @@ class RedisTests(SimpleTestCase):
         text = command(self.env).stdout
         self.assertIn("Shards (2 of 3 up)", text)
         self.assertIn("DOWN", text)
+        self.assertEqual(headings(text), headings(documented_example()))
 
     def test_a_stopped_worker_is_gone_from_the_report(self):
         worker = start_worker(self.env)
