@@ -8,38 +8,31 @@ stream, which finds the payload on the message and replies through its
 stream without knowing about envelopes. The socket's own messages (connect,
 keepalive, disconnect) are not a stream's: they stay the application's
 consumers, which decide whether a connection is accepted and what each
-stream needs on connect and on disconnect.
+stream needs on connect and on disconnect. The envelope itself, built and
+read, is ``channels.messages.streams``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from channels.channel import Channel, Group
 from channels.message import Message
+from channels.messages.streams import (
+    MAX_STREAM_NAME,
+    check_stream_name,
+    error_message,
+    parse_receive,
+    payload_message,
+)
+
+__all__ = ["MAX_STREAM_NAME", "Demultiplexer", "Stream", "StreamReply"]
 
 logger = logging.getLogger("channels.streams")
 
-#: Stream names are short labels chosen by the application; a longer one
-#: in a frame is a client's mistake (and is not echoed back whole).
-MAX_STREAM_NAME = 100
-
 StreamConsumer = Callable[[Message], object]
-
-
-def check_stream_name(name: object) -> str:
-    if not isinstance(name, str) or not 0 < len(name) <= MAX_STREAM_NAME:
-        raise ValueError(f"A stream name is a str of 1 to {MAX_STREAM_NAME} characters, "
-                         f"not {name!r}")
-    return name
-
-
-def envelope(stream: str | None, **fields: Any) -> dict[str, str]:
-    """The reply channel message that sends one stream frame."""
-    return {"text": json.dumps({"stream": stream, **fields}, separators=(",", ":"))}
 
 
 class Stream:
@@ -53,7 +46,7 @@ class Stream:
 
     def frame(self, payload: Any) -> dict[str, str]:
         """The reply channel message that carries ``payload`` on this stream."""
-        return envelope(self.name, payload=payload)
+        return payload_message(self.name, payload)
 
     def send(self, target: Channel | Group, payload: Any) -> None:
         target.send(self.frame(payload))
@@ -105,10 +98,10 @@ class Demultiplexer:
             raise TypeError(f"{self!r} consumes websocket.receive messages, not "
                             f"{message!r}: route the socket's connect and disconnect to "
                             f"consumers of their own")
-        stream, payload, error = self.parse(message.content)
+        stream, payload, error = parse_receive(message.content, self.consumers)
         if error is not None:
             logger.warning("Refused a frame from %s: %s", message.reply_channel.name, error)
-            message.reply_channel.send(envelope(stream, error=error))
+            message.reply_channel.send(error_message(stream, error))
             return None
         message.stream = Stream(stream)
         message.payload = payload
@@ -117,22 +110,3 @@ class Demultiplexer:
 
     def __repr__(self) -> str:
         return f"<{self.__qualname__}>"
-
-    def parse(self, content: dict[str, Any]) -> tuple[str | None, Any, str | None]:
-        """``(stream, payload, None)`` for a frame of a known stream, else
-        ``(stream or None, None, why)``."""
-        text = content.get("text")
-        if not isinstance(text, str):
-            return None, None, "a binary frame: streams are JSON text frames"
-        try:
-            frame = json.loads(text)
-        except (ValueError, RecursionError):  # nested deeper than Python recurses
-            return None, None, "not JSON"
-        if not isinstance(frame, dict) or not isinstance(frame.get("stream"), str):
-            return None, None, 'not a stream envelope {"stream": ..., "payload": ...}'
-        stream = frame["stream"][:MAX_STREAM_NAME]
-        if "payload" not in frame:
-            return stream, None, "no payload"
-        if stream not in self.consumers or len(frame["stream"]) > MAX_STREAM_NAME:
-            return stream, None, "no such stream"
-        return stream, frame["payload"], None

@@ -10,7 +10,7 @@ import subprocess
 import unittest
 from pathlib import Path
 
-from channels.streams import MAX_STREAM_NAME
+from channels.messages.streams import MAX_STREAM_NAME
 from tests.support.server_process import ROOT
 
 CLIENT = Path(ROOT) / "channels" / "static" / "channels" / "client.js"

@@ -27,7 +27,7 @@ export const DEFAULTS = Object.freeze({
   json: true,
 });
 
-/** The longest stream name the server takes (channels.streams.MAX_STREAM_NAME). */
+/** The longest stream name the server takes (channels.messages.streams.MAX_STREAM_NAME). */
 export const MAX_STREAM_NAME = 100;
 
 const OPEN = 1; // WebSocket.OPEN, also where the WebSocket class is absent (tests)
