@@ -87,6 +87,13 @@ class ReconnectTests(ProcessesCase):
         bob.log_in("bob", PASSWORD)
         alice.enter_room("lobby")
         bob.enter_room("lobby")
+        # The page's client, which chat.js exports for the page's other modules.
+        state = alice.browser.execute_async_script("""
+            const done = arguments[arguments.length - 1];
+            import("/static/chat/chat.js").then(
+              ({ client }) => done([client.state, [...client.streams.keys()]]));
+        """)
+        self.assertEqual(state, ["open", ["chat"]])
         alice.say("before the restart")
         bob.wait_for_message("alice: before the restart")
 

@@ -10,7 +10,9 @@ const form = document.getElementById("send-form");
 const input = document.getElementById("text");
 const seen = new Set();
 
-const client = connect(list.dataset.socketPath);
+// Exported: the page's other modules use other streams of the same socket
+// (import { client } from "./chat.js").
+export const client = connect(list.dataset.socketPath);
 const chat = client.stream("chat");
 
 client.on("open", () => { status.textContent = "Connected"; });
