@@ -28,7 +28,7 @@ from channels.backends.heartbeats import (
     Heartbeats,
     check_heartbeat_name,
 )
-from channels.backends.inspection import Inspection
+from channels.backends.status import Introspection
 from channels.exceptions import ChannelFull, InvalidMessage, MessageTooLarge
 from channels.names import HTTP_REPLY_PREFIX, validate_name
 from channels.registry import ConsumerRegistry
@@ -135,7 +135,7 @@ def _expiry_argument(value: object) -> float:
     return value
 
 
-class BaseChannelBackend(Inspection):
+class BaseChannelBackend(Introspection):
     """Base class of channel backends.
 
     ``local_only`` backends keep messages inside one process; commands that

@@ -19,6 +19,7 @@ from channels.message import Message
 from channels.messages.websocket import accept_message, close_message
 from channels.worker import heartbeat as heartbeats
 from channels.worker import metrics as worker_metrics
+from channels.worker.durations import Durations
 
 logger = logging.getLogger("channels.worker")
 
@@ -119,6 +120,8 @@ class Worker:
         self.handled = 0
         self.errors = 0
         self.skipped = 0
+        # How long the consumers took (the heartbeat's busy and slowest).
+        self.durations = Durations(channel_backend.heartbeat_interval)
         # Its figures for the Prometheus metrics, once they are on.
         self._stats: worker_metrics.WorkerStats | None = None
 
@@ -325,11 +328,13 @@ class Worker:
         finally:
             self._running = None
             self.close_old_connections()
+        finished = time.monotonic()
+        self.durations.add(finished - started, finished)
         self.handled += 1
         stats = self._stats
         if stats is not None:
             counted = stats.channel(channel)
-            counted.duration.observe(time.monotonic() - started)
+            counted.duration.observe(finished - started)
             if failed:
                 counted.error += 1
             else:
