@@ -85,6 +85,12 @@ class LayerClient:
         ``deliver``. A failed read is retried (the backend logs outages)."""
         raise NotImplementedError
 
+    def discard_from_groups(self, channels: list[str]) -> Deferred:
+        """The backend's ``discard_from_groups``: closed sockets' reply
+        channels leave every group. Fires with None, or fails with the
+        backend's exception."""
+        raise NotImplementedError
+
     def set_heartbeat(self, kind: str, id: str, data: bytes, ttl: float) -> Deferred:
         """The backend's ``set_heartbeat`` of an encoded record (a valid
         kind and id). Fires with None, or fails with the backend's

@@ -22,6 +22,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from channels import process
 from channels.backends.base import BaseChannelBackend
+from channels.backends.membership import bound_process
 from channels.backends.redis.blocking import BlockerSet
 from channels.backends.redis.hosts import parse_hosts
 from channels.backends.redis.layout import (
@@ -339,23 +340,27 @@ class RedisChannelBackend(BaseChannelBackend):
 
     # Groups.
 
-    def _group_add(self, group, channel, expiry):
-        now = now_ms()
+    def _group_add(self, group, channel, expiry, process):
         shard = self.shards[self.placement.group_shard(group)]
-        shard.script("GROUP_ADD", self.layout.group_keys(group),
-                     [channel, now + math.ceil(expiry * 1000), now, secrets.token_hex(8)])
+        shard.script("GROUP_ADD", *self.layout.group_add_call(
+            group, channel, expiry, process, self.group_expiry, now_ms(), secrets.token_hex(8)))
 
     def _group_discard(self, group, channel):
         shard = self.shards[self.placement.group_shard(group)]
-        shard.script("GROUP_DISCARD", self.layout.group_keys(group),
-                     [channel, secrets.token_hex(8)])
+        shard.script("GROUP_DISCARD", *self.layout.group_discard_call(
+            group, channel, bound_process(channel), secrets.token_hex(8)))
+
+    def _discard_from_groups(self, process, channels):
+        """On every shard: a socket's groups may be on any."""
+        self._on_every_shard("GROUP_LEAVE", [], self.layout.group_leave_args(
+            process, channels, secrets.token_hex(8)))
 
     def _members(self, group: str, known: bytes = b"") -> list[bytes]:
         """``[version]`` if the group's members are still those of version
         ``known``, else ``[version, members space-separated]``."""
         shard = self.shards[self.placement.group_shard(group)]
-        return shard.script("GROUP_MEMBERS", self.layout.group_keys(group),
-                            [now_ms(), known, secrets.token_hex(8)])
+        return shard.script("GROUP_MEMBERS", *self.layout.group_members_call(
+            group, now_ms(), known, secrets.token_hex(8)))
 
     def _group_channels(self, group):
         return self._members(group)[1].decode().split()
@@ -377,7 +382,7 @@ class RedisChannelBackend(BaseChannelBackend):
         else:
             targets = known[1]
             normal = self._normal(targets)
-            check = ["g", *self.layout.group_keys(group), known[0], secrets.token_hex(8)]
+            check = self.layout.group_check(group, known[0], secrets.token_hex(8))
             changed = self._group_send(home, targets, now, data, check, normal)
             if changed is None:
                 sent_home = True
