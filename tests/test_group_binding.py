@@ -13,7 +13,7 @@ from django.test import SimpleTestCase
 from channels.backends.memory import InMemoryChannelBackend
 from channels.heartbeats import INTERFACE
 from channels.names import new_name, process_token, process_wildcard
-from tests.support.redis_tests import RedisTestCase, keys_of
+from tests.support.redis_tests import RedisTestCase, all_commands, bound_members, keys_of
 from tests.support.worker_threads import wait_for
 
 WILDCARD = "!websocket.send"
@@ -161,28 +161,10 @@ class MemoryBindingTests(BindingTests, SimpleTestCase):
 
 class RedisBindingTests(BindingTests, RedisTestCase):
     def members_in_redis(self, backend):
-        """Bound members stored on the shards, counted in Redis itself."""
-        count = 0
-        for server in self.servers:
-            client = server.client()
-            try:
-                count += sum(client.zcard(key) for key in keys_of(backend, server, "gm:"))
-            finally:
-                client.close()
-        return count
+        return bound_members(backend, self.servers)
 
     def commands(self):
-        """Commands the shards ran so far, those inside scripts included."""
-        total = 0
-        for server in self.servers:
-            client = server.client()
-            try:
-                stats = client.info("commandstats")
-            finally:
-                client.close()
-            total += sum(value["calls"] for name, value in stats.items()
-                         if name not in ("cmdstat_info",))
-        return total
+        return sum(all_commands(self.servers).values())
 
     def test_members_of_a_dead_process_are_gone_from_redis(self):
         backend = self.quick()
