@@ -28,6 +28,7 @@ from channels.backends.heartbeats import (
     Heartbeats,
     check_heartbeat_name,
 )
+from channels.backends.presence import PresenceContract
 from channels.exceptions import ChannelFull, InvalidMessage, MessageTooLarge
 from channels.names import HTTP_REPLY_PREFIX, validate_name
 from channels.registry import ConsumerRegistry
@@ -134,7 +135,7 @@ def _expiry_argument(value: object) -> float:
     return value
 
 
-class BaseChannelBackend:
+class BaseChannelBackend(PresenceContract):
     """Base class of channel backends.
 
     ``local_only`` backends keep messages inside one process; commands that
@@ -378,8 +379,12 @@ class BaseChannelBackend:
         check_heartbeat_name(kind, id)
         self._clear_heartbeat(kind, id)
 
+    def encode_meta(self, meta: Mapping[str, Any]) -> bytes:
+        return encode(dict(meta) if isinstance(meta, Mapping) else meta)
+
     def flush(self) -> None:
-        """Delete every message, group, lock and heartbeat of this backend."""
+        """Delete every message, group, lock, heartbeat and presence of
+        this backend."""
         raise NotImplementedError
 
     def close(self) -> None:

@@ -25,6 +25,8 @@ while the inbox's reader keeps up.
 
 import hashlib
 
+from channels.backends.redis import presence_scripts
+
 # Shared by every script: parsing a stored message, counting an inbox, and
 # finding how many live messages a list holds once the expired are gone.
 _LIBRARY = r"""
@@ -437,9 +439,9 @@ return 1
 """
 
 
-# name: (SHA1, source) of every script, for EVALSHA.
+# name: (SHA1, source) of every script, for EVALSHA (presences' too).
 LOADED = {
     name: (hashlib.sha1(source.encode()).hexdigest(), source)
-    for name, source in dict(globals()).items()
+    for name, source in {**globals(), **vars(presence_scripts)}.items()
     if name.isupper() and not name.startswith("_") and isinstance(source, str)
 }
