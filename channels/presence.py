@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from channels import names
 from channels.backends import DEFAULT_CHANNEL_BACKEND, channel_backends
@@ -24,6 +24,9 @@ from channels.backends.presence import Member, PresenceChange
 from channels.exceptions import ChannelFull
 from channels.heartbeats import INTERFACE
 from channels.messages.presence import diff_message, state_message
+
+if TYPE_CHECKING:
+    from channels.channel import Channel
 
 __all__ = ["Member", "Presence", "sweep"]
 
@@ -45,7 +48,7 @@ class Presence:
     def channel_backend(self) -> BaseChannelBackend:
         return self._backend or channel_backends[self.alias]
 
-    def add(self, reply_channel: str, key: str, meta: Mapping[str, Any] | None = None,
+    def add(self, reply_channel: Channel | str, key: str, meta: Mapping[str, Any] | None = None,
             expiry: float | None = None) -> bool:
         """Add a connection (its reply channel) under ``key`` with ``meta``
         (what the others see of it: JSON-compatible), to the group too, for
@@ -65,7 +68,7 @@ class Presence:
                                self.name, reply_channel)
         return joined.new
 
-    def remove(self, reply_channel: str) -> bool:
+    def remove(self, reply_channel: Channel | str) -> bool:
         """Remove a connection from the presence and the group; returns
         whether it was there."""
         backend = self.channel_backend

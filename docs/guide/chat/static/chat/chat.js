@@ -1,5 +1,7 @@
 // The room page: one WebSocket to /ws/chat/<room>/. Each frame from the
-// server is one message as JSON; what the user types is sent as text.
+// server is one message as JSON (or, with a "stream", one for another
+// script of the page: "chat:<stream>" events); what the user types is
+// sent as text.
 (function () {
   "use strict";
   var script = document.currentScript;
@@ -16,6 +18,10 @@
   socket.onclose = function () { status.textContent = "Disconnected (reload to reconnect)"; };
   socket.onmessage = function (event) {
     var message = JSON.parse(event.data);
+    if (message.stream) {
+      document.dispatchEvent(new CustomEvent("chat:" + message.stream, {detail: message.payload}));
+      return;
+    }
     if (seen.has(message.id)) { return; }  // sent as history and as news
     seen.add(message.id);
     var item = document.createElement("li");
