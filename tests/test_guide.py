@@ -130,7 +130,8 @@ class GuideProjectTests(unittest.TestCase):
         return process
 
     def chat(self, base_url, room):
-        """Alice creates ``room`` and she and Bob say hello to each other."""
+        """Alice creates ``room``, sees Bob come in, and they say hello to
+        each other."""
         alice, bob = (ChatUser(browser, base_url) for browser in self.browsers)
         for browser in self.browsers:
             self.addCleanup(browser.get, "about:blank")  # closes the socket
@@ -138,6 +139,7 @@ class GuideProjectTests(unittest.TestCase):
         bob.log_in("bob", PASSWORD)
         alice.create_room(room)
         bob.enter_room(room)
+        alice.wait_for_online(["alice", "bob"])
         alice.say("Hello Bob")
         bob.wait_for_message("alice: Hello Bob")
         bob.say("Hi Alice")
