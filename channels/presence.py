@@ -15,18 +15,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from channels import names
-from channels.backends import DEFAULT_CHANNEL_BACKEND, channel_backends
+from channels.backends import DEFAULT_CHANNEL_BACKEND
 from channels.backends.base import BaseChannelBackend
 from channels.backends.presence import Member, PresenceChange
+from channels.channel import Channel, Group
 from channels.exceptions import ChannelFull
 from channels.heartbeats import INTERFACE
 from channels.messages.presence import diff_message, state_message
-
-if TYPE_CHECKING:
-    from channels.channel import Channel
 
 __all__ = ["Member", "Presence", "sweep"]
 
@@ -40,13 +37,12 @@ class Presence:
 
     def __init__(self, name: str, alias: str = DEFAULT_CHANNEL_BACKEND,
                  channel_backend: BaseChannelBackend | None = None):
-        self.name = names.validate_name(name, "group")
-        self.alias = alias
-        self._backend = channel_backend
+        self.group = Group(name, alias, channel_backend)
+        self.name = self.group.name
 
     @property
     def channel_backend(self) -> BaseChannelBackend:
-        return self._backend or channel_backends[self.alias]
+        return self.group.channel_backend
 
     def add(self, reply_channel: Channel | str, key: str, meta: Mapping[str, Any] | None = None,
             expiry: float | None = None) -> bool:
@@ -57,7 +53,7 @@ class Presence:
         the state; a change is broadcast. Returns whether it was new."""
         backend = self.channel_backend
         expiry = backend.group_expiry if expiry is None else expiry
-        backend.group_add(self.name, str(reply_channel), expiry)
+        self.group.add(reply_channel, expiry)
         joined = backend.presence_join(self.name, str(reply_channel), key, meta or {}, expiry)
         self.broadcast(joined.change)
         if joined.new:
@@ -71,9 +67,8 @@ class Presence:
     def remove(self, reply_channel: Channel | str) -> bool:
         """Remove a connection from the presence and the group; returns
         whether it was there."""
-        backend = self.channel_backend
-        backend.group_discard(self.name, str(reply_channel))
-        change = backend.presence_leave(self.name, str(reply_channel))
+        self.group.discard(reply_channel)
+        change = self.channel_backend.presence_leave(self.name, str(reply_channel))
         self.broadcast(change)
         return bool(change)
 
@@ -84,7 +79,7 @@ class Presence:
     def broadcast(self, change: PresenceChange) -> None:
         """Send ``change`` to the group, if it changed anything."""
         if change:
-            self.channel_backend.send_group(self.name, diff_message(change))
+            self.group.send(diff_message(change))
 
     def __repr__(self) -> str:
         return f"<Presence {self.name!r}>"

@@ -16,6 +16,7 @@ from channels.heartbeats import INTERFACE
 from channels.presence import Member, Presence, sweep
 from tests.support.redis_servers import RedisServer, redis_backend
 from tests.support.redis_tests import RedisTestCase
+from tests.support.worker_threads import worker_threads
 
 FAST = {"heartbeat_interval": 0.2, "heartbeat_ttl": 0.6}
 
@@ -214,6 +215,38 @@ class PresenceContract:
 class MemoryPresenceTests(PresenceContract, SimpleTestCase):
     def make_backend(self, **options):
         return InMemoryChannelBackend(**options)
+
+    def test_running_workers_sweep(self):
+        """As in runserver: worker threads sweep from their heartbeat, and
+        a sweep that fails is logged once, and tried again."""
+        backend = self.make_backend(**FAST)
+        lobby = Presence("room-lobby", channel_backend=backend)
+        living = secrets.token_hex(8)
+        backend.set_heartbeat(INTERFACE, living, {"id": living}, ttl=600)
+        watcher = reply_channel(living)
+        lobby.add(watcher, "watcher")
+        lobby.add(reply_channel(), "ghost")  # of a process that never beat
+        self.received(watcher, backend)
+        sweeps, failing = [], threading.Event()
+
+        def presence_sweep(kind, sweep=backend.presence_sweep):
+            sweeps.append(kind)
+            if failing.is_set():
+                raise RuntimeError("store broken")
+            return sweep(kind)
+
+        backend.presence_sweep = presence_sweep
+        failing.set()
+        with self.assertLogs("channels.worker", "ERROR") as logs, \
+                worker_threads(backend, ["nothing.here"], 2):
+            wait_for(lambda: len(sweeps) >= 3)
+            failing.clear()
+            self.assertTrue(wait_for(lambda: "ghost" not in lobby.list()))
+        self.assertEqual(len(logs.records), 1)
+        self.assertEqual(sweeps[0], INTERFACE)
+        self.assertEqual(lobby.list(), {"watcher": Member({}, 1)})
+        [leave] = self.received(watcher, backend)
+        self.assertEqual(leave["leaves"], {"ghost": {"meta": {}}})
 
 
 class RedisPresenceTests(PresenceContract, RedisTestCase):
