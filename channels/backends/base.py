@@ -29,6 +29,7 @@ from channels.backends.heartbeats import (
     check_heartbeat_name,
 )
 from channels.backends.presence import PresenceContract
+from channels.backends.status import BackendStatus, ChannelStatus, ShardStatus
 from channels.exceptions import ChannelFull, InvalidMessage, MessageTooLarge
 from channels.names import HTTP_REPLY_PREFIX, validate_name
 from channels.registry import ConsumerRegistry
@@ -382,6 +383,14 @@ class BaseChannelBackend(PresenceContract):
     def encode_meta(self, meta: Mapping[str, Any]) -> bytes:
         return encode(dict(meta) if isinstance(meta, Mapping) else meta)
 
+    def status(self, channels: Iterable[str] = ()) -> BackendStatus:
+        """What the store holds now, for operators (``channels_status``, the
+        status page): each shard up or down, every normal channel holding
+        messages and each of ``channels`` (even empty), the groups. Never
+        raises for a shard that is down: it is reported down."""
+        shards, found = self._status({validate_name(name) for name in channels})
+        return BackendStatus.of(self, shards, found)
+
     def flush(self) -> None:
         """Delete every message, group, lock, heartbeat and presence of
         this backend."""
@@ -477,4 +486,9 @@ class BaseChannelBackend(PresenceContract):
         raise NotImplementedError
 
     def _clear_heartbeat(self, kind: str, id: str) -> None:
+        raise NotImplementedError
+
+    def _status(self, channels: set[str]) -> tuple[list[ShardStatus], list[ChannelStatus]]:
+        """The shards, and the normal channels (``channels`` among them)
+        sorted by name; see ``channels.backends.status``."""
         raise NotImplementedError
