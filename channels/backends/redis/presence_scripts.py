@@ -21,8 +21,10 @@ local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local prefix = ARGV[1]
 
+-- A new presence's versions start at the clock in ms times 1000 (as a
+-- string: Redis 6 formats a Lua number that long with an exponent).
 local function bump(h)
-  if redis.call('HEXISTS', h, 'v') == 0 then redis.call('HSET', h, 'v', now * 1000) end
+  if redis.call('HEXISTS', h, 'v') == 0 then redis.call('HSET', h, 'v', now .. '000') end
   return redis.call('HINCRBY', h, 'v', 1)
 end
 
