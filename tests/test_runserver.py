@@ -21,6 +21,7 @@ from django.test import SimpleTestCase, override_settings
 from channels.checks import check_runserver_command
 from channels.management.commands.runserver import HIDE_WARNING, PRODUCTION_WARNING
 from channels.management.commands.runserver import Command as RunserverCommand
+from tests.support.chat_socket import next_chat_message
 from tests.support.redis_servers import RedisServer
 from tests.support.server_process import ROOT, ServerProcess, manage
 
@@ -247,7 +248,7 @@ class NetworkedBackendTests(unittest.TestCase):
             cookie=f"sessionid={browser.cookies['sessionid']}")
         self.addCleanup(ws.close)
         ws.send("over Redis")
-        message = json.loads(ws.recv())
+        message = next_chat_message(ws)
         self.assertEqual((message["user"], message["text"]), ("alice", "over Redis"))
         self.assertEqual(worker.stop(), 0, worker.output)
 

@@ -1,7 +1,6 @@
 """The chat on a live server (ChannelLiveServerTestCase), driven over real
 sockets: HTTP with requests, WebSocket with websocket-client."""
 
-import json
 import re
 import time
 
@@ -16,6 +15,7 @@ from testproject.routing import channel_routing
 from channels import Channel
 from channels.testing import ChannelLiveServerTestCase
 from demo.tests.helpers import fast_passwords, make_user
+from tests.support.chat_socket import next_chat_message
 
 
 @fast_passwords
@@ -71,12 +71,12 @@ class LiveChatTests(LiveChatCase):
         self.addCleanup(bob.close)
         alice.send("hi bob")
         for client in (alice, bob):
-            self.assertEqual(json.loads(client.recv())["text"], "hi bob")
+            self.assertEqual(next_chat_message(client)["text"], "hi bob")
         bob.send("hi alice")
-        self.assertEqual(json.loads(alice.recv())["user"], "bob")
+        self.assertEqual(next_chat_message(alice)["user"], "bob")
         late = self.socket("/ws/chat/lobby/", bob_session)
         self.addCleanup(late.close)
-        history = [json.loads(late.recv()) for _ in range(2)]
+        history = [next_chat_message(late) for _ in range(2)]
         self.assertEqual([(m["user"], m["text"]) for m in history],
                          [("alice", "hi bob"), ("bob", "hi alice")])
 
