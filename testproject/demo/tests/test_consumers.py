@@ -135,6 +135,7 @@ class ChatConsumerTests(ChannelTestCase):
         alice.keepalive()
         self.assertEqual(Session.objects.count(), sessions)
         self.assertEqual(Group("chat-lobby").channels(), [])
+        self.assertEqual(room_presence("lobby").list(), {})
 
     def test_keepalive_renews_membership(self):
         alice = self.join(self.alice)
