@@ -134,7 +134,8 @@ class WorkerHeartbeat:
         try:
             due = presence.sweep(self.backend)
         except NotImplementedError:
-            due = float("inf")  # a backend that keeps no presences
+            self._next_sweep = float("inf")  # a backend that keeps no presences
+            return
         except Exception:
             if not self._sweep_failing:
                 self._sweep_failing = True
