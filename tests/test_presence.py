@@ -14,6 +14,7 @@ from django.test import SimpleTestCase
 from channels.backends.memory import InMemoryChannelBackend
 from channels.heartbeats import INTERFACE
 from channels.presence import Member, Presence, sweep
+from channels.worker.heartbeat import WorkerHeartbeat
 from tests.support.redis_servers import RedisServer, redis_backend
 from tests.support.redis_tests import RedisTestCase
 from tests.support.worker_threads import worker_threads
@@ -247,6 +248,18 @@ class MemoryPresenceTests(PresenceContract, SimpleTestCase):
         self.assertEqual(lobby.list(), {"watcher": Member({}, 1)})
         [leave] = self.received(watcher, backend)
         self.assertEqual(leave["leaves"], {"ghost": {"meta": {}}})
+
+
+class NoPresenceBackendTests(SimpleTestCase):
+    def test_workers_stop_sweeping_a_backend_without_presences(self):
+        class Backend(InMemoryChannelBackend):
+            def _presence_sweep(self, kind):
+                raise NotImplementedError
+
+        heartbeat = WorkerHeartbeat(Backend())
+        with self.assertNoLogs("channels.worker"):
+            heartbeat.sweep()
+        self.assertEqual(heartbeat._next_sweep, float("inf"))
 
 
 class RedisPresenceTests(PresenceContract, RedisTestCase):
