@@ -53,7 +53,6 @@ class Presence:
         the state; a change is broadcast. Returns whether it was new."""
         backend = self.channel_backend
         expiry = backend.group_expiry if expiry is None else expiry
-        self.group.add(reply_channel, expiry)
         joined = backend.presence_join(self.name, str(reply_channel), key, meta or {}, expiry)
         self.broadcast(joined.change)
         if joined.new:
@@ -67,7 +66,6 @@ class Presence:
     def remove(self, reply_channel: Channel | str) -> bool:
         """Remove a connection from the presence and the group; returns
         whether it was there."""
-        self.group.discard(reply_channel)
         change = self.channel_backend.presence_leave(self.name, str(reply_channel))
         self.broadcast(change)
         return bool(change)

@@ -197,6 +197,7 @@ class PresenceContract:
         self.assertEqual(len(leaves), 1, leaves)
         self.assertEqual(leaves[0].leaves, {"alice": {"name": "Alice"}, "bob": {}})
         self.assertEqual(set(lobby.list()), {"watcher"})
+        self.assertEqual(backend.group_channels("room-lobby"), [watcher])  # left the group too
 
     def test_sweep_broadcasts_and_says_when_next(self):
         backend = self.make_backend(**FAST)

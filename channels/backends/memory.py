@@ -239,6 +239,10 @@ class InMemoryChannelBackend(BaseChannelBackend):
         presence = self._presences[name]
         _, connections, keys = presence
         _, key, _ = connections.pop(channel)
+        members = self._groups.get(name, {})
+        members.pop(channel, None)
+        if not members:
+            self._groups.pop(name, None)
         entry = keys[key]
         entry[0] -= 1
         dropped[key] = tuple(entry)
@@ -257,8 +261,11 @@ class InMemoryChannelBackend(BaseChannelBackend):
             presence = self._presence(name)
             old = presence[1].get(channel)
             expires = time.monotonic() + expiry
+            group = self._groups.setdefault(name, {})
             if old is not None and old[1] == key:  # a renewal
                 presence[1][channel] = (process, key, expires)
+                group[channel] = expires
+
                 entry = presence[2][key]
                 if entry[1] == meta:
                     return Joined(False, NO_CHANGE, 0, {})
@@ -269,6 +276,8 @@ class InMemoryChannelBackend(BaseChannelBackend):
             if old is not None:  # the same channel under another key
                 self._drop(name, channel, dropped)
                 presence = self._presence(name)
+                group = self._groups.setdefault(name, {})
+            group[channel] = expires
             presence[1][channel] = (process, key, expires)
             entry = presence[2].setdefault(key, [0, meta])
             entry[0] += 1

@@ -97,15 +97,17 @@ class PresenceContract:
 
     def presence_join(self, name: str, channel: str, key: str, meta: Mapping[str, Any],
                       expiry: float, with_state: bool = True) -> Joined:
-        """Add ``channel`` under ``key`` to presence ``name`` for ``expiry``
-        seconds, or renew it (then the change is empty unless ``meta``
-        changed). ``with_state``: also give the members if it is new."""
+        """Add ``channel`` under ``key`` to presence ``name``, and to the
+        group ``name``, for ``expiry`` seconds, or renew it (then the change
+        is empty unless ``meta`` changed): one atomic change.
+        ``with_state``: also give the members if it is new."""
         channel = validate_name(channel)
         return self._presence_join(validate_name(name, "group"), channel, process_of(channel),
                                    check_key(key), self.encode_meta(meta), expiry, with_state)
 
     def presence_leave(self, name: str, channel: str) -> PresenceChange:
-        """Remove ``channel``; an empty change if it was not a member."""
+        """Remove ``channel`` from the presence and its group; an empty
+        change if it was not a member."""
         return self._presence_leave(validate_name(name, "group"), validate_name(channel))
 
     def presence_members(self, name: str) -> tuple[int, dict[str, Member]]:
@@ -114,10 +116,10 @@ class PresenceContract:
 
     def presence_sweep(self, kind: str) -> tuple[list[tuple[str, PresenceChange]], float]:
         """Remove the members whose process (a heartbeat of ``kind``) has no
-        live record, and those expired; ``([(presence, change)], seconds
-        until the next sweep is due)``. Each removal is answered to one
-        caller only, however many sweep at once; a call before the next
-        sweep is due removes nothing."""
+        live record, and those expired, from their presences and groups;
+        ``([(presence, change)], seconds until the next sweep is due)``.
+        Each removal is answered to one caller only, however many sweep at
+        once; a call before the next sweep is due removes nothing."""
         return self._presence_sweep(kind)
 
     # Implemented by each backend that keeps presences.

@@ -10,10 +10,12 @@ empty).
 from __future__ import annotations
 
 import math
+import secrets
 from typing import Any
 
 from channels.backends.base import decode
 from channels.backends.presence import Joined, Member, PresenceChange, change_from
+from channels.backends.redis.layout import now_ms
 from channels.exceptions import ChannelBackendUnavailable
 
 
@@ -35,14 +37,17 @@ class RedisPresence:
         return self.shards[self.placement.group_shard(name)]
 
     def _presence_join(self, name, channel, process, key, meta, expiry, with_state):
+        now, milliseconds = now_ms(), math.ceil(expiry * 1000)
         new, version, changed, state = self._presence_shard(name).script(
-            "PRESENCE_JOIN", [], [self.prefix, name, channel, process, key, meta,
-                                  math.ceil(expiry * 1000), int(with_state)])
+            "PRESENCE_JOIN", [], [self.prefix, name, channel, process, key, meta, milliseconds,
+                                  int(with_state), *self.layout.group_keys(name),
+                                  now + milliseconds, now, secrets.token_hex(8)])
         return Joined(bool(new), _change(version, changed), int(version), _state(state))
 
     def _presence_leave(self, name, channel):
         version, changed = self._presence_shard(name).script(
-            "PRESENCE_LEAVE", [], [self.prefix, name, channel])
+            "PRESENCE_LEAVE", [], [self.prefix, name, channel, *self.layout.group_keys(name),
+                                   secrets.token_hex(8)])
         return _change(version, changed)
 
     def _presence_members(self, name):
@@ -53,8 +58,10 @@ class RedisPresence:
     def _presence_sweep(self, kind):
         """Every shard in turn; the next sweep is due when the first is."""
         (_, since), (records,) = self.layout.heartbeat_read(kind)
+        # The keys of group "": the prefixes of every group's.
         args = [self.prefix, records, since, math.ceil(self.heartbeat_ttl * 1000),
-                math.ceil(self.heartbeat_interval * 1000)]
+                math.ceil(self.heartbeat_interval * 1000), *self.layout.group_keys(""),
+                secrets.token_hex(8)]
         changes, due = [], self.heartbeat_interval
         for shard in self.shards:
             try:

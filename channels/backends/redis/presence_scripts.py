@@ -1,6 +1,7 @@
-"""The Lua scripts of presences (``channels.backends.presence``), run on
-the shard of the presence's group (``scripts.py`` lists them with the
-others).
+"""The Lua of presences (``channels.backends.presence``), run on the shard
+of the presence's group: ``scripts.py`` makes the scripts of it, with the
+functions that add to a group and discard from it (``group_add``,
+``group_discard``), since a presence's changes change its group too.
 
 Keys, under PREFIX (built by ``presence_layout.py``): ``P:<name>`` one hash
 per presence, with the fields ``c:<reply channel>`` (``"<process> <key>"``),
@@ -16,7 +17,7 @@ Every script is one atomic change and answers what it changed, so of two
 clients that remove the same member only one hears that it left.
 """
 
-_PRESENCE = r"""
+LIBRARY = r"""
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local prefix = ARGV[1]
@@ -87,12 +88,15 @@ end
 """
 
 # ARGV: prefix, name, reply channel, process, key, meta, expiry (ms),
-# with state (1 or 0). Returns {new (1 or 0), version, changes, state}: a
-# renewal of the same member is not new, and changes nothing unless its
-# metadata changed; the state ({key, count, meta, ...}) is given for a new
-# member if asked.
-PRESENCE_JOIN = _PRESENCE + r"""
+# with state (1 or 0), then the group's key, its version's key, the
+# member's expiry there, now and a new version (the client's clock, as for
+# groups): the connection joins (or renews) the group too. Returns {new (1
+# or 0), version, changes, state}: a renewal of the same member is not
+# new, and changes nothing unless its metadata changed; the state ({key,
+# count, meta, ...}) is given for a new member if asked.
+JOIN = r"""
 local name, channel, process, key, meta = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+group_add(ARGV[9], ARGV[10], channel, ARGV[11], ARGV[12], ARGV[13])
 local h = prefix .. 'P:' .. name
 local record = process .. ' ' .. key
 local old = redis.call('HGET', h, 'c:' .. channel)
@@ -119,11 +123,13 @@ local reply = changes(bump(h), dropped, {count == 1 and 'j' or 'u', key, count, 
 return {1, reply[1], reply[2], ARGV[8] == '1' and members(h) or {}}
 """
 
-# ARGV: prefix, name, reply channel. Returns {version, changes}; {0, {}}
-# if it was not a member.
-PRESENCE_LEAVE = _PRESENCE + r"""
+# ARGV: prefix, name, reply channel, then the group's key, its version's
+# key and a new version: the connection leaves the group too. Returns
+# {version, changes}; {0, {}} if it was not a member.
+LEAVE = r"""
 local name = ARGV[2]
 local h = prefix .. 'P:' .. name
+group_discard(ARGV[4], ARGV[5], ARGV[3], ARGV[6])
 local dropped = {}
 drop(name, h, ARGV[3], dropped)
 if next(dropped) == nil then return {0, {}} end
@@ -133,21 +139,27 @@ return reply
 """
 
 # ARGV: prefix, name. Returns {version, state}.
-PRESENCE_MEMBERS = _PRESENCE + r"""
+MEMBERS = r"""
 local h = prefix .. 'P:' .. ARGV[2]
 return {tonumber(redis.call('HGET', h, 'v') or '0'), members(h)}
 """
 
 # ARGV: prefix, the heartbeat records' key prefix of the holders' kind, the
-# heartbeats' "since" key, TTL (ms), interval (ms). Unless a sweep is not
+# heartbeats' "since" key, TTL (ms), interval (ms), the prefixes of
+# groups' keys and of their versions' keys, a new version. Unless a sweep is not
 # due yet: removes every member of a process without a live record (once
 # the shard has held heartbeats for a whole TTL), and every expired member
 # (up to a thousand a call). Returns {ms until the next sweep is due,
 # name, version, changes, ...}. The next is due at the earliest of: an
 # interval from now, the expiry of a holding process's record, the expiry
-# of a member, the end of the shard's first TTL of heartbeats.
-PRESENCE_SWEEP = _PRESENCE + r"""
+# of a member, the end of the shard's first TTL of heartbeats. The members
+# removed leave their groups too.
+SWEEP = r"""
 local beats, ttl, interval = ARGV[2], tonumber(ARGV[4]), tonumber(ARGV[5])
+local function sweep(name, channel, dropped)
+  drop(name, prefix .. 'P:' .. name, channel, dropped)
+  group_discard(ARGV[6] .. name, ARGV[7] .. name, channel, ARGV[8])
+end
 local due = tonumber(redis.call('GET', prefix .. 'Pd') or '0')
 if now < due then return {due - now} end
 due = now + interval
@@ -176,7 +188,7 @@ else
         for i = 1, #fields, 2 do
           if string.sub(fields[i], 1, 2) == 'c:'
               and string.sub(fields[i + 1], 1, #mark) == mark then
-            drop(name, h, string.sub(fields[i], 3), dropped_in(name))
+            sweep(name, string.sub(fields[i], 3), dropped_in(name))
           end
         end
       end
@@ -188,7 +200,7 @@ end
 local expired = redis.call('ZRANGEBYSCORE', prefix .. 'Pe', '-inf', now, 'LIMIT', 0, 1000)
 for _, entry in ipairs(expired) do
   local name, channel = string.match(entry, '^(%S+) (%S+)$')
-  drop(name, prefix .. 'P:' .. name, channel, dropped_in(name))
+  sweep(name, channel, dropped_in(name))
   redis.call('ZREM', prefix .. 'Pe', entry)
 end
 if #expired == 1000 then due = now end
