@@ -21,7 +21,7 @@ ROUTING = "tests.presence_consumers.routing"
 INTERVAL, TTL = 0.5, 2.0
 # What a loaded machine may add to the TTL: the sweeper's wake-up and the
 # leave's way to the watcher.
-SLACK = 5.0
+SLACK = 10.0
 
 
 class Watcher:
