@@ -9,6 +9,9 @@ setup(
     license="BSD",
     packages=find_packages(exclude=["testproject", "testproject.*", "tests", "tests.*"]),
     include_package_data=True,
+    # The JavaScript client (docs/client.rst) and the status page's files,
+    # found by staticfiles and the template loader.
+    package_data={"channels": ["static/channels/*", "templates/channels/*.html"]},
     python_requires=">=3.11",
     install_requires=[
         "Django>=5.2,<5.3",

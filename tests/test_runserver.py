@@ -21,7 +21,7 @@ from django.test import SimpleTestCase, override_settings
 from channels.checks import check_runserver_command
 from channels.management.commands.runserver import HIDE_WARNING, PRODUCTION_WARNING
 from channels.management.commands.runserver import Command as RunserverCommand
-from tests.support.chat_socket import next_chat_message
+from tests.support.chat_socket import next_chat_message, say
 from tests.support.redis_servers import RedisServer
 from tests.support.server_process import ROOT, ServerProcess, manage
 
@@ -65,7 +65,7 @@ class DemoProjectTests(unittest.TestCase):
     def test_static_files_when_debug(self):
         response = requests.get(f"{self.server.url}/static/chat/chat.js", timeout=5)
         self.assertEqual(response.status_code, 200)
-        self.assertIn("new WebSocket", response.text)
+        self.assertIn('import { connect } from "channels";', response.text)
         missing = requests.get(f"{self.server.url}/static/chat/nothing.js", timeout=5)
         self.assertEqual(missing.status_code, 404)
 
@@ -247,7 +247,7 @@ class NetworkedBackendTests(unittest.TestCase):
             f"ws://127.0.0.1:{server.port}/ws/chat/lobby/", origin=server.url, timeout=5,
             cookie=f"sessionid={browser.cookies['sessionid']}")
         self.addCleanup(ws.close)
-        ws.send("over Redis")
+        say(ws, "over Redis")
         message = next_chat_message(ws)
         self.assertEqual((message["user"], message["text"]), ("alice", "over Redis"))
         self.assertEqual(worker.stop(), 0, worker.output)

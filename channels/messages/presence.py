@@ -11,15 +11,17 @@ does I/O.
     v, "joins": {key: member}, "updates": {key: member}, "leaves": {key:
     {"meta": {...}}}}``.
 
-Both are ``websocket.send`` content: ``{"text": '{"stream": "presence",
+Both are ``websocket.send`` content in the stream envelope
+(``channels.messages.streams``): ``{"text": '{"stream": "presence",
 "payload": ...}'}``.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
+
+from channels.messages.streams import payload_message
 
 STREAM = "presence"
 
@@ -29,19 +31,18 @@ def _member(member: Any) -> dict[str, Any]:
     return {"meta": meta, "connections": connections}
 
 
-def _frame(payload: dict[str, Any]) -> dict[str, Any]:
-    return {"text": json.dumps({"stream": STREAM, "payload": payload}, separators=(",", ":"))}
-
-
 def state_message(version: int, members: Mapping[str, Any]) -> dict[str, Any]:
     """``members``: key to ``(meta, connections)``."""
-    return _frame({"event": "state", "version": version,
-                   "members": {key: _member(member) for key, member in members.items()}})
+    return payload_message(STREAM, {
+        "event": "state",
+        "version": version,
+        "members": {key: _member(member) for key, member in members.items()},
+    })
 
 
 def diff_message(change: Any) -> dict[str, Any]:
     """``change``: a ``channels.backends.presence.PresenceChange``."""
-    return _frame({
+    return payload_message(STREAM, {
         "event": "diff",
         "version": change.version,
         "joins": {key: _member(member) for key, member in change.joins.items()},

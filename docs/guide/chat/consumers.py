@@ -2,9 +2,10 @@
 Group, through the room's Presence, which tells everyone in the room who
 is online; what a user types goes to the chat.messages channel, whose
 consumer saves it and then sends it to everyone in the room, so every
-message that anybody sees is in the history."""
+message that anybody sees is in the history. The socket carries streams
+(the page's channels client): the chat is the stream "chat", who is online
+the stream "presence"."""
 
-import json
 import logging
 import re
 
@@ -14,6 +15,7 @@ from channels import Channel, Group
 from channels.auth import channel_session_user, transfer_user
 from channels.decorators import channel_session, enforce_ordering, linearize
 from channels.presence import Presence
+from channels.streams import Demultiplexer, Stream
 from chat.models import MAX_TEXT_LENGTH, Message, Room
 
 logger = logging.getLogger(__name__)
@@ -22,6 +24,9 @@ ROOM_PATH = re.compile(r"/ws/chat/(?P<name>[-\w]+)/")
 
 # A channel of our own, routed to save_message in mysite/routing.py.
 MESSAGES_CHANNEL = "chat.messages"
+
+# Each frame is {"stream": "chat", "payload": ...}, both ways.
+CHAT = Stream("chat")
 
 
 def room_group(name):
@@ -41,10 +46,6 @@ def join_room(message, room):
     room_presence(room).add(message.reply_channel, str(user.pk), {"name": user.username})
 
 
-def send_json(channel, data):
-    channel.send({"text": json.dumps(data)})
-
-
 @linearize
 @transfer_user
 def chat_connect(message):
@@ -62,20 +63,26 @@ def chat_connect(message):
     # twice rather than never, and the page drops the copy by its id.
     join_room(message, room.name)
     for earlier in room.history():
-        send_json(message.reply_channel, earlier.as_json())
+        CHAT.send(message.reply_channel, earlier.as_json())
 
 
-@enforce_ordering
 @channel_session_user
-def chat_receive(message):
-    """Hand what the user typed to chat.messages, in the order typed."""
+def chat_say(message):
+    """What the user typed, {"text": ...} on the stream "chat": hand it to
+    chat.messages."""
     room = message.channel_session.get("room")
-    text = message.get("text")
+    payload = message.payload
+    text = payload.get("text") if isinstance(payload, dict) else None
     if room is None or not message.user.is_authenticated or not isinstance(text, str):
         return
     text = text.strip()[:MAX_TEXT_LENGTH]
     if text:
         Channel(MESSAGES_CHANNEL).send({"room": room, "user": message.user.pk, "text": text})
+
+
+# What the browser sends: each frame runs the consumer of its stream, in
+# the order typed.
+chat_receive = enforce_ordering(Demultiplexer({"chat": chat_say}))
 
 
 def save_message(message):
@@ -87,7 +94,7 @@ def save_message(message):
                        message["room"], message["user"])
         return
     saved = Message.objects.create(room=room, user=user, text=message["text"])
-    send_json(room_group(room.name), saved.as_json())
+    CHAT.send(room_group(room.name), saved.as_json())
 
 
 @channel_session_user

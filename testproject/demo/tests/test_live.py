@@ -15,7 +15,7 @@ from testproject.routing import channel_routing
 from channels import Channel
 from channels.testing import ChannelLiveServerTestCase
 from demo.tests.helpers import fast_passwords, make_user
-from tests.support.chat_socket import next_chat_message
+from tests.support.chat_socket import next_chat_message, say
 
 
 @fast_passwords
@@ -60,8 +60,13 @@ class LiveChatTests(LiveChatCase):
         session = self.log_in("alice", "alice-pw")
         room = session.get(f"{self.live_server_url}/rooms/lobby/", timeout=5)
         self.assert_page_has(room, 'data-socket-path="/ws/chat/lobby/"')
+        self.assert_page_has(room, '{"imports": {"channels": "/static/channels/client.js"}}')
         script = session.get(f"{self.live_server_url}/static/chat/chat.js", timeout=5)
-        self.assert_page_has(script, "new WebSocket")
+        self.assert_page_has(script, 'import { connect } from "channels";')
+        client = session.get(f"{self.live_server_url}/static/channels/client.js", timeout=5)
+        self.assert_page_has(client, "export class Client")
+        # A module script runs only when served as JavaScript.
+        self.assertIn("javascript", client.headers["Content-Type"])
 
     def test_two_users_chat_and_history_shows_on_joining(self):
         alice = self.socket("/ws/chat/lobby/", self.log_in("alice", "alice-pw"))
@@ -69,10 +74,10 @@ class LiveChatTests(LiveChatCase):
         bob = self.socket("/ws/chat/lobby/", bob_session)
         self.addCleanup(alice.close)
         self.addCleanup(bob.close)
-        alice.send("hi bob")
+        say(alice, "hi bob")
         for client in (alice, bob):
             self.assertEqual(next_chat_message(client)["text"], "hi bob")
-        bob.send("hi alice")
+        say(bob, "hi alice")
         self.assertEqual(next_chat_message(alice)["user"], "bob")
         late = self.socket("/ws/chat/lobby/", bob_session)
         self.addCleanup(late.close)
