@@ -24,6 +24,9 @@ setup(
         "h11>=0.16",
         # The interface server's static files (channels.interfaces.static_files).
         "whitenoise>=6.6",
+        # Prometheus metrics (runwsserver/runworker --metrics): imported by the
+        # server's and the worker's modules, off until asked for.
+        "prometheus_client>=0.20",
     ],
     extras_require={
         "wsgi": ["gunicorn>=22"],
@@ -38,6 +41,8 @@ setup(
             "hypothesis>=6.100",
             # make demo-cluster: the Procfile's processes, supervised together.
             "honcho>=2.0",
+            # The documented Prometheus config and alerting rules, read by the tests.
+            "PyYAML>=6",
         ],
     },
     entry_points={},
