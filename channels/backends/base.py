@@ -29,6 +29,7 @@ from channels.backends.heartbeats import (
     check_heartbeat_name,
 )
 from channels.backends.membership import MembershipContract, check_expiry
+from channels.backends.presence import PresenceContract
 from channels.backends.status import Introspection
 from channels.exceptions import ChannelFull, InvalidMessage, MessageTooLarge
 from channels.names import HTTP_REPLY_PREFIX, validate_name
@@ -129,7 +130,7 @@ def _positive(alias: str, option: str, value: object, types=(int, float)) -> flo
     return value
 
 
-class BaseChannelBackend(MembershipContract, Introspection):
+class BaseChannelBackend(MembershipContract, PresenceContract, Introspection):
     """Base class of channel backends.
 
     ``local_only`` backends keep messages inside one process; commands that
@@ -142,6 +143,8 @@ class BaseChannelBackend(MembershipContract, Introspection):
     # rest); without them nobody can tell whether a worker is running, and
     # the interface server waits for answers as if one were.
     keeps_heartbeats = False
+    # Presence metadata (PresenceContract) is checked and encoded as content.
+    encode_meta = staticmethod(encode)
 
     def __init__(
         self,
@@ -374,7 +377,7 @@ class BaseChannelBackend(MembershipContract, Introspection):
         self._clear_heartbeat(kind, id)
 
     def flush(self) -> None:
-        """Delete every message, group, lock and heartbeat of this backend."""
+        """Delete every message, group, lock, heartbeat and presence here."""
         raise NotImplementedError
 
     def close(self) -> None:

@@ -55,8 +55,13 @@ local function group_members(group, version_key, prefix, name, now, known, fresh
   local version = redis.call('GET', version_key) or ''
   if version ~= '' and version == known then return nil end
   local out = redis.call('ZRANGE', group, 0, -1)
+  -- A channel in both (a presence's member, bound too) is listed once.
+  local plain = {}
+  for _, member in ipairs(out) do plain[member] = true end
   for _, members in ipairs(bound) do
-    for _, member in ipairs(redis.call('ZRANGE', members, 0, -1)) do out[#out + 1] = member end
+    for _, member in ipairs(redis.call('ZRANGE', members, 0, -1)) do
+      if not plain[member] then out[#out + 1] = member end
+    end
   end
   return {version, table.concat(out, ' ')}
 end
@@ -68,53 +73,68 @@ return group_members(KEYS[1], KEYS[2], ARGV[4], ARGV[5], ARGV[1], ARGV[2], ARGV[
   or {ARGV[2]}
 """
 
+# Adding a member that expires on its own, and discarding it, as
+# functions: the presence scripts (presence_scripts.py) change a group and
+# its presence in one go. The keys outlive the longest-lived member, and
+# no longer (the version lives as long as the bound members too).
+PLAIN = _EXTEND + r"""
+local function group_add(group, version, channel, expires, now, fresh)
+  local changed = redis.call('ZREMRANGEBYSCORE', group, '-inf', now)
+  changed = changed + redis.call('ZADD', group, expires, channel)
+  local exists = redis.call('EXISTS', version) == 1
+  if not exists then
+    redis.call('SET', version, fresh)
+  elseif changed > 0 then
+    redis.call('SET', version, fresh, 'KEEPTTL')
+  end
+  local last = redis.call('ZRANGE', group, -1, -1, 'WITHSCORES')
+  redis.call('PEXPIREAT', group, last[2])
+  if exists then extend(version, last[2] - now) else redis.call('PEXPIREAT', version, last[2]) end
+end
+
+local function group_discard(group, version, channel, fresh)
+  if redis.call('ZREM', group, channel) == 1 and redis.call('EXISTS', version) == 1 then
+    redis.call('SET', version, fresh, 'KEEPTTL')
+  end
+end
+"""
+
 # KEYS: group, version. ARGV: channel, expires (ms; '' for none), now, new
 # version, prefix, group name, process ('' for none), expires if not bound.
 # A bound channel whose process has a heartbeat here joins its process's
 # members (unless its socket closed); any other joins the group's own
-# sorted set. The keys outlive their longest-lived member, and no longer.
-GROUP_ADD = _EXTEND + r"""
+# sorted set.
+GROUP_ADD = PLAIN + r"""
 local channel, expires, now, fresh = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local prefix, name, process = ARGV[5], ARGV[6], ARGV[7]
 local ttl = -2
 if process ~= '' then ttl = redis.call('PTTL', prefix .. 'h:interface:' .. process) end
-if ttl > 0 then
-  local index = prefix .. 'pc:' .. process
-  local groups = redis.call('HGET', index, channel)
-  if groups == '-' then return 0 end
-  local members = prefix .. 'gm:' .. name .. ':' .. process
-  local changed = redis.call('ZREM', KEYS[1], channel)
-  changed = changed + redis.call('ZADD', members, expires == '' and 'inf' or expires, channel)
-  redis.call('PEXPIRE', members, ttl)
-  redis.call('SADD', prefix .. 'gp:' .. name, process)
-  redis.call('SADD', prefix .. 'pg:' .. process, name)
-  if not groups then
-    redis.call('HSET', index, channel, name)
-  elseif not string.find(' ' .. groups .. ' ', ' ' .. name .. ' ', 1, true) then
-    redis.call('HSET', index, channel, groups .. ' ' .. name)
-  end
-  for _, key in ipairs({prefix .. 'pg:' .. process, index}) do redis.call('PEXPIRE', key, ttl) end
-  extend(prefix .. 'gp:' .. name, ttl)
-  if redis.call('EXISTS', KEYS[2]) == 0 then
-    redis.call('SET', KEYS[2], fresh, 'PX', ttl)
-  else
-    if changed > 0 then redis.call('SET', KEYS[2], fresh, 'KEEPTTL') end
-    extend(KEYS[2], ttl)
-  end
+if ttl <= 0 then
+  group_add(KEYS[1], KEYS[2], channel, expires == '' and ARGV[8] or expires, now, fresh)
   return 1
 end
-if expires == '' then expires = ARGV[8] end
-local changed = redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-changed = changed + redis.call('ZADD', KEYS[1], expires, channel)
-local exists = redis.call('EXISTS', KEYS[2]) == 1
-if not exists then
-  redis.call('SET', KEYS[2], fresh)
-elseif changed > 0 then
-  redis.call('SET', KEYS[2], fresh, 'KEEPTTL')
+local index = prefix .. 'pc:' .. process
+local groups = redis.call('HGET', index, channel)
+if groups == '-' then return 0 end
+local members = prefix .. 'gm:' .. name .. ':' .. process
+local changed = redis.call('ZREM', KEYS[1], channel)
+changed = changed + redis.call('ZADD', members, expires == '' and 'inf' or expires, channel)
+redis.call('PEXPIRE', members, ttl)
+redis.call('SADD', prefix .. 'gp:' .. name, process)
+redis.call('SADD', prefix .. 'pg:' .. process, name)
+if not groups then
+  redis.call('HSET', index, channel, name)
+elseif not string.find(' ' .. groups .. ' ', ' ' .. name .. ' ', 1, true) then
+  redis.call('HSET', index, channel, groups .. ' ' .. name)
 end
-local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-redis.call('PEXPIREAT', KEYS[1], last[2])
-if exists then extend(KEYS[2], last[2] - now) else redis.call('PEXPIREAT', KEYS[2], last[2]) end
+for _, key in ipairs({prefix .. 'pg:' .. process, index}) do redis.call('PEXPIRE', key, ttl) end
+extend(prefix .. 'gp:' .. name, ttl)
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  redis.call('SET', KEYS[2], fresh, 'PX', ttl)
+else
+  if changed > 0 then redis.call('SET', KEYS[2], fresh, 'KEEPTTL') end
+  extend(KEYS[2], ttl)
+end
 return 1
 """
 

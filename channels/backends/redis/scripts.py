@@ -25,7 +25,7 @@ while the inbox's reader keeps up.
 
 import hashlib
 
-from channels.backends.redis import group_scripts
+from channels.backends.redis import group_scripts, presence_scripts
 
 # Shared by every script: parsing a stored message, counting an inbox, and
 # finding how many live messages a list holds once the expired are gone.
@@ -283,6 +283,13 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
 GROUP_ADD, GROUP_DISCARD, GROUP_MEMBERS, GROUP_LEAVE = (
     group_scripts.GROUP_ADD, group_scripts.GROUP_DISCARD, group_scripts.GROUP_MEMBERS,
     group_scripts.GROUP_LEAVE)
+
+# The presences' scripts (presence_scripts.py), which add to and discard
+# from their group too.
+PRESENCE_JOIN, PRESENCE_LEAVE, PRESENCE_MEMBERS, PRESENCE_SWEEP = (
+    group_scripts.PLAIN + presence_scripts.LIBRARY + body for body in (
+        presence_scripts.JOIN, presence_scripts.LEAVE, presence_scripts.MEMBERS,
+        presence_scripts.SWEEP))
 
 # Pushes one group message to every member on this shard, skipping full
 # ones. ARGV: now, ttl, expires, data; then, on the group's own shard, 'g',
