@@ -21,7 +21,8 @@ browsers do), and prints:
 default, held the same way: what the per-socket keepalives cost.
 
     python testproject/benchmarks/idle.py [--sockets N] [--hold S] [--workers N]
-                                          [--keepalive] [--redis unix|tcp]
+                                          [--keepalive] [--ping-interval S]
+                                          [--redis unix|tcp]
 
 The descriptor limit (RLIMIT_NOFILE) is raised to its hard limit, which
 every process started here inherits; each process holds one descriptor
@@ -137,6 +138,9 @@ def main() -> None:
     parser.add_argument("--keepalive", action="store_true",
                         help="also a server with WEBSOCKET_KEEPALIVE on (the old default)")
     parser.add_argument("--redis", choices=["unix", "tcp"], default="unix")
+    parser.add_argument("--ping-interval", type=float,
+                        help="runwsserver's --ping-interval (default: its own, 20 s; 0: none, "
+                             "as the plain server)")
     options = parser.parse_args()
     limit = raise_descriptor_limit(options.sockets)
 
@@ -154,9 +158,11 @@ def main() -> None:
         return process, found
 
     try:
-        connections = str(options.sockets + 1000)
+        server_options = ["--max-connections", str(options.sockets + 1000)]
+        if options.ping_interval is not None:
+            server_options += ["--ping-interval", str(options.ping_interval)]
         server, port = started([PYTHON, "manage.py", "runwsserver", "127.0.0.1:0",
-                                "--max-connections", connections], r"http://127\.0\.0\.1:(\d+)/")
+                                *server_options], r"http://127\.0\.0\.1:(\d+)/")
         workers = [started([PYTHON, "manage.py", "runworker"], r"(Running worker)")[0]
                    for _ in range(options.workers)]
         plain, plain_port = started([PYTHON, os.path.join(HERE, "websocket_plain.py"), "0"],
@@ -170,6 +176,9 @@ def main() -> None:
 
         group = Group(GROUP)
         print(f"command: {' '.join([os.path.relpath(sys.argv[0], REPO)] + sys.argv[1:])}")
+        pings = ("server pings every 20 s (default)" if options.ping_interval is None
+                 else f"server --ping-interval {options.ping_interval:g}")
+        print(f"{pings}; the plain server sends no pings")
         print(f"machine: {os.cpu_count()} cores, descriptor limit {limit}; everything "
               f"(redis over {options.redis}, server, {options.workers} worker(s), client) on it")
 
@@ -192,8 +201,8 @@ def main() -> None:
             server.terminate()
             server.wait(30)
             keeping, keeping_port = started(
-                [PYTHON, "manage.py", "runwsserver", "127.0.0.1:0", "--max-connections",
-                 connections], r"http://127\.0\.0\.1:(\d+)/", IDLE_KEEPALIVE="1")
+                [PYTHON, "manage.py", "runwsserver", "127.0.0.1:0", *server_options],
+                r"http://127\.0\.0\.1:(\d+)/", IDLE_KEEPALIVE="1")
             results.append(layer("runwsserver, WEBSOCKET_KEEPALIVE on (the old default)",
                                  keeping, keeping_port))
         for result in results:
