@@ -29,13 +29,21 @@ class Outbox:
     worker and the memory. Not on size alone, because workers send in
     bursts: even a client that reads at full speed sees a whole response
     wait here for a moment.
+
+    With ``hard_limit``, a client with more than that waiting is given up
+    on at once: the pause did not hold the workers back, since what they
+    sent before it took effect (up to the reply channel's capacity) arrives
+    all the same. An HTTP response needs none: its reply channel holds a
+    few chunks at most.
     """
 
     def __init__(self, transport: Any, reactor: Any, limit: int, timeout: float,
-                 stalled: Callable[[], None], behind: Callable[[bool], None]):
+                 stalled: Callable[[], None], behind: Callable[[bool], None],
+                 hard_limit: int | None = None):
         self.transport = transport
         self.reactor = reactor
         self.limit = limit
+        self.hard_limit = hard_limit
         self.timeout = timeout
         self.stalled = stalled
         self.behind = behind
@@ -56,7 +64,10 @@ class Outbox:
             return
         self.held.append(data)
         self.held_bytes += len(data)
-        if self.held_bytes > self.limit:
+        if self.hard_limit is not None and self.held_bytes > self.hard_limit:
+            self.discard()
+            self.stalled()
+        elif self.held_bytes > self.limit:
             if not self.over_limit:
                 self.over_limit = True
                 self.behind(True)

@@ -145,8 +145,9 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
         server = self.server
         self.inbound = ReceiveQueue(server, self.reply_channel, self.path,
                                     self.set_reading, self.receive_failed)
-        self.outbox = Outbox(self.transport, server.reactor, server.config.max_websocket_buffer,
-                             server.config.write_timeout, self.stalled, self.client_behind)
+        limit = server.config.max_websocket_buffer
+        self.outbox = Outbox(self.transport, server.reactor, limit, server.config.write_timeout,
+                             self.stalled, self.client_behind, hard_limit=2 * limit)
         if self.server.keepalive_routed:
             self.server.keepalive.add(self)
         frames, self.early_frames = self.early_frames, None
@@ -208,14 +209,15 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
     def stalled(self) -> None:
         """Called by the outbox, which has dropped what waited: the client
         has read nothing for WRITE_TIMEOUT with more than
-        MAX_WEBSOCKET_BUFFER bytes waiting for it. Closed with 1008 (it
-        broke the server's rule of reading what it is sent); the close
-        frame may never be read, and Autobahn drops the connection when
-        the close handshake times out."""
+        MAX_WEBSOCKET_BUFFER bytes waiting for it, or twice that waits.
+        Closed with 1008 (it broke the server's rule of reading what it is
+        sent); the close frame may never be read, and Autobahn drops the
+        connection when the close handshake times out."""
         config = self.server.config
         logger.warning(
-            "Closing WebSocket %s of %s with 1008: more than %d bytes have waited %s s "
-            "for it to read them (MAX_WEBSOCKET_BUFFER, WRITE_TIMEOUT)",
+            "Closing WebSocket %s of %s with 1008: it does not read what it is sent "
+            "(more than MAX_WEBSOCKET_BUFFER, %d bytes, waited WRITE_TIMEOUT, %s s, "
+            "or twice as many bytes waited)",
             self.path, self.client[0] if self.client else "a client",
             config.max_websocket_buffer, config.write_timeout)
         self.close_with(POLICY_VIOLATION, "Not reading")
