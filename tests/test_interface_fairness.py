@@ -20,12 +20,11 @@ from django.test import SimpleTestCase
 
 from channels.backends.memory import InMemoryChannelBackend
 from channels.interfaces.threaded import start_server
-from tests.interface_consumers import seen, seen_lock
+from tests.interface_consumers import seen
 from tests.support.interface_server import ROUTING, send_burst, serving
 from tests.support.redis_servers import shared_servers
 from tests.support.worker_threads import wait_for, worker_threads
 from tests.test_interface_redis import REPO, make_backend
-from tests.test_interface_websocket import close_code
 
 MIB = 1024 * 1024
 # Seconds without progress after which a writer counts as held back.

@@ -53,8 +53,11 @@ def processes(code: str, redis_url: str, workers: int) -> tuple[list, int]:
 
 
 def stop(started: list) -> None:
-    for process in started:
-        process.terminate()
+    """The server is stopped, the workers killed: what they were doing does
+    not matter any more."""
+    started[0].terminate()
+    for process in started[1:]:
+        process.kill()
     for process in started:
         try:
             process.wait(15)
@@ -125,7 +128,7 @@ def unread(code: str, redis_url: str, seconds: float) -> str:
                            sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)])
                    for _ in range(5)]
         for client in clients:
-            client.send("1000")
+            client.send(str(seconds))
         peak = before
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
