@@ -87,6 +87,10 @@ class Shard:
         self._idle: list[redis.Connection] = []
         self._state_lock = threading.Lock()
         self.down = False
+        # Commands sent that failed (unreachable, timed out, refused): the
+        # channels_redis_command_failures_total metric. Calls refused at
+        # once while the shard is known to be down never reach it.
+        self.failures = 0
         self._retry_at = 0.0
         self._backoff = FIRST_BACKOFF
 
@@ -109,6 +113,8 @@ class Shard:
         )
 
     def refused(self, error: BaseException) -> ChannelBackendUnavailable:
+        with self._state_lock:
+            self.failures += 1
         return ChannelBackendUnavailable(
             f"Redis shard {self.address.label} of channel backend {self.alias!r} "
             f"refused the command: {error}")
@@ -127,6 +133,25 @@ class Shard:
         return self.execute_packed(self.pack(*args))
 
     def execute_packed(self, packed: list[bytes]) -> Any:
+        reply = self.exchange(packed, 1)[0]
+        if isinstance(reply, redis.ResponseError):
+            if isinstance(reply, REFUSALS) or str(reply).startswith(REFUSED):
+                # The server is up but cannot take this now (out of memory,
+                # a read-only replica): the call did not happen.
+                raise self.refused(reply) from reply
+            raise reply
+        return reply
+
+    def execute_many(self, *commands: tuple) -> list[Any]:
+        """Run ``commands`` in one round trip (a pipeline, not a
+        transaction): their replies, an error reply as its ResponseError."""
+        return self.exchange([hiredis.pack_command(command) for command in commands],
+                             len(commands))
+
+    def exchange(self, packed: list[bytes], count: int) -> list[Any]:
+        """Send ``packed`` and read ``count`` replies (an error reply as its
+        ResponseError); ChannelBackendUnavailable if the shard cannot be
+        reached (at once while it is known to be down)."""
         if not self.available:
             raise self.unavailable()
         try:
@@ -137,18 +162,13 @@ class Shard:
             reused = getattr(connection, "_sock", None) is not None
             try:
                 connection.send_packed_command(packed, check_health=False)
-                result = connection.read_response()
+                replies = []
+                for _ in range(count):
+                    try:
+                        replies.append(connection.read_response())
+                    except redis.ResponseError as exc:  # read whole: still usable
+                        replies.append(exc)
                 break
-            except REFUSALS as exc:
-                # The server is up but cannot take this now (out of memory,
-                # a read-only replica): the call did not happen.
-                self._release(connection)
-                raise self.refused(exc) from exc
-            except redis.ResponseError as exc:
-                self._release(connection)  # the reply was read: still usable
-                if str(exc).startswith(REFUSED):
-                    raise self.refused(exc) from exc
-                raise
             except CONNECTION_ERRORS as exc:
                 connection.disconnect()
                 # A connection that went stale (a restarted server) is
@@ -162,7 +182,7 @@ class Shard:
         self._release(connection)
         if self.down:
             self.recovered()
-        return result
+        return replies
 
     def _release(self, connection: redis.Connection) -> None:
         if len(self._idle) < MAX_IDLE_CONNECTIONS:
@@ -181,6 +201,7 @@ class Shard:
 
     def failed(self, error: BaseException) -> None:
         with self._state_lock:
+            self.failures += 1
             if self.down:
                 self._backoff = min(self._backoff * 2, MAX_BACKOFF)
             else:
