@@ -154,6 +154,32 @@ class WebSocketFairnessTests(SimpleTestCase):
             other.close()
 
 
+    def test_a_socket_within_its_share_waits_for_room_instead_of_1013(self):
+        backend = InMemoryChannelBackend(routing=ROUTING,
+                                         channel_capacity={"websocket.receive": 1})
+        for values in seen.values():
+            values.clear()
+        with worker_threads(backend, ["websocket.connect"], 1):
+            handle = start_server(backend, "127.0.0.1", 0)
+            self.addCleanup(handle.stop)
+            ws = connect(handle.port, "/echo/")
+            [protocol] = server_websockets(handle)
+            inbound = protocol.inbound
+            ws.send("fits")
+            wait_for(lambda: not (inbound.in_flight or inbound.waiting))
+            ws.send("waits")  # the channel is full: refused, sent again
+            wait_for(lambda: inbound.retry_call is not None or inbound.refused)
+            wait_for(lambda: inbound.delay > 0.1)  # refused a few times over
+            self.assertEqual(protocol.state, protocol.STATE_OPEN)
+            self.assertFalse(inbound.over_share)
+            with worker_threads(backend, ["websocket.receive"], 1):
+                self.assertEqual(ws.recv(), "fits")
+                self.assertEqual(ws.recv(), "waits")
+                ws.send("next")
+                self.assertEqual(ws.recv(), "next")
+            ws.close()
+
+
 class HttpPipeliningTests(SimpleTestCase):
     def test_one_request_in_flight_then_reading_stops(self):
         with serving() as (handle, _), socket.create_connection(
