@@ -25,7 +25,9 @@ from tests.support.interface_server import ROUTING, send_burst, serving
 from tests.support.redis_servers import shared_servers
 from tests.support.worker_threads import wait_for, worker_threads
 from tests.test_interface_redis import REPO, make_backend
+from tests.test_interface_websocket import close_code
 
+NO_CONNECT = "tests.interface_consumers.routing_without_connect"
 MIB = 1024 * 1024
 # Seconds without progress after which a writer counts as held back.
 STALL = 1.0
@@ -178,6 +180,20 @@ class WebSocketFairnessTests(SimpleTestCase):
                 ws.send("next")
                 self.assertEqual(ws.recv(), "next")
             ws.close()
+
+
+    def test_a_socket_left_without_room_for_http_timeout_gets_1013(self):
+        with serving(routing=NO_CONNECT, worker_channels=["websocket.disconnect"],
+                     backend_options={"channel_capacity": {"websocket.receive": 1}},
+                     http_timeout=1) as (handle, _):
+            ws = connect(handle.port, "/echo/")
+            [protocol] = server_websockets(handle)
+            ws.send("fits")
+            wait_for(lambda: not (protocol.inbound.in_flight or protocol.inbound.waiting))
+            ws.send("never taken")
+            self.assertEqual(close_code(ws), 1013)
+            wait_for(lambda: seen["disconnect"])
+            self.assertEqual(seen["disconnect"][0]["code"], 1013)
 
 
 class HttpPipeliningTests(SimpleTestCase):

@@ -241,7 +241,10 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
 
     def close_with(self, code: int, reason: str = "") -> None:
         """Close with a code that applications may not send themselves
-        (1001, 1011, 1013)."""
+        (1001, 1011, 1013), or 1008. The receive queue sends no more, and
+        the socket is read again, so that the client's answer is heard."""
+        if self.inbound is not None:
+            self.inbound.close()
         if self.state == self.STATE_OPEN:
             self.sendCloseFrame(code=code, reasonUtf8=reason.encode("utf-8")[:120],
                                 isReply=False)
