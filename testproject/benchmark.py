@@ -28,6 +28,7 @@ BENCHMARKS = {
     "static": "static_files.py",
     "metrics": "metrics_overhead.py",
     "fairness": "fairness.py",
+    "presence": "presence.py",
 }
 
 
