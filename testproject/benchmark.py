@@ -27,6 +27,7 @@ BENCHMARKS = {
     "linearize": "linearize.py",
     "static": "static_files.py",
     "metrics": "metrics_overhead.py",
+    "fairness": "fairness.py",
     "presence": "presence.py",
 }
 
