@@ -29,7 +29,7 @@ from channels.backends.heartbeats import (
     check_heartbeat_name,
 )
 from channels.exceptions import ChannelFull, InvalidMessage, MessageTooLarge
-from channels.names import HTTP_REPLY_PREFIX, validate_name
+from channels.names import HTTP_REPLY_PREFIX, new_token, validate_name
 from channels.registry import ConsumerRegistry
 
 if TYPE_CHECKING:
@@ -384,6 +384,13 @@ class BaseChannelBackend:
 
     def close(self) -> None:
         """Release connections; the backend reconnects if used again."""
+
+    def reply_token(self) -> str | None:
+        """A process token for the reply channels of a process whose inbox
+        could not be read (see ``channels.names``): any new one here; a
+        backend that places inboxes by token gives one whose inbox it can
+        reach now, or None if it knows none."""
+        return new_token()
 
     def layer_client(self, reactor: Any) -> LayerClient:
         """For an interface server: this backend's calls without blocking

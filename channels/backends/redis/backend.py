@@ -37,6 +37,7 @@ from channels.backends.redis.sending import SendPlan, Spread
 from channels.backends.redis.shard import Shard
 from channels.backends.redis.sharding import Placement
 from channels.exceptions import ChannelBackendUnavailable, ChannelFull
+from channels.names import new_token
 
 # While some of the shards a receive waits on are down, it wakes this often
 # to take them back as soon as they return.
@@ -80,6 +81,17 @@ class RedisChannelBackend(BaseChannelBackend):
                     self._pid = process.pid
         return self._shards
 
+    def reply_token(self) -> str | None:
+        """A token whose inbox hashes to a shard not known to be down (None
+        if all are): workers find it by the name alone (sharding.py)."""
+        shards = self.shards
+        if all(shard.down for shard in shards):
+            return None
+        token = new_token()
+        while shards[self.placement.inbox_shard(token)].down:
+            token = new_token()
+        return token
+
     def layer_client(self, reactor: Any) -> Any:
         """Connections on the reactor, except over TLS, which they do not
         speak (then the default, in threads)."""
@@ -115,7 +127,13 @@ class RedisChannelBackend(BaseChannelBackend):
         args = [self.layout.entry(channel, data, now), channel, self.capacity_for(channel), now,
                 self.layout.expiry_ms]
         if index is not None:
-            if not self.shards[index].script("SEND", keys, args):
+            shard = self.shards[index]
+            try:
+                sent = shard.script("SEND", keys, args)
+            except ChannelBackendUnavailable:
+                shard.lost()
+                raise
+            if not sent:
                 raise ChannelFull(f"Channel {channel!r} is full")
             return
         full = unreachable = None
@@ -124,10 +142,13 @@ class RedisChannelBackend(BaseChannelBackend):
                 if shard.script("SEND", keys, args):
                     return
             except ChannelBackendUnavailable as exc:
-                unreachable = exc
+                unreachable = (shard, exc)
                 continue
             full = ChannelFull(f"Channel {channel!r} is full")
-        raise full or unreachable
+        if full is not None:
+            raise full
+        unreachable[0].lost()
+        raise unreachable[1]
 
     def _requeue(self, channel, data):
         index, keys = self.layout.target(channel)
@@ -367,6 +388,7 @@ class RedisChannelBackend(BaseChannelBackend):
             try:
                 self._group_send(index, targets, now, data, normal=normal)
             except ChannelBackendUnavailable as exc:
+                self.shards[index].lost()
                 error = exc  # the other shards' members still get it
         if error is not None:
             raise error

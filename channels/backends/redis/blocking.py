@@ -21,7 +21,14 @@ from typing import Any
 import redis
 
 from channels import process
-from channels.backends.redis.shard import CONNECTION_ERRORS, REFUSALS, REFUSED, Shard
+from channels.backends.redis.shard import (
+    COMMAND_TIMEOUT,
+    CONNECTION_ERRORS,
+    POP_MARGIN,
+    REFUSALS,
+    REFUSED,
+    Shard,
+)
 from channels.exceptions import ChannelBackendUnavailable
 
 logger = logging.getLogger("channels.backends.redis")
@@ -55,12 +62,15 @@ class Blocker:
                 if fresh:
                     self.connection.connect()
                     self.connection.send_command("CLIENT", "ID")
-                    self.client_id = self.connection.read_response()
+                    self.client_id = self.connection.read_response(timeout=COMMAND_TIMEOUT)
                 if self.cancelled:
                     return CANCELLED
                 self.connection.send_packed_command(self.shard.pack(
                     "BLMPOP", f"{timeout:.3f}", len(keys), *keys, "LEFT", "COUNT", count))
-                return self.connection.read_response()
+                # A server that stopped answering is found out in bounded
+                # time: a wait that ran out is answered within POP_MARGIN.
+                return self.connection.read_response(
+                    timeout=timeout + POP_MARGIN if timeout else None)
             except CONNECTION_ERRORS as exc:
                 self.connection.disconnect()
                 self.client_id = None

@@ -68,6 +68,7 @@ class SendPlan:
             else:
                 batch.append(position)
         self.failures: list[tuple[int, Exception]] = []
+        self._shards = shards
         self._normal = set(normal)
         self._first: int | None = None  # the shard in turn
         self._others: list[int] = []  # then these
@@ -111,11 +112,15 @@ class SendPlan:
         if self._retrying:
             return  # the next shard tries the same
         normal = self._normal
+        homed = 0
         for position in positions:
             if position in normal:
                 self._left.append(position)
             else:
                 self.failures.append((position, error))
+                homed += 1
+        if homed:
+            self._shards[index].lost(homed)
         if index == self._first:
             self._unreached = error
 
@@ -127,6 +132,8 @@ class SendPlan:
             return self._others.pop(0), self._left
         for position in self._left:
             self.failures.append((position, self._unreached or self._full(position)))
+        if self._left and self._unreached is not None:
+            self._shards[self._first].lost(len(self._left))
         self._left = []
         return None
 

@@ -4,7 +4,8 @@ whether it is reachable.
 An unreachable shard fails fast: after a failure, calls raise
 ``ChannelBackendUnavailable`` at once until a backoff delay (doubling up to
 ``MAX_BACKOFF``) has passed, then one call tries again. The outage is logged
-once when it starts and once when it ends, not once per message.
+once when it starts and once when it ends, with the number of messages it
+cost (``lost``), not once per message.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ logger = logging.getLogger("channels.backends.redis")
 CONNECT_TIMEOUT = 0.5
 # A command (not a blocking pop) whose answer takes longer fails the shard.
 COMMAND_TIMEOUT = 5.0
+# A blocking pop whose wait has run out is answered within this, or its
+# shard is taken as silent (a stopped server, a host gone without a word):
+# both clients bound their wait so, rather than leave it to TCP.
+POP_MARGIN = 0.5
 FIRST_BACKOFF = 0.05
 MAX_BACKOFF = 2.0
 # Connections kept open for reuse; a burst may open more, and closes them.
@@ -89,6 +94,8 @@ class Shard:
         self.down = False
         self._retry_at = 0.0
         self._backoff = FIRST_BACKOFF
+        self._down_since = 0.0
+        self._lost = 0
 
     def __repr__(self) -> str:
         return f"<Shard {self.index} {self.address.label}>"
@@ -186,6 +193,8 @@ class Shard:
             else:
                 self.down = True
                 self._backoff = FIRST_BACKOFF
+                self._down_since = time.monotonic()
+                self._lost = 0
                 logger.error("Redis shard %s of channel backend %r is unreachable (%s); "
                              "retrying with backoff", self.address.label, self.alias, error)
             self._retry_at = time.monotonic() + self._backoff
@@ -195,8 +204,16 @@ class Shard:
             if self.down:
                 self.down = False
                 self._backoff = FIRST_BACKOFF
-                logger.warning("Redis shard %s of channel backend %r is reachable again",
-                               self.address.label, self.alias)
+                logger.warning("Redis shard %s of channel backend %r is reachable again "
+                               "after %.1f s; %d message(s) could not be sent to it meanwhile",
+                               self.address.label, self.alias,
+                               time.monotonic() - self._down_since, self._lost)
+
+    def lost(self, messages: int = 1) -> None:
+        """``messages`` could not be sent for this shard's outage: counted
+        for the line that logs its end, rather than logged each."""
+        with self._state_lock:
+            self._lost += messages
 
     def new_master(self, address: tuple[str, int], previous: tuple[str, int]) -> None:
         """A Sentinel-managed shard has a new master (a failover): logged
