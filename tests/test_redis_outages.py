@@ -3,6 +3,7 @@ messages flow, a shard left down, a worker through a restart. Each test has
 its own servers, since it stops them."""
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -177,27 +178,41 @@ class InboxOutageTests(OutageTestCase):
 class WorkerOutageTests(OutageTestCase):
     shards = 1
 
-    def test_worker_logs_an_outage_once_and_keeps_serving(self):
+    def test_an_outage_is_logged_once_with_what_it_cost_and_the_worker_keeps_serving(self):
         done = []
-        backend = self.make_backend(routing={"test.r": lambda message: done.append(
-            message["n"])})
+        reply = new_name("!http.response")
+
+        def answer(message):
+            done.append(message["n"])
+            message.reply_channel.send({"n": message["n"]})
+
+        backend = self.make_backend(routing={"test.r": answer})
         worker = Worker(backend, channels=["test.r"])
         worker.poll_timeout = 0.05
         thread = threading.Thread(target=worker.run, daemon=True)
-        with self.assertLogs("channels.worker", "WARNING") as logs:
+        with (self.assertNoLogs("channels.worker", "INFO"),
+              self.assertLogs("channels.backends.redis", "WARNING") as logs):
             thread.start()
-            backend.send("test.r", {"n": 1})
+            backend.send("test.r", {"n": 1, "reply_channel": reply})
             wait_for(lambda: done == [1])
             self.servers[0].stop()
+            for n in range(3):  # each refused at once, none logged
+                with self.assertRaises(ChannelBackendUnavailable):
+                    backend.send("test.r", {"n": n + 10, "reply_channel": reply})
             time.sleep(1.5)  # some thirty failed receives
             self.servers[0].start()
-            wait_for(lambda: sent(backend, "test.r", {"n": 2}), timeout=5)
+            wait_for(lambda: sent(backend, "test.r", {"n": 2, "reply_channel": reply}),
+                     timeout=5)
             wait_for(lambda: len(done) == 2)
             worker.stop()
             thread.join(5)
         self.assertEqual([line.split(":")[0] for line in logs.output], ["ERROR", "WARNING"])
-        self.assertIn("Could not receive", logs.output[0])
-        self.assertIn("again", logs.output[1])
+        self.assertIn("is unreachable", logs.output[0])
+        # The three refused, and the failed tries of the wait for it to
+        # come back.
+        lost = int(re.search(r"; (\d+) message\(s\) could not be sent", logs.output[1])[1])
+        self.assertGreaterEqual(lost, 3)
+        self.assertIn("is reachable again after", logs.output[1])
 
 
 class RefusalTests(OutageTestCase):

@@ -32,11 +32,14 @@ class Spread:
     def __init__(self, shards: int):
         self._turn = itertools.count(random.randrange(shards))
 
-    def __call__(self, shards: list[Shard]) -> list[Shard]:
+    def __call__(self, shards: list[Shard], messages: int = 1) -> list[Shard]:
+        """Raises the outage of the shard in turn if none is live, counting
+        the ``messages`` it costs there (``Shard.lost``)."""
         start = next(self._turn) % len(shards)
         ordered = shards[start:] + shards[:start]
         live = [shard for shard in ordered if shard.available]
         if not live:
+            ordered[0].lost(messages)
             raise ordered[0].unavailable()
         return live
 
@@ -77,7 +80,7 @@ class SendPlan:
         self._retrying = False
         if normal:
             try:
-                live = spread(shards)
+                live = spread(shards, len(normal))
             except ChannelBackendUnavailable as exc:
                 self.failures += [(position, exc) for position in normal]
             else:
