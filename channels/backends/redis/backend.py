@@ -34,7 +34,7 @@ from channels.backends.redis.layout import (
 )
 from channels.backends.redis.receiving import ReceivePlan, Receiving
 from channels.backends.redis.sending import SendPlan, Spread
-from channels.backends.redis.shard import Shard
+from channels.backends.redis.shard import HEARTBEAT_TIMEOUT, Shard
 from channels.backends.redis.sharding import Placement
 from channels.exceptions import ChannelBackendUnavailable, ChannelFull
 from channels.names import new_token
@@ -439,7 +439,7 @@ class RedisChannelBackend(BaseChannelBackend):
         outcomes = []
         for shard in self.shards:
             try:
-                outcomes.append(shard.script(script, keys, args))
+                outcomes.append(shard.script(script, keys, args, HEARTBEAT_TIMEOUT))
             except ChannelBackendUnavailable as exc:
                 outcomes.append(exc)
         return answered(outcomes)

@@ -21,7 +21,7 @@ from twisted.python.failure import Failure
 from channels.backends.layer_client import Deliver, LayerClient, Lost, Reading, SendFailures
 from channels.backends.redis.layout import answered, merge_heartbeats, now_ms, unpack
 from channels.backends.redis.reactor_connection import ShardConnection
-from channels.backends.redis.shard import POP_MARGIN
+from channels.backends.redis.shard import HEARTBEAT_TIMEOUT, POP_MARGIN
 from channels.exceptions import ChannelBackendUnavailable
 
 if TYPE_CHECKING:
@@ -115,8 +115,9 @@ class RedisReactorClient(LayerClient):
         return self._on_every_shard("HEARTBEAT_CLEAR", keys, args).addCallback(lambda _: None)
 
     def _on_every_shard(self, name: str, keys: list, args: list) -> defer.Deferred:
-        """Fires with the replies of the shards that answered; fails if none did."""
-        calls = [self._connection(index).script(name, keys, args)
+        """Fires with the replies of the shards that answered; fails if none
+        did (a silent one within HEARTBEAT_TIMEOUT)."""
+        calls = [self._connection(index).script(name, keys, args, timeout=HEARTBEAT_TIMEOUT)
                  for index in range(len(self.backend.shards))]
 
         def outcomes(results: list) -> list:

@@ -33,6 +33,9 @@ COMMAND_TIMEOUT = 5.0
 # shard is taken as silent (a stopped server, a host gone without a word):
 # both clients bound their wait so, rather than leave it to TCP.
 POP_MARGIN = 0.5
+# A heartbeat call, made on every shard every interval, waits this long for
+# each: a silent shard must not hold up the others' records past their TTL.
+HEARTBEAT_TIMEOUT = 1.0
 FIRST_BACKOFF = 0.05
 MAX_BACKOFF = 2.0
 # Connections kept open for reuse; a burst may open more, and closes them.
@@ -133,7 +136,9 @@ class Shard:
         reached (at once while it is known to be down)."""
         return self.execute_packed(self.pack(*args))
 
-    def execute_packed(self, packed: list[bytes]) -> Any:
+    def execute_packed(self, packed: list[bytes], timeout: float | None = None) -> Any:
+        """``timeout``: how long to wait for the answer, if not the
+        connection's COMMAND_TIMEOUT."""
         if not self.available:
             raise self.unavailable()
         try:
@@ -144,7 +149,8 @@ class Shard:
             reused = getattr(connection, "_sock", None) is not None
             try:
                 connection.send_packed_command(packed, check_health=False)
-                result = connection.read_response()
+                result = (connection.read_response() if timeout is None
+                          else connection.read_response(timeout=timeout))
                 break
             except REFUSALS as exc:
                 # The server is up but cannot take this now (out of memory,
@@ -159,8 +165,9 @@ class Shard:
             except CONNECTION_ERRORS as exc:
                 connection.disconnect()
                 # A connection that went stale (a restarted server) is
-                # retried once; a fresh one failing means the shard is down.
-                if not reused or attempt:
+                # retried once; a fresh one failing, or no answer in time,
+                # means the shard is down.
+                if not reused or attempt or isinstance(exc, redis.TimeoutError):
                     self.failed(exc)
                     raise self.unavailable(exc) from exc
             except BaseException:
@@ -177,14 +184,15 @@ class Shard:
         else:
             connection.disconnect()
 
-    def script(self, name: str, keys: list, args: list) -> Any:
+    def script(self, name: str, keys: list, args: list, timeout: float | None = None) -> Any:
         sha, source = scripts.LOADED[name]
+        command = self.pack("EVALSHA", sha, len(keys), *keys, *args)
         try:
-            return self.execute("EVALSHA", sha, len(keys), *keys, *args)
+            return self.execute_packed(command, timeout)
         except redis.exceptions.NoScriptError:
             # A new or restarted server: load it once, then run it.
-            self.execute("SCRIPT", "LOAD", source)
-            return self.execute("EVALSHA", sha, len(keys), *keys, *args)
+            self.execute_packed(self.pack("SCRIPT", "LOAD", source), timeout)
+            return self.execute_packed(command, timeout)
 
     def failed(self, error: BaseException) -> None:
         with self._state_lock:
