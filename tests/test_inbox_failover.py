@@ -12,6 +12,7 @@ runs across processes); and each process logs the outage of that shard
 once and its end once, with no traceback.
 """
 
+import itertools
 import os
 import signal
 import time
@@ -21,6 +22,7 @@ import websocket
 from django.test import SimpleTestCase
 
 from channels.heartbeats import INTERFACE, live
+from channels.names import owner_process
 from tests.support.redis_servers import RedisServer
 from tests.support.worker_threads import wait_for
 from tests.test_liveness_processes import Answer, Cluster
@@ -36,7 +38,7 @@ class InboxCluster(Cluster):
         self.servers = [RedisServer().start() for _ in range(3)]
         for server in self.servers:
             testcase.addCleanup(server.cleanup)
-        super().__init__(testcase, self.servers, heartbeat_interval=1, heartbeat_ttl=10)
+        super().__init__(testcase, self.servers, heartbeat_interval=1, heartbeat_ttl=4)
 
     def record(self) -> dict:
         """The server's heartbeat record (there must be exactly one)."""
@@ -86,6 +88,11 @@ class InboxShardFailureTests(SimpleTestCase):
         server = cluster.start_server()
         worker = cluster.start_worker()
         wait_for(lambda: live(INTERFACE, cluster.backend), timeout=30)
+        # Until the server has read the worker's heartbeat, it may take
+        # it for missing (503): wait for it to serve.
+        attempts = itertools.count()
+        wait_for(lambda: requests.get(cluster.url(f"/?name=warm{next(attempts)}"),
+                                      timeout=30).status_code == 200, timeout=30)
         return cluster, server, worker
 
     def test_killed_inbox_shard_answers_503_closes_1011_and_serves_through_another(self):
@@ -148,6 +155,16 @@ class InboxShardFailureTests(SimpleTestCase):
             self.assertNotIn("Traceback", process.output())
         self.assertEqual(sum("Replies to this process could not be read" in line
                              for line in server.lines), 1, server.output())
+
+        # What a worker holds is still known by reply channel: one killed
+        # holding a request made through the new inbox has it answered.
+        held = Answer(cluster.url("/block/?name=held"))
+        wait_for(lambda: cluster.in_hand(worker), timeout=30)
+        [[channel, reply]] = cluster.in_hand(worker)
+        self.assertEqual(owner_process(reply), cluster.record()["reply_token"])
+        self.assertNotEqual(owner_process(reply), first_id)
+        worker.popen.kill()
+        self.assertEqual(held.result(60).status_code, 503)
         print(f"\n  inbox shard killed: HTTP 503 after {max(answered_after):.2f} s, "
               f"WebSockets closed 1011 after {max(closed_after):.2f} s", end=" ")
 
