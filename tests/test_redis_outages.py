@@ -5,6 +5,7 @@ its own servers, since it stops them."""
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -173,6 +174,27 @@ class InboxOutageTests(OutageTestCase):
         self.servers[0].start()
         wait_for(lambda: sent(backend, name, {"ok": 1}), timeout=5)
         self.assertEqual(backend.receive_batch([wildcard], timeout=1), [(name, {"ok": 1})])
+
+    def test_a_silent_shard_fails_an_inbox_read_in_bounded_time(self):
+        # SIGSTOP: the connection stays open and nothing answers. Without a
+        # bound the pop would wait for TCP keepalive (hours by default).
+        backend = self.make_backend()
+        wildcard = process_wildcard("!websocket.send")
+        self.assertEqual(backend.receive_batch([wildcard], timeout=0.1), [])  # connected
+        os.kill(self.servers[0].process.pid, signal.SIGSTOP)
+        self.addCleanup(os.kill, self.servers[0].process.pid, signal.SIGCONT)
+        with self.assertRaisesMessage(ChannelBackendUnavailable, "Timeout"):
+            backend.receive_batch([wildcard], timeout=0.2)
+        self.assertTrue(backend.shards[0].down)
+
+    def test_a_silent_shard_fails_a_blocking_pop_once_its_margin_is_past(self):
+        backend = self.make_backend()
+        self.assertEqual(backend.receive_batch(["q"], timeout=0.1), [])  # connected
+        os.kill(self.servers[0].process.pid, signal.SIGSTOP)
+        self.addCleanup(os.kill, self.servers[0].process.pid, signal.SIGCONT)
+        with self.assertRaisesMessage(ChannelBackendUnavailable, "Timeout"):
+            backend.receive_batch(["q"], timeout=0.2)  # a worker's pop: BLMPOP at once
+        self.assertTrue(backend.shards[0].down)
 
 
 class WorkerOutageTests(OutageTestCase):

@@ -34,7 +34,7 @@ from channels.backends.redis.layout import (
 )
 from channels.backends.redis.receiving import ReceivePlan, Receiving
 from channels.backends.redis.sending import SendPlan, Spread
-from channels.backends.redis.shard import HEARTBEAT_TIMEOUT, Shard
+from channels.backends.redis.shard import HEARTBEAT_TIMEOUT, READ_TIMEOUT, Shard
 from channels.backends.redis.sharding import Placement
 from channels.exceptions import ChannelBackendUnavailable, ChannelFull
 from channels.names import new_token
@@ -208,8 +208,9 @@ class RedisChannelBackend(BaseChannelBackend):
         keys = plan.plain_keys.get(shard.index)
         if keys is None:
             now = now_ms()
-            entries = unpack(shard.script("RECEIVE", [],
-                                          plan.receive_args(shard.index, now, limit)))
+            # An inbox's reader must find a silent shard out quickly.
+            entries = unpack(shard.script("RECEIVE", [], plan.receive_args(shard.index, now, limit),
+                                          READ_TIMEOUT if plan.inboxes else None))
             return self.receiving.deliver(entries, now, limit)
         # LMPOP favours the first key: start at a random one.
         start = random.randrange(len(keys)) if len(keys) > 1 else 0

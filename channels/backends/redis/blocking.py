@@ -22,7 +22,6 @@ import redis
 
 from channels import process
 from channels.backends.redis.shard import (
-    COMMAND_TIMEOUT,
     CONNECTION_ERRORS,
     POP_MARGIN,
     REFUSALS,
@@ -44,8 +43,9 @@ class Blocker:
 
     def __init__(self, shard: Shard):
         self.shard = shard
-        # No socket timeout: waiting long is what this connection is for.
-        self.connection = shard.new_connection(socket_timeout=None)
+        # The command timeout for connecting and CLIENT ID (a silent server
+        # accepts connections in its kernel); each pop sets its own.
+        self.connection = shard.new_connection()
         self.client_id: int | None = None
         self.cancelled = False
         self._jobs: queue.SimpleQueue | None = None
@@ -62,13 +62,14 @@ class Blocker:
                 if fresh:
                     self.connection.connect()
                     self.connection.send_command("CLIENT", "ID")
-                    self.client_id = self.connection.read_response(timeout=COMMAND_TIMEOUT)
+                    self.client_id = self.connection.read_response()
                 if self.cancelled:
                     return CANCELLED
                 self.connection.send_packed_command(self.shard.pack(
                     "BLMPOP", f"{timeout:.3f}", len(keys), *keys, "LEFT", "COUNT", count))
                 # A server that stopped answering is found out in bounded
-                # time: a wait that ran out is answered within POP_MARGIN.
+                # time: a wait that ran out is answered within POP_MARGIN
+                # (a pop with no time limit waits as long as it takes).
                 return self.connection.read_response(
                     timeout=timeout + POP_MARGIN if timeout else None)
             except CONNECTION_ERRORS as exc:

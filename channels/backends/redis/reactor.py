@@ -21,7 +21,7 @@ from twisted.python.failure import Failure
 from channels.backends.layer_client import Deliver, LayerClient, Lost, Reading, SendFailures
 from channels.backends.redis.layout import answered, merge_heartbeats, now_ms, unpack
 from channels.backends.redis.reactor_connection import ShardConnection
-from channels.backends.redis.shard import HEARTBEAT_TIMEOUT, POP_MARGIN
+from channels.backends.redis.shard import HEARTBEAT_TIMEOUT, POP_MARGIN, READ_TIMEOUT
 from channels.exceptions import ChannelBackendUnavailable
 
 if TYPE_CHECKING:
@@ -33,10 +33,6 @@ logger = logging.getLogger("channels.backends.redis")
 
 # After a failed receive, the next try waits this long.
 RECEIVE_RETRY = 0.5
-# A read of the inbox (RECEIVE) unanswered this long means its shard is
-# silent; with a blocking pop's POP_MARGIN it bounds how long a stopped
-# shard goes unnoticed (docs/scaling.rst).
-READ_TIMEOUT = 1.0
 
 
 class RedisReactorClient(LayerClient):

@@ -33,6 +33,10 @@ COMMAND_TIMEOUT = 5.0
 # shard is taken as silent (a stopped server, a host gone without a word):
 # both clients bound their wait so, rather than leave it to TCP.
 POP_MARGIN = 0.5
+# A read of a process's inbox unanswered this long means its shard is
+# silent; with a blocking pop's POP_MARGIN it bounds how long a stopped
+# shard goes unnoticed by the process (docs/scaling.rst).
+READ_TIMEOUT = 1.0
 # A heartbeat call, made on every shard every interval, waits this long for
 # each: a silent shard must not hold up the others' records past their TTL.
 HEARTBEAT_TIMEOUT = 1.0
