@@ -332,6 +332,27 @@ class SilentShardTests(ClientTestCase):
         self.assertIn(f"gave no answer within {30 + POP_MARGIN:g} s", str(error))
         self.assertTrue(backend.shards[0].down)
 
+    def test_a_deadline_that_fires_late_gives_the_server_its_time_again(self):
+        # This process, not the server, was stopped (a loaded machine).
+        [server] = self.own_servers(1)
+        backend = self.backend([server])
+        clock = task.Clock()
+        client = self.layer_client(backend, poll_timeout=30, clock=clock)
+        lost = queue.SimpleQueue()
+        in_reactor(client.receive, [WILDCARD], 500, lambda batch: None, lost.put)
+        watcher = server.client()
+        self.addCleanup(watcher.close)
+        wait_for(lambda: any(entry["cmd"] == "blmpop" for entry in watcher.client_list()),
+                 timeout=10)
+        os.kill(server.process.pid, signal.SIGSTOP)
+        self.addCleanup(os.kill, server.process.pid, signal.SIGCONT)
+        in_reactor(clock.advance, 30 + POP_MARGIN + 1)  # one late firing
+        in_reactor(lambda: None)
+        self.assertTrue(lost.empty())
+        self.assertFalse(backend.shards[0].down)
+        in_reactor(clock.advance, 30 + POP_MARGIN)
+        self.assertIsInstance(lost.get(timeout=10), ChannelBackendUnavailable)
+
     def test_an_answer_in_time_leaves_no_deadline_behind(self):
         backend = self.backend(shared_servers(1))
         clock = task.Clock()

@@ -21,6 +21,11 @@ from channels.backends.redis.resp import RespProtocol
 from channels.backends.redis.shard import COMMAND_TIMEOUT, CONNECT_TIMEOUT, REFUSED, Shard
 from channels.exceptions import ChannelBackendUnavailable
 
+# A command's deadline that fires this late means that this process was not
+# running (a machine short of CPU): the server gets its time again, once,
+# rather than be taken for silent for this process's delay.
+STALL = 0.25
+
 # Answers of a master that a failover demoted: on a Sentinel-managed shard,
 # the sign to ask the sentinels again.
 DEMOTED = ("READONLY", "UNBLOCKED")
@@ -152,28 +157,8 @@ class ShardConnection:
 
     def _send(self, connection: RespProtocol, packed: bytes, timeout: float) -> defer.Deferred:
         answer = connection.execute(packed)
-        deadline = self.clock.callLater(timeout, self._overdue, connection, answer, timeout)
-
-        def settled(result: Any) -> Any:
-            if deadline.active():
-                deadline.cancel()
-            return result
-
-        return answer.addBoth(settled)
-
-    def _overdue(self, connection: RespProtocol, answer: defer.Deferred,
-                 timeout: float) -> None:
-        """No answer in time. Checked again after one pass over the
-        reactor's I/O, so that an answer that came while the reactor was
-        busy elsewhere is not taken for silence."""
-        self.clock.callLater(0, self._silent, connection, answer, timeout)
-
-    def _silent(self, connection: RespProtocol, answer: defer.Deferred,
-                timeout: float) -> None:
-        if not answer.called and not connection.lost:
-            # Every command behind it fails too: the shard is down.
-            connection.abort_silent(f"Redis shard {self.shard.address.label} gave no answer "
-                                    f"within {timeout:g} s")
+        _Deadline(self.clock, connection, answer, timeout, self.shard.address.label)
+        return answer
 
     def _answered(self, reply: Any) -> Any:
         if self.shard.down:
@@ -227,3 +212,40 @@ class ShardConnection:
         self.closed = True
         if self._protocol is not None and not self._protocol.lost:
             self._protocol.close_when_idle()
+
+
+class _Deadline:
+    """The wait for one command's answer: past ``timeout``, the connection
+    is cut and every command on it fails (TimeoutError). Checked after one
+    more pass over the reactor's I/O, so that an answer that came while the
+    reactor was busy elsewhere is not taken for silence; and given again
+    once if it fired late (STALL)."""
+
+    def __init__(self, clock: Any, connection: RespProtocol, answer: defer.Deferred,
+                 timeout: float, label: str):
+        self.clock = clock
+        self.connection = connection
+        self.answer = answer
+        self.timeout = timeout
+        self.label = label
+        self.extended = False
+        self.call = clock.callLater(timeout, self.overdue)
+        answer.addBoth(self.settled)
+
+    def settled(self, result: Any) -> Any:
+        if self.call.active():
+            self.call.cancel()
+        return result
+
+    def overdue(self) -> None:
+        late = self.clock.seconds() - self.call.getTime()
+        if late > STALL and not self.extended:
+            self.extended = True
+            self.call = self.clock.callLater(self.timeout, self.overdue)
+        else:
+            self.call = self.clock.callLater(0, self.silent)
+
+    def silent(self) -> None:
+        if not self.answer.called and not self.connection.lost:
+            self.connection.abort_silent(f"Redis shard {self.label} gave no answer within "
+                                         f"{self.timeout:g} s")
