@@ -65,8 +65,9 @@ class LayerClient:
     coalesce_below = 8
     coalesce_wait = 0.001
     # How long one blocking read waits for a message; it bounds how long a
-    # stopped reader takes to end.
-    poll_timeout = 1.0
+    # stopped reader takes to end, and with the store's answer margin, how
+    # long a store that stopped answering goes unnoticed (docs/scaling.rst).
+    poll_timeout = 0.5
 
     def __init__(self, backend: BaseChannelBackend, reactor: Any):
         self.backend = backend

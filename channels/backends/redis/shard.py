@@ -32,7 +32,7 @@ COMMAND_TIMEOUT = 5.0
 # A blocking pop whose wait has run out is answered within this, or its
 # shard is taken as silent (a stopped server, a host gone without a word):
 # both clients bound their wait so, rather than leave it to TCP.
-POP_MARGIN = 0.5
+POP_MARGIN = 1.0
 # A read of a process's inbox unanswered this long means its shard is
 # silent; with a blocking pop's POP_MARGIN it bounds how long a stopped
 # shard goes unnoticed by the process (docs/scaling.rst).
