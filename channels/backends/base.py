@@ -394,11 +394,12 @@ class BaseChannelBackend:
     def close(self) -> None:
         """Release connections; the backend reconnects if used again."""
 
-    def reply_token(self) -> str | None:
+    def reply_token(self, lost: str) -> str | None:
         """A process token for the reply channels of a process whose inbox
-        could not be read (see ``channels.names``): any new one here; a
-        backend that places inboxes by token gives one whose inbox it can
-        reach now, or None if it knows none."""
+        under token ``lost`` could not be read (see ``channels.names``): any
+        new one here; a backend that places inboxes by token gives one
+        whose inbox it can reach now, elsewhere than ``lost``'s, or None if
+        it knows none."""
         return new_token()
 
     def layer_client(self, reactor: Any) -> LayerClient:

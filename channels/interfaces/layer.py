@@ -172,7 +172,7 @@ class LayerBridge:
         if self.stopping:
             return
         old = self.token
-        token = self.backend.reply_token()
+        token = self.backend.reply_token(old)
         if token is not None:
             self.token = token
             self._reading.cancel()

@@ -82,15 +82,17 @@ class RedisChannelBackend(BaseChannelBackend):
                     self._pid = process.pid
         return self._shards
 
-    def reply_token(self) -> str | None:
-        """A token whose inbox hashes to a shard not known to be down (None
-        if all are): workers find it by the name alone (sharding.py)."""
-        shards = self.shards
-        if all(shard.down for shard in shards):
+    def reply_token(self, lost: str) -> str | None:
+        """A token whose inbox hashes to a shard not known to be down, and
+        not ``lost``'s, which may refuse pops without being down (None if
+        there is none): workers find it by the name alone (sharding.py)."""
+        placement = self.placement
+        avoid = placement.inbox_shard(lost)
+        live = {shard.index for shard in self.shards if not shard.down} - {avoid}
+        if not live:
             return None
-        token = new_token()
-        while shards[self.placement.inbox_shard(token)].down:
-            token = new_token()
+        while placement.inbox_shard(token := new_token()) not in live:
+            pass
         return token
 
     def layer_client(self, reactor: Any) -> Any:
