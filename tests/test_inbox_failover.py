@@ -38,7 +38,7 @@ class InboxCluster(Cluster):
         self.servers = [RedisServer().start() for _ in range(3)]
         for server in self.servers:
             testcase.addCleanup(server.cleanup)
-        super().__init__(testcase, self.servers, heartbeat_interval=1, heartbeat_ttl=4)
+        super().__init__(testcase, self.servers, heartbeat_interval=1, heartbeat_ttl=6)
 
     def record(self) -> dict:
         """The server's heartbeat record (there must be exactly one)."""

@@ -24,6 +24,7 @@ from channels import process
 from channels.backends.redis.shard import (
     CONNECTION_ERRORS,
     POP_MARGIN,
+    READ_TIMEOUT,
     REFUSALS,
     REFUSED,
     Shard,
@@ -62,7 +63,7 @@ class Blocker:
                 if fresh:
                     self.connection.connect()
                     self.connection.send_command("CLIENT", "ID")
-                    self.client_id = self.connection.read_response()
+                    self.client_id = self.connection.read_response(timeout=READ_TIMEOUT)
                 if self.cancelled:
                     return CANCELLED
                 self.connection.send_packed_command(self.shard.pack(

@@ -10,6 +10,7 @@ cost (``lost``), not once per message.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 import time
@@ -56,6 +57,14 @@ CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError,
                      redis.exceptions.InvalidResponse)
 
 
+# No CLIENT SETINFO when connecting: its answer would be awaited for the
+# whole COMMAND_TIMEOUT from a server that stopped answering (which still
+# accepts connections, in its kernel), before any call's own deadline.
+_NO_SETINFO = ({"driver_info": None}
+               if "driver_info" in inspect.signature(redis.Connection.__init__).parameters
+               else {"lib_name": None, "lib_version": None})
+
+
 def connection_options(address: ShardAddress, **overrides: Any) -> dict[str, Any]:
     """redis-py ``Connection`` arguments for ``address``."""
     options = {
@@ -64,6 +73,7 @@ def connection_options(address: ShardAddress, **overrides: Any) -> dict[str, Any
         # RESP2: the replies used here are plain arrays and strings, and
         # redis-py parses RESP2 faster.
         "protocol": 2,
+        **_NO_SETINFO,
     }
     if "path" not in address.options:  # TCP, where a peer can vanish silently
         options["socket_keepalive"] = True
