@@ -208,12 +208,13 @@ class RedisChannelBackend(BaseChannelBackend):
         return []
 
     def _take_from(self, shard: Shard, plan: ReceivePlan, limit: int) -> list[Message]:
+        """Reads wait READ_TIMEOUT: a reader (an inbox's, or a worker's on
+        every shard) must find a silent shard out quickly."""
         keys = plan.plain_keys.get(shard.index)
         if keys is None:
             now = now_ms()
-            # An inbox's reader must find a silent shard out quickly.
             entries = unpack(shard.script("RECEIVE", [], plan.receive_args(shard.index, now, limit),
-                                          READ_TIMEOUT if plan.inboxes else None))
+                                          READ_TIMEOUT))
             return self.receiving.deliver(entries, now, limit)
         # LMPOP favours the first key: start at a random one.
         start = random.randrange(len(keys)) if len(keys) > 1 else 0
@@ -224,7 +225,7 @@ class RedisChannelBackend(BaseChannelBackend):
             if len(plan.packed) < 1024:
                 plan.packed[shard.index, start, limit] = packed
         while True:
-            popped = shard.execute_packed(packed)
+            popped = shard.execute_packed(packed, READ_TIMEOUT)
             if popped is None:
                 return []
             taken = self.receiving.deliver(popped[1], now_ms(), limit)

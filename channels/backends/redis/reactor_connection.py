@@ -7,6 +7,7 @@ closed its connections is.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import hiredis
@@ -148,21 +149,22 @@ class ShardConnection:
         """Run one command; fails with ChannelBackendUnavailable if the
         shard cannot be reached (at once while it is known to be down)."""
         shard = self.shard
-        if not shard.available:
+        if not shard.claim():
             return defer.fail(shard.unavailable())
         packed = hiredis.pack_command(args)
         answer = self._connected().addCallback(lambda connection: self._send(
             connection, packed, timeout))
-        return answer.addCallbacks(self._answered, self._failed)
+        return answer.addCallbacks(self._answered, self._failed,
+                                   callbackArgs=(time.monotonic(),))
 
     def _send(self, connection: RespProtocol, packed: bytes, timeout: float) -> defer.Deferred:
         answer = connection.execute(packed)
         _Deadline(self.clock, connection, answer, timeout, self.shard.address.label)
         return answer
 
-    def _answered(self, reply: Any) -> Any:
+    def _answered(self, reply: Any, since: float) -> Any:
         if self.shard.down:
-            self.shard.recovered()
+            self.shard.recovered(since)
         return reply
 
     def _role(self, role: list, connection: RespProtocol, master: tuple[str, int]) -> None:

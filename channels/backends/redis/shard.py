@@ -125,6 +125,23 @@ class Shard:
         """Up, or down long enough that it is time to try again."""
         return not self.down or time.monotonic() >= self._retry_at
 
+    def claim(self) -> bool:
+        """Whether a call may go to the shard now: it is up, or down with
+        its backoff over, and then this call is the one that tries again;
+        the others fail fast until it has its answer or its timeout (a
+        stopped server, which accepts connections and answers nothing,
+        must not hold up every call of the process for a timeout each)."""
+        if not self.down:
+            return True
+        with self._state_lock:
+            now = time.monotonic()
+            if not self.down:
+                return True
+            if now < self._retry_at:
+                return False
+            self._retry_at = now + COMMAND_TIMEOUT  # failed() or recovered() ends it
+            return True
+
     def unavailable(self, error: BaseException | None = None) -> ChannelBackendUnavailable:
         reason = f": {error}" if error is not None else " (retrying soon)"
         return ChannelBackendUnavailable(
@@ -174,8 +191,9 @@ class Shard:
         ResponseError), each within ``timeout`` if given;
         ChannelBackendUnavailable if the shard cannot be reached (at once
         while it is known to be down)."""
-        if not self.available:
+        if not self.claim():
             raise self.unavailable()
+        started = time.monotonic()
         try:
             connection = self._idle.pop()  # list.pop is atomic: no lock
         except IndexError:
@@ -205,7 +223,7 @@ class Shard:
                 raise
         self._release(connection)
         if self.down:
-            self.recovered()
+            self.recovered(started)
         return replies
 
     def _release(self, connection: redis.Connection) -> None:
@@ -237,9 +255,11 @@ class Shard:
                              "retrying with backoff", self.address.label, self.alias, error)
             self._retry_at = time.monotonic() + self._backoff
 
-    def recovered(self) -> None:
+    def recovered(self, since: float | None = None) -> None:
+        """An answer came, to a call made at ``since`` (monotonic time), if
+        known: one made before the outage began tells nothing of its end."""
         with self._state_lock:
-            if self.down:
+            if self.down and (since is None or since >= self._down_since):
                 self.down = False
                 self._backoff = FIRST_BACKOFF
                 logger.warning("Redis shard %s of channel backend %r is reachable again "
