@@ -19,7 +19,15 @@ from twisted.python.failure import Failure
 from channels.backends.redis import scripts
 from channels.backends.redis.reactor_sentinel import MasterQuery
 from channels.backends.redis.resp import RespProtocol
-from channels.backends.redis.shard import COMMAND_TIMEOUT, CONNECT_TIMEOUT, REFUSED, Shard
+from channels.backends.redis.shard import (
+    COMMAND_TIMEOUT,
+    CONNECT_TIMEOUT,
+    PING,
+    PROBE,
+    READ_TIMEOUT,
+    REFUSED,
+    Shard,
+)
 from channels.exceptions import ChannelBackendUnavailable
 
 # A command's deadline that fires this late means that this process was not
@@ -149,11 +157,15 @@ class ShardConnection:
         """Run one command; fails with ChannelBackendUnavailable if the
         shard cannot be reached (at once while it is known to be down)."""
         shard = self.shard
-        if not shard.claim():
+        claim = shard.claim()
+        if claim is None:
             return defer.fail(shard.unavailable())
         packed = hiredis.pack_command(args)
-        answer = self._connected().addCallback(lambda connection: self._send(
-            connection, packed, timeout))
+        answer = self._connected()
+        if claim == PROBE:  # a PING first, answered within READ_TIMEOUT
+            answer.addCallback(lambda connection: self._send(
+                connection, PING[0], READ_TIMEOUT)).addCallback(lambda _: self._connected())
+        answer.addCallback(lambda connection: self._send(connection, packed, timeout))
         return answer.addCallbacks(self._answered, self._failed,
                                    callbackArgs=(time.monotonic(),))
 

@@ -38,6 +38,9 @@ POP_MARGIN = 1.0
 # silent; with a blocking pop's POP_MARGIN it bounds how long a stopped
 # shard goes unnoticed by the process (docs/scaling.rst).
 READ_TIMEOUT = 1.0
+# What claim() says of a shard: up, or down and due to be tried again.
+UP, PROBE = "up", "probe"
+PING = [hiredis.pack_command(("PING",))]
 # A heartbeat call, made on every shard every interval, waits this long for
 # each: a silent shard must not hold up the others' records past their TTL.
 HEARTBEAT_TIMEOUT = 1.0
@@ -125,22 +128,23 @@ class Shard:
         """Up, or down long enough that it is time to try again."""
         return not self.down or time.monotonic() >= self._retry_at
 
-    def claim(self) -> bool:
-        """Whether a call may go to the shard now: it is up, or down with
-        its backoff over, and then this call is the one that tries again;
-        the others fail fast until it has its answer or its timeout (a
-        stopped server, which accepts connections and answers nothing,
-        must not hold up every call of the process for a timeout each)."""
+    def claim(self) -> str | None:
+        """Whether a call may go to the shard now: ``UP``; ``PROBE`` if it
+        is down with its backoff over: this call tries again, after a PING
+        answered within READ_TIMEOUT, and the others fail fast meanwhile
+        (a stopped server accepts connections and answers nothing: it must
+        not hold every call of the process for a command timeout each);
+        None while it is down."""
         if not self.down:
-            return True
+            return UP
         with self._state_lock:
             now = time.monotonic()
             if not self.down:
-                return True
+                return UP
             if now < self._retry_at:
-                return False
+                return None
             self._retry_at = now + COMMAND_TIMEOUT  # failed() or recovered() ends it
-            return True
+            return PROBE
 
     def unavailable(self, error: BaseException | None = None) -> ChannelBackendUnavailable:
         reason = f": {error}" if error is not None else " (retrying soon)"
@@ -191,7 +195,8 @@ class Shard:
         ResponseError), each within ``timeout`` if given;
         ChannelBackendUnavailable if the shard cannot be reached (at once
         while it is known to be down)."""
-        if not self.claim():
+        claim = self.claim()
+        if claim is None:
             raise self.unavailable()
         started = time.monotonic()
         try:
@@ -201,6 +206,9 @@ class Shard:
         for attempt in range(2):
             reused = getattr(connection, "_sock", None) is not None
             try:
+                if claim == PROBE:
+                    connection.send_packed_command(PING, check_health=False)
+                    connection.read_response(timeout=READ_TIMEOUT)
                 connection.send_packed_command(packed, check_health=False)
                 replies = []
                 for _ in range(count):
