@@ -132,7 +132,7 @@ class RedisChannelBackend(BaseChannelBackend):
         if index is not None:
             shard = self.shards[index]
             try:
-                sent = shard.script("SEND", keys, args)
+                sent = shard.script("SEND", keys, args, READ_TIMEOUT)
             except ChannelBackendUnavailable:
                 shard.lost()
                 raise

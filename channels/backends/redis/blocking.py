@@ -105,7 +105,8 @@ class Blocker:
         client_id = self.client_id
         if client_id is not None:
             try:
-                self.shard.execute("CLIENT", "UNBLOCK", client_id)
+                self.shard.execute_packed(self.shard.pack("CLIENT", "UNBLOCK", client_id),
+                                          READ_TIMEOUT)
             except ChannelBackendUnavailable:
                 pass  # the pop's own connection reports the outage
 

@@ -34,9 +34,11 @@ COMMAND_TIMEOUT = 5.0
 # shard is taken as silent (a stopped server, a host gone without a word):
 # both clients bound their wait so, rather than leave it to TCP.
 POP_MARGIN = 1.0
-# A read of a process's inbox unanswered this long means its shard is
-# silent; with a blocking pop's POP_MARGIN it bounds how long a stopped
-# shard goes unnoticed by the process (docs/scaling.rst).
+# A call that may be given up early unanswered this long means its shard is
+# silent: a read, or a send to a channel's home shard (never tried on
+# another, so giving up cannot deliver it twice; a normal channel's send,
+# which is, waits COMMAND_TIMEOUT). With a blocking pop's POP_MARGIN it
+# bounds how long a stopped shard goes unnoticed (docs/scaling.rst).
 READ_TIMEOUT = 1.0
 # What claim() says of a shard: up, or down and due to be tried again.
 UP, PROBE = "up", "probe"
