@@ -146,6 +146,8 @@ class RedisChannelBackend(BaseChannelBackend):
                     return
             except ChannelBackendUnavailable as exc:
                 unreachable = (shard, exc)
+                if exc.maybe_taken:
+                    break  # another shard could deliver it twice
                 continue
             full = ChannelFull(f"Channel {channel!r} is full")
         if full is not None:

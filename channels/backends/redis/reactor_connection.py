@@ -165,7 +165,8 @@ class ShardConnection:
         if claim == PROBE:  # a PING first, answered within READ_TIMEOUT
             answer.addCallback(lambda connection: self._send(
                 connection, PING[0], READ_TIMEOUT)).addCallback(lambda _: self._connected())
-        answer.addCallback(lambda connection: self._send(connection, packed, timeout))
+        answer.addCallback(lambda connection: self._send(connection, packed, timeout)
+                           .addErrback(_written))
         return answer.addCallbacks(self._answered, self._failed,
                                    callbackArgs=(time.monotonic(),))
 
@@ -203,7 +204,7 @@ class ShardConnection:
             raise ChannelBackendUnavailable(
                 f"The connection to Redis shard {self.shard.address.label} was closed") from error
         self.shard.failed(error)
-        raise self.shard.unavailable(error) from error
+        raise self.shard.unavailable(error, getattr(error, "written", False)) from error
 
     def script(self, name: str, keys: list, args: list,
                timeout: float = COMMAND_TIMEOUT) -> defer.Deferred:
@@ -226,6 +227,12 @@ class ShardConnection:
         self.closed = True
         if self._protocol is not None and not self._protocol.lost:
             self._protocol.close_when_idle()
+
+
+def _written(failure: Failure) -> Failure:
+    """The command had been sent when it failed: the server may run it."""
+    failure.value.written = True
+    return failure
 
 
 class _Deadline:

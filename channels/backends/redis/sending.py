@@ -113,8 +113,11 @@ class SendPlan:
     def failed(self, index: int, positions: list[int], error: Exception) -> None:
         """The call to shard ``index`` for ``positions`` failed."""
         if self._retrying:
+            if getattr(error, "maybe_taken", False):
+                self._unreached, self._others = error, []  # no further shard
             return  # the next shard tries the same
-        normal = self._normal
+        # Taken perhaps: never tried elsewhere, which could deliver twice.
+        normal = () if getattr(error, "maybe_taken", False) else self._normal
         homed = 0
         for position in positions:
             if position in normal:

@@ -148,12 +148,15 @@ class Shard:
             self._retry_at = now + COMMAND_TIMEOUT  # failed() or recovered() ends it
             return PROBE
 
-    def unavailable(self, error: BaseException | None = None) -> ChannelBackendUnavailable:
+    def unavailable(self, error: BaseException | None = None,
+                    maybe_taken: bool = False) -> ChannelBackendUnavailable:
         reason = f": {error}" if error is not None else " (retrying soon)"
-        return ChannelBackendUnavailable(
+        exc = ChannelBackendUnavailable(
             f"Redis shard {self.address.label} of channel backend {self.alias!r} "
             f"is unreachable{reason}"
         )
+        exc.maybe_taken = maybe_taken
+        return exc
 
     def refused(self, error: BaseException) -> ChannelBackendUnavailable:
         return ChannelBackendUnavailable(
@@ -207,11 +210,13 @@ class Shard:
             connection = self.new_connection()
         for attempt in range(2):
             reused = getattr(connection, "_sock", None) is not None
+            written = False
             try:
                 if claim == PROBE:
                     connection.send_packed_command(PING, check_health=False)
                     connection.read_response(timeout=READ_TIMEOUT)
                 connection.send_packed_command(packed, check_health=False)
+                written = True
                 replies = []
                 for _ in range(count):
                     try:
@@ -227,7 +232,7 @@ class Shard:
                 # means the shard is down.
                 if not reused or attempt or isinstance(exc, redis.TimeoutError):
                     self.failed(exc)
-                    raise self.unavailable(exc) from exc
+                    raise self.unavailable(exc, written) from exc
             except BaseException:
                 connection.disconnect()
                 raise
