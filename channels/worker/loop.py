@@ -18,6 +18,7 @@ from channels.exceptions import ChannelBackendUnavailable, InvalidChannelName
 from channels.message import Message
 from channels.messages.websocket import accept_message, close_message
 from channels.worker import heartbeat as heartbeats
+from channels.worker import metrics as worker_metrics
 from channels.worker.durations import Durations
 
 logger = logging.getLogger("channels.worker")
@@ -121,6 +122,8 @@ class Worker:
         self.skipped = 0
         # How long the consumers took (the heartbeat's busy and slowest).
         self.durations = Durations(channel_backend.heartbeat_interval)
+        # Its figures for the Prometheus metrics, once they are on.
+        self._stats: worker_metrics.WorkerStats | None = None
 
     def stop(self, *args: object) -> None:
         """Finish the consumer in hand, then leave run()."""
@@ -178,7 +181,7 @@ class Worker:
         failing = False
         while not self.stopping:
             try:
-                batch = backend.receive_batch(self.channels, self.prefetch, self.poll_timeout)
+                batch = self._receive(backend)
             except ChannelBackendUnavailable as exc:
                 # The backend logs an outage, once per server, when it
                 # starts and when it ends; it reconnects, and the loop waits
@@ -215,6 +218,25 @@ class Worker:
                 # Stopping: what is still ahead goes back (see run).
                 message = None if self.stopping else self._next_ahead()
                 self._touch()
+
+    def _receive(self, backend: BaseChannelBackend) -> list[tuple[str, dict]]:
+        """The next batch; with metrics on, each message's age counted as
+        it is taken (channels_message_age_seconds)."""
+        stats = self._metrics()
+        if stats is None:
+            return backend.receive_batch(self.channels, self.prefetch, self.poll_timeout)
+        aged = backend.receive_batch_aged(self.channels, self.prefetch, self.poll_timeout)
+        for channel, _, age in aged:
+            if age is not None:
+                # Hosts' clocks may differ by a little.
+                stats.channel(channel).age.observe(max(age, 0.0))
+        return [(channel, content) for channel, content, _ in aged]
+
+    def _metrics(self) -> worker_metrics.WorkerStats | None:
+        """This worker's figures, once the process's metrics are on."""
+        if self._stats is None and worker_metrics.active is not None:
+            self._stats = worker_metrics.active.new_worker()
+        return self._stats
 
     def _next_ahead(self) -> tuple[str, dict] | None:
         with self._ahead_lock:
@@ -315,6 +337,14 @@ class Worker:
         finished = time.monotonic()
         self.durations.add(finished - started, finished)
         self.handled += 1
+        stats = self._stats
+        if stats is not None:
+            counted = stats.channel(channel)
+            counted.duration.observe(finished - started)
+            if failed:
+                counted.error += 1
+            else:
+                counted.ok += 1
         if channel == "websocket.connect" and message.reply_channel is not None:
             # The handshake waits for this: a connect consumer that neither
             # accepted nor rejected accepts by returning. The interface server
