@@ -34,10 +34,11 @@ BACK_LOG = "A worker is running for http.request again"
 
 class Cluster:
     """A runwsserver and runworker processes of one test on a Redis
-    backend of their own (a fresh PREFIX on the shared servers)."""
+    backend of their own (a fresh PREFIX on ``servers``, the shared one
+    unless given)."""
 
-    def __init__(self, testcase: SimpleTestCase, **backend_options):
-        servers = shared_servers(1)
+    def __init__(self, testcase: SimpleTestCase, servers=None, **backend_options):
+        servers = servers or shared_servers(1)
         self.config = backend_config(servers, routing=ROUTING, **backend_options)
         self.backend = redis_backend(servers, routing=ROUTING, prefix=self.config["PREFIX"],
                                      **backend_options)

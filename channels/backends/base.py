@@ -31,7 +31,7 @@ from channels.backends.heartbeats import (
 from channels.backends.presence import PresenceContract
 from channels.backends.status import Introspection
 from channels.exceptions import ChannelFull, InvalidMessage, MessageTooLarge
-from channels.names import HTTP_REPLY_PREFIX, validate_name
+from channels.names import HTTP_REPLY_PREFIX, new_token, validate_name
 from channels.registry import ConsumerRegistry
 
 if TYPE_CHECKING:
@@ -401,6 +401,10 @@ class BaseChannelBackend(PresenceContract, Introspection):
 
     def close(self) -> None:
         """Release connections; the backend reconnects if used again."""
+
+    def reply_token(self, lost: str) -> str | None:
+        """A token once the inbox of ``lost`` failed (Redis: on a live shard, or None)."""
+        return new_token()
 
     def layer_client(self, reactor: Any) -> LayerClient:
         """For an interface server: this backend's calls without blocking

@@ -83,7 +83,8 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
             self.decision = Deferred()
             server.reactor.callLater(0, self.deny, 503, refusal, True)
             return self.decision
-        self.reply_channel = server.layer.new_reply_channel(WEBSOCKET_REPLY_PREFIX, self.on_reply)
+        self.reply_channel = server.layer.new_reply_channel(WEBSOCKET_REPLY_PREFIX, self.on_reply,
+                                                            self.inbox_lost)
         server.liveness.watch(self.reply_channel, self)
         fields, self.scope = self.scope, None
         if not server.connect_routed:
@@ -292,6 +293,17 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
             self.deny(503, reason, retry_after=True)
         elif channel == "websocket.receive" and self.state == self.STATE_OPEN:
             self.close_with(INTERNAL_ERROR, "A worker stopped with a message of this socket")
+
+    def inbox_lost(self) -> None:
+        """This socket's replies can no longer arrive (its inbox cannot be
+        read, ``channels.interfaces.layer``): a handshake is refused (503),
+        an open socket closed with 1011, its client free to connect again."""
+        if self.decision is not None:
+            self.deny(503, "Channel layer unavailable", retry_after=True)
+        elif self.state == self.STATE_OPEN:
+            self.close_with(INTERNAL_ERROR, "Channel layer unavailable")
+        elif self.state == self.STATE_CONNECTING:
+            self.failHandshake("Channel layer unavailable", 503, [("Retry-After", "1")])
 
     def keepalive(self) -> None:
         self.server.layer.send(

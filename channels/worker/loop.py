@@ -14,7 +14,7 @@ from django.db import close_old_connections
 from django.db.backends.signals import connection_created
 
 from channels.backends.base import BaseChannelBackend
-from channels.exceptions import InvalidChannelName
+from channels.exceptions import ChannelBackendUnavailable, InvalidChannelName
 from channels.message import Message
 from channels.messages.websocket import accept_message, close_message
 from channels.worker import heartbeat as heartbeats
@@ -182,10 +182,16 @@ class Worker:
         while not self.stopping:
             try:
                 batch = self._receive(backend)
+            except ChannelBackendUnavailable as exc:
+                # The backend logs an outage, once per server, when it
+                # starts and when it ends; it reconnects, and the loop waits
+                # a little rather than spin.
+                logger.debug("Could not receive from channel backend %r: %s", backend.alias,
+                             exc)
+                self._stop.wait(self.poll_timeout)
+                continue
             except Exception:
-                # An outage is logged when it starts and when it ends, not
-                # every second while it lasts; the backend reconnects, and the
-                # loop waits a little rather than spin.
+                # Anything else once, when it starts and when it ends.
                 if not failing:
                     logger.exception("Could not receive from channel backend %r; "
                                      "retrying until it answers", backend.alias)
@@ -345,11 +351,20 @@ class Worker:
             # keeps only the first decision, so this is harmless after one.
             try:
                 message.reply_channel.send(close_message() if failed else accept_message())
+            except ChannelBackendUnavailable:
+                pass  # an outage: the backend logs it once, and counts what it cost
             except Exception:
                 logger.exception("Could not answer websocket.connect on %r",
                                  message.reply_channel.name)
 
     def consumer_failed(self, consumer: Callable, message: Message, exc: Exception) -> None:
+        if isinstance(exc, ChannelBackendUnavailable):
+            # Its reply could not be sent for an outage, which the backend
+            # logs once, with the count of messages it cost: no traceback
+            # per message.
+            logger.debug("Consumer %s for channel %r met an outage: %s",
+                         getattr(consumer, "__qualname__", consumer), message.channel.name, exc)
+            return
         logger.error("Error in consumer %s for channel %r",
                      getattr(consumer, "__qualname__", consumer), message.channel.name,
                      exc_info=exc)
