@@ -14,7 +14,7 @@ from twisted.internet.defer import DeferredList
 from twisted.internet.task import Clock
 from twisted.internet.threads import blockingCallFromThread
 
-from channels.backends.base import encode
+from channels.backends.encoding import encode
 from channels.backends.memory import InMemoryChannelBackend
 from channels.exceptions import (
     ChannelBackendUnavailable,

@@ -14,7 +14,7 @@ from django.test import SimpleTestCase
 from twisted.internet import reactor, task
 from twisted.internet.threads import blockingCallFromThread
 
-from channels.backends.base import decode, encode
+from channels.backends.encoding import decode, encode
 from channels.backends.redis import scripts
 from channels.backends.redis.layout import PAUSED
 from channels.backends.redis.reactor import RECEIVE_RETRY, RedisReactorClient

@@ -16,7 +16,7 @@ from typing import IO, Any
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from channels.backends.base import MAX_MESSAGE_SIZE
+from channels.backends.encoding import MAX_MESSAGE_SIZE
 from channels.interfaces.security import origin_pattern_problem
 from channels.messages.http import BODY_CHUNK_SIZE
 from channels.metrics import address_problem

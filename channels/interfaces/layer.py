@@ -29,7 +29,8 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.python.failure import Failure
 
 from channels import names
-from channels.backends.base import BaseChannelBackend, decode, encode
+from channels.backends.base import BaseChannelBackend
+from channels.backends.encoding import decode, encode
 from channels.backends.layer_client import LayerClient, SendFailures
 from channels.exceptions import (
     ChannelBackendUnavailable,

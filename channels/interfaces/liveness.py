@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from twisted.internet.defer import Deferred, succeed
 from twisted.python.failure import Failure
 
-from channels.backends.base import encode
+from channels.backends.encoding import encode
 from channels.backends.heartbeats import Heartbeats
 from channels.exceptions import ChannelBackendUnavailable
 from channels.heartbeats import INTERFACE, RUNNING, STOPPED, WORKER, ProcessRecord, consumers
