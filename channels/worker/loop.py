@@ -76,7 +76,9 @@ class Worker:
     must not stop a worker that serves everybody else.
 
     ``prefetch`` is how many waiting messages one receive may take (see
-    PREFETCH); 1 takes them one at a time.
+    PREFETCH); 1 takes them one at a time. ``max_messages`` (None: no
+    limit) ends ``run()`` once that many messages were taken and run, so a
+    process manager can replace the process (``runworker --max-messages``).
 
     While it runs, it is counted in its process's heartbeat
     (``channels.worker.heartbeat``), on a backend that keeps them.
@@ -88,14 +90,22 @@ class Worker:
 
     def __init__(self, channel_backend: BaseChannelBackend,
                  callback: Callable[[str, Message], None] | None = None,
-                 channels: Iterable[str] | None = None, prefetch: int = PREFETCH):
+                 channels: Iterable[str] | None = None, prefetch: int = PREFETCH,
+                 max_messages: int | None = None):
         if not isinstance(prefetch, int) or prefetch < 1:
             raise ValueError(f"prefetch must be a positive integer, not {prefetch!r}")
+        if max_messages is not None and (not isinstance(max_messages, int) or max_messages < 1):
+            raise ValueError(f"max_messages must be a positive integer or None, "
+                             f"not {max_messages!r}")
         self.channel_backend = channel_backend
         self.callback = callback
         registry = channel_backend.registry
         self.channels = list(channels) if channels is not None else registry.all_channel_names()
         self.prefetch = prefetch
+        self.max_messages = max_messages
+        # Messages taken from the backend so far (for max_messages).
+        self.taken = 0
+        self._failing = False
         self._stop = threading.Event()
         self._signalled = False
         # Messages taken ahead of the consumer in hand, shared with the
@@ -136,10 +146,32 @@ class Worker:
         signal.signal(signal.SIGTERM, self._stop_on_signal)
         signal.signal(signal.SIGINT, self._stop_on_signal)
 
-    def run(self) -> None:
-        self._finished.clear()
+    @property
+    def used_up(self) -> bool:
+        """Whether it has taken its ``max_messages``."""
+        return self.max_messages is not None and self.taken >= self.max_messages
+
+    def room(self, wanted: int) -> int:
+        """How many of ``wanted`` messages it may still take."""
+        if self.max_messages is None:
+            return wanted
+        return max(0, min(wanted, self.max_messages - self.taken))
+
+    def start_heartbeat(self) -> None:
+        """Count this worker in its process's heartbeat, on a backend that
+        keeps them."""
         if self.channel_backend.keeps_heartbeats:
             self._heartbeat = heartbeats.attach(self)
+
+    def stop_heartbeat(self) -> None:
+        """It holds nothing any more: take it out of the heartbeat."""
+        if self._heartbeat is not None:
+            heartbeats.detach(self, self._heartbeat)
+            self._heartbeat = None
+
+    def run(self) -> None:
+        self._finished.clear()
+        self.start_heartbeat()
         releaser = None
         if self.prefetch > 1:
             releaser = threading.Thread(target=self._release_loop, daemon=True,
@@ -154,9 +186,7 @@ class Worker:
             self._holding.set()  # wakes the releaser to end
             if releaser is not None:
                 releaser.join()
-            if self._heartbeat is not None:
-                heartbeats.detach(self, self._heartbeat)
-                self._heartbeat = None
+            self.stop_heartbeat()
 
     def in_hand(self) -> list[list[str]]:
         """``[channel, reply channel]`` of each message this worker has
@@ -170,25 +200,32 @@ class Worker:
         if self._heartbeat is not None:
             self._heartbeat.touch()
 
-    def _loop(self) -> None:
+    def receive(self, count: int) -> list[tuple[str, dict]]:
+        """Up to ``count`` waiting messages, waiting up to ``poll_timeout``
+        for the first; none while the backend cannot be reached. Those
+        returned count as taken."""
         backend = self.channel_backend
-        failing = False
-        while not self.stopping:
-            try:
-                batch = backend.receive_batch(self.channels, self.prefetch, self.poll_timeout)
-            except Exception:
-                # An outage is logged when it starts and when it ends, not
-                # every second while it lasts; the backend reconnects, and the
-                # loop waits a little rather than spin.
-                if not failing:
-                    logger.exception("Could not receive from channel backend %r; "
-                                     "retrying until it answers", backend.alias)
-                    failing = True
-                self._stop.wait(self.poll_timeout)
-                continue
-            if failing:
-                logger.warning("Receiving from channel backend %r again", backend.alias)
-                failing = False
+        try:
+            batch = backend.receive_batch(self.channels, count, self.poll_timeout)
+        except Exception:
+            # An outage is logged when it starts and when it ends, not
+            # every second while it lasts; the backend reconnects, and the
+            # loop waits a little rather than spin.
+            if not self._failing:
+                logger.exception("Could not receive from channel backend %r; "
+                                 "retrying until it answers", backend.alias)
+                self._failing = True
+            self._stop.wait(self.poll_timeout)
+            return []
+        if self._failing:
+            logger.warning("Receiving from channel backend %r again", backend.alias)
+            self._failing = False
+        self.taken += len(batch)
+        return batch
+
+    def _loop(self) -> None:
+        while not self.stopping and not self.used_up:
+            batch = self.receive(self.room(self.prefetch))
             if not batch:
                 continue
             with self._ahead_lock:
@@ -206,6 +243,25 @@ class Worker:
                 # Stopping: what is still ahead goes back (see run).
                 message = None if self.stopping else self._next_ahead()
                 self._touch()
+
+    def take(self, message: tuple[str, dict]) -> None:
+        """``message`` is this worker's to run next (``serve``): counted as
+        in hand from now on."""
+        with self._ahead_lock:
+            self._current = message
+        self._touch()
+
+    def serve(self, channel: str, content: dict) -> None:
+        """Run one message handed to this worker by another's receive (see
+        ``take``), between the database checks Django makes around a
+        request."""
+        self.close_old_connections()
+        try:
+            self.handle(channel, content)
+        finally:
+            with self._ahead_lock:
+                self._current = None
+            self._touch()
 
     def _next_ahead(self) -> tuple[str, dict] | None:
         with self._ahead_lock:
