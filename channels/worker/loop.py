@@ -103,6 +103,7 @@ class Worker:
         self.channels = list(channels) if channels is not None else registry.all_channel_names()
         self.prefetch = prefetch
         self.max_messages = max_messages
+        self.on_limit: Callable[[], None] | None = None
         # Messages taken from the backend so far (for max_messages).
         self.taken = 0
         self._failing = False
@@ -148,8 +149,17 @@ class Worker:
 
     @property
     def used_up(self) -> bool:
-        """Whether it has taken its ``max_messages``."""
-        return self.max_messages is not None and self.taken >= self.max_messages
+        """Whether it has taken its ``max_messages`` and should stop. With
+        ``on_limit`` set, that is called instead, once, and the worker goes
+        on without a limit (the supervisor stops it once its replacement
+        runs)."""
+        if self.max_messages is None or self.taken < self.max_messages:
+            return False
+        if self.on_limit is None:
+            return True
+        self.max_messages = None
+        self.on_limit()
+        return False
 
     def room(self, wanted: int) -> int:
         """How many of ``wanted`` messages it may still take."""

@@ -102,6 +102,8 @@ def _deadline(worker: Worker, finished: threading.Event, timeout: float) -> None
     while not worker.stopping:
         if finished.wait(worker.poll_timeout):
             return
+    logger.info("Worker stopping: %d message(s) in hand, to finish within %g s",
+                len(worker.in_hand()), timeout)
     if finished.wait(timeout):
         return
     held = len(worker.in_hand())

@@ -6,7 +6,8 @@ supervisor holds (threads, sockets, Redis connections) is copied into it
 half-way, as a fork could. The supervisor does no work of its own: it
 starts the children, restarts one that dies (after a delay that doubles
 while they keep dying, logged once per incident), replaces one that
-reached ``--max-messages`` at once, and passes signals on:
+reached ``--max-messages`` (it goes on until its replacement runs, so the
+slot is never empty), and passes signals on:
 
 - SIGTERM or SIGINT: every child stops taking messages, finishes those in
   hand (each within its ``--shutdown-timeout``), and the supervisor exits
@@ -66,6 +67,7 @@ def child_main(options: WorkerOptions, conn: Connection) -> None:
 
     worker = service.make_worker(channel_backends[options.alias], options)
     worker.install_signal_handlers()
+    worker.on_limit = lambda: conn.send("limit")
     threading.Thread(target=_watch_supervisor, args=(conn, worker), daemon=True,
                      name="channels-worker-supervised").start()
     conn.send(os.getpid())
@@ -150,6 +152,7 @@ class Supervisor:
     def run(self) -> int:
         """Until SIGTERM or SIGINT, then until every child has stopped."""
         wakeup_read, wakeup_write = socket.socketpair()
+        wakeup_read.setblocking(False)
         wakeup_write.setblocking(False)
         previous = {signum: signal.signal(signum, self._on_signal) for signum in SIGNALS}
         previous_fd = signal.set_wakeup_fd(wakeup_write.fileno(), warn_on_full_buffer=False)
@@ -189,7 +192,7 @@ class Supervisor:
         if self.restart_at:
             timeout = max(0.0, min(timeout, min(self.restart_at.values()) - now))
         waitables = [wakeup, *(child.process.sentinel for child in self.live()),
-                     *(child.conn for child in self.live() if not child.ready)]
+                     *(child.conn for child in self.live() if child.process.exitcode is None)]
         if wakeup in wait(waitables, timeout):
             try:
                 while wakeup.recv(64):
@@ -198,13 +201,21 @@ class Supervisor:
                 pass
 
     def _note_ready(self) -> None:
+        """What the children said: that they run (their pid), or that they
+        reached their message limit (they go on until replaced)."""
         for child in self.live():
-            if child.ready or not child.conn.poll():
+            if child.process.exitcode is not None or not child.conn.poll():
                 continue
             try:
-                child.conn.recv()
+                said = child.conn.recv()
             except (EOFError, OSError):
-                continue  # it died first: _reap sees to it
+                continue  # it died: _reap sees to it
+            if said == "limit":
+                self.out(f"Worker process {child.slot} (pid {child.pid}) reached its "
+                         f"message limit; replacing it")
+                if child.slot not in self.reloads:
+                    self.reloads.append(child.slot)
+                continue
             child.ready = True
             self.out(f"Worker process {child.slot} (pid {child.pid}) is running")
         if not self.announced and len(self.children) == self.processes and all(
@@ -237,9 +248,8 @@ class Supervisor:
     def _replace(self, child: Child) -> None:
         slot, now = child.slot, time.monotonic()
         if child.process.exitcode == 0:
-            # Asked by nobody: it reached its --max-messages.
-            self.out(f"Worker process {slot} (pid {child.pid}) reached its message limit; "
-                     f"starting another")
+            # Asked by nobody: it was stopped from outside.
+            self.out(f"Worker process {slot} (pid {child.pid}) stopped; starting another")
             self.children[slot] = self.start(slot)
             return
         if now - child.started >= STABLE_AFTER:
