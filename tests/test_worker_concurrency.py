@@ -79,7 +79,7 @@ class ThreadsTests(SimpleTestCase):
         # several threads ran them.
         times = [(float(fields[3]), float(fields[4])) for fields in runs]
         self.assertEqual(most_at_once(times), 1)
-        for (_, end), (start, _) in zip(times, times[1:]):
+        for (_, end), (start, _) in zip(times, times[1:], strict=False):
             self.assertLessEqual(end, start)
         self.assertGreater(len({fields[5] for fields in runs}), 1)
 
