@@ -35,6 +35,9 @@ setup(
             "hypothesis>=6.100",
             # make demo-cluster: the Procfile's processes, supervised together.
             "honcho>=2.0",
+            # testproject/benchmark.py workers: the view that waits on
+            # PostgreSQL (Django's own driver for it; skipped without it).
+            "psycopg[binary]>=3.1",
         ],
     },
     entry_points={},

@@ -26,6 +26,7 @@ BENCHMARKS = {
     "websocket": "websocket.py",
     "linearize": "linearize.py",
     "static": "static_files.py",
+    "workers": "workers.py",
 }
 
 
