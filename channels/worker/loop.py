@@ -147,8 +147,7 @@ class Worker:
         signal.signal(signal.SIGTERM, self._stop_on_signal)
         signal.signal(signal.SIGINT, self._stop_on_signal)
 
-    @property
-    def used_up(self) -> bool:
+    def limit_reached(self) -> bool:
         """Whether it has taken its ``max_messages`` and should stop. With
         ``on_limit`` set, that is called instead, once, and the worker goes
         on without a limit (the supervisor stops it once its replacement
@@ -234,7 +233,7 @@ class Worker:
         return batch
 
     def _loop(self) -> None:
-        while not self.stopping and not self.used_up:
+        while not self.stopping and not self.limit_reached():
             batch = self.receive(self.room(self.prefetch))
             if not batch:
                 continue

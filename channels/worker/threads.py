@@ -87,7 +87,7 @@ class ThreadedWorker(Worker):
             self.handled = self.counts()["handled"]
 
     def _dispatch(self) -> None:
-        while not self.stopping and not self.used_up:
+        while not self.stopping and not self.limit_reached():
             with self._idle_changed:
                 if not self._idle:
                     # Wakes when a thread is done, or to look for a stop.
