@@ -22,6 +22,9 @@ def http_request(message):
         start = time.time()
         time.sleep(int(query["ms"][0]) / 1000)
         record(f"wait {name} {start} {time.time()}")
+    elif message["path"] == "/die/":
+        record(f"die {name}")
+        os._exit(1)  # a worker process crashing
     elif message["path"] == "/block/":
         record(f"start {name}")
         wait_for_release(name)

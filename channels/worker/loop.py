@@ -105,6 +105,8 @@ class Worker:
         self.prefetch = prefetch
         self.max_messages = max_messages
         self.on_limit: Callable[[], None] | None = None
+        # Called once run() has written the heartbeat that counts it.
+        self.on_started: Callable[[], None] | None = None
         # Messages taken from the backend so far (for max_messages).
         self.taken = 0
         self._failing = False
@@ -181,9 +183,14 @@ class Worker:
             heartbeats.detach(self, self._heartbeat)
             self._heartbeat = None
 
+    def started(self) -> None:
+        if self.on_started is not None:
+            self.on_started()
+
     def run(self) -> None:
         self._finished.clear()
         self.start_heartbeat()
+        self.started()
         releaser = None
         if self.prefetch > 1:
             releaser = threading.Thread(target=self._release_loop, daemon=True,

@@ -58,7 +58,8 @@ SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 def child_main(options: WorkerOptions, conn: Connection) -> None:
     """A child process: Django set up, then one worker process, which tells
-    the supervisor it runs by sending its pid on ``conn``."""
+    the supervisor it runs by sending its pid on ``conn``, and that it
+    reached its message limit by sending "limit"."""
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the supervisor's to act on
     import django
 
@@ -68,9 +69,11 @@ def child_main(options: WorkerOptions, conn: Connection) -> None:
     worker = service.make_worker(channel_backends[options.alias], options)
     worker.install_signal_handlers()
     worker.on_limit = lambda: conn.send("limit")
+    # Running once its heartbeat says so: an old child stopped for this
+    # one then never leaves the interface servers seeing no worker.
+    worker.on_started = lambda: conn.send(os.getpid())
     threading.Thread(target=_watch_supervisor, args=(conn, worker), daemon=True,
                      name="channels-worker-supervised").start()
-    conn.send(os.getpid())
     service.run(worker, options.shutdown_timeout)
     sys.exit(0)
 

@@ -74,6 +74,7 @@ class ThreadedWorker(Worker):
                                       name=f"channels-worker-{number}", daemon=True)
             thread.start()
             threads.append((thread, inbox))
+        self.started()
         try:
             self._dispatch()
         finally:
