@@ -92,12 +92,18 @@ class ThreadsTests(SimpleTestCase):
         self.assertGreater(len({fields[5] for fields in runs}), 1)
 
     def test_sigterm_lets_each_thread_finish_its_message(self):
+        self.stops_cleanly(signal.SIGTERM)
+
+    def test_sighup_stops_a_plain_worker_as_sigterm_does(self):
+        self.stops_cleanly(signal.SIGHUP)
+
+    def stops_cleanly(self, signum):
         cluster = cluster_of(self)
         worker = cluster.start_worker("--threads", "4")
         serving(cluster)
         blocked = [Answer(cluster.url(f"/block/?name=b{n}")) for n in range(2)]
         wait_for(lambda: {"start b0", "start b1"} <= set(cluster.runs()), timeout=30)
-        worker.popen.send_signal(signal.SIGTERM)
+        worker.popen.send_signal(signum)
         worker.wait_for_line("Worker stopping: 2 message")
         for n in range(2):
             cluster.release(f"b{n}")

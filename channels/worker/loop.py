@@ -149,8 +149,10 @@ class Worker:
         return self._signalled or self._stop.is_set()
 
     def install_signal_handlers(self) -> None:
-        signal.signal(signal.SIGTERM, self._stop_on_signal)
-        signal.signal(signal.SIGINT, self._stop_on_signal)
+        """SIGTERM, SIGINT and SIGHUP stop it as ``stop()`` does: a process
+        manager that restarts it on SIGHUP thereby reloads it."""
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, self._stop_on_signal)
 
     def limit_reached(self) -> bool:
         """Whether it has taken its ``max_messages`` and should stop. With

@@ -60,7 +60,6 @@ def child_main(options: WorkerOptions, conn: Connection) -> None:
     """A child process: Django set up, then one worker process, which tells
     the supervisor it runs by sending its pid on ``conn``, and that it
     reached its message limit by sending "limit"."""
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the supervisor's to act on
     import django
 
     django.setup()
@@ -68,6 +67,7 @@ def child_main(options: WorkerOptions, conn: Connection) -> None:
 
     worker = service.make_worker(channel_backends[options.alias], options)
     worker.install_signal_handlers()
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the supervisor's to act on
     worker.on_limit = lambda: conn.send("limit")
     # Running once its heartbeat says so: an old child stopped for this
     # one then never leaves the interface servers seeing no worker.
