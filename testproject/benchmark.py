@@ -27,6 +27,7 @@ BENCHMARKS = {
     "websocket": "websocket.py",
     "linearize": "linearize.py",
     "static": "static_files.py",
+    "metrics": "metrics_overhead.py",
     "workers": "workers.py",
 }
 

@@ -149,6 +149,7 @@ class GuideProjectTests(unittest.TestCase):
         self.assertIn("Channel backend 'default' (InMemoryChannelBackend)", server.output)
         self.chat(server.url, "development")
         server.wait_for('"GET /static/chat/chat.js HTTP/1.1" 200')
+        server.wait_for('"GET /static/channels/client.js HTTP/1.1" 200')
         self.assertNotIn("favicon", server.output)
         self.assertEqual(server.stop(), 0, server.output)
 
@@ -166,12 +167,17 @@ class GuideProjectTests(unittest.TestCase):
         script = requests.get(f"{server.url}/static/chat/chat.js", timeout=5)
         self.assertEqual(script.status_code, 200)
         self.assertEqual(script.headers["Cache-Control"], "max-age=60, public")
+        # Module scripts run only when served as JavaScript.
+        client = requests.get(f"{server.url}/static/channels/client.js", timeout=5)
+        self.assertEqual(client.status_code, 200)
+        self.assertIn("javascript", client.headers["Content-Type"])
         missing = requests.get(f"{server.url}/nowhere/", timeout=5)
         self.assertIn("Not Found", missing.text)  # DEBUG is off: no debug page
         self.assertNotIn("URLconf", missing.text)
 
         self.chat(server.url, "production")
         server.wait_for('"GET /static/chat/chat.js HTTP/1.1" 200')
+        server.wait_for('"GET /static/channels/client.js HTTP/1.1" 200', count=2)
         server.wait_for('"GET /ws/chat/production/ HTTP/1.1" 101')
         self.assertNotIn("favicon", server.output)
         self.assertEqual(worker.stop(), 0, worker.output)

@@ -64,7 +64,7 @@ class DemoProjectTests(unittest.TestCase):
     def test_static_files_when_debug(self):
         response = requests.get(f"{self.server.url}/static/chat/chat.js", timeout=5)
         self.assertEqual(response.status_code, 200)
-        self.assertIn("new WebSocket", response.text)
+        self.assertIn('import { connect } from "channels";', response.text)
         missing = requests.get(f"{self.server.url}/static/chat/nothing.js", timeout=5)
         self.assertEqual(missing.status_code, 404)
 
@@ -252,9 +252,11 @@ class NetworkedBackendTests(unittest.TestCase):
             f"ws://127.0.0.1:{server.port}/ws/chat/lobby/", origin=server.url, timeout=5,
             cookie=f"sessionid={browser.cookies['sessionid']}")
         self.addCleanup(ws.close)
-        ws.send("over Redis")
+        ws.send(json.dumps({"stream": "chat", "payload": {"text": "over Redis"}}))
         message = json.loads(ws.recv())
-        self.assertEqual((message["user"], message["text"]), ("alice", "over Redis"))
+        self.assertEqual(message["stream"], "chat")
+        self.assertEqual((message["payload"]["user"], message["payload"]["text"]),
+                         ("alice", "over Redis"))
         self.assertEqual(worker.stop(), 0, worker.output)
 
 

@@ -28,7 +28,7 @@ from channels.backends.heartbeats import (
     Heartbeats,
     check_heartbeat_name,
 )
-from channels.backends.status import BackendStatus, ChannelStatus, ShardStatus
+from channels.backends.status import Introspection
 from channels.exceptions import ChannelFull, InvalidMessage, MessageTooLarge
 from channels.names import HTTP_REPLY_PREFIX, validate_name
 from channels.registry import ConsumerRegistry
@@ -135,7 +135,7 @@ def _expiry_argument(value: object) -> float:
     return value
 
 
-class BaseChannelBackend:
+class BaseChannelBackend(Introspection):
     """Base class of channel backends.
 
     ``local_only`` backends keep messages inside one process; commands that
@@ -280,11 +280,24 @@ class BaseChannelBackend:
         self, channels: Iterable[str], limit: int = 100, timeout: float | None = None
     ) -> list[tuple[str, bytes]]:
         """``receive_batch``, leaving the messages encoded."""
+        return self._receive_batch(*self._batch_args(channels, limit, timeout))
+
+    def receive_batch_aged(
+        self, channels: Iterable[str], limit: int = 100, timeout: float | None = None
+    ) -> list[tuple[str, dict[str, Any], float | None]]:
+        """``receive_batch``, with each message's age: the seconds since it
+        was sent, the queueing delay its client feels (None where the
+        backend cannot tell). For the worker's message-age metric."""
+        batch = self._receive_batch_aged(*self._batch_args(channels, limit, timeout))
+        return [(channel, decode(data), age) for channel, data, age in batch]
+
+    def _batch_args(self, channels: Iterable[str], limit: int,
+                    timeout: float | None) -> tuple[list[str], int, float | None]:
         if not _is_positive(limit, (int,)):
             raise ValueError(f"limit must be a positive integer, not {limit!r}")
         if timeout is not None and timeout < 0:
             raise ValueError("timeout must be None or at least 0")
-        return self._receive_batch(self._names(channels), limit, timeout)
+        return self._names(channels), limit, timeout
 
     def requeue_encoded(self, channel: str, data: bytes) -> None:
         """``requeue`` of a message as ``receive_batch_encoded`` gave it."""
@@ -379,14 +392,6 @@ class BaseChannelBackend:
         check_heartbeat_name(kind, id)
         self._clear_heartbeat(kind, id)
 
-    def status(self, channels: Iterable[str] = ()) -> BackendStatus:
-        """What the store holds now, for operators (``channels_status``, the
-        status page): each shard up or down, every normal channel holding
-        messages and each of ``channels`` (even empty), the groups. Never
-        raises for a shard that is down: it is reported down."""
-        shards, found = self._status({validate_name(name) for name in channels})
-        return BackendStatus.of(self, shards, found)
-
     def flush(self) -> None:
         """Delete every message, group, lock and heartbeat of this backend."""
         raise NotImplementedError
@@ -449,6 +454,13 @@ class BaseChannelBackend:
             channel, data = self._receive_many(channels)
         return batch
 
+    def _receive_batch_aged(
+        self, channels: list[str], limit: int, timeout: float | None
+    ) -> list[tuple[str, bytes, float | None]]:
+        """``_receive_batch`` with ages, where a backend knows them."""
+        return [(channel, data, None) for channel, data in
+                self._receive_batch(channels, limit, timeout)]
+
     def _group_add(self, group: str, channel: str, expiry: float) -> None:
         raise NotImplementedError
 
@@ -481,9 +493,4 @@ class BaseChannelBackend:
         raise NotImplementedError
 
     def _clear_heartbeat(self, kind: str, id: str) -> None:
-        raise NotImplementedError
-
-    def _status(self, channels: set[str]) -> tuple[list[ShardStatus], list[ChannelStatus]]:
-        """The shards, and the normal channels (``channels`` among them)
-        sorted by name; see ``channels.backends.status``."""
         raise NotImplementedError

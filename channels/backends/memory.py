@@ -96,6 +96,8 @@ class InMemoryChannelBackend(BaseChannelBackend):
             self._arrived.notify_all()
 
     def _pop(self, channels):
+        """``(channel, data, age)`` of the next message, or Nones. A
+        message's age is read from its expiry, EXPIRY after its send."""
         now = time.monotonic()
         # Start at a random channel, so a busy channel listed first cannot
         # starve the others a worker listens on.
@@ -111,27 +113,52 @@ class InMemoryChannelBackend(BaseChannelBackend):
                     continue
                 self._drop_expired(queue, now)
                 if queue:
-                    data = queue.popleft()[1]
+                    expires, data = queue.popleft()
                     if not queue:
                         del self._channels[channel]
-                    return channel, data
-        return None, None
+                    return channel, data, now - expires + self.expiry
+        return None, None, None
+
+    def queue_depths(self, channels):
+        now = time.monotonic()
+        with self._lock:
+            return {channel: self._live_count(self._channels.get(channel, ()), now)
+                    for channel in channels}
+
+    @staticmethod
+    def _live_count(queue, now: float) -> int:
+        """Messages of ``queue`` not expired (the expired go when read)."""
+        return sum(1 for expires, _ in queue if expires > now)
 
     def _receive_many(self, channels):
         with self._lock:
-            return self._pop(channels)
+            return self._pop(channels)[:2]
 
     def _receive_many_blocking(self, channels, timeout):
+        return self._pop_blocking(channels, timeout)[:2]
+
+    def _pop_blocking(self, channels, timeout):
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             while True:
-                channel, data = self._pop(channels)
-                if channel is not None:
-                    return channel, data
+                taken = self._pop(channels)
+                if taken[0] is not None:
+                    return taken
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
-                    return None, None
+                    return taken
                 self._arrived.wait(remaining)
+
+    def _receive_batch_aged(self, channels, limit, timeout):
+        batch = []
+        taken = self._pop_blocking(channels, timeout)
+        while taken[0] is not None:
+            batch.append(taken)
+            if len(batch) >= limit:
+                break
+            with self._lock:
+                taken = self._pop(channels)
+        return batch
 
     def _live_members(self, group, now):
         members = self._groups.get(group, {})
@@ -210,7 +237,7 @@ class InMemoryChannelBackend(BaseChannelBackend):
         """One "shard", this process: nothing to measure but what it holds."""
         with self._lock:
             now = time.monotonic()
-            depths = {name: sum(1 for expires, _ in queue if expires > now)
+            depths = {name: self._live_count(queue, now)
                       for name, queue in self._channels.items()}
             groups = sum(1 for group in list(self._groups) if self._live_members(group, now))
         normal = {name: depth for name, depth in depths.items()

@@ -19,6 +19,7 @@ from django.core.exceptions import ImproperlyConfigured
 from channels.backends.base import MAX_MESSAGE_SIZE
 from channels.interfaces.security import origin_pattern_problem
 from channels.messages.http import BODY_CHUNK_SIZE
+from channels.metrics import address_problem
 
 
 @dataclasses.dataclass
@@ -69,6 +70,9 @@ class ServerConfig:
     # request's own origin and CSRF_TRUSTED_ORIGINS.
     allowed_origins: list[str] | None = None
     root_path: str = ""
+    # "HOST:PORT" (or "PORT", on 127.0.0.1) to serve Prometheus metrics on
+    # at /metrics, apart from the public port; None: no metrics.
+    metrics: str | None = None
     access_log: IO[str] | None = None
 
     @classmethod
@@ -210,6 +214,11 @@ def _value_problem(f: dataclasses.Field, value: Any, where: str) -> ConfigProble
         # Request paths start with "/", so any other prefix never matches.
         return ConfigProblem(f"{where} must be '' or a path starting with '/', not {value!r}",
                              "Give the path the site is served under, such as '/app'.")
+    elif f.name == "metrics" and value is not None and address_problem(value):
+        return ConfigProblem(f"{where} must be an address to serve metrics on: "
+                             f"{address_problem(value)}",
+                             "Give 'HOST:PORT' or a port, apart from the public one; "
+                             "None serves no metrics.")
     elif f.name == "allowed_origins" and value is not None:
         # A string would pass as a list of one-letter origins.
         if not isinstance(value, list | tuple | set | frozenset):

@@ -35,6 +35,8 @@ class Request:
                  headers: list[tuple[bytes, bytes]], client: list | None, secure: bool):
         self.protocol = protocol
         self.event = event
+        # When its head was read: channels_http_request_duration_seconds.
+        self.received_at = protocol.server.reactor.seconds()
         self.headers = headers
         self.client = client
         self.secure = secure

@@ -24,6 +24,7 @@ from channels import names
 from channels.backends.base import BaseChannelBackend, decode, encode
 from channels.backends.layer_client import LayerClient, SendFailures
 from channels.exceptions import ChannelFull, InvalidChannelName, InvalidMessage
+from channels.interfaces import metrics as server_metrics
 from channels.replies import Listener, ReplyDemultiplexer
 
 logger = logging.getLogger("channels.server")
@@ -191,9 +192,11 @@ class LayerBridge:
             kept.append(item)
         if kept:
             self._in_flight += 1
-            self.client.send_batch(messages).addBoth(self._sent, kept, tracked)
+            self.client.send_batch(messages).addBoth(self._sent, kept, tracked,
+                                                     self.clock.seconds())
 
-    def _sent(self, outcome: SendFailures | Failure, kept: list, tracked: int) -> None:
+    def _sent(self, outcome: SendFailures | Failure, kept: list, tracked: int,
+              started: float) -> None:
         self._in_flight -= 1
         if isinstance(outcome, Failure):
             # A bug in the client: nothing is known to be sent.
@@ -201,6 +204,12 @@ class LayerBridge:
                          self.backend.alias, exc_info=outcome.value)
             outcome = [(position, outcome.value) for position in range(len(kept))]
         errors = [exc for _, exc in outcome if not isinstance(exc, ChannelFull)]
+        metrics = server_metrics.active
+        if metrics is not None:
+            metrics.round_trip.observe(self.clock.seconds() - started)
+            if outcome:
+                metrics.send_unavailable += len(errors)
+                metrics.send_full += len(outcome) - len(errors)
         if errors:
             logger.warning("Could not send %d message(s) to backend %r: %s",
                            len(errors), self.backend.alias, errors[0])

@@ -16,6 +16,7 @@ from autobahn.websocket.types import ConnectionDeny
 from twisted.internet.defer import Deferred
 
 from channels.exceptions import ChannelFull, InvalidMessage
+from channels.interfaces import metrics as server_metrics
 from channels.messages import websocket as websocket_messages
 from channels.names import WEBSOCKET_REPLY_PREFIX
 
@@ -122,7 +123,10 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
     def log_access(self, status: int, method: bytes = b"GET") -> None:
         """The handshake's line (101, or the refusal status); and, with
         ``method`` WSDISCONNECT, a line with the close code when an open
-        socket closes, so a log shows how long each one lived."""
+        socket closes, so a log shows how long each one lived. The handshake's
+        answer is counted with the HTTP responses."""
+        if method == b"GET" and server_metrics.active is not None:
+            server_metrics.active.responses[status] += 1
         if self.request_line is not None:
             target, version = self.request_line
             self.server.access_log.log(self.client, method, target, version, status, 0)
@@ -162,12 +166,17 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
                            self.reply_channel, self.server.config.write_timeout)
             self.dropConnection(abort=True)
             return
+        metrics = server_metrics.active
         text = content.get("text")
         if text is not None:
             self.sendPreparedMessage(self.server.prepared_frame(text, False))
+            if metrics is not None:
+                metrics.websocket_out += 1
         data = content.get("bytes")
         if data is not None:
             self.sendPreparedMessage(self.server.prepared_frame(data, True))
+            if metrics is not None:
+                metrics.websocket_out += 1
         close = content.get("close")
         if close is not None:
             try:
@@ -212,6 +221,8 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         self.order += 1
+        if server_metrics.active is not None:
+            server_metrics.active.websocket_in += 1
         self.server.layer.send(
             "websocket.receive",
             websocket_messages.receive_message(self.reply_channel, self.path, self.order,
@@ -263,5 +274,8 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
                 server.layer.send("websocket.disconnect", websocket_messages.disconnect_message(
                     self.reply_channel, self.path, self.order + 1, code))
         if self.opened:
-            self.log_access(code or websocket_messages.ABNORMAL_CLOSURE, b"WSDISCONNECT")
+            code = code or websocket_messages.ABNORMAL_CLOSURE
+            self.log_access(code, b"WSDISCONNECT")
+            if server_metrics.active is not None:
+                server_metrics.active.closes[code] += 1
         server.connection_closed(self)

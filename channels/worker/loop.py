@@ -18,6 +18,7 @@ from channels.exceptions import InvalidChannelName
 from channels.message import Message
 from channels.messages.websocket import accept_message, close_message
 from channels.worker import heartbeat as heartbeats
+from channels.worker import metrics as worker_metrics
 from channels.worker.durations import Durations
 
 logger = logging.getLogger("channels.worker")
@@ -134,6 +135,9 @@ class Worker:
         self.skipped = 0
         # How long the consumers took (the heartbeat's busy and slowest).
         self.durations = Durations(channel_backend.heartbeat_interval)
+        # Its figures for the Prometheus metrics, once they are on.
+        self._stats: worker_metrics.WorkerStats | None = None
+        self._counted: worker_metrics.WorkerMetrics | None = None
 
     def stop(self, *args: object) -> None:
         """Finish the consumer in hand, then leave run()."""
@@ -173,17 +177,25 @@ class Worker:
             return wanted
         return max(0, min(wanted, self.max_messages - self.taken))
 
-    def start_heartbeat(self) -> None:
+    def attach(self) -> None:
         """Count this worker in its process's heartbeat, on a backend that
-        keeps them."""
+        keeps them, and in its metrics (``channels_worker_threads``), once
+        they are on."""
         if self.channel_backend.keeps_heartbeats:
             self._heartbeat = heartbeats.attach(self)
+        self._counted = worker_metrics.active
+        if self._counted is not None:
+            self._counted.loop_started()
 
-    def stop_heartbeat(self) -> None:
-        """It holds nothing any more: take it out of the heartbeat."""
+    def detach(self) -> None:
+        """It holds nothing any more: take it out of the heartbeat and the
+        metrics."""
         if self._heartbeat is not None:
             heartbeats.detach(self, self._heartbeat)
             self._heartbeat = None
+        if self._counted is not None:
+            self._counted.loop_stopped()
+            self._counted = None
 
     def started(self) -> None:
         if self.on_started is not None:
@@ -191,7 +203,7 @@ class Worker:
 
     def run(self) -> None:
         self._finished.clear()
-        self.start_heartbeat()
+        self.attach()
         self.started()
         releaser = None
         if self.prefetch > 1:
@@ -207,7 +219,7 @@ class Worker:
             self._holding.set()  # wakes the releaser to end
             if releaser is not None:
                 releaser.join()
-            self.stop_heartbeat()
+            self.detach()
 
     def in_hand(self) -> list[list[str]]:
         """``[channel, reply channel]`` of each message this worker has
@@ -227,7 +239,7 @@ class Worker:
         returned count as taken."""
         backend = self.channel_backend
         try:
-            batch = backend.receive_batch(self.channels, count, self.poll_timeout)
+            batch = self._receive_batch(count)
         except Exception:
             # An outage is logged when it starts and when it ends, not
             # every second while it lasts; the backend reconnects, and the
@@ -283,6 +295,26 @@ class Worker:
             with self._ahead_lock:
                 self._current = None
             self._touch()
+
+    def _receive_batch(self, count: int) -> list[tuple[str, dict]]:
+        """The next batch; with metrics on, each message's age counted as
+        it is taken (channels_message_age_seconds)."""
+        backend = self.channel_backend
+        stats = self._metrics()
+        if stats is None:
+            return backend.receive_batch(self.channels, count, self.poll_timeout)
+        aged = backend.receive_batch_aged(self.channels, count, self.poll_timeout)
+        for channel, _, age in aged:
+            if age is not None:
+                # Hosts' clocks may differ by a little.
+                stats.channel(channel).age.observe(max(age, 0.0))
+        return [(channel, content) for channel, content, _ in aged]
+
+    def _metrics(self) -> worker_metrics.WorkerStats | None:
+        """This worker's figures, once the process's metrics are on."""
+        if self._stats is None and worker_metrics.active is not None:
+            self._stats = worker_metrics.active.new_worker()
+        return self._stats
 
     def _next_ahead(self) -> tuple[str, dict] | None:
         with self._ahead_lock:
@@ -383,6 +415,14 @@ class Worker:
         finished = time.monotonic()
         self.durations.add(finished - started, finished)
         self.handled += 1
+        stats = self._metrics()
+        if stats is not None:
+            counted = stats.channel(channel)
+            counted.duration.observe(finished - started)
+            if failed:
+                counted.error += 1
+            else:
+                counted.ok += 1
         if channel == "websocket.connect" and message.reply_channel is not None:
             # The handshake waits for this: a connect consumer that neither
             # accepted nor rejected accepts by returning. The interface server

@@ -17,6 +17,8 @@ from collections.abc import Callable
 
 from channels.backends.base import BaseChannelBackend
 from channels.message import Message
+from channels.metrics import parse_address, watch_shards
+from channels.worker import metrics
 from channels.worker.loop import PREFETCH, Worker
 from channels.worker.threads import ThreadedWorker
 
@@ -45,6 +47,7 @@ class WorkerOptions:
     max_messages_jitter: int = 0
     shutdown_timeout: float = SHUTDOWN_TIMEOUT
     verbose: bool = False
+    metrics_address: str | None = None
 
     def message_limit(self) -> int | None:
         """This process's limit: ``max_messages`` plus a random jitter, so
@@ -52,6 +55,29 @@ class WorkerOptions:
         if not self.max_messages:
             return None
         return self.max_messages + random.randint(0, self.max_messages_jitter)
+
+
+def nth_address(address: str, number: int) -> str:
+    """The metrics address of the supervisor's process ``number`` (from
+    1): the port plus ``number - 1``, so each has its own (a port 0 stays
+    0: any free one)."""
+    host, port = parse_address(address)
+    if port:
+        port += number - 1
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def serve_metrics(backend: BaseChannelBackend, channels: list[str], address: str,
+                  write: Callable[[str], object]) -> None:
+    """Count this process's workers in Prometheus metrics, served at
+    ``address``; raises OSError if it cannot listen there."""
+    metrics.enable()
+    watch_shards(backend)
+    metrics.watch_queues(backend, channels)
+    server = metrics.serve(address)
+    host, port = server.server_address[:2]
+    shown = f"[{host}]" if ":" in host else host
+    write(f"Metrics at http://{shown}:{port}/metrics")
 
 
 def reporter(write: Callable[[str], object]) -> Callable[[str, Message], None]:

@@ -56,7 +56,7 @@ STOP_GRACE = 10.0
 SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
-def child_main(options: WorkerOptions, conn: Connection) -> None:
+def child_main(options: WorkerOptions, slot: int, conn: Connection) -> None:
     """A child process: Django set up, then one worker process, which tells
     the supervisor it runs by sending its pid on ``conn``, and that it
     reached its message limit by sending "limit"."""
@@ -65,8 +65,17 @@ def child_main(options: WorkerOptions, conn: Connection) -> None:
     django.setup()
     from channels.backends import channel_backends
 
-    worker = service.make_worker(channel_backends[options.alias], options)
+    backend = channel_backends[options.alias]
+    worker = service.make_worker(backend, options)
     worker.install_signal_handlers()
+    if options.metrics_address:
+        try:
+            service.serve_metrics(backend, options.channels,
+                                  service.nth_address(options.metrics_address, slot),
+                                  service.print_line)
+        except OSError:
+            logger.exception("Worker process %d cannot serve its metrics; it runs without",
+                             slot)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the supervisor's to act on
     worker.on_limit = lambda: conn.send("limit")
     # Running once its heartbeat says so: an old child stopped for this
@@ -140,7 +149,7 @@ class Supervisor:
 
     def start(self, slot: int) -> Child:
         ours, theirs = self.context.Pipe()
-        process = self.context.Process(target=child_main, args=(self.options, theirs),
+        process = self.context.Process(target=child_main, args=(self.options, slot, theirs),
                                        name=f"channels-worker-{slot}")
         process.start()
         theirs.close()

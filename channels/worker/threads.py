@@ -67,7 +67,7 @@ class ThreadedWorker(Worker):
     def run(self) -> None:
         threads = []
         for number, worker in enumerate(self.thread_workers, 1):
-            worker.start_heartbeat()
+            worker.attach()
             inbox: Inbox = queue.SimpleQueue()
             self._idle.append((worker, inbox))
             thread = threading.Thread(target=self._consume, args=(worker, inbox),
@@ -84,7 +84,7 @@ class ThreadedWorker(Worker):
             for thread, _ in threads:
                 thread.join()
             for worker in self.thread_workers:
-                worker.stop_heartbeat()
+                worker.detach()
             self.handled = self.counts()["handled"]
 
     def _dispatch(self) -> None:

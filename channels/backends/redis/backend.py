@@ -25,6 +25,7 @@ from channels.backends.base import BaseChannelBackend
 from channels.backends.redis.blocking import BlockerSet
 from channels.backends.redis.hosts import parse_hosts
 from channels.backends.redis.layout import (
+    AgedMessage,
     Layout,
     Message,
     answered,
@@ -100,6 +101,26 @@ class RedisChannelBackend(BaseChannelBackend):
         for shard in shards:
             shard.close()
 
+    def shard_states(self) -> list[tuple[str, bool, int]]:
+        return [(shard.address.label, not shard.down, shard.failures) for shard in self.shards]
+
+    def queue_depths(self, channels: Sequence[str]) -> dict[str, int]:
+        """A normal channel's list on every shard that answers (expired
+        entries not yet dropped included); channels with a home shard
+        (response channels) are left out."""
+        depths = {}
+        for channel in channels:
+            if self.placement.home(channel) is not None:
+                continue
+            key, total = self.layout.list_key(channel), 0
+            for shard in self.shards:
+                try:
+                    total += shard.execute("LLEN", key)
+                except ChannelBackendUnavailable:
+                    pass  # its messages are out of reach: not waiting for a worker
+            depths[channel] = total
+        return depths
+
     def send_plan(self, messages: Sequence[Message]) -> SendPlan:
         """A batch's way to the shards (see sending.py)."""
         return SendPlan(self.layout, messages, self.spread, self.shards)
@@ -163,7 +184,7 @@ class RedisChannelBackend(BaseChannelBackend):
 
     # Receiving.
 
-    def _take(self, plan: ReceivePlan, limit: int) -> list[Message]:
+    def _take(self, plan: ReceivePlan, limit: int) -> list[AgedMessage]:
         """Up to ``limit`` waiting messages from the first shard of ``plan``
         that has any, trying shards from a random one on. Raises
         ChannelBackendUnavailable only if every shard is."""
@@ -184,13 +205,13 @@ class RedisChannelBackend(BaseChannelBackend):
             raise errors[0]
         return []
 
-    def _take_from(self, shard: Shard, plan: ReceivePlan, limit: int) -> list[Message]:
+    def _take_from(self, shard: Shard, plan: ReceivePlan, limit: int) -> list[AgedMessage]:
         keys = plan.plain_keys.get(shard.index)
         if keys is None:
             now = now_ms()
             entries = unpack(shard.script("RECEIVE", [],
                                           plan.receive_args(shard.index, now, limit)))
-            return self.receiving.deliver(entries, now, limit)
+            return self.receiving.deliver_aged(entries, now, limit)
         # LMPOP favours the first key: start at a random one.
         start = random.randrange(len(keys)) if len(keys) > 1 else 0
         packed = plan.packed.get((shard.index, start, limit))
@@ -203,7 +224,7 @@ class RedisChannelBackend(BaseChannelBackend):
             popped = shard.execute_packed(packed)
             if popped is None:
                 return []
-            taken = self.receiving.deliver(popped[1], now_ms(), limit)
+            taken = self.receiving.deliver_aged(popped[1], now_ms(), limit)
             if taken:  # else all had expired: look again
                 return taken
 
@@ -211,20 +232,24 @@ class RedisChannelBackend(BaseChannelBackend):
         if not channels:
             return None, None
         plan = self.receiving.plan(channels)
-        taken = self.receiving.waiting(plan, 1) or self._take(plan, 1)
-        return taken[0] if taken else (None, None)
+        taken = self.receiving.waiting_aged(plan, 1) or self._take(plan, 1)
+        return taken[0][:2] if taken else (None, None)
 
     def _receive_many_blocking(self, channels, timeout):
         batch = self._receive_batch(channels, 1, timeout)
         return batch[0] if batch else (None, None)
 
     def _receive_batch(self, channels, limit, timeout):
+        return [(channel, data) for channel, data, _ in
+                self._receive_batch_aged(channels, limit, timeout)]
+
+    def _receive_batch_aged(self, channels, limit, timeout):
         if not channels:
             if timeout:
                 time.sleep(timeout)
             return []
         plan = self.receiving.plan(channels)
-        taken = self.receiving.waiting(plan, limit)
+        taken = self.receiving.waiting_aged(plan, limit)
         if taken:
             return taken
         if len(plan.shard_indexes) > 1 or plan.pollable_only or plan.counts or timeout == 0:
@@ -264,7 +289,7 @@ class RedisChannelBackend(BaseChannelBackend):
                     # The message is taken: deliver it. Its channel's count
                     # stays one too high until the inbox's keys expire.
                     pass
-            taken = self.receiving.deliver(entries, now, limit)
+            taken = self.receiving.deliver_aged(entries, now, limit)
             if taken:
                 return taken
 

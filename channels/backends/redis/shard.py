@@ -87,6 +87,10 @@ class Shard:
         self._idle: list[redis.Connection] = []
         self._state_lock = threading.Lock()
         self.down = False
+        # Commands sent that failed (unreachable, timed out, refused): the
+        # channels_redis_command_failures_total metric. Calls refused at
+        # once while the shard is known to be down never reach it.
+        self.failures = 0
         self._retry_at = 0.0
         self._backoff = FIRST_BACKOFF
 
@@ -109,6 +113,8 @@ class Shard:
         )
 
     def refused(self, error: BaseException) -> ChannelBackendUnavailable:
+        with self._state_lock:
+            self.failures += 1
         return ChannelBackendUnavailable(
             f"Redis shard {self.address.label} of channel backend {self.alias!r} "
             f"refused the command: {error}")
@@ -195,6 +201,7 @@ class Shard:
 
     def failed(self, error: BaseException) -> None:
         with self._state_lock:
+            self.failures += 1
             if self.down:
                 self._backoff = min(self._backoff * 2, MAX_BACKOFF)
             else:

@@ -2,7 +2,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
 from channels.backends import DEFAULT_CHANNEL_BACKEND, channel_backends
-from channels.worker import service
+from channels.metrics import address_problem
+from channels.worker import metrics, service
 from channels.worker.loop import PREFETCH, filter_channels
 from channels.worker.service import SHUTDOWN_TIMEOUT, WorkerOptions
 from channels.worker.supervisor import Supervisor
@@ -37,6 +38,10 @@ class Command(BaseCommand):
                             metavar="SECONDS",
                             help="How long consumers may finish after SIGTERM "
                                  "(default: %(default)g).")
+        parser.add_argument("--metrics", metavar="HOST:PORT",
+                            help="Serve Prometheus metrics at /metrics on this address "
+                                 "(default: the CHANNELS_WORKER_METRICS setting; none); "
+                                 "with --processes, process N on PORT + N - 1.")
 
     def handle(self, *args, alias, only_channels, exclude_channels, prefetch, threads,
                processes, max_messages, max_messages_jitter, shutdown_timeout, verbosity,
@@ -49,6 +54,9 @@ class Command(BaseCommand):
                 raise CommandError(f"{name} must be at least {least}, not {value}.")
         if not shutdown_timeout > 0:
             raise CommandError(f"--shutdown-timeout must be more than 0, not {shutdown_timeout}.")
+        metrics_address = options.get("metrics") or metrics.configured_address()
+        if metrics_address and address_problem(metrics_address):
+            raise CommandError(f"Metrics address: {address_problem(metrics_address)}.")
         try:
             backend = channel_backends[alias]
             routed = backend.registry.all_channel_names()
@@ -67,7 +75,8 @@ class Command(BaseCommand):
         worker_options = WorkerOptions(
             alias=alias, channels=channels, threads=threads, prefetch=prefetch,
             max_messages=max_messages, max_messages_jitter=max_messages_jitter,
-            shutdown_timeout=shutdown_timeout, verbose=verbosity > 1)
+            shutdown_timeout=shutdown_timeout, verbose=verbosity > 1,
+            metrics_address=metrics_address)
         if processes is None and max_messages:
             processes = 1  # a process that reaches its limit is replaced
         if processes is not None:
@@ -76,6 +85,11 @@ class Command(BaseCommand):
             return
         worker = service.make_worker(backend, worker_options, self.stdout.write)
         worker.install_signal_handlers()
+        if metrics_address:
+            try:
+                service.serve_metrics(backend, channels, metrics_address, self.stdout.write)
+            except OSError as exc:
+                raise CommandError(f"Cannot serve metrics on {metrics_address}: {exc}")
         self.stdout.write(
             f"Running worker ({threads} thread(s)) on backend {alias!r} "
             f"({type(backend).__name__}), listening on: {', '.join(channels)}"

@@ -1,9 +1,9 @@
 """The chat's consumers. A socket at /ws/chat/<room>/ joins the room's
 Group; what a user types goes to the chat.messages channel, whose consumer
 saves it and then sends it to everyone in the room, so every message that
-anybody sees is in the history."""
+anybody sees is in the history. The socket carries streams (the page's
+channels client): the chat is the stream "chat"."""
 
-import json
 import logging
 import re
 
@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from channels import Channel, Group
 from channels.auth import channel_session_user, transfer_user
 from channels.decorators import channel_session, enforce_ordering, linearize
+from channels.streams import Demultiplexer, Stream
 from chat.models import MAX_TEXT_LENGTH, Message, Room
 
 logger = logging.getLogger(__name__)
@@ -21,14 +22,13 @@ ROOM_PATH = re.compile(r"/ws/chat/(?P<name>[-\w]+)/")
 # A channel of our own, routed to save_message in mysite/routing.py.
 MESSAGES_CHANNEL = "chat.messages"
 
+# Each frame is {"stream": "chat", "payload": ...}, both ways.
+CHAT = Stream("chat")
+
 
 def room_group(name):
     """The Group of the sockets in a room."""
     return Group(f"chat-{name}")
-
-
-def send_json(channel, data):
-    channel.send({"text": json.dumps(data)})
 
 
 @linearize
@@ -48,20 +48,26 @@ def chat_connect(message):
     # twice rather than never, and the page drops the copy by its id.
     room_group(room.name).add(message.reply_channel)
     for earlier in room.history():
-        send_json(message.reply_channel, earlier.as_json())
+        CHAT.send(message.reply_channel, earlier.as_json())
 
 
-@enforce_ordering
 @channel_session_user
-def chat_receive(message):
-    """Hand what the user typed to chat.messages, in the order typed."""
+def chat_say(message):
+    """What the user typed, {"text": ...} on the stream "chat": hand it to
+    chat.messages."""
     room = message.channel_session.get("room")
-    text = message.get("text")
+    payload = message.payload
+    text = payload.get("text") if isinstance(payload, dict) else None
     if room is None or not message.user.is_authenticated or not isinstance(text, str):
         return
     text = text.strip()[:MAX_TEXT_LENGTH]
     if text:
         Channel(MESSAGES_CHANNEL).send({"room": room, "user": message.user.pk, "text": text})
+
+
+# What the browser sends: each frame runs the consumer of its stream, in
+# the order typed.
+chat_receive = enforce_ordering(Demultiplexer({"chat": chat_say}))
 
 
 def save_message(message):
@@ -73,7 +79,7 @@ def save_message(message):
                        message["room"], message["user"])
         return
     saved = Message.objects.create(room=room, user=user, text=message["text"])
-    send_json(room_group(room.name), saved.as_json())
+    CHAT.send(room_group(room.name), saved.as_json())
 
 
 @channel_session

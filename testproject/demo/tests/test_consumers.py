@@ -6,11 +6,11 @@ from django.contrib.sessions.models import Session
 
 from channels import Group
 from channels.testing import ChannelTestCase
-from demo.tests.helpers import Socket, fast_passwords, make_user
+from demo.tests.helpers import Socket, chat_payloads, fast_passwords, make_user
 
 
 def texts(frames):
-    return [json.loads(frame["text"])["text"] for frame in frames if "text" in frame]
+    return [payload["text"] for payload in chat_payloads(frames)]
 
 
 @fast_passwords
@@ -27,7 +27,7 @@ class ChatConsumerTests(ChannelTestCase):
 
     def say(self, socket, text):
         """Type ``text`` and let the chat.messages consumer save it."""
-        socket.send_text(text)
+        socket.say(text)
         self.consume(MESSAGES_CHANNEL)
 
     def test_logged_in_user_is_accepted_and_joins_the_room(self):
@@ -63,9 +63,9 @@ class ChatConsumerTests(ChannelTestCase):
         saved = Message.objects.get()
         self.assertEqual((saved.user, saved.room, saved.text), (self.alice, self.room, "hello bob"))
         for socket in (alice, bob):
-            [frame] = socket.received()
-            self.assertEqual(json.loads(frame["text"]), saved.as_json())
-            self.assertEqual(json.loads(frame["text"])["user"], "alice")
+            frames = socket.received()
+            self.assertEqual(chat_payloads(frames), [saved.as_json()])
+            self.assertEqual(chat_payloads(frames)[0]["user"], "alice")
 
     def test_other_rooms_do_not_hear_it(self):
         Room.objects.create(name="kitchen")
@@ -83,19 +83,26 @@ class ChatConsumerTests(ChannelTestCase):
 
     def test_blank_and_binary_input_is_ignored_and_long_text_cut(self):
         alice = self.join(self.alice)
-        alice.send_text("   ")
+        alice.received()
+        alice.say("   ")
+        for payload in ({"text": 3}, "just text", None):
+            alice.send_text(json.dumps({"stream": "chat", "payload": payload}))
         alice.order += 1
-        self.send_and_consume("websocket.receive", {
-            "reply_channel": alice.reply_channel, "path": alice.path,
-            "order": alice.order, "bytes": b"\x00"})
+        with self.assertLogs("channels.streams", "WARNING"):
+            self.send_and_consume("websocket.receive", {
+                "reply_channel": alice.reply_channel, "path": alice.path,
+                "order": alice.order, "bytes": b"\x00"})
         self.assertIsNone(self.get_next_message(MESSAGES_CHANNEL))
+        # The binary frame is not a stream's: the page is told so.
+        self.assertEqual([json.loads(frame["text"]) for frame in alice.received()], [
+            {"stream": None, "error": "a binary frame: streams are JSON text frames"}])
         self.say(alice, "x" * (MAX_TEXT_LENGTH + 10))
         self.assertEqual(len(Message.objects.get().text), MAX_TEXT_LENGTH)
 
     def test_refused_socket_cannot_post(self):
         socket = Socket(self, "/ws/chat/lobby/")
         socket.connect()
-        socket.send_text("sneaky")
+        socket.say("sneaky")
         self.assertIsNone(self.get_next_message(MESSAGES_CHANNEL))
 
     def test_disconnect_leaves_the_room(self):

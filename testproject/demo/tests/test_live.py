@@ -18,6 +18,17 @@ from channels.testing import ChannelLiveServerTestCase
 from demo.tests.helpers import fast_passwords, make_user
 
 
+def say(client, text):
+    client.send(json.dumps({"stream": "chat", "payload": {"text": text}}))
+
+
+def chat_message(client):
+    """The next frame, a message on the chat's stream."""
+    envelope = json.loads(client.recv())
+    assert envelope["stream"] == "chat", envelope
+    return envelope["payload"]
+
+
 @fast_passwords
 class LiveChatCase(ChannelLiveServerTestCase):
     def setUp(self):
@@ -60,8 +71,13 @@ class LiveChatTests(LiveChatCase):
         session = self.log_in("alice", "alice-pw")
         room = session.get(f"{self.live_server_url}/rooms/lobby/", timeout=5)
         self.assert_page_has(room, 'data-socket-path="/ws/chat/lobby/"')
+        self.assert_page_has(room, '{"imports": {"channels": "/static/channels/client.js"}}')
         script = session.get(f"{self.live_server_url}/static/chat/chat.js", timeout=5)
-        self.assert_page_has(script, "new WebSocket")
+        self.assert_page_has(script, 'import { connect } from "channels";')
+        client = session.get(f"{self.live_server_url}/static/channels/client.js", timeout=5)
+        self.assert_page_has(client, "export class Client")
+        # A module script runs only when served as JavaScript.
+        self.assertIn("javascript", client.headers["Content-Type"])
 
     def test_two_users_chat_and_history_shows_on_joining(self):
         alice = self.socket("/ws/chat/lobby/", self.log_in("alice", "alice-pw"))
@@ -69,14 +85,14 @@ class LiveChatTests(LiveChatCase):
         bob = self.socket("/ws/chat/lobby/", bob_session)
         self.addCleanup(alice.close)
         self.addCleanup(bob.close)
-        alice.send("hi bob")
+        say(alice, "hi bob")
         for client in (alice, bob):
-            self.assertEqual(json.loads(client.recv())["text"], "hi bob")
-        bob.send("hi alice")
-        self.assertEqual(json.loads(alice.recv())["user"], "bob")
+            self.assertEqual(chat_message(client)["text"], "hi bob")
+        say(bob, "hi alice")
+        self.assertEqual(chat_message(alice)["user"], "bob")
         late = self.socket("/ws/chat/lobby/", bob_session)
         self.addCleanup(late.close)
-        history = [json.loads(late.recv()) for _ in range(2)]
+        history = [chat_message(late) for _ in range(2)]
         self.assertEqual([(m["user"], m["text"]) for m in history],
                          [("alice", "hi bob"), ("bob", "hi alice")])
 
