@@ -8,6 +8,7 @@ with a generous deadline."""
 
 import os
 import signal
+import socket
 import threading
 
 import requests
@@ -214,6 +215,18 @@ class SupervisorTests(SimpleTestCase):
         self.assertEqual(sum("is running" in line for line in supervisor.lines), 4)
         self.assertEqual(supervisor.stop(60), 0)
 
+    def test_each_process_serves_its_metrics_on_its_own_port(self):
+        cluster = cluster_of(self)
+        port = free_port_pair()
+        supervisor = cluster.start_worker("--processes", "2", "--threads", "3",
+                                          "--metrics", f"127.0.0.1:{port}")
+        serving(cluster)
+        for number in (1, 2):
+            supervisor.wait_for_line(rf"Metrics at http://127\.0\.0\.1:{port + number - 1}/")
+            page = requests.get(f"http://127.0.0.1:{port + number - 1}/metrics", timeout=30)
+            self.assertIn("channels_worker_threads 3.0", page.text)
+        self.assertEqual(supervisor.stop(60), 0)
+
     def test_max_messages_replaces_the_process(self):
         cluster = cluster_of(self)
         supervisor = cluster.start_worker("--max-messages", "40")
@@ -235,6 +248,21 @@ class SupervisorTests(SimpleTestCase):
         self.assertEqual(sum("reached its message limit" in line
                              for line in supervisor.lines), 1)
         self.assertEqual(supervisor.stop(60), 0)
+
+
+def free_port_pair() -> int:
+    """A port free on 127.0.0.1 whose next one is free too."""
+    for _ in range(100):
+        with socket.socket() as first:
+            first.bind(("127.0.0.1", 0))
+            port = first.getsockname()[1]
+            with socket.socket() as second:
+                try:
+                    second.bind(("127.0.0.1", port + 1))
+                except OSError:
+                    continue
+        return port
+    raise RuntimeError("no two free ports in a row")
 
 
 def _running(pid: int) -> bool:

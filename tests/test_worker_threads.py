@@ -10,8 +10,10 @@ from channels import Channel
 from channels.backends.memory import InMemoryChannelBackend
 from channels.heartbeats import WORKER, live
 from channels.worker import Worker
+from channels.worker import metrics as worker_metrics
 from channels.worker.threads import ThreadedWorker
 from tests.support.worker_threads import wait_for
+from tests.test_metrics import at, exposed
 
 
 class CountingBackend(InMemoryChannelBackend):
@@ -101,6 +103,26 @@ class ThreadedWorkerTests(SimpleTestCase):
         worker.stop()
         thread.join(10)
         self.assertEqual(sorted(closed), ["channels-worker-1", "channels-worker-2"])
+
+    def test_metrics_count_the_threads_and_each_threads_messages(self):
+        metrics = worker_metrics.WorkerMetrics()
+        self.addCleanup(setattr, worker_metrics, "active", worker_metrics.active)
+        worker_metrics.active = metrics
+        for n in range(5):
+            self.backend.send("test.t", {"n": n})
+        worker = ThreadedWorker(self.backend, threads=3)
+        thread = self.start(worker)
+        wait_for(lambda: len(self.running) == 3, timeout=10)
+        self.assertEqual(at(exposed(metrics), "channels_worker_threads"), 3)
+        self.release.set()
+        wait_for(lambda: worker.counts()["handled"] == 5, timeout=10)
+        worker.stop()
+        thread.join(10)
+        samples = exposed(metrics)
+        self.assertEqual(at(samples, "channels_worker_threads"), 0)
+        self.assertEqual(at(samples, "channels_worker_messages_total", channel="test.t",
+                            outcome="ok"), 5)
+        self.assertEqual(at(samples, "channels_message_age_seconds_count", channel="test.t"), 5)
 
     def test_threads_must_be_positive(self):
         with self.assertRaisesMessage(ValueError, "threads must be a positive integer, not 0"):
