@@ -151,7 +151,7 @@ def main() -> int:
         for view in views:
             setups = [(f"{view} {names[key]}", f"http://127.0.0.1:{ports[key]}{view}", {})
                       for key in ("threads", "single", "gthread")]
-            runs = run_rounds(setups, args.rounds, args.duration, CONNECTIONS)
+            runs = run_rounds(setups, args.rounds, args.duration, connections=CONNECTIONS)
             lines += table(runs)
             threads, single, gthread = (name for name, _, _ in setups)
             lines.append(ratio_line(f"{view} --threads {THREADS} against --threads 1", runs,
@@ -167,7 +167,7 @@ def main() -> int:
                    f"http://127.0.0.1:{supervised_port}/hello/", {}),
                   ("/hello/ runwsserver + 2 separate runworker",
                    f"http://127.0.0.1:{separate_port}/hello/", {})]
-        runs = run_rounds(setups, args.rounds, args.duration, CONNECTIONS)
+        runs = run_rounds(setups, args.rounds, args.duration, connections=CONNECTIONS)
         lines += table(runs)
         lines.append(ratio_line("/hello/ --processes 2 against 2 runworker", runs,
                                 setups[0][0], setups[1][0], TARGET_PROCESSES))
