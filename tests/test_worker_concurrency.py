@@ -7,6 +7,7 @@ overlapped), never from wall-clock bounds; every wait is for a condition,
 with a generous deadline."""
 
 import os
+import re
 import signal
 import socket
 import threading
@@ -212,7 +213,13 @@ class SupervisorTests(SimpleTestCase):
         stop.set()
         client.join(60)
         self.assertEqual(set(statuses), {200})
-        self.assertEqual(sum("is running" in line for line in supervisor.lines), 4)
+        # One at a time, each new one running before the old one stopped.
+        lines = list(supervisor.lines)
+        reload = lines[next(i for i, line in enumerate(lines) if "Reloading" in line):]
+        events = [match.groups() for line in reload if (match := re.match(
+            r"Worker process (\d) \(pid \d+\) (is running|stopped)", line))]
+        self.assertEqual(events, [("1", "is running"), ("1", "stopped"),
+                                  ("2", "is running"), ("2", "stopped")])
         self.assertEqual(supervisor.stop(60), 0)
 
     def test_each_process_serves_its_metrics_on_its_own_port(self):
