@@ -28,6 +28,8 @@ BENCHMARKS = {
     "linearize": "linearize.py",
     "static": "static_files.py",
     "metrics": "metrics_overhead.py",
+    "fairness": "fairness.py",
+    "presence": "presence.py",
     "workers": "workers.py",
 }
 

@@ -87,13 +87,15 @@ class ReconnectTests(ProcessesCase):
         bob.log_in("bob", PASSWORD)
         alice.enter_room("lobby")
         bob.enter_room("lobby")
-        # The page's client, which chat.js exports for the page's other modules.
+        # The page's client, which chat.js exports for the page's other
+        # modules: online.js uses the stream "presence" of the same socket.
         state = alice.browser.execute_async_script("""
             const done = arguments[arguments.length - 1];
             import("/static/chat/chat.js").then(
-              ({ client }) => done([client.state, [...client.streams.keys()]]));
+              ({ client }) => done([client.state, [...client.streams.keys()].sort()]));
         """)
-        self.assertEqual(state, ["open", ["chat"]])
+        self.assertEqual(state, ["open", ["chat", "presence"]])
+        alice.wait_for_online(["alice", "bob"])
         alice.say("before the restart")
         bob.wait_for_message("alice: before the restart")
 
@@ -119,6 +121,10 @@ class ReconnectTests(ProcessesCase):
         self.assertEqual(alice.messages(), expected)
         bob.wait().until(lambda _: bob.messages() == expected)
         self.assertEqual(alice.browser.current_url, f"{self.server.url}/rooms/lobby/")
+        # Who is online came back with the reconnects, each user once when
+        # the killed server's connections have been swept (a heartbeat TTL).
+        for user in (alice, bob):
+            user.wait_for_online(["alice", "bob"], timeout=60)
         self.assertNotIn("Traceback", self.worker.output)
 
 

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 from pathlib import Path
 
@@ -130,7 +131,8 @@ class GuideProjectTests(unittest.TestCase):
         return process
 
     def chat(self, base_url, room):
-        """Alice creates ``room`` and she and Bob say hello to each other."""
+        """Alice creates ``room``, sees Bob come in, and they say hello to
+        each other."""
         alice, bob = (ChatUser(browser, base_url) for browser in self.browsers)
         for browser in self.browsers:
             self.addCleanup(browser.get, "about:blank")  # closes the socket
@@ -138,6 +140,7 @@ class GuideProjectTests(unittest.TestCase):
         bob.log_in("bob", PASSWORD)
         alice.create_room(room)
         bob.enter_room(room)
+        alice.wait_for_online(["alice", "bob"])
         alice.say("Hello Bob")
         bob.wait_for_message("alice: Hello Bob")
         bob.say("Hi Alice")
@@ -182,3 +185,27 @@ class GuideProjectTests(unittest.TestCase):
         self.assertNotIn("favicon", server.output)
         self.assertEqual(worker.stop(), 0, worker.output)
         self.assertEqual(server.stop(), 0, server.output)
+
+    def test_users_of_a_killed_server_go_offline(self):
+        """Two runwsserver, alice on one and bob on the other: when bob's
+        is killed (SIGKILL), alice sees him leave within a heartbeat TTL
+        (15 s by default)."""
+        redis = RedisServer().start()
+        self.addCleanup(redis.cleanup)
+        env = {"CHANNELS_REDIS_HOSTS": f"{redis.url}/0"}  # DEBUG: static from the apps
+        kept = self.serve("runwsserver", "Interface server listening", **env)
+        doomed = self.serve("runwsserver", "Interface server listening", **env)
+        self.serve("runworker", "Running worker", **env)
+        alice = ChatUser(self.browsers[0], kept.url)
+        bob = ChatUser(self.browsers[1], doomed.url)
+        for browser in self.browsers:
+            self.addCleanup(browser.get, "about:blank")
+        alice.log_in("alice", PASSWORD)
+        bob.log_in("bob", PASSWORD)
+        alice.create_room("outage")
+        bob.enter_room("outage")
+        alice.wait_for_online(["alice", "bob"])
+        doomed.kill()
+        killed = time.monotonic()
+        alice.wait_for_online(["alice"], timeout=60)
+        self.assertLess(time.monotonic() - killed, 15 + 10)

@@ -21,6 +21,7 @@ from django.test import SimpleTestCase, override_settings
 from channels.checks import check_runserver_command
 from channels.management.commands.runserver import HIDE_WARNING, PRODUCTION_WARNING
 from channels.management.commands.runserver import Command as RunserverCommand
+from tests.support.chat_socket import next_chat_message, say
 from tests.support.redis_servers import RedisServer
 from tests.support.server_process import ROOT, ServerProcess, manage
 
@@ -252,11 +253,9 @@ class NetworkedBackendTests(unittest.TestCase):
             f"ws://127.0.0.1:{server.port}/ws/chat/lobby/", origin=server.url, timeout=5,
             cookie=f"sessionid={browser.cookies['sessionid']}")
         self.addCleanup(ws.close)
-        ws.send(json.dumps({"stream": "chat", "payload": {"text": "over Redis"}}))
-        message = json.loads(ws.recv())
-        self.assertEqual(message["stream"], "chat")
-        self.assertEqual((message["payload"]["user"], message["payload"]["text"]),
-                         ("alice", "over Redis"))
+        say(ws, "over Redis")
+        message = next_chat_message(ws)
+        self.assertEqual((message["user"], message["text"]), ("alice", "over Redis"))
         self.assertEqual(worker.stop(), 0, worker.output)
 
 

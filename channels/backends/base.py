@@ -28,6 +28,7 @@ from channels.backends.heartbeats import (
     Heartbeats,
     check_heartbeat_name,
 )
+from channels.backends.presence import PresenceContract
 from channels.backends.status import Introspection
 from channels.exceptions import ChannelFull, InvalidMessage, MessageTooLarge
 from channels.names import HTTP_REPLY_PREFIX, validate_name
@@ -135,7 +136,7 @@ def _expiry_argument(value: object) -> float:
     return value
 
 
-class BaseChannelBackend(Introspection):
+class BaseChannelBackend(PresenceContract, Introspection):
     """Base class of channel backends.
 
     ``local_only`` backends keep messages inside one process; commands that
@@ -148,6 +149,8 @@ class BaseChannelBackend(Introspection):
     # rest); without them nobody can tell whether a worker is running, and
     # the interface server waits for answers as if one were.
     keeps_heartbeats = False
+    # Presence metadata (PresenceContract) is checked and encoded as content.
+    encode_meta = staticmethod(encode)
 
     def __init__(
         self,
@@ -393,7 +396,7 @@ class BaseChannelBackend(Introspection):
         self._clear_heartbeat(kind, id)
 
     def flush(self) -> None:
-        """Delete every message, group, lock and heartbeat of this backend."""
+        """Delete every message, group, lock, heartbeat and presence here."""
         raise NotImplementedError
 
     def close(self) -> None:

@@ -33,6 +33,7 @@ from channels.backends.redis.layout import (
     now_ms,
     unpack,
 )
+from channels.backends.redis.presence import RedisPresence
 from channels.backends.redis.receiving import ReceivePlan, Receiving
 from channels.backends.redis.sending import SendPlan, Spread
 from channels.backends.redis.shard import Shard
@@ -48,7 +49,7 @@ REJOIN_INTERVAL = 1.0
 SINGLE_RESPONSE_POLL = (0.001, 0.05)
 
 
-class RedisChannelBackend(BaseChannelBackend):
+class RedisChannelBackend(RedisPresence, BaseChannelBackend):
     keeps_heartbeats = True
 
     def __init__(self, hosts: list | None = None, prefix: str = "channels:", **options: Any):

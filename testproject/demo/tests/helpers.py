@@ -68,12 +68,19 @@ class Socket:
         return messages
 
 
-def chat_payloads(frames):
-    """The chat messages in ``frames`` (reply channel messages), decoded."""
+def stream_payloads(frames, stream):
+    """The payloads on ``stream`` in ``frames`` (reply channel messages),
+    decoded."""
     found = []
     for frame in frames:
         if "text" in frame:
             envelope = json.loads(frame["text"])
-            assert envelope["stream"] == "chat", envelope
-            found.append(envelope["payload"])
+            assert envelope["stream"] in ("chat", "presence"), envelope
+            if envelope["stream"] == stream:
+                found.append(envelope["payload"])
     return found
+
+
+def chat_payloads(frames):
+    """The chat messages in ``frames``."""
+    return stream_payloads(frames, "chat")

@@ -1,16 +1,21 @@
 import json
 
-from chat.consumers import MESSAGES_CHANNEL
+from chat.consumers import MESSAGES_CHANNEL, room_presence
 from chat.models import HISTORY_LENGTH, MAX_TEXT_LENGTH, Message, Room
 from django.contrib.sessions.models import Session
 
-from channels import Group
+from channels import Group, channel_backends
 from channels.testing import ChannelTestCase
-from demo.tests.helpers import Socket, chat_payloads, fast_passwords, make_user
+from demo.tests.helpers import Socket, chat_payloads, fast_passwords, make_user, stream_payloads
 
 
 def texts(frames):
     return [payload["text"] for payload in chat_payloads(frames)]
+
+
+def presence(frames):
+    """The presence messages among ``frames``."""
+    return stream_payloads(frames, "presence")
 
 
 @fast_passwords
@@ -133,12 +138,44 @@ class ChatConsumerTests(ChannelTestCase):
         alice.keepalive()
         self.assertEqual(Session.objects.count(), sessions)
         self.assertEqual(Group("chat-lobby").channels(), [])
+        self.assertEqual(room_presence("lobby").list(), {})
 
     def test_keepalive_renews_membership(self):
         alice = self.join(self.alice)
         Group("chat-lobby").discard(alice.reply_channel)
         alice.keepalive()
         self.assertEqual(Group("chat-lobby").channels(), [alice.reply_channel])
+
+    def test_keepalive_adds_back_a_lost_presence(self):
+        """As after a restart of the Redis server that held it."""
+        alice = self.join(self.alice)
+        channel_backends["default"].presence_leave("chat-lobby", alice.reply_channel)
+        alice.received()
+        alice.keepalive()
+        self.assertEqual(set(room_presence("lobby").list()), {str(self.alice.pk)})
+        self.assertEqual(presence(alice.received())[-1]["event"], "state")
+        alice.keepalive()  # renewed: nothing sent
+        self.assertEqual(alice.received(), [])
+
+    def test_everyone_in_the_room_sees_who_is_online(self):
+        alice = self.join(self.alice)
+        [_, state] = presence(alice.received())
+        self.assertEqual(state["members"], {str(self.alice.pk): {
+            "meta": {"name": "alice"}, "connections": 1}})
+        bob = self.join(self.bob)
+        [join] = presence(alice.received())
+        self.assertEqual(join["joins"], {str(self.bob.pk): {"meta": {"name": "bob"},
+                                                            "connections": 1}})
+        self.assertEqual(set(presence(bob.received())[-1]["members"]),
+                         {str(self.alice.pk), str(self.bob.pk)})
+        second_tab = self.join(self.bob)
+        [update] = presence(alice.received())
+        self.assertEqual(update["updates"][str(self.bob.pk)]["connections"], 2)
+        bob.disconnect()
+        second_tab.disconnect()
+        [_, leave] = presence(alice.received())
+        self.assertEqual(leave["leaves"], {str(self.bob.pk): {"meta": {"name": "bob"}}})
+        self.assertEqual(set(room_presence("lobby").list()), {str(self.alice.pk)})
 
     def test_message_for_a_deleted_room_is_dropped(self):
         self.send("chat.messages", {"room": "gone", "user": self.alice.pk, "text": "hi"})

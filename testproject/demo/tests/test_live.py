@@ -1,7 +1,6 @@
 """The chat on a live server (ChannelLiveServerTestCase), driven over real
 sockets: HTTP with requests, WebSocket with websocket-client."""
 
-import json
 import re
 import time
 
@@ -16,17 +15,7 @@ from testproject.routing import channel_routing
 from channels import Channel
 from channels.testing import ChannelLiveServerTestCase
 from demo.tests.helpers import fast_passwords, make_user
-
-
-def say(client, text):
-    client.send(json.dumps({"stream": "chat", "payload": {"text": text}}))
-
-
-def chat_message(client):
-    """The next frame, a message on the chat's stream."""
-    envelope = json.loads(client.recv())
-    assert envelope["stream"] == "chat", envelope
-    return envelope["payload"]
+from tests.support.chat_socket import next_chat_message, say
 
 
 @fast_passwords
@@ -87,12 +76,12 @@ class LiveChatTests(LiveChatCase):
         self.addCleanup(bob.close)
         say(alice, "hi bob")
         for client in (alice, bob):
-            self.assertEqual(chat_message(client)["text"], "hi bob")
+            self.assertEqual(next_chat_message(client)["text"], "hi bob")
         say(bob, "hi alice")
-        self.assertEqual(chat_message(alice)["user"], "bob")
+        self.assertEqual(next_chat_message(alice)["user"], "bob")
         late = self.socket("/ws/chat/lobby/", bob_session)
         self.addCleanup(late.close)
-        history = [chat_message(late) for _ in range(2)]
+        history = [next_chat_message(late) for _ in range(2)]
         self.assertEqual([(m["user"], m["text"]) for m in history],
                          [("alice", "hi bob"), ("bob", "hi alice")])
 
