@@ -10,6 +10,7 @@ servers and threads cannot slow the next, and says which failed.
 
     python testproject/benchmark.py                 # all of them
     python testproject/benchmark.py redis websocket # some of them
+    python testproject/benchmark.py workers --duration 10  # options go to each script
 """
 
 from __future__ import annotations
@@ -29,10 +30,13 @@ BENCHMARKS = {
     "metrics": "metrics_overhead.py",
     "fairness": "fairness.py",
     "presence": "presence.py",
+    "workers": "workers.py",
 }
 
 
 def main(argv: list[str]) -> int:
+    first_option = next((i for i, arg in enumerate(argv) if arg.startswith("-")), len(argv))
+    argv, options = argv[:first_option], argv[first_option:]
     names = argv or list(BENCHMARKS)
     unknown = [name for name in names if name not in BENCHMARKS]
     if unknown:
@@ -43,7 +47,7 @@ def main(argv: list[str]) -> int:
     for name in names:
         script = os.path.join(HERE, "benchmarks", BENCHMARKS[name])
         print(f"\n=== {name}: python {os.path.relpath(script)}", flush=True)
-        if subprocess.call([sys.executable, script]) != 0:
+        if subprocess.call([sys.executable, script, *options]) != 0:
             failed.append(name)
     if failed:
         print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)
