@@ -41,6 +41,9 @@ setup(
             "hypothesis>=6.100",
             # make demo-cluster: the Procfile's processes, supervised together.
             "honcho>=2.0",
+            # testproject/benchmark.py workers: the view that waits on
+            # PostgreSQL (Django's own driver for it; skipped without it).
+            "psycopg[binary]>=3.1",
             # The documented Prometheus config and alerting rules, read by the tests.
             "PyYAML>=6",
         ],

@@ -10,7 +10,8 @@ servers and threads cannot slow the next, and says which failed.
 
     python testproject/benchmark.py                 # all of them
     python testproject/benchmark.py redis websocket # some of them
-    python testproject/benchmark.py idle --sockets 18000 --hold 120  # options: one benchmark
+    python testproject/benchmark.py workers --duration 10  # options go to each script
+    python testproject/benchmark.py idle --sockets 18000 --hold 120
 """
 
 from __future__ import annotations
@@ -28,16 +29,16 @@ BENCHMARKS = {
     "linearize": "linearize.py",
     "static": "static_files.py",
     "metrics": "metrics_overhead.py",
+    "fairness": "fairness.py",
     "presence": "presence.py",
     "idle": "idle.py",
+    "workers": "workers.py",
 }
 
 
 def main(argv: list[str]) -> int:
-    if argv and argv[0] in BENCHMARKS and len(argv) > 1 and argv[1].startswith("-"):
-        # One benchmark with its own options.
-        script = os.path.join(HERE, "benchmarks", BENCHMARKS[argv[0]])
-        return subprocess.call([sys.executable, script, *argv[1:]])
+    first_option = next((i for i, arg in enumerate(argv) if arg.startswith("-")), len(argv))
+    argv, options = argv[:first_option], argv[first_option:]
     names = argv or list(BENCHMARKS)
     unknown = [name for name in names if name not in BENCHMARKS]
     if unknown:
@@ -48,7 +49,7 @@ def main(argv: list[str]) -> int:
     for name in names:
         script = os.path.join(HERE, "benchmarks", BENCHMARKS[name])
         print(f"\n=== {name}: python {os.path.relpath(script)}", flush=True)
-        if subprocess.call([sys.executable, script]) != 0:
+        if subprocess.call([sys.executable, script, *options]) != 0:
             failed.append(name)
     if failed:
         print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)

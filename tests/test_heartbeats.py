@@ -11,7 +11,8 @@ from django.test import SimpleTestCase
 from twisted.internet import reactor
 from twisted.internet.threads import blockingCallFromThread
 
-from channels.backends.base import BaseChannelBackend, encode
+from channels.backends.base import BaseChannelBackend
+from channels.backends.encoding import encode
 from channels.backends.memory import InMemoryChannelBackend
 from channels.exceptions import ChannelBackendUnavailable
 from channels.heartbeats import INTERFACE, RUNNING, STOPPED, WORKER, consumers, live

@@ -121,10 +121,16 @@ class RunserverOptionsTests(unittest.TestCase):
         return server
 
     def test_verbosity_2_shows_each_consumer_run(self):
-        server = self.start("--noreload", "--workers", "2", "-v", "2")
+        server = self.start("--noreload", "--worker-threads", "2", "-v", "2")
         self.assertIn("2 worker thread(s)", server.output)
         requests.get(f"{server.url}/hello/", timeout=5)
         server.wait_for("http.request -> ")
+
+    def test_workers_is_the_old_name_of_worker_threads(self):
+        parser = RunserverCommand().create_parser("manage.py", "runserver")
+        for option in ("--worker-threads", "--workers"):
+            self.assertEqual(parser.parse_args([option, "3"]).workers, 3)
+        self.assertEqual(parser.parse_args([]).workers, 4)
 
     def test_static_files_without_debug_only_with_insecure(self):
         self.env["DJANGO_DEBUG"] = "0"

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import fnmatch
 import re
-import threading
 from collections.abc import Iterable, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-import msgpack
 from django.core.exceptions import ImproperlyConfigured
 
+from channels.backends.encoding import decode, encode
 from channels.backends.heartbeats import (
     DEFAULT_HEARTBEAT_INTERVAL,
     DEFAULT_HEARTBEAT_TTL,
@@ -31,16 +30,12 @@ from channels.backends.heartbeats import (
 from channels.backends.membership import MembershipContract, check_expiry
 from channels.backends.presence import PresenceContract
 from channels.backends.status import Introspection
-from channels.exceptions import ChannelFull, InvalidMessage, MessageTooLarge
-from channels.names import HTTP_REPLY_PREFIX, validate_name
+from channels.exceptions import ChannelFull
+from channels.names import HTTP_REPLY_PREFIX, new_token, validate_name
 from channels.registry import ConsumerRegistry
 
 if TYPE_CHECKING:
     from channels.backends.layer_client import LayerClient
-
-# Encoded size limit of one message. Larger payloads (HTTP bodies) travel as
-# ordered chunks; see docs/message-standards.rst.
-MAX_MESSAGE_SIZE = 1024 * 1024
 
 # A channel's capacity unless CHANNEL_CAPACITY or the patterns below say
 # otherwise.
@@ -54,67 +49,6 @@ HTTP_REPLY_CHANNELS = f"{HTTP_REPLY_PREFIX}.*"
 # client that reads slowly. A few chunks (512 KiB each) keep both as fast,
 # and bound what one client can pin.
 DEFAULT_CHANNEL_CAPACITY = {"http.request.body.*": 4, HTTP_REPLY_CHANNELS: 4}
-
-_CONTAINERS = (dict, list, tuple)
-
-
-def _check_keys(content: dict) -> None:
-    """JSON objects only have str keys; msgpack alone would accept others."""
-    stack: list[Any] = [content]
-    while stack:
-        value = stack.pop()
-        if isinstance(value, dict):
-            for key, item in value.items():
-                if not isinstance(key, str):
-                    raise InvalidMessage(
-                        f"Message keys must be str, not {type(key).__name__} ({key!r})"
-                    )
-                if isinstance(item, _CONTAINERS):
-                    stack.append(item)
-        else:
-            stack.extend(item for item in value if isinstance(item, _CONTAINERS))
-
-
-def _unserialisable(value: object) -> object:
-    raise TypeError(
-        f"{type(value).__name__} is not JSON-compatible; use dicts, lists, "
-        f"str, bytes, int, float, bool or None"
-    )
-
-
-class _Packer(threading.local):
-    """One msgpack packer per thread (a packer is not thread-safe): making
-    one per message, as packb() does, costs twice the packing itself."""
-
-    def __init__(self) -> None:
-        self.pack = msgpack.Packer(use_bin_type=True, default=_unserialisable).pack
-
-
-_packer = _Packer()
-
-
-def encode(content: Mapping[str, Any]) -> bytes:
-    """Check message content and encode it; raise InvalidMessage if it can't travel."""
-    if not isinstance(content, dict):
-        raise InvalidMessage(
-            f"Message content must be a dict, not {type(content).__name__}"
-        )
-    _check_keys(content)
-    try:
-        data = _packer.pack(content)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise InvalidMessage(f"Message content cannot be sent: {exc}") from None
-    if len(data) > MAX_MESSAGE_SIZE:
-        raise MessageTooLarge(
-            f"Message is {len(data)} bytes encoded; the limit is "
-            f"{MAX_MESSAGE_SIZE}. Split large payloads into chunks."
-        )
-    return data
-
-
-def decode(data: bytes) -> dict[str, Any]:
-    return msgpack.unpackb(data, raw=False)
-
 
 def _is_positive(value: object, types: tuple[type, ...] = (int, float)) -> bool:
     return not isinstance(value, bool) and isinstance(value, types) and value > 0
@@ -382,6 +316,10 @@ class BaseChannelBackend(MembershipContract, PresenceContract, Introspection):
 
     def close(self) -> None:
         """Release connections; the backend reconnects if used again."""
+
+    def reply_token(self, lost: str) -> str | None:
+        """A token once the inbox of ``lost`` failed (Redis: on a live shard, or None)."""
+        return new_token()
 
     def layer_client(self, reactor: Any) -> LayerClient:
         """For an interface server: this backend's calls without blocking

@@ -15,7 +15,8 @@ import threading
 import time
 from collections import deque
 
-from channels.backends.base import BaseChannelBackend, decode
+from channels.backends.base import BaseChannelBackend
+from channels.backends.encoding import decode
 from channels.backends.presence import (
     NO_CHANGE,
     NO_PROCESS,

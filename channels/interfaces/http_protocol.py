@@ -89,8 +89,9 @@ class HttpProtocol(Protocol):
             self.transport.loseConnection()
             self.log_access(refused, 0)
             return
-        self.outbox = Outbox(self.transport, server.reactor, server.config,
-                             self.drop_slow_reader, self.client_behind)
+        config = server.config
+        self.outbox = Outbox(self.transport, server.reactor, config.max_response_buffer,
+                             config.write_timeout, self.drop_slow_reader, self.client_behind)
         # Idle until the first byte: a connection that never says anything
         # is closed without an answer.
         self.idle = True

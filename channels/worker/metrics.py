@@ -80,7 +80,17 @@ class WorkerMetrics:
 
     def __init__(self) -> None:
         self.workers: list[WorkerStats] = []
+        # Worker loops running now: the consumers the process runs at once.
+        self.loops = 0
         self._lock = threading.Lock()
+
+    def loop_started(self) -> None:
+        with self._lock:
+            self.loops += 1
+
+    def loop_stopped(self) -> None:
+        with self._lock:
+            self.loops -= 1
 
     def new_worker(self) -> WorkerStats:
         stats = WorkerStats()
@@ -113,6 +123,9 @@ class WorkerMetrics:
         yield messages
         yield duration
         yield age
+        yield GaugeMetricFamily("channels_worker_threads", "Consumers this process runs at "
+                                "once: its worker loops (runworker --threads, runserver's "
+                                "worker threads).", value=self.loops)
 
 
 class QueueDepths:

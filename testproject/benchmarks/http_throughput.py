@@ -62,8 +62,8 @@ TARGET_P99_MS = 50.0
 UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
-def wrk(url: str, duration: int) -> dict:
-    command = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{duration}s", "--latency", url]
+def wrk(url: str, duration: int, connections: int = CONNECTIONS) -> dict:
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", url]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     result = {"command": " ".join(command)}
     result["rps"] = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
@@ -109,7 +109,8 @@ def wait_ready(url: str, timeout: float = 20) -> None:
 
 
 def run_rounds(setups: list[tuple[str, str, dict[str, int]]], rounds: int,
-               duration: int, each_round=None) -> dict[str, list[dict]]:
+               duration: int, each_round=None,
+               connections: int = CONNECTIONS) -> dict[str, list[dict]]:
     """wrk against each ``(name, url, {role: pid})`` in turn, ``rounds``
     times: rounds alternate the setups, so that load from elsewhere on the
     machine falls on all of them alike, every other round in the reverse
@@ -118,12 +119,12 @@ def run_rounds(setups: list[tuple[str, str, dict[str, int]]], rounds: int,
     (``cpu_ms``)."""
     for _, url, _ in setups:
         wait_ready(url)
-        wrk(url, 2)  # warm-up: imports, connections, caches
+        wrk(url, 2, connections)  # warm-up: imports, connections, caches
     runs: dict[str, list[dict]] = {}
     for number in range(rounds):
         for name, url, roles in (setups if number % 2 == 0 else setups[::-1]):
             before = {role: cpu_seconds([pid]) for role, pid in roles.items()}
-            result = wrk(url, duration)
+            result = wrk(url, duration, connections)
             requests = max(result["rps"] * duration, 1)
             result["cpu"] = {role: (cpu_seconds([pid]) - before[role]) / requests * 1000
                              for role, pid in roles.items()}

@@ -37,10 +37,11 @@ from channels.backends.redis.layout import (
 from channels.backends.redis.presence import RedisPresence
 from channels.backends.redis.receiving import ReceivePlan, Receiving
 from channels.backends.redis.sending import SendPlan, Spread
-from channels.backends.redis.shard import Shard
+from channels.backends.redis.shard import HEARTBEAT_TIMEOUT, READ_TIMEOUT, Shard
 from channels.backends.redis.sharding import Placement
 from channels.backends.redis.status import backend_status
 from channels.exceptions import ChannelBackendUnavailable, ChannelFull
+from channels.names import new_token
 
 # While some of the shards a receive waits on are down, it wakes this often
 # to take them back as soon as they return.
@@ -83,6 +84,19 @@ class RedisChannelBackend(RedisPresence, BaseChannelBackend):
                     self._blocker_sets = []
                     self._pid = process.pid
         return self._shards
+
+    def reply_token(self, lost: str) -> str | None:
+        """A token whose inbox hashes to a shard not known to be down, and
+        not ``lost``'s, which may refuse pops without being down (None if
+        there is none): workers find it by the name alone (sharding.py)."""
+        placement = self.placement
+        avoid = placement.inbox_shard(lost)
+        live = {shard.index for shard in self.shards if not shard.down} - {avoid}
+        if not live:
+            return None
+        while placement.inbox_shard(token := new_token()) not in live:
+            pass
+        return token
 
     def layer_client(self, reactor: Any) -> Any:
         """Connections on the reactor, except over TLS, which they do not
@@ -139,7 +153,13 @@ class RedisChannelBackend(RedisPresence, BaseChannelBackend):
         args = [self.layout.entry(channel, data, now), channel, self.capacity_for(channel), now,
                 self.layout.expiry_ms]
         if index is not None:
-            if not self.shards[index].script("SEND", keys, args):
+            shard = self.shards[index]
+            try:
+                sent = shard.script("SEND", keys, args, READ_TIMEOUT)
+            except ChannelBackendUnavailable:
+                shard.lost()
+                raise
+            if not sent:
                 raise ChannelFull(f"Channel {channel!r} is full")
             return
         full = unreachable = None
@@ -148,10 +168,15 @@ class RedisChannelBackend(RedisPresence, BaseChannelBackend):
                 if shard.script("SEND", keys, args):
                     return
             except ChannelBackendUnavailable as exc:
-                unreachable = exc
+                unreachable = (shard, exc)
+                if exc.maybe_taken:
+                    break  # another shard could deliver it twice
                 continue
             full = ChannelFull(f"Channel {channel!r} is full")
-        raise full or unreachable
+        if full is not None:
+            raise full
+        unreachable[0].lost()
+        raise unreachable[1]
 
     def _requeue(self, channel, data):
         index, keys = self.layout.target(channel)
@@ -208,11 +233,13 @@ class RedisChannelBackend(RedisPresence, BaseChannelBackend):
         return []
 
     def _take_from(self, shard: Shard, plan: ReceivePlan, limit: int) -> list[AgedMessage]:
+        """Reads wait READ_TIMEOUT: a reader (an inbox's, or a worker's on
+        every shard) must find a silent shard out quickly."""
         keys = plan.plain_keys.get(shard.index)
         if keys is None:
             now = now_ms()
-            entries = unpack(shard.script("RECEIVE", [],
-                                          plan.receive_args(shard.index, now, limit)))
+            entries = unpack(shard.script("RECEIVE", [], plan.receive_args(shard.index, now, limit),
+                                          READ_TIMEOUT))
             return self.receiving.deliver_aged(entries, now, limit)
         # LMPOP favours the first key: start at a random one.
         start = random.randrange(len(keys)) if len(keys) > 1 else 0
@@ -223,7 +250,7 @@ class RedisChannelBackend(RedisPresence, BaseChannelBackend):
             if len(plan.packed) < 1024:
                 plan.packed[shard.index, start, limit] = packed
         while True:
-            popped = shard.execute_packed(packed)
+            popped = shard.execute_packed(packed, READ_TIMEOUT)
             if popped is None:
                 return []
             taken = self.receiving.deliver_aged(popped[1], now_ms(), limit)
@@ -399,6 +426,7 @@ class RedisChannelBackend(RedisPresence, BaseChannelBackend):
             try:
                 self._group_send(index, targets, now, data, normal=normal)
             except ChannelBackendUnavailable as exc:
+                self.shards[index].lost()
                 error = exc  # the other shards' members still get it
         if error is not None:
             raise error
@@ -449,7 +477,7 @@ class RedisChannelBackend(RedisPresence, BaseChannelBackend):
         outcomes = []
         for shard in self.shards:
             try:
-                outcomes.append(shard.script(script, keys, args))
+                outcomes.append(shard.script(script, keys, args, HEARTBEAT_TIMEOUT))
             except ChannelBackendUnavailable as exc:
                 outcomes.append(exc)
         return answered(outcomes)

@@ -13,7 +13,7 @@ import math
 import secrets
 from typing import Any
 
-from channels.backends.base import decode
+from channels.backends.encoding import decode
 from channels.backends.presence import Joined, Member, PresenceChange, change_from
 from channels.backends.redis.layout import now_ms
 from channels.exceptions import ChannelBackendUnavailable

@@ -68,7 +68,9 @@ class Command(DjangoRunserver):
                             help="Use an IPv6 address.")
         parser.add_argument("--noreload", action="store_false", dest="use_reloader",
                             help="Do not restart on code changes.")
-        parser.add_argument("--workers", type=_positive, default=4, metavar="N",
+        # --workers: its name before runworker had --threads and --processes.
+        parser.add_argument("--worker-threads", "--workers", type=_positive, default=4,
+                            dest="workers", metavar="N",
                             help="Worker threads to run consumers (default: %(default)s).")
         parser.add_argument("--noworker", action="store_false", dest="run_workers",
                             help="Run no workers: for a networked channel backend whose "
