@@ -204,3 +204,29 @@ class RedisBindingTests(BindingTests, RedisTestCase):
         # One script call per shard, whose commands are per group.
         self.assertEqual(few, many)
         self.assertLess(many, 100)
+
+
+class PresenceAndBindingTests:
+    """A channel in a presence (a plain member of its group) and bound to
+    its process too is one member: a group message reaches it once."""
+
+    def test_one_message_for_a_member_both_ways(self):
+        backend = self.make_backend(heartbeat_interval=0.2, heartbeat_ttl=0.8)
+        beating = Beating(backend)
+        self.addCleanup(beating.stop)
+        channel = new_name(WILDCARD)
+        backend.group_add("room", channel)
+        backend.presence_join("room", channel, "alice", {}, 60)
+        self.assertEqual(backend.group_channels("room"), [channel])
+        backend.send_group("room", {"n": 1})
+        got = backend.receive_batch([process_wildcard(WILDCARD)], limit=10, timeout=0)
+        self.assertEqual([content for _, content in got if "n" in content], [{"n": 1}])
+
+
+class MemoryPresenceAndBindingTests(PresenceAndBindingTests, SimpleTestCase):
+    def make_backend(self, **options):
+        return InMemoryChannelBackend(**options)
+
+
+class RedisPresenceAndBindingTests(PresenceAndBindingTests, RedisTestCase):
+    pass
