@@ -91,7 +91,10 @@ def hold(sockets: list[socket.socket], seconds: float) -> int:
     while (left := end - time.monotonic()) > 0:
         for key, _ in selector.select(min(left, 1.0)):
             sock = key.fileobj
-            data = buffers[sock] + sock.recv(65536)
+            received = sock.recv(65536)
+            if not received:
+                raise RuntimeError("the server closed a socket while it was idle")
+            data = buffers[sock] + received
             while len(data) >= 2 and len(data) >= 2 + (data[1] & 0x7F) and \
                     data[1] & 0x7F < 126:
                 length = data[1] & 0x7F
