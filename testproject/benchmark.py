@@ -11,6 +11,7 @@ servers and threads cannot slow the next, and says which failed.
     python testproject/benchmark.py                 # all of them
     python testproject/benchmark.py redis websocket # some of them
     python testproject/benchmark.py workers --duration 10  # options go to each script
+    python testproject/benchmark.py idle --sockets 18000 --hold 120
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ BENCHMARKS = {
     "metrics": "metrics_overhead.py",
     "fairness": "fairness.py",
     "presence": "presence.py",
+    "idle": "idle.py",
     "workers": "workers.py",
 }
 
