@@ -49,8 +49,8 @@ class DemoClusterTests(unittest.TestCase):
         output = lambda: "".join(lines)  # noqa: E731
 
         try:
-            wait_for(lambda: output().count("Running worker on backend 'default' "
-                                            "(RedisChannelBackend)") == 2
+            wait_for(lambda: len(re.findall(r"Running worker \(1 thread\(s\)\) on backend "
+                                            r"'default' \(RedisChannelBackend\)", output())) == 2
                      and "Static files at /static/" in output(), timeout=60)
         except AssertionError:
             raise AssertionError("the cluster did not come up:\n" + output()) from None

@@ -71,8 +71,8 @@ class ShardRestartTests(OutageTestCase):
             for n in range(800):
                 try:
                     sender.send("q", {"n": n})
-                except ChannelBackendUnavailable:
-                    failed_sends.append(n)
+                except ChannelBackendUnavailable as exc:
+                    failed_sends.append((n, exc.maybe_taken))
                 time.sleep(0.002)
             sending_done.set()
 
@@ -86,8 +86,11 @@ class ShardRestartTests(OutageTestCase):
             self.servers[1].start()
             for thread in threads:
                 thread.join(30)
-        # Normal traffic went around the dead shard: no send failed.
-        self.assertEqual(failed_sends, [])
+        # Normal traffic went around the dead shard: no send failed, but
+        # the one the shard may have taken as it died (written, then the
+        # connection was cut), which is never sent again elsewhere.
+        self.assertLessEqual(len(failed_sends), 1, failed_sends)
+        self.assertTrue(all(maybe_taken for _, maybe_taken in failed_sends), failed_sends)
         # Never twice; lost at most what the killed server held (it was
         # killed, not shut down), which a busy receiver keeps small.
         self.assertEqual(len(received), len(set(received)))
