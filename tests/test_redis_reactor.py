@@ -310,7 +310,9 @@ class SilentShardTests(ClientTestCase):
     """A server that stops answering with its connections open (SIGSTOP):
     each command's deadline runs on the client's clock."""
 
-    def test_a_blocking_pop_unanswered_past_its_margin_fails_and_tells_lost(self):
+    def stopped_while_popping(self):
+        """A client waiting in a blocking pop (for up to 30 s) on a server
+        that then stops: its backend, clock and where losses are told."""
         [server] = self.own_servers(1)
         backend = self.backend([server])
         clock = task.Clock()
@@ -323,6 +325,10 @@ class SilentShardTests(ClientTestCase):
                  timeout=10)
         os.kill(server.process.pid, signal.SIGSTOP)
         self.addCleanup(os.kill, server.process.pid, signal.SIGCONT)
+        return backend, clock, lost
+
+    def test_a_blocking_pop_unanswered_past_its_margin_fails_and_tells_lost(self):
+        backend, clock, lost = self.stopped_while_popping()
         in_reactor(clock.advance, 30)  # the pop's own wait: not yet
         in_reactor(lambda: None)
         self.assertTrue(lost.empty())
@@ -334,18 +340,7 @@ class SilentShardTests(ClientTestCase):
 
     def test_a_deadline_that_fires_late_gives_the_server_its_time_again(self):
         # This process, not the server, was stopped (a loaded machine).
-        [server] = self.own_servers(1)
-        backend = self.backend([server])
-        clock = task.Clock()
-        client = self.layer_client(backend, poll_timeout=30, clock=clock)
-        lost = queue.SimpleQueue()
-        in_reactor(client.receive, [WILDCARD], 500, lambda batch: None, lost.put)
-        watcher = server.client()
-        self.addCleanup(watcher.close)
-        wait_for(lambda: any(entry["cmd"] == "blmpop" for entry in watcher.client_list()),
-                 timeout=10)
-        os.kill(server.process.pid, signal.SIGSTOP)
-        self.addCleanup(os.kill, server.process.pid, signal.SIGCONT)
+        backend, clock, lost = self.stopped_while_popping()
         in_reactor(clock.advance, 30 + POP_MARGIN + 1)  # one late firing
         in_reactor(lambda: None)
         self.assertTrue(lost.empty())
