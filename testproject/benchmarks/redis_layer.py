@@ -18,7 +18,14 @@ Figures, each printed with its baseline and target:
   ``receive_many_blocking`` waiting on channels of all three (targets: median
   5 ms, p99 20 ms); baseline: a raw ``BLPOP`` on one server.
 
+- with ``--scaling``, instead: one normal channel over 1 to ``--shards``
+  shards (Unix sockets), ``--senders`` processes sending in batches and
+  ``--receivers`` taking them, the shard counts alternating in each round:
+  messages/s, and Redis's and the clients' CPU per message, from which
+  docs/scaling.rst derives what a shard carries.
+
     python testproject/benchmarks/redis_layer.py [--messages N]
+    python testproject/benchmarks/redis_layer.py --scaling [--senders N] [--receivers N]
 """
 
 import argparse
