@@ -10,6 +10,7 @@ servers and threads cannot slow the next, and says which failed.
 
     python testproject/benchmark.py                 # all of them
     python testproject/benchmark.py redis websocket # some of them
+    python testproject/benchmark.py faults --quick  # options after the name go to its script
 """
 
 from __future__ import annotations
@@ -26,11 +27,16 @@ BENCHMARKS = {
     "websocket": "websocket.py",
     "linearize": "linearize.py",
     "static": "static_files.py",
+    "faults": "faults.py",
 }
 
 
 def main(argv: list[str]) -> int:
-    names = argv or list(BENCHMARKS)
+    split = next((i for i, arg in enumerate(argv) if arg.startswith("-")), len(argv))
+    names, options = argv[:split] or list(BENCHMARKS), argv[split:]
+    if options and len(names) != 1:
+        print("options are for one benchmark: name it first", file=sys.stderr)
+        return 2
     unknown = [name for name in names if name not in BENCHMARKS]
     if unknown:
         print(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}",
@@ -40,7 +46,7 @@ def main(argv: list[str]) -> int:
     for name in names:
         script = os.path.join(HERE, "benchmarks", BENCHMARKS[name])
         print(f"\n=== {name}: python {os.path.relpath(script)}", flush=True)
-        if subprocess.call([sys.executable, script]) != 0:
+        if subprocess.call([sys.executable, script, *options]) != 0:
             failed.append(name)
     if failed:
         print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)
