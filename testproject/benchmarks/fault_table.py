@@ -119,10 +119,14 @@ def measure(name: str, title: str, load: Load, runs: collections.Counter, marks:
                                f"{outcome.longest_wait:.1f} s)",
                                outcome.longest_wait <= wait_bound))
     if marks.promotion_at is not None:
-        back = (None if outcome.full_service is None
-                else outcome.full_service + fault - marks.promotion_at)
-        outcome.checks.append((f"service back within 10 s of the promotion "
-                               f"({'never' if back is None else f'{back:.1f} s'})",
+        if outcome.full_service == 0:
+            back, text = 0.0, "never interrupted"
+        elif outcome.full_service is None:
+            back, text = None, "not in the run"
+        else:
+            back = outcome.full_service + fault - marks.promotion_at
+            text = f"{back:.1f} s"
+        outcome.checks.append((f"service back within 10 s of the promotion ({text})",
                                back is not None and back <= 10))
     outcome.checks += marks.checks
     return outcome
