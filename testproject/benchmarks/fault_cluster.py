@@ -33,11 +33,13 @@ SERVER_BANNER = r"http://127\.0\.0\.1:(\d+)/"
 class Cluster:
     """``shards`` Redis shards (the first Sentinel-managed with
     ``sentinel``), ``runwsserver`` and ``workers`` ``runworker``
-    processes; ``holding`` workers keep what they took ahead while their
-    consumer runs (tests/support/holding_worker.py)."""
+    processes, with ``heartbeat`` their HEARTBEAT_INTERVAL and _TTL;
+    ``holding`` workers keep what they took ahead while their consumer
+    runs (tests/support/holding_worker.py)."""
 
-    def __init__(self, shards: int = 3, workers: int = 2, sentinel: bool = False,
-                 holding: bool = False, server_options: tuple[str, ...] = ()) -> None:
+    def __init__(self, heartbeat: tuple[float, float] = (5, 15), shards: int = 3,
+                 workers: int = 2, sentinel: bool = False, holding: bool = False,
+                 server_options: tuple[str, ...] = ()) -> None:
         self.directory = tempfile.mkdtemp(prefix="channels-faults-")
         self.runs_file = os.path.join(self.directory, "runs.txt")
         self.sentinel = SentinelGroup().start() if sentinel else None
@@ -49,10 +51,13 @@ class Cluster:
         self.env = django_env("benchmarks.fault_settings", PROJECT,
                               CHANNELS_REDIS_HOSTS=" ".join(hosts),
                               CHANNELS_FAULT_RUNS=self.runs_file,
+                              CHANNELS_HEARTBEAT_INTERVAL=str(heartbeat[0]),
+                              CHANNELS_HEARTBEAT_TTL=str(heartbeat[1]),
                               DJANGO_DB=os.path.join(self.directory, "db.sqlite3"))
         self.backend = create_backend("default", {
             "BACKEND": "channels.backends.redis.RedisChannelBackend",
-            "HOSTS": hosts, "ROUTING": {}})
+            "HOSTS": hosts, "ROUTING": {}, "HEARTBEAT_INTERVAL": heartbeat[0],
+            "HEARTBEAT_TTL": heartbeat[1]})
         self.logs: list[tuple[float, str, str]] = []
         self.server_options = server_options
         self.holding = holding
@@ -68,6 +73,16 @@ class Cluster:
                 self.start_worker()
             self.wait_for(lambda: len(live(WORKER, self.backend)) == workers,
                           "the workers' heartbeats")
+            # As in a deployment that has run for a while: the shards have
+            # held heartbeats for a whole TTL, so that the server concludes
+            # from a record's absence (channels/interfaces/liveness.py).
+            self.wait_for(lambda: self.backend.heartbeats(WORKER).complete,
+                          "a TTL of heartbeats")
+            # ... and the server has read them since (it writes its record,
+            # then reads the workers').
+            complete = time.time()
+            self.wait_for(lambda: self.server_record()["beat"] > complete,
+                          "the server's next heartbeat")
         except BaseException:
             self.cleanup()
             raise
@@ -99,14 +114,22 @@ class Cluster:
                 raise RuntimeError(f"timed out waiting for {what}")
             time.sleep(0.1)
 
+    def server_record(self) -> dict:
+        """The running server's heartbeat record (waited for)."""
+        pid = self.server.popen.pid
+        records = []
+
+        def found() -> bool:
+            records[:] = [r for r in live(INTERFACE, self.backend) if r["pid"] == pid]
+            return bool(records)
+
+        self.wait_for(found, "the server's heartbeat")
+        return records[0]
+
     def inbox_shard(self) -> int:
         """The shard of the running server's reply inbox: the one its
         process token hashes to (channels/backends/redis/sharding.py)."""
-        pid = self.server.popen.pid
-        self.wait_for(lambda: any(r["pid"] == pid for r in live(INTERFACE, self.backend)),
-                      "the server's heartbeat")
-        [token] = [r["id"] for r in live(INTERFACE, self.backend) if r["pid"] == pid]
-        return shard_for(token, len(self.hosts))
+        return shard_for(self.server_record()["id"], len(self.hosts))
 
     def avoid_inbox_on(self, shard: int, attempts: int = 20) -> None:
         """Restart the server until its inbox is on another shard (its

@@ -185,7 +185,7 @@ class Load:
             request.headers = dict(line.lower().split(": ", 1) for line in head[1:])
         except ConnectionResetError:
             request.status, request.done = "reset", time.monotonic()
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass  # unanswered
         finally:
             writer.close()

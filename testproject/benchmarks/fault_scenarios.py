@@ -15,10 +15,9 @@ from benchmarks.fault_load import Load
 from benchmarks.fault_table import Marks
 
 # Seconds within which a client whose reply inbox died is answered (the
-# inbox faults), a worker's death is answered (three heartbeats), and the
-# absence of any worker is.
+# inbox faults), and the absence of any worker is; a worker's death is
+# answered within its HEARTBEAT_TTL (three heartbeats).
 INBOX_BOUND = 2.0
-DEAD_WORKER_BOUND = 15.0
 NO_WORKER_BOUND = 5.0
 
 
@@ -39,13 +38,20 @@ class Timing:
     def shutdown_timeout(self) -> float:
         return 2.0 if self.quick else 5.0
 
+    @property
+    def heartbeat(self) -> tuple[float, float]:
+        """HEARTBEAT_INTERVAL and HEARTBEAT_TTL: the defaults, or short
+        ones in quick mode (a cluster waits a TTL before its fault)."""
+        return (1.0, 3.0) if self.quick else (5.0, 15.0)
+
 
 @dataclass
 class Fault:
     name: str
     title: str
     act: Callable[[Cluster, Load, Timing], Marks]
-    wait_bound: float | None = None
+    # The longest wait allowed, for a Timing.
+    wait_bound: Callable[[Timing], float | None] = lambda timing: None
     # The Cluster's options, for a Timing.
     cluster: Callable[[Timing], dict] = lambda timing: {}
 
@@ -195,14 +201,17 @@ FAULTS = [
     Fault("shard", "kill -9 a shard that holds no reply inbox, {down:g} s down, restart",
           other_shard),
     Fault("inbox", "kill -9 the shard holding runwsserver's reply inbox, {down:g} s down, "
-          "restart", inbox_shard(5), wait_bound=INBOX_BOUND),
-    Fault("inbox-long", "the same, {long:g} s down", inbox_shard(20), wait_bound=INBOX_BOUND),
+          "restart", inbox_shard(5), wait_bound=lambda timing: INBOX_BOUND),
+    Fault("inbox-long", "the same, {long:g} s down", inbox_shard(20),
+          wait_bound=lambda timing: INBOX_BOUND),
     Fault("worker", "kill -9 a worker holding prefetched messages", holding_worker,
-          wait_bound=DEAD_WORKER_BOUND, cluster=lambda timing: {"holding": True}),
+          wait_bound=lambda timing: timing.heartbeat[1],
+          cluster=lambda timing: {"holding": True}),
     Fault("no-worker", "no worker at all for {down:g} s", no_worker,
-          wait_bound=NO_WORKER_BOUND),
+          wait_bound=lambda timing: NO_WORKER_BOUND),
     Fault("sentinel", "kill -9 a Sentinel-managed shard's master (a replica, 3 sentinels, "
-          "down-after-milliseconds 1000)", sentinel_master, cluster=lambda timing: {"sentinel": True}),
+          "down-after-milliseconds 1000)", sentinel_master,
+          cluster=lambda timing: {"sentinel": True}),
     Fault("sigterm", "SIGTERM to runwsserver with a long request in flight, "
           "--shutdown-timeout {timeout:g}", sigterm_server,
           cluster=lambda timing: {"server_options": (

@@ -12,6 +12,9 @@ CHANNEL_BACKENDS = {
         "BACKEND": "channels.backends.redis.RedisChannelBackend",
         "ROUTING": "testproject.routing.channel_routing",
         "HOSTS": os.environ["CHANNELS_REDIS_HOSTS"].split(),
+        # The defaults, or the report's --quick ones.
+        "HEARTBEAT_INTERVAL": float(os.environ.get("CHANNELS_HEARTBEAT_INTERVAL", 5)),
+        "HEARTBEAT_TTL": float(os.environ.get("CHANNELS_HEARTBEAT_TTL", 15)),
     }
 }
 ROOT_URLCONF = "benchmarks.fault_views"

@@ -6,7 +6,8 @@ went well after the last one that did not (a status other than 200, a
 message lost or echoed twice, a handshake refused, a socket the server
 closed); its seconds are counted from the fault. The *longest wait* of a
 request or message is from the later of its sending and the fault, until
-its answer, its echo, its socket's end, or the end of the run.
+its answer, its echo or its socket's end; a message lost on a socket
+left open is never answered.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ class Outcome:
     closes: collections.Counter = field(default_factory=collections.Counter)
     refused: collections.Counter = field(default_factory=collections.Counter)
     full_service: float | None = None
-    longest_wait: float = 0.0
+    http_wait: float = 0.0
+    ws_wait: float = 0.0
     checks: list[tuple[str, bool]] = field(default_factory=list)
     logs: list[str] = field(default_factory=list)
 
@@ -62,11 +64,10 @@ def measure(name: str, title: str, load: Load, runs: collections.Counter, marks:
     outcome = Outcome(name, title, marks)
     end = load.ended
     fault = marks.fault_at
-    bad, good, waits = [], [], [0.0]
+    bad, good = [], []
 
-    def wait(sent: float, until: float) -> None:
-        if until > fault:
-            waits.append(until - max(sent, fault))
+    def wait(sent: float, until: float) -> float:
+        return until - max(sent, fault) if until > fault else 0.0
 
     for request in load.requests:
         outcome.sent += 1
@@ -78,7 +79,7 @@ def measure(name: str, title: str, load: Load, runs: collections.Counter, marks:
         outcome.ran_twice += ran > 1
         outcome.ran_unseen += ran > 0 and request.status != 200
         (good if request.status == 200 else bad).append(request.sent)
-        wait(request.sent, request.done or end)
+        outcome.http_wait = max(outcome.http_wait, wait(request.sent, request.done or end))
 
     closed_by_server = {sock.id: sock for sock in load.sockets if sock.code is not None}
     ended = {sock.id: sock.closed for sock in load.sockets if sock.closed is not None}
@@ -90,8 +91,9 @@ def measure(name: str, title: str, load: Load, runs: collections.Counter, marks:
             outcome.lost += 1
             outcome.lost_silently += message.socket not in closed_by_server
         (good if len(message.echoes) == 1 else bad).append(message.sent)
-        wait(message.sent, message.echoes[0] if message.echoes
-             else ended.get(message.socket, end))
+        if message.echoes or message.socket in closed_by_server:
+            outcome.ws_wait = max(outcome.ws_wait, wait(
+                message.sent, message.echoes[0] if message.echoes else ended[message.socket]))
     for sock in closed_by_server.values():
         outcome.closes[sock.code] += 1
         bad.append(sock.closed)
@@ -106,7 +108,6 @@ def measure(name: str, title: str, load: Load, runs: collections.Counter, marks:
     else:
         after = [moment for moment in good if moment > last_bad]
         outcome.full_service = min(after) - fault if after else None
-    outcome.longest_wait = max(waits)
     outcome.logs = summarize_logs(logs, load.started, end)
 
     outcome.checks.append((f"nothing duplicated (messages echoed twice: {outcome.duplicated}, "
@@ -115,9 +116,10 @@ def measure(name: str, title: str, load: Load, runs: collections.Counter, marks:
     outcome.checks.append((f"every request answered (unanswered: {outcome.unanswered})",
                            outcome.unanswered == 0))
     if wait_bound is not None:
-        outcome.checks.append((f"nothing unanswered past {wait_bound:g} s (longest wait "
-                               f"{outcome.longest_wait:.1f} s)",
-                               outcome.longest_wait <= wait_bound))
+        outcome.checks.append((
+            f"nothing unanswered past {wait_bound:g} s ({waits(outcome)})",
+            max(outcome.http_wait, outcome.ws_wait) <= wait_bound
+            and outcome.lost_silently == 0))
     if marks.promotion_at is not None:
         if outcome.full_service == 0:
             back, text = 0.0, "never interrupted"
@@ -151,6 +153,15 @@ def summarize_logs(logs: list[tuple[float, str, str]], start: float, end: float,
                                            f"of line"] if len(counts) > shown else [])
 
 
+def waits(outcome: Outcome) -> str:
+    """The longest waits; a message lost on a socket left open waits for
+    ever."""
+    text = f"longest wait: HTTP {outcome.http_wait:.1f} s, WebSocket {outcome.ws_wait:.1f} s"
+    if outcome.lost_silently:
+        text += f", and {outcome.lost_silently} message(s) never answered"
+    return text
+
+
 def counts(counter: collections.Counter) -> str:
     return ", ".join(f"{key}: {value}" for key, value in
                      sorted(counter.items(), key=lambda item: str(item[0]))) or "none"
@@ -163,9 +174,11 @@ def seconds(value: float | None) -> str:
 def report(outcome: Outcome) -> str:
     """The fault's table, as the report prints it."""
     marks = outcome.marks
-    repair = ("" if marks.repair_at is None or not outcome.full_service else
-              f" ({outcome.full_service + marks.fault_at - marks.repair_at:.1f} s after "
-              f"the repair)")
+    repair = ""
+    if marks.repair_at is not None and outcome.full_service:
+        after = outcome.full_service + marks.fault_at - marks.repair_at
+        repair = (f" ({after:.1f} s after the repair)" if after >= 0.05
+                  else " (before the repair)")
     lines = [
         f"--- {outcome.name}: {outcome.title}",
         *(f"  {note}" for note in marks.notes),
@@ -178,8 +191,8 @@ def report(outcome: Outcome) -> str:
         f"{outcome.duplicated}",
         f"  sockets closed      by code: {counts(outcome.closes)}; handshakes refused: "
         f"{counts(outcome.refused)}",
-        f"  full service after  {seconds(outcome.full_service)} s{repair}; longest wait "
-        f"{outcome.longest_wait:.1f} s",
+        f"  full service after  {seconds(outcome.full_service)} s{repair}",
+        f"  {waits(outcome)}",
         "  bounds:",
         *(f"    [{'ok' if ok else 'FAILED'}] {text}" for text, ok in outcome.checks),
         "  logged meanwhile (all processes):",
@@ -203,6 +216,7 @@ def summary_table(outcomes: list[Outcome]) -> str:
     rule = "  ".join("=" * width for width in widths)
 
     def line(row):
-        return "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        return "  ".join(cells).rstrip()
 
     return "\n".join([rule, line(rows[0]), rule, *map(line, rows[1:]), rule])

@@ -95,7 +95,7 @@ def watch(load: Load, marks: Marks, settle: float) -> None:
 def run(fault: Fault, timing: Timing) -> Outcome:
     title = fault.describe(timing)
     print(f"\n{fault.name}: {title} ...", flush=True)
-    cluster = Cluster(**fault.cluster(timing))
+    cluster = Cluster(timing.heartbeat, **fault.cluster(timing))
     try:
         http_rate, sockets, ws_rate = LOAD[timing.quick]
         load = Load(cluster.port, http_rate, sockets, ws_rate).start()
@@ -104,7 +104,7 @@ def run(fault: Fault, timing: Timing) -> Outcome:
         watch(load, marks, SETTLE[timing.quick])
         load.stop()
         return measure(fault.name, title, load, cluster.runs(), marks, cluster.logs,
-                       fault.wait_bound)
+                       fault.wait_bound(timing))
     finally:
         cluster.cleanup()
 
@@ -123,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     http_rate, sockets, ws_rate = LOAD[timing.quick]
     print(f"command: {command}\nmachine: {os.cpu_count()} cores, everything on it; load: "
           f"{http_rate} HTTP requests/s (each on its own connection), {sockets} WebSockets "
-          f"sending {ws_rate} messages/s each")
+          f"sending {ws_rate} messages/s each; HEARTBEAT_INTERVAL {timing.heartbeat[0]:g}, "
+          f"HEARTBEAT_TTL {timing.heartbeat[1]:g}")
     outcomes = []
     for fault in chosen:
         outcome = run(fault, timing)
