@@ -127,9 +127,11 @@ class Cluster:
         return records[0]
 
     def inbox_shard(self) -> int:
-        """The shard of the running server's reply inbox: the one its
-        process token hashes to (channels/backends/redis/sharding.py)."""
-        return shard_for(self.server_record()["id"], len(self.hosts))
+        """The shard of the running server's reply inbox: the one the
+        token of its reply channels hashes to (its ``reply_token`` once its
+        inbox has moved, else its ``id``: docs/heartbeats.rst)."""
+        record = self.server_record()
+        return shard_for(record.get("reply_token", record["id"]), len(self.hosts))
 
     def avoid_inbox_on(self, shard: int, attempts: int = 20) -> None:
         """Restart the server until its inbox is on another shard (its

@@ -135,16 +135,13 @@ def measure(name: str, title: str, load: Load, runs: collections.Counter, marks:
 
 
 def summarize_logs(logs: list[tuple[float, str, str]], start: float, end: float,
-                   shown: int = 6) -> list[str]:
-    """The lines logged during the run, alike ones counted together (numbers
-    and tokens masked), most frequent first; tracebacks counted."""
+                   shown: int = 8) -> list[str]:
+    """The lines the processes wrote during the run, alike ones counted
+    together (numbers, addresses and tokens masked), most frequent first;
+    a traceback counts once, by its first line."""
     counts: collections.Counter = collections.Counter()
     for moment, kind, line in logs:
-        if not start <= moment <= end:
-            continue
-        if line.startswith("Traceback"):
-            counts[kind, "Traceback (most recent call last): ..."] += 1
-        elif re.match(r"(DEBUG|INFO|WARNING|ERROR|CRITICAL) ", line):
+        if start <= moment <= end and line.strip() and not line[0].isspace():
             text = re.sub(r"\b[0-9a-f]{8,}\b", "…", line)
             text = re.sub(r"\d+\.\d+\.\d+\.\d+:\d+", "HOST:PORT", text)
             counts[kind, re.sub(r"\d+(\.\d+)?", "N", text)] += 1
