@@ -165,7 +165,7 @@ def counts(counter: collections.Counter) -> str:
 
 
 def seconds(value: float | None) -> str:
-    return "not in the run" if value is None else f"{value:.1f}"
+    return "not in the run" if value is None else f"{value:.1f} s"
 
 
 def report(outcome: Outcome) -> str:
@@ -188,7 +188,7 @@ def report(outcome: Outcome) -> str:
         f"{outcome.duplicated}",
         f"  sockets closed      by code: {counts(outcome.closes)}; handshakes refused: "
         f"{counts(outcome.refused)}",
-        f"  full service after  {seconds(outcome.full_service)} s{repair}",
+        f"  full service after  {seconds(outcome.full_service)}{repair}",
         f"  {waits(outcome)}",
         "  bounds:",
         *(f"    [{'ok' if ok else 'FAILED'}] {text}" for text, ok in outcome.checks),
@@ -207,7 +207,8 @@ def summary_table(outcomes: list[Outcome]) -> str:
     rows = [HEADERS] + [(
         outcome.name, str(outcome.sent), counts(outcome.statuses), str(outcome.unanswered),
         str(outcome.ws_sent), str(outcome.echoed), str(outcome.lost),
-        str(outcome.duplicated), counts(outcome.closes), seconds(outcome.full_service),
+        str(outcome.duplicated), counts(outcome.closes),
+        "-" if outcome.full_service is None else f"{outcome.full_service:.1f}",
         "hold" if outcome.holds else "FAILED") for outcome in outcomes]
     widths = [max(len(row[column]) for row in rows) for column in range(len(HEADERS))]
     rule = "  ".join("=" * width for width in widths)
