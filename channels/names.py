@@ -111,3 +111,10 @@ def owner_process(name: str) -> str | None:
 def is_response_channel(name: str) -> bool:
     """Response channels have exactly one reader: one interface server."""
     return name.startswith("!")
+
+
+def is_normal_channel(name: str) -> bool:
+    """A channel any worker may read (``http.request``, ``chat.log``), as
+    opposed to a response channel or a name that ``new_name`` made for one
+    reader (an upload's body channel): the ones whose depth operators watch."""
+    return not name.startswith("!") and owner_process(name) is None

@@ -105,7 +105,10 @@ channels demo cluster: the chat on three Redis shards.
   worker1, 2     runworker: consumers and Django views, from any shard
   status         each shard's keys and commands per second, when they change
 Open http://127.0.0.1:{web_port}/ in two windows; log in as alice and bob (password
-demo-password). Logs follow, one colour per process. Ctrl-C stops them all.
+demo-password). The status page, http://127.0.0.1:{web_port}/channels/status/, is for
+the staff user admin (same password); from another terminal:
+  CHANNELS_REDIS_HOSTS="{hosts}" python testproject/manage.py channels_status
+Logs follow, one colour per process. Ctrl-C stops them all.
 """, flush=True)
     # Ctrl-C reaches honcho too (the same process group); it stops the
     # processes, and this one waits for it, then deletes the shards' directory.

@@ -2,6 +2,7 @@
 three Redis shards, runwsserver and two runworkers come up under honcho,
 serve the chat and a WebSocket, and Ctrl-C stops every one of them."""
 
+import json
 import os
 import re
 import signal
@@ -68,6 +69,7 @@ class DemoClusterTests(unittest.TestCase):
         self.assertEqual(ws.recv(), "through three shards")
         ws.close()
         wait_for(lambda: "shard 1 (:" in output(), timeout=30)
+        self.check_status(base, env, shards)
 
         os.killpg(process.pid, signal.SIGINT)
         # 130: stopped by Ctrl-C, as honcho (and any shell) reports it.
@@ -81,3 +83,32 @@ class DemoClusterTests(unittest.TestCase):
             self.assertTrue(refuses(each), f"port {each} still open")
         self.assertEqual([name for name in os.listdir(tmp.name)
                           if name.startswith("channels-demo-cluster-")], [])
+
+    def check_status(self, base, env, shards):
+        """channels_status, as the banner says to run it, and the status page
+        for the staff user: three shards, two workers, one server."""
+        hosts = " ".join(f"redis://127.0.0.1:{shard}/0" for shard in shards)
+        result = subprocess.run(
+            [sys.executable, os.path.join(ROOT, "testproject", "manage.py"), "channels_status",
+             "--json"], env={**env, "CHANNELS_REDIS_HOSTS": hosts}, capture_output=True,
+            text=True, timeout=60)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        report = json.loads(result.stdout)
+        self.assertEqual([shard["up"] for shard in report["shards"]], [True, True, True])
+        self.assertEqual(len(report["workers"]), 2)
+        self.assertEqual(len(report["interface_servers"]), 1)
+
+        session = requests.Session()
+        session.get(f"{base}/login/", timeout=10)
+        session.post(f"{base}/login/", timeout=10, data={
+            "username": "admin", "password": "demo-password",
+            "csrfmiddlewaretoken": session.cookies["csrftoken"]})
+        page = session.get(f"{base}/channels/status/data.json", timeout=30)
+        self.assertEqual(page.status_code, 200, page.text[:500])
+        self.assertEqual(len(page.json()["workers"]), 2)
+        shell = session.get(f"{base}/channels/status/", timeout=30)
+        self.assertEqual(shell.status_code, 200)
+        self.assertIn("/static/channels/status.js", shell.text)
+        script = session.get(f"{base}/static/channels/status.js", timeout=10)
+        self.assertEqual(script.status_code, 200)
+        self.assertIn("function draw(", script.text)

@@ -28,6 +28,7 @@ from channels.backends.heartbeats import (
     Heartbeats,
     check_heartbeat_name,
 )
+from channels.backends.status import BackendStatus, ChannelStatus, ShardStatus
 from channels.exceptions import ChannelFull, InvalidMessage, MessageTooLarge
 from channels.names import HTTP_REPLY_PREFIX, validate_name
 from channels.registry import ConsumerRegistry
@@ -378,6 +379,14 @@ class BaseChannelBackend:
         check_heartbeat_name(kind, id)
         self._clear_heartbeat(kind, id)
 
+    def status(self, channels: Iterable[str] = ()) -> BackendStatus:
+        """What the store holds now, for operators (``channels_status``, the
+        status page): each shard up or down, every normal channel holding
+        messages and each of ``channels`` (even empty), the groups. Never
+        raises for a shard that is down: it is reported down."""
+        shards, found = self._status({validate_name(name) for name in channels})
+        return BackendStatus.of(self, shards, found)
+
     def flush(self) -> None:
         """Delete every message, group, lock and heartbeat of this backend."""
         raise NotImplementedError
@@ -472,4 +481,9 @@ class BaseChannelBackend:
         raise NotImplementedError
 
     def _clear_heartbeat(self, kind: str, id: str) -> None:
+        raise NotImplementedError
+
+    def _status(self, channels: set[str]) -> tuple[list[ShardStatus], list[ChannelStatus]]:
+        """The shards, and the normal channels (``channels`` among them)
+        sorted by name; see ``channels.backends.status``."""
         raise NotImplementedError

@@ -7,6 +7,7 @@ receive waits on a condition instead of polling.
 
 from __future__ import annotations
 
+import os
 import random
 import secrets
 import threading
@@ -14,8 +15,9 @@ import time
 from collections import deque
 
 from channels.backends.base import BaseChannelBackend
+from channels.backends.status import ChannelStatus, ShardStatus
 from channels.exceptions import ChannelFull
-from channels.names import is_wildcard
+from channels.names import is_normal_channel, is_wildcard
 
 
 class InMemoryChannelBackend(BaseChannelBackend):
@@ -203,6 +205,21 @@ class InMemoryChannelBackend(BaseChannelBackend):
     def _clear_heartbeat(self, kind, id):
         with self._lock:
             self._beats.get(kind, {}).pop(id, None)
+
+    def _status(self, channels):
+        """One "shard", this process: nothing to measure but what it holds."""
+        with self._lock:
+            now = time.monotonic()
+            depths = {name: sum(1 for expires, _ in queue if expires > now)
+                      for name, queue in self._channels.items()}
+            groups = sum(1 for group in list(self._groups) if self._live_members(group, now))
+        normal = {name: depth for name, depth in depths.items()
+                  if is_normal_channel(name) and depth}
+        shard = ShardStatus(f"in-process memory (pid {os.getpid()})", True, groups=groups,
+                            replies_waiting=sum(depth for name, depth in depths.items()
+                                                if not is_normal_channel(name)))
+        return [shard], [ChannelStatus(name, [normal.get(name, 0)], self.capacity_for(name))
+                         for name in sorted(channels | set(normal))]
 
     def flush(self):
         with self._lock:

@@ -124,6 +124,9 @@ class WorkerHeartbeat:
             handled=sum(worker.handled for worker in workers),
             errors=sum(worker.errors for worker in workers),
             skipped=sum(worker.skipped for worker in workers),
+            busy=round(sum(worker.durations.total for worker in workers), 6),
+            slowest=round(max((worker.durations.slowest() for worker in workers),
+                              default=0.0), 6),
             in_hand=[pair for worker in workers for pair in worker.in_hand()] if running else [],
         )
         try:

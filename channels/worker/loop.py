@@ -18,6 +18,7 @@ from channels.exceptions import InvalidChannelName
 from channels.message import Message
 from channels.messages.websocket import accept_message, close_message
 from channels.worker import heartbeat as heartbeats
+from channels.worker.durations import Durations
 
 logger = logging.getLogger("channels.worker")
 
@@ -118,6 +119,8 @@ class Worker:
         self.handled = 0
         self.errors = 0
         self.skipped = 0
+        # How long the consumers took (the heartbeat's busy and slowest).
+        self.durations = Durations(channel_backend.heartbeat_interval)
 
     def stop(self, *args: object) -> None:
         """Finish the consumer in hand, then leave run()."""
@@ -283,7 +286,8 @@ class Worker:
             except Exception:
                 logger.exception("Worker callback failed for channel %r", channel)
         self._runs += 1
-        self._running = (self._runs, time.monotonic())
+        started = time.monotonic()
+        self._running = (self._runs, started)
         try:
             consumer(message)
         except Message.Requeue:
@@ -302,6 +306,8 @@ class Worker:
         finally:
             self._running = None
             self.close_old_connections()
+        finished = time.monotonic()
+        self.durations.add(finished - started, finished)
         self.handled += 1
         if channel == "websocket.connect" and message.reply_channel is not None:
             # The handshake waits for this: a connect consumer that neither

@@ -44,7 +44,8 @@ ROOT_URLCONF = "testproject.urls"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # The admin with a link to the channels status page.
+        "DIRS": [BASE_DIR / "testproject" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

@@ -6,5 +6,9 @@ from testproject import views
 urlpatterns = [
     path("hello/", views.hello),
     path("admin/", admin.site.urls),
+    # The status page, for staff (docs/operations.rst); the admin links to it.
+    # docs: start
+    path("channels/status/", include("channels.status.urls")),
+    # docs: end
     path("", include("chat.urls")),
 ]

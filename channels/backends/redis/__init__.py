@@ -10,7 +10,8 @@ Two clients drive them: ``backend`` (the backend itself, blocking, with
 the wait on several shards at once) and ``reactor`` (the interface server's
 layer client, on a Twisted reactor, over ``resp`` connections). A shard
 that Redis Sentinel manages is found through its sentinels by ``sentinel``
-(blocking) and ``reactor_sentinel`` (on the reactor).
+(blocking) and ``reactor_sentinel`` (on the reactor). ``status`` reads
+what each shard holds, for ``status()``.
 """
 
 from channels.backends.redis.backend import RedisChannelBackend

@@ -36,6 +36,7 @@ from channels.backends.redis.receiving import ReceivePlan, Receiving
 from channels.backends.redis.sending import SendPlan, Spread
 from channels.backends.redis.shard import Shard
 from channels.backends.redis.sharding import Placement
+from channels.backends.redis.status import backend_status
 from channels.exceptions import ChannelBackendUnavailable, ChannelFull
 
 # While some of the shards a receive waits on are down, it wakes this often
@@ -422,13 +423,16 @@ class RedisChannelBackend(BaseChannelBackend):
                 outcomes.append(exc)
         return answered(outcomes)
 
+    def _status(self, channels):
+        return backend_status(self.shards, self.layout, self.capacity_for, channels)
+
     def flush(self):
         """Delete every key under PREFIX on every shard (with an empty PREFIX,
         every key of the database), and the members' messages of group
         messages that this process took but has not handed out yet."""
         self.receiving.clear()
         self._group_targets.clear()
-        pattern = "".join("\\" + c if c in "*?[]\\" else c for c in self.prefix) + "*"
+        pattern = self.layout.match_all()
         for shard in self.shards:
             cursor = 0
             while True:

@@ -119,6 +119,17 @@ class Layout:
     def lock_key(self, channel: str) -> str:
         return f"{self.prefix}l:{channel}"
 
+    def match_all(self) -> str:
+        """A SCAN MATCH pattern for every key of this backend."""
+        return "".join("\\" + c if c in "*?[]\\" else c for c in self.prefix) + "*"
+
+    def kind_of(self, key: bytes) -> tuple[str, str]:
+        """``(kind, name)`` of one of this backend's keys: ``("c",
+        channel)`` for a channel's list, ``("i", inbox)``, ``("g", group)``
+        and so on (the letters of this module's docstring)."""
+        kind, _, name = key.decode(errors="replace")[len(self.prefix):].partition(":")
+        return kind, name
+
     def heartbeat_write(self, kind: str, id: str, data: bytes,
                         ttl: float) -> tuple[list[str], list]:
         """KEYS and ARGV of HEARTBEAT_SET (run on every shard)."""

@@ -127,6 +127,25 @@ class Shard:
         return self.execute_packed(self.pack(*args))
 
     def execute_packed(self, packed: list[bytes]) -> Any:
+        reply = self.exchange(packed, 1)[0]
+        if isinstance(reply, redis.ResponseError):
+            if isinstance(reply, REFUSALS) or str(reply).startswith(REFUSED):
+                # The server is up but cannot take this now (out of memory,
+                # a read-only replica): the call did not happen.
+                raise self.refused(reply) from reply
+            raise reply
+        return reply
+
+    def execute_many(self, *commands: tuple) -> list[Any]:
+        """Run ``commands`` in one round trip (a pipeline, not a
+        transaction): their replies, an error reply as its ResponseError."""
+        return self.exchange([hiredis.pack_command(command) for command in commands],
+                             len(commands))
+
+    def exchange(self, packed: list[bytes], count: int) -> list[Any]:
+        """Send ``packed`` and read ``count`` replies (an error reply as its
+        ResponseError); ChannelBackendUnavailable if the shard cannot be
+        reached (at once while it is known to be down)."""
         if not self.available:
             raise self.unavailable()
         try:
@@ -137,18 +156,13 @@ class Shard:
             reused = getattr(connection, "_sock", None) is not None
             try:
                 connection.send_packed_command(packed, check_health=False)
-                result = connection.read_response()
+                replies = []
+                for _ in range(count):
+                    try:
+                        replies.append(connection.read_response())
+                    except redis.ResponseError as exc:  # read whole: still usable
+                        replies.append(exc)
                 break
-            except REFUSALS as exc:
-                # The server is up but cannot take this now (out of memory,
-                # a read-only replica): the call did not happen.
-                self._release(connection)
-                raise self.refused(exc) from exc
-            except redis.ResponseError as exc:
-                self._release(connection)  # the reply was read: still usable
-                if str(exc).startswith(REFUSED):
-                    raise self.refused(exc) from exc
-                raise
             except CONNECTION_ERRORS as exc:
                 connection.disconnect()
                 # A connection that went stale (a restarted server) is
@@ -162,7 +176,7 @@ class Shard:
         self._release(connection)
         if self.down:
             self.recovered()
-        return result
+        return replies
 
     def _release(self, connection: redis.Connection) -> None:
         if len(self._idle) < MAX_IDLE_CONNECTIONS:
