@@ -147,6 +147,26 @@ class Cluster:
         """What each worker process holds, by pid, per its heartbeat."""
         return {record["pid"]: record["in_hand"] for record in live(WORKER, self.backend)}
 
+    def busy_worker(self, seconds: float) -> Process:
+        """The first worker seen holding messages for ``seconds`` on end:
+        the load's short views leave a worker's hands at once, a long one
+        does not."""
+        since: dict[int, float] = {}
+        found: list[int] = []
+
+        def held_long() -> bool:
+            now = time.monotonic()
+            for pid, held in self.in_hand().items():
+                if held:
+                    since.setdefault(pid, now)
+                else:
+                    since.pop(pid, None)
+            found[:] = [pid for pid, start in since.items() if now - start >= seconds]
+            return bool(found)
+
+        self.wait_for(held_long, "a worker holding a long request")
+        return next(worker for worker in self.workers if worker.popen.pid == found[0])
+
     def kill(self, process: Process) -> None:
         process.popen.send_signal(signal.SIGKILL)
         process.popen.wait()

@@ -100,22 +100,8 @@ def holding_worker(cluster: Cluster, load: Load, timing: Timing) -> Marks:
     time.sleep(0.5)  # a queue builds: the pause itself
     for worker in cluster.workers:
         worker.popen.send_signal(signal.SIGCONT)
-    busy_since: dict[int, float] = {}
-
-    def victim() -> int | None:
-        now = time.monotonic()
-        for pid, held in cluster.in_hand().items():
-            if held:
-                busy_since.setdefault(pid, now)
-            else:
-                busy_since.pop(pid, None)
-        # Fast views leave a worker's hands at once; the long one does not.
-        return next((pid for pid, since in busy_since.items() if now - since >= 1), None)
-
-    cluster.wait_for(lambda: victim() is not None, "a worker holding the long request")
-    pid = victim()
-    held = len(cluster.in_hand()[pid])
-    [worker] = [worker for worker in cluster.workers if worker.popen.pid == pid]
+    worker = cluster.busy_worker(1.0)
+    held = len(cluster.in_hand()[worker.popen.pid])
     marks = Marks(fault_at=time.monotonic(),
                   notes=[f"killed a worker holding {held} message(s): the long request "
                          f"running, {held - 1} taken ahead; the other worker runs on"])
@@ -157,16 +143,7 @@ def sigterm_server(cluster: Cluster, load: Load, timing: Timing) -> Marks:
     --shutdown-timeout runs; the server is started again once it exited."""
     timeout = timing.shutdown_timeout
     long = load.request(f"/slow/?seconds={timeout * 3:g}")
-    busy_since = {}
-
-    def running() -> bool:
-        now = time.monotonic()
-        busy = [pid for pid, held in cluster.in_hand().items() if held]
-        for pid in busy:
-            busy_since.setdefault(pid, now)
-        return any(now - busy_since[pid] >= 0.5 for pid in busy)
-
-    cluster.wait_for(running, "the long request to run")
+    cluster.busy_worker(0.5)
     server = cluster.server
     marks = Marks(fault_at=time.monotonic())
     server.popen.send_signal(signal.SIGTERM)
@@ -174,8 +151,8 @@ def sigterm_server(cluster: Cluster, load: Load, timing: Timing) -> Marks:
     exited = time.monotonic() - marks.fault_at
     stop_lines = [line for moment, kind, line in cluster.logs
                   if kind == "server" and moment >= marks.fault_at]
+    marks.repair_at = time.monotonic()  # the restart begins
     cluster.start_server()
-    marks.repair_at = time.monotonic()
     closes = {sock.code for sock in load.sockets
               if sock.code is not None and sock.closed >= marks.fault_at}
     waited = None if long.done is None else long.done - marks.fault_at
