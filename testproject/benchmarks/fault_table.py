@@ -145,7 +145,7 @@ def summarize_logs(logs: list[tuple[float, str, str]], start: float, end: float,
             text = re.sub(r"\b[0-9a-f]{8,}\b", "…", line)
             text = re.sub(r"\d+\.\d+\.\d+\.\d+:\d+", "HOST:PORT", text)
             counts[kind, re.sub(r"\d+(\.\d+)?", "N", text)] += 1
-    return [f"{count:5}x {kind}: {text[:150]}" for (kind, text), count in
+    return [f"{count:5}x {kind}: {text[:240]}" for (kind, text), count in
             counts.most_common(shown)] + ([f"      ... and {len(counts) - shown} other kinds "
                                            f"of line"] if len(counts) > shown else [])
 
