@@ -54,6 +54,7 @@ class MeasureTests(unittest.TestCase):
             Message(0, 3, 12.2, [12.21]),
         ]}
         load.handshakes = [Handshake(0.0, 101), Handshake(10.6, 503), Handshake(12.3, 101)]
+        load.misdelivered = ["1:7"]
         runs = collections.Counter({2: 1, 3: 2, 4: 1})
         logs = [(10.1, "server", "ERROR channels.x shard 127.0.0.1:6379 down 3 s"),
                 (10.2, "server", "ERROR channels.x shard 127.0.0.1:6379 down 4 s"),
@@ -69,6 +70,7 @@ class MeasureTests(unittest.TestCase):
         self.assertEqual((outcome.ws_sent, outcome.echoed, outcome.lost, outcome.lost_silently,
                           outcome.duplicated), (5, 3, 2, 1, 1))
         self.assertEqual(outcome.closes, {1011: 1})
+        self.assertEqual(outcome.misdelivered, 1)
         self.assertEqual(outcome.refused, {503: 1})
         # The last thing to go wrong: the message echoed twice, sent at
         # 11.5; the next to go well: request 4, sent at 12.0.

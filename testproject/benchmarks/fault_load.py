@@ -81,7 +81,8 @@ class Load:
         self.messages: dict[tuple[int, int], Message] = {}
         self.sockets: list[Socket] = []
         self.handshakes: list[Handshake] = []
-        self.unexpected: list[str] = []
+        # Echoes of no message sent on their socket (another socket's).
+        self.misdelivered: list[str] = []
         self.ids = itertools.count()
         self.sending = True
         self.closing = False  # the report closes the sockets: not the server's close
@@ -109,7 +110,8 @@ class Load:
     def unechoed(self) -> int:
         """Messages neither echoed nor ended with their socket."""
         closed = {sock.id for sock in self.sockets if sock.closed is not None}
-        return sum(not m.echoes and m.socket not in closed for m in self.messages.values())
+        return sum(not m.echoes and m.socket not in closed
+                   for m in list(self.messages.values()))  # the loop adds to it
 
     def stop(self, echo_wait: float = 5) -> None:
         """Stop sending; wait for every request's answer (up to
@@ -260,8 +262,8 @@ class Load:
             if opcode == 0x1:
                 socket_id, seq = map(int, payload.split(b":"))
                 message = self.messages.get((socket_id, seq))
-                if message is None:
-                    self.unexpected.append(payload.decode(errors="replace"))
+                if message is None or socket_id != sock.id:
+                    self.misdelivered.append(payload.decode(errors="replace"))
                 else:
                     message.echoes.append(time.monotonic())
             elif opcode == 0x9:

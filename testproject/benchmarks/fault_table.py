@@ -46,6 +46,7 @@ class Outcome:
     lost: int = 0
     lost_silently: int = 0
     duplicated: int = 0
+    misdelivered: int = 0
     closes: collections.Counter = field(default_factory=collections.Counter)
     refused: collections.Counter = field(default_factory=collections.Counter)
     full_service: float | None = None
@@ -94,6 +95,7 @@ def measure(name: str, title: str, load: Load, runs: collections.Counter, marks:
         if message.echoes or message.socket in closed_by_server:
             outcome.ws_wait = max(outcome.ws_wait, wait(
                 message.sent, message.echoes[0] if message.echoes else ended[message.socket]))
+    outcome.misdelivered = len(load.misdelivered)
     for sock in closed_by_server.values():
         outcome.closes[sock.code] += 1
         bad.append(sock.closed)
@@ -110,9 +112,10 @@ def measure(name: str, title: str, load: Load, runs: collections.Counter, marks:
         outcome.full_service = min(after) - fault if after else None
     outcome.logs = summarize_logs(logs, load.started, end)
 
-    outcome.checks.append((f"nothing duplicated (messages echoed twice: {outcome.duplicated}, "
-                           f"views run twice: {outcome.ran_twice})",
-                           outcome.duplicated == 0 and outcome.ran_twice == 0))
+    outcome.checks.append((
+        f"nothing duplicated (messages echoed twice: {outcome.duplicated}, views run twice: "
+        f"{outcome.ran_twice}, echoes on another socket: {outcome.misdelivered})",
+        outcome.duplicated == outcome.ran_twice == outcome.misdelivered == 0))
     outcome.checks.append((f"every request answered (unanswered: {outcome.unanswered})",
                            outcome.unanswered == 0))
     if wait_bound is not None:
