@@ -86,6 +86,21 @@ def inbox_shard(seconds: float) -> Callable[[Cluster, Load, Timing], Marks]:
     return act
 
 
+def inbox_stall(cluster: Cluster, load: Load, timing: Timing) -> Marks:
+    """The inbox's shard stops answering with its connections open (as a
+    host cut off from the network does): SIGSTOP, then SIGCONT."""
+    inbox = cluster.inbox_shard()
+    process = cluster.redis[inbox].process
+    marks = Marks(fault_at=time.monotonic(),
+                  notes=[f"stopped shard {inbox} (SIGSTOP), which holds the server's reply "
+                         f"inbox; its connections stay open"])
+    process.send_signal(signal.SIGSTOP)
+    time.sleep(timing.down(5))  # the outage itself
+    process.send_signal(signal.SIGCONT)
+    marks.repair_at = time.monotonic()
+    return marks
+
+
 def holding_worker(cluster: Cluster, load: Load, timing: Timing) -> Marks:
     """Both workers paused (SIGSTOP) while a long request and eight short
     ones queue up behind the steady load, then resumed: the worker that
@@ -181,6 +196,8 @@ FAULTS = [
           "restart", inbox_shard(5), wait_bound=lambda timing: INBOX_BOUND),
     Fault("inbox-long", "the same, {long:g} s down", inbox_shard(20),
           wait_bound=lambda timing: INBOX_BOUND),
+    Fault("inbox-stall", "SIGSTOP the shard holding the reply inbox for {down:g} s, then "
+          "SIGCONT", inbox_stall, wait_bound=lambda timing: INBOX_BOUND),
     Fault("worker", "kill -9 a worker holding prefetched messages", holding_worker,
           wait_bound=lambda timing: timing.heartbeat[1],
           cluster=lambda timing: {"holding": True}),
