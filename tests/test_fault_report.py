@@ -85,8 +85,10 @@ class MeasureTests(unittest.TestCase):
         self.assertIn("full service after  2.0 s (1.0 s after the repair)", text)
         self.assertIn("and 1 message(s) never answered", text)
         self.assertIn("[FAILED] nothing unanswered past 2 s", text)
-        self.assertRegex(summary_table([outcome]),
-                         r"\nf +6 +200: 3, 503: 1, 504: 1 +1 +5 +3 +2 +1 +1011: 1 +2\.0 +FAILED\n")
+        # fault, HTTP sent, by status, unanswered, run twice, WS sent,
+        # echoed, lost, duplicated, closed, full service, bounds.
+        self.assertRegex(summary_table([outcome]), r"\nf +6 +200: 3, 503: 1, 504: 1 +1 +1 +5 +3 "
+                                                   r"+2 +1 +1011: 1 +2\.0 +FAILED\n")
 
     def test_nothing_failed_is_full_service_at_once(self):
         load = Load(port=0)
@@ -137,7 +139,7 @@ class FaultReportTests(unittest.TestCase):
         self.assertRegex(output, r"\d+x (server|worker): [A-Z]+ .*unreachable")
         self.assertRegex(output, r"\d+x (server|worker): .* is reachable again")
         # The closing table, one row for the fault.
-        self.assertRegex(output, rf"\nshard +{sent} +200: ")
+        self.assertRegex(output, rf"\nshard +{sent} +200: [^\n]* 0 +{ws_sent} +{echoed} ")
         self.assertIn("bounds hold for every fault", output)
 
 

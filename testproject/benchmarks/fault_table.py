@@ -201,15 +201,15 @@ def report(outcome: Outcome) -> str:
     return "\n".join(lines)
 
 
-HEADERS = ("fault", "HTTP sent", "answered by status", "unanswered", "WS sent", "echoed",
-           "lost", "dup.", "closed by code", "full service (s)", "bounds")
+HEADERS = ("fault", "HTTP sent", "answered by status", "unanswered", "run twice", "WS sent",
+           "echoed", "lost", "dup.", "closed by code", "full service (s)", "bounds")
 
 
 def summary_table(outcomes: list[Outcome]) -> str:
     """All faults in one reStructuredText table (docs/benchmarks.rst)."""
     rows = [HEADERS] + [(
         outcome.name, str(outcome.sent), counts(outcome.statuses), str(outcome.unanswered),
-        str(outcome.ws_sent), str(outcome.echoed), str(outcome.lost),
+        str(outcome.ran_twice), str(outcome.ws_sent), str(outcome.echoed), str(outcome.lost),
         str(outcome.duplicated), counts(outcome.closes),
         "-" if outcome.full_service is None else f"{outcome.full_service:.1f}",
         "hold" if outcome.holds else "FAILED") for outcome in outcomes]
