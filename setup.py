@@ -9,6 +9,9 @@ setup(
     license="BSD",
     packages=find_packages(exclude=["testproject", "testproject.*", "tests", "tests.*"]),
     include_package_data=True,
+    # The JavaScript client (docs/client.rst) and the status page's files,
+    # found by staticfiles and the template loader.
+    package_data={"channels": ["static/channels/*", "templates/channels/*.html"]},
     python_requires=">=3.11",
     install_requires=[
         "Django>=5.2,<5.3",
@@ -21,6 +24,9 @@ setup(
         "h11>=0.16",
         # The interface server's static files (channels.interfaces.static_files).
         "whitenoise>=6.6",
+        # Prometheus metrics (runwsserver/runworker --metrics): imported by the
+        # server's and the worker's modules, off until asked for.
+        "prometheus_client>=0.20",
     ],
     extras_require={
         "wsgi": ["gunicorn>=22"],
@@ -35,6 +41,11 @@ setup(
             "hypothesis>=6.100",
             # make demo-cluster: the Procfile's processes, supervised together.
             "honcho>=2.0",
+            # testproject/benchmark.py workers: the view that waits on
+            # PostgreSQL (Django's own driver for it; skipped without it).
+            "psycopg[binary]>=3.1",
+            # The documented Prometheus config and alerting rules, read by the tests.
+            "PyYAML>=6",
         ],
     },
     entry_points={},

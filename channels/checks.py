@@ -129,6 +129,23 @@ def check_origins_with_any_host(app_configs=None, **kwargs):
 
 
 @checks.register()
+def check_metrics_settings(app_configs=None, **kwargs):
+    """CHANNELS_WORKER_METRICS, where runworker serves its metrics (the
+    interface server's, CHANNELS_SERVER['METRICS'], is checked with the
+    other server options)."""
+    from channels.metrics import address_problem
+    from channels.worker.metrics import SETTING, configured_address
+
+    value = configured_address()
+    if value is None or address_problem(value) is None:
+        return []
+    return [checks.Error(
+        f"{SETTING} must be an address to serve metrics on: {address_problem(value)}",
+        hint="Give 'HOST:PORT' or a port, such as '127.0.0.1:9102'; None serves none.",
+        id="channels.E006")]
+
+
+@checks.register()
 def check_session_settings(app_configs=None, **kwargs):
     """CHANNELS_SESSION_AGE: how long a channel session (and the login it
     may carry) outlives its connection's last message."""

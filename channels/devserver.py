@@ -20,6 +20,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 
 from channels.backends.base import BaseChannelBackend
 from channels.message import Message
+from channels.worker import metrics as worker_metrics
 from channels.worker.loop import Worker
 
 logger = logging.getLogger("channels.devserver")
@@ -158,11 +159,18 @@ class DevServer:
         """Start serving; returns the port. Raises what listening raised
         (``twisted.internet.error.CannotListenError``) with nothing left
         running."""
+        from channels.interfaces.config import ServerConfig
         from channels.interfaces.static_files import StaticFiles
         from channels.interfaces.threaded import start_server
 
         static_files = StaticFiles.from_settings(finders=True)[0] if self.static else None
         if self.pool is not None:
+            if ServerConfig.from_settings(**self.server_options).metrics:
+                # Served with the server's (one registry); on before the
+                # workers take their first message.
+                worker_metrics.enable()
+                worker_metrics.watch_queues(self.backend,
+                                            self.backend.registry.all_channel_names())
             self.pool.start()
         try:
             self.handle = start_server(self.backend, self.host, self.port,

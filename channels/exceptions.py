@@ -30,4 +30,10 @@ class ChannelFull(ChannelError):
 
 
 class ChannelBackendUnavailable(ChannelError):
-    """The backend's store cannot be reached; the operation did not happen."""
+    """The backend's store cannot be reached; the operation did not happen,
+    unless ``maybe_taken``: the store stopped answering after the command
+    was sent, so it may have run it (a stopped server runs what it was sent
+    when it resumes). A send that may have been taken is never tried again
+    elsewhere: that could deliver it twice."""
+
+    maybe_taken = False

@@ -9,10 +9,11 @@ backend on every shard). The writers are ``channels.worker.heartbeat`` and
 ``channels.interfaces.liveness``; this module holds what both write, and
 ``live()``, which tools read. Records and their fields: docs/heartbeats.rst.
 
-A process's id is its process token, the one in the names of the reply
-channels it makes (``channels.names.owner_process``): the interface
-process holding a reply channel is the one whose ``interface`` record has
-that id.
+A process's id is the process token it started with, the one in the
+names of the reply channels it makes (``channels.names.owner_process``).
+An interface process whose inbox could not be read names new ones with
+another token (docs/scaling.rst), which its record gives as
+``reply_token``; its id stays, so that tools see the process once.
 """
 
 from __future__ import annotations

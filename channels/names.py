@@ -69,9 +69,16 @@ def process_token() -> str:
         # names with the losing one went to an inbox nobody read.
         with _process_lock:
             if _process[0] != pid:
-                _process = (pid, secrets.token_hex(8))
+                _process = (pid, new_token())
             current = _process
     return current[1]
+
+
+def new_token() -> str:
+    """A fresh process token: a process that cannot reach the inbox of its
+    own any more names new reply channels with another
+    (``channels.interfaces.layer``)."""
+    return secrets.token_hex(8)
 
 
 def _reset_after_fork() -> None:
@@ -83,19 +90,20 @@ def _reset_after_fork() -> None:
 os.register_at_fork(after_in_child=_reset_after_fork)
 
 
-def new_name(prefix: str) -> str:
-    """A unique, unguessable channel name starting with ``prefix``."""
-    return validate_name(f"{process_wildcard(prefix)}{secrets.token_hex(16)}")
+def new_name(prefix: str, token: str | None = None) -> str:
+    """A unique, unguessable channel name starting with ``prefix``, with
+    ``token`` as its process token (this process's unless given)."""
+    return validate_name(f"{process_wildcard(prefix, token)}{secrets.token_hex(16)}")
 
 
-def process_wildcard(prefix: str) -> str:
+def process_wildcard(prefix: str, token: str | None = None) -> str:
     """A name that, given to ``receive_many``, matches every name that
-    ``new_name(prefix)`` makes in this process.
+    ``new_name(prefix, token)`` makes in this process.
 
     It lets an interface server wait on all of its connections' response
     channels with a call whose cost does not grow with their number.
     """
-    return validate_name(f"{prefix}.{process_token()}-")
+    return validate_name(f"{prefix}.{token or process_token()}-")
 
 
 def is_wildcard(name: str) -> bool:

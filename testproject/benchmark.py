@@ -10,7 +10,8 @@ servers and threads cannot slow the next, and says which failed.
 
     python testproject/benchmark.py                 # all of them
     python testproject/benchmark.py redis websocket # some of them
-    python testproject/benchmark.py faults --quick  # options after the name go to its script
+    python testproject/benchmark.py workers --duration 10  # options go to each script
+    python testproject/benchmark.py faults --only inbox --quick
 """
 
 from __future__ import annotations
@@ -27,16 +28,18 @@ BENCHMARKS = {
     "websocket": "websocket.py",
     "linearize": "linearize.py",
     "static": "static_files.py",
+    "metrics": "metrics_overhead.py",
+    "fairness": "fairness.py",
+    "presence": "presence.py",
+    "workers": "workers.py",
     "faults": "faults.py",
 }
 
 
 def main(argv: list[str]) -> int:
-    split = next((i for i, arg in enumerate(argv) if arg.startswith("-")), len(argv))
-    names, options = argv[:split] or list(BENCHMARKS), argv[split:]
-    if options and len(names) != 1:
-        print("options are for one benchmark: name it first", file=sys.stderr)
-        return 2
+    first_option = next((i for i, arg in enumerate(argv) if arg.startswith("-")), len(argv))
+    argv, options = argv[:first_option], argv[first_option:]
+    names = argv or list(BENCHMARKS)
     unknown = [name for name in names if name not in BENCHMARKS]
     if unknown:
         print(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}",

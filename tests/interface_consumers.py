@@ -5,12 +5,13 @@ import time
 
 from channels.backends.base import BaseChannelBackend
 from channels.decorators import enforce_ordering
+from channels.exceptions import ChannelFull
 from channels.messages.http import BODY_CHUNK_SIZE
 from channels.worker.sending import send_patiently
 
 # What websocket.disconnect / keepalive consumers saw, for assertions.
 seen: dict[str, list] = {"disconnect": [], "keepalive": [], "receive_order": [],
-                         "http_disconnect": [], "big_sent": [], "held": []}
+                         "http_disconnect": [], "big_sent": [], "held": [], "firehose": []}
 seen_lock = threading.Lock()
 # Requests of /hold/ in progress, by reply channel: set by their http.disconnect.
 released: dict[str, threading.Event] = {}
@@ -37,6 +38,23 @@ def ws_receive(message):
     if path.startswith("/flood/"):
         for _ in range(int(message["text"])):
             message.reply_channel.send({"bytes": b"x" * 500_000})
+    elif path.startswith("/firehose/"):
+        # Sends of 500 KB, as many as the text says, each retried while the
+        # reply channel is paused (its client is behind); gives up on the
+        # first that waits over 20 s. Records how many were sent.
+        sent = 0
+        try:
+            for _ in range(int(message["text"])):
+                send_patiently(message.channel_backend, message.reply_channel.name,
+                               {"bytes": b"x" * 500_000}, 20)
+                sent += 1
+        except ChannelFull:
+            pass
+        with seen_lock:
+            seen["firehose"].append(sent)
+    elif path.startswith("/slow-echo/"):
+        time.sleep(0.02)
+        message.reply_channel.send({"text": message["text"]})
     elif path.startswith("/closeme/"):
         message.reply_channel.send({"text": "bye", "close": int(message["text"])})
     elif "text" in message.content:

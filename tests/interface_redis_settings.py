@@ -7,6 +7,8 @@ import os
 from tests.settings import *  # noqa: F403
 
 CHANNEL_BACKENDS = {"default": json.loads(os.environ["CHANNELS_TEST_BACKEND"])}
+# Server options a test gives as JSON, if any.
+CHANNELS_SERVER = json.loads(os.environ.get("CHANNELS_TEST_SERVER", "{}"))
 
 # What the server logs reaches its output, where tests look for errors.
 LOGGING = {

@@ -83,6 +83,7 @@ class ServerSettingsCheckTests(SimpleTestCase):
         "MAX_BODY_SIZE": 1.5, "MAX_CONNECTIONS": 0, "PING_INTERVAL": -1,
         "CONNECT_TIMEOUT": True, "PROXY_HEADERS": "yes", "ROOT_PATH": "app",
         "MAX_RESPONSE_BUFFER": 65536, "SHUTDOWN_TIMEOUT": -5,
+        "MAX_WEBSOCKET_BUFFER": 1000, "MAX_MESSAGES_IN_FLIGHT": 0,
     }, CHANNELS_ALLOWED_ORIGINS="https://app.example.com")
     def test_each_bad_option_is_an_error_with_a_hint(self):
         found = check_server_settings()
@@ -107,6 +108,10 @@ class ServerSettingsCheckTests(SimpleTestCase):
                 "Give 0 or more; the default is 20.0.",
             "CHANNELS_SERVER['MAX_RESPONSE_BUFFER'] must be at least 1048576, not 65536":
                 "Give 1048576 or more; the default is 4194304.",
+            "CHANNELS_SERVER['MAX_WEBSOCKET_BUFFER'] must be at least 1048576, not 1000":
+                "Give 1048576 or more; the default is 4194304.",
+            "CHANNELS_SERVER['MAX_MESSAGES_IN_FLIGHT'] must be above 0, not 0":
+                "Give a positive number; the default is 4.",
             "CHANNELS_SERVER['SHUTDOWN_TIMEOUT'] must be at least 0, not -5":
                 "Give 0 or more; the default is 30.0.",
             "CHANNELS_SERVER['PROXY_HEADERS'] must be True or False, not 'yes'":

@@ -25,6 +25,7 @@ from channels.interfaces.config import ServerConfig
 from channels.interfaces.server import CLOSE_WAIT
 from channels.testing import ChannelTestCase, isolated_channel_backends
 from channels.worker import Worker
+from channels.worker.supervisor import STOP_GRACE
 from tests.docs_examples import (
     concepts,
     consumers,
@@ -257,9 +258,17 @@ class DeploymentFilesTests(SimpleTestCase):
         return cmd
 
     def test_worker_unit(self):
-        unit = self.unit("channels-worker@.service")
+        # One supervisor per machine, stopped with SIGTERM and given the
+        # time its children's shutdown takes, reloaded with SIGHUP.
+        unit = self.unit("channels-worker.service")
         self.assertEqual(unit["Service"]["KillSignal"], "SIGTERM")
-        self.check_parses(*self.command_line("channels-worker@.service"))
+        self.assertEqual(unit["Service"]["ExecReload"], "/bin/kill -HUP $MAINPID")
+        command, args = self.command_line("channels-worker.service")
+        parser = self.check_parses(command, args).create_parser("manage.py", command)
+        options = parser.parse_args(args)
+        self.assertIsNotNone(options.processes)
+        self.assertGreater(int(unit["Service"]["TimeoutStopSec"]),
+                           options.shutdown_timeout + STOP_GRACE)
 
     def test_interface_server_unit_waits_for_its_shutdown(self):
         # systemd kills what has not exited after TimeoutStopSec: that must

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 from pathlib import Path
 
@@ -130,7 +131,8 @@ class GuideProjectTests(unittest.TestCase):
         return process
 
     def chat(self, base_url, room):
-        """Alice creates ``room`` and she and Bob say hello to each other."""
+        """Alice creates ``room``, sees Bob come in, and they say hello to
+        each other."""
         alice, bob = (ChatUser(browser, base_url) for browser in self.browsers)
         for browser in self.browsers:
             self.addCleanup(browser.get, "about:blank")  # closes the socket
@@ -138,6 +140,7 @@ class GuideProjectTests(unittest.TestCase):
         bob.log_in("bob", PASSWORD)
         alice.create_room(room)
         bob.enter_room(room)
+        alice.wait_for_online(["alice", "bob"])
         alice.say("Hello Bob")
         bob.wait_for_message("alice: Hello Bob")
         bob.say("Hi Alice")
@@ -149,6 +152,7 @@ class GuideProjectTests(unittest.TestCase):
         self.assertIn("Channel backend 'default' (InMemoryChannelBackend)", server.output)
         self.chat(server.url, "development")
         server.wait_for('"GET /static/chat/chat.js HTTP/1.1" 200')
+        server.wait_for('"GET /static/channels/client.js HTTP/1.1" 200')
         self.assertNotIn("favicon", server.output)
         self.assertEqual(server.stop(), 0, server.output)
 
@@ -166,13 +170,42 @@ class GuideProjectTests(unittest.TestCase):
         script = requests.get(f"{server.url}/static/chat/chat.js", timeout=5)
         self.assertEqual(script.status_code, 200)
         self.assertEqual(script.headers["Cache-Control"], "max-age=60, public")
+        # Module scripts run only when served as JavaScript.
+        client = requests.get(f"{server.url}/static/channels/client.js", timeout=5)
+        self.assertEqual(client.status_code, 200)
+        self.assertIn("javascript", client.headers["Content-Type"])
         missing = requests.get(f"{server.url}/nowhere/", timeout=5)
         self.assertIn("Not Found", missing.text)  # DEBUG is off: no debug page
         self.assertNotIn("URLconf", missing.text)
 
         self.chat(server.url, "production")
         server.wait_for('"GET /static/chat/chat.js HTTP/1.1" 200')
+        server.wait_for('"GET /static/channels/client.js HTTP/1.1" 200', count=2)
         server.wait_for('"GET /ws/chat/production/ HTTP/1.1" 101')
         self.assertNotIn("favicon", server.output)
         self.assertEqual(worker.stop(), 0, worker.output)
         self.assertEqual(server.stop(), 0, server.output)
+
+    def test_users_of_a_killed_server_go_offline(self):
+        """Two runwsserver, alice on one and bob on the other: when bob's
+        is killed (SIGKILL), alice sees him leave within a heartbeat TTL
+        (15 s by default)."""
+        redis = RedisServer().start()
+        self.addCleanup(redis.cleanup)
+        env = {"CHANNELS_REDIS_HOSTS": f"{redis.url}/0"}  # DEBUG: static from the apps
+        kept = self.serve("runwsserver", "Interface server listening", **env)
+        doomed = self.serve("runwsserver", "Interface server listening", **env)
+        self.serve("runworker", "Running worker", **env)
+        alice = ChatUser(self.browsers[0], kept.url)
+        bob = ChatUser(self.browsers[1], doomed.url)
+        for browser in self.browsers:
+            self.addCleanup(browser.get, "about:blank")
+        alice.log_in("alice", PASSWORD)
+        bob.log_in("bob", PASSWORD)
+        alice.create_room("outage")
+        bob.enter_room("outage")
+        alice.wait_for_online(["alice", "bob"])
+        doomed.kill()
+        killed = time.monotonic()
+        alice.wait_for_online(["alice"], timeout=60)
+        self.assertLess(time.monotonic() - killed, 15 + 10)

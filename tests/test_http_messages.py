@@ -4,7 +4,7 @@ import os
 
 from django.test import SimpleTestCase
 
-from channels.backends.base import MAX_MESSAGE_SIZE, encode
+from channels.backends.encoding import MAX_MESSAGE_SIZE, encode
 from channels.messages.http import (
     ABORT,
     BODY_CHUNK_SIZE,

@@ -18,7 +18,13 @@ import websocket
 from django.test import SimpleTestCase
 
 from tests.interface_consumers import seen
-from tests.support.interface_server import handshake, raw_request, serving, status_of
+from tests.support.interface_server import (
+    handshake,
+    raw_request,
+    send_burst,
+    serving,
+    status_of,
+)
 from tests.support.server_process import ROOT
 from tests.support.worker_threads import wait_for
 
@@ -273,8 +279,7 @@ class AccessLogTests(ServingTestCase):
                      backend_options={"channel_capacity": {"websocket.receive": 1}},
                      access_log=log) as (handle, _):
             ws = websocket.create_connection(f"ws://127.0.0.1:{handle.port}/full/", timeout=5)
-            ws.send("fits")
-            ws.send("full")
+            send_burst(ws, ["fits", *["full"] * 5])
             opcode, _ = ws.recv_data(control_frame=True)
             self.assertEqual(opcode, websocket.ABNF.OPCODE_CLOSE)
             ws.sock.close()

@@ -22,7 +22,12 @@ from channels.backends import create_backend
 from channels.interfaces.threaded import start_server
 from channels.messages.http import BODY_CHUNK_SIZE
 from tests.interface_consumers import seen, seen_lock
-from tests.support.interface_server import download_slowly, raw_request, status_of
+from tests.support.interface_server import (
+    download_slowly,
+    raw_request,
+    send_burst,
+    status_of,
+)
 from tests.support.redis_servers import RedisServer, backend_config, shared_servers
 from tests.support.worker_threads import wait_for, worker_threads
 from tests.test_interface_websocket import close_code
@@ -128,8 +133,7 @@ class RedisBackpressureTests(SimpleTestCase):
             handle = start_server(backend, "127.0.0.1", 0)
             self.addCleanup(handle.stop)
             ws = websocket.create_connection(f"ws://127.0.0.1:{handle.port}/echo/", timeout=5)
-            for index in range(3):
-                ws.send(str(index))
+            send_burst(ws, [str(index) for index in range(6)])
             self.assertEqual(close_code(ws), 1013)
 
 

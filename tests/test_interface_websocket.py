@@ -11,7 +11,13 @@ from django.test import SimpleTestCase, override_settings
 
 from channels.interfaces.threaded import start_server
 from tests.interface_consumers import routing_without_connect, seen, seen_lock
-from tests.support.interface_server import handshake, raw_request, serving, status_of
+from tests.support.interface_server import (
+    handshake,
+    raw_request,
+    send_burst,
+    serving,
+    status_of,
+)
 from tests.support.worker_threads import wait_for
 
 NO_CONNECT = "tests.interface_consumers.routing_without_connect"
@@ -106,14 +112,14 @@ class WebSocketTests(SimpleTestCase):
             wait_for(lambda: seen["disconnect"])
             self.assertEqual(seen["disconnect"][0]["code"], 4001)
 
-    def test_channel_full_closes_1013(self):
-        # Nobody consumes websocket.receive, which holds one message.
+    def test_channel_full_closes_1013_a_socket_over_its_share(self):
+        # Nobody consumes websocket.receive, which holds one message; the
+        # socket sends more than its messages in flight at once.
         with serving(routing=NO_CONNECT, worker_channels=["websocket.disconnect"],
                      backend_options={"channel_capacity": {"websocket.receive": 1}}
                      ) as (handle, _):
             ws = connect(handle)
-            ws.send("fits")
-            ws.send("full")
+            send_burst(ws, ["fits", *["full"] * 5])
             self.assertEqual(close_code(ws), 1013)
 
     def test_origin_must_be_the_sites_own_scheme_host_and_port(self):
@@ -212,14 +218,12 @@ class WebSocketTests(SimpleTestCase):
             second.close()
             third.close()
 
-    def test_client_that_stops_reading_is_dropped(self):
-        with serving(write_timeout=0.3) as (handle, _):
+    def test_client_that_stops_reading_is_closed_1008(self):
+        with serving(write_timeout=0.3, max_websocket_buffer=1024 * 1024) as (handle, _):
             ws = connect(handle, "/flood/")
             ws.send("40")  # 20 MB the client never reads
-            time.sleep(1)
-            ws.send("1")  # a send after the timeout finds the buffer still full
             wait_for(lambda: seen["disconnect"])
-            self.assertEqual(seen["disconnect"][0]["code"], 1006)
+            self.assertEqual(seen["disconnect"][0]["code"], 1008)
             self.assertEqual(handle.server.connection_count(), 0)
 
     def test_client_dropping_gives_1006(self):

@@ -6,6 +6,7 @@ stopped reader putting back what it took. test_redis_reactor.py runs the
 bridge over Redis."""
 
 import queue
+import threading
 
 from django.test import SimpleTestCase
 from twisted.internet import reactor
@@ -13,7 +14,7 @@ from twisted.internet.defer import DeferredList
 from twisted.internet.task import Clock
 from twisted.internet.threads import blockingCallFromThread
 
-from channels.backends.base import encode
+from channels.backends.encoding import encode
 from channels.backends.memory import InMemoryChannelBackend
 from channels.exceptions import (
     ChannelBackendUnavailable,
@@ -24,7 +25,7 @@ from channels.exceptions import (
 )
 from channels.interfaces.layer import LayerBridge
 from channels.interfaces.threaded import ensure_reactor
-from channels.names import new_name, process_wildcard
+from channels.names import new_name, owner_process, process_wildcard
 from tests.support.worker_threads import wait_for
 
 
@@ -52,13 +53,20 @@ class UnreachableBackend(InMemoryChannelBackend):
 
 
 class FlakyReceiveBackend(InMemoryChannelBackend):
-    """Its first read fails, as when Redis restarts under the reader."""
+    """Its next read fails once ``fail`` is set (at first, unless told),
+    as when the Redis server holding the inbox goes away."""
 
-    failed = False
+    def __init__(self, fail: bool = True):
+        super().__init__()
+        self.fail = threading.Event()
+        if fail:
+            self.fail.set()
+        self.failed = threading.Event()
 
     def _receive_batch(self, channels, limit, timeout):
-        if not self.failed:
-            self.failed = True
+        if self.fail.is_set():
+            self.fail.clear()
+            self.failed.set()
             raise ChannelBackendUnavailable("store restarting")
         return super()._receive_batch(channels, limit, timeout)
 
@@ -151,7 +159,9 @@ class SendTests(BridgeTestCase):
         self.assertEqual(backend.batches, [1])
         self.assertEqual(backend.receive_batch(["q"], 10, 0), [("q", {"good": 1})])
 
-    def test_an_unreachable_backend_fails_the_batch_and_is_logged_once(self):
+    def test_an_unreachable_backend_fails_the_batch_and_leaves_the_logging_to_it(self):
+        # The backend logs an outage once when it starts and once when it
+        # ends (a Redis shard: test_redis_outages); nothing per batch here.
         bridge = self.bridge(UnreachableBackend())
         heard = queue.SimpleQueue()
 
@@ -159,12 +169,10 @@ class SendTests(BridgeTestCase):
             bridge.send("a", {"n": 1}, heard.put)
             bridge.send("b", {"n": 2}, heard.put, lambda: heard.put("sent"))
 
-        with self.assertLogs("channels.server", "WARNING") as logs:
+        with self.assertNoLogs("channels.server", "WARNING"):
             on_reactor(send_all)
             self.assertEqual([type(heard.get(timeout=10)) for _ in range(2)],
                              [ChannelBackendUnavailable] * 2)
-        self.assertEqual(len(logs.output), 1)
-        self.assertIn("Could not send 2 message(s)", logs.output[0])
 
     def test_flushed_fires_once_the_backend_has_what_was_sent(self):
         backend = InMemoryChannelBackend()
@@ -221,10 +229,41 @@ class ReceiveTests(BridgeTestCase):
         heard = queue.SimpleQueue()
         with self.assertLogs("channels.server", "WARNING") as logs:
             bridge = self.bridge(backend)
+            wait_for(backend.failed.is_set, timeout=10)
             channel = on_reactor(bridge.new_reply_channel, "!websocket.send", heard.put)
             backend.send(channel, {"n": 1})
             self.assertEqual(heard.get(timeout=10), {"n": 1})
-        self.assertIn("Could not receive from backend", logs.output[0])
+        self.assertEqual(len(logs.output), 1)
+        self.assertIn("Replies to this process could not be read (store restarting): 0 client",
+                      logs.output[0])
+
+    def test_clients_of_a_lost_inbox_are_told_and_new_ones_get_another(self):
+        backend = FlakyReceiveBackend(fail=False)
+        bridge = self.bridge(backend)
+        heard, lost = queue.SimpleQueue(), queue.SimpleQueue()
+        old_token = bridge.token
+        waiting = [on_reactor(bridge.new_reply_channel, prefix, heard.put,
+                              lambda n=n: lost.put(n))
+                   for n, prefix in enumerate(["!http.response", "!websocket.send"])]
+        gone = on_reactor(bridge.new_reply_channel, "!http.response", heard.put,
+                          lambda: lost.put("gone"))
+        on_reactor(bridge.forget, gone)  # answered already: not told
+        with self.assertLogs("channels.server", "WARNING") as logs:
+            backend.fail.set()
+            self.assertEqual(sorted([lost.get(timeout=10), lost.get(timeout=10)]), [0, 1])
+        self.assertIn("2 client(s) waiting for them are answered", logs.output[0])
+        self.assertTrue(lost.empty())
+        self.assertNotEqual(bridge.token, old_token)
+        self.assertEqual({owner_process(name) for name in waiting}, {old_token})
+        channel = on_reactor(bridge.new_reply_channel, "!websocket.send", heard.put)
+        self.assertEqual(owner_process(channel), bridge.token)
+        backend.send(channel, {"n": 1})
+        self.assertEqual(heard.get(timeout=10), {"n": 1})
+        # The old inbox is read no more: what reaches it is not delivered.
+        backend.send(waiting[1], {"n": 2})
+        backend.send(channel, {"n": 3})
+        self.assertEqual(heard.get(timeout=10), {"n": 3})
+        self.assertTrue(heard.empty())
 
     def test_a_stopped_reader_puts_back_what_its_last_read_takes(self):
         backend = InMemoryChannelBackend()
@@ -251,7 +290,7 @@ class PauseTests(BridgeTestCase):
         backend = PausesFailingBackend(pauses=2)
         bridge, clock = self.clocked(backend)
         channel = new_name("!http.response")
-        with self.assertLogs("channels.server", "WARNING") as logs:
+        with self.assertLogs("channels.server", "DEBUG") as logs:
             on_reactor(bridge.pause, channel, True)
             self.settle(bridge)
             [retry] = on_reactor(clock.getDelayedCalls)
@@ -269,6 +308,8 @@ class PauseTests(BridgeTestCase):
         with self.assertRaises(ChannelFull):
             backend.send(channel, {"n": 1})
         self.assertEqual(len(logs.output), 2)
+        # An outage: the backend logs it, once; these are for debugging.
+        self.assertTrue(all(line.startswith("DEBUG:") for line in logs.output))
         self.assertIn("Could not pause", logs.output[0])
         self.assertIn("trying again", logs.output[0])
 
@@ -277,7 +318,7 @@ class PauseTests(BridgeTestCase):
         bridge, clock = self.clocked(backend)
         bridge.change_attempts = 2
         channel = new_name("!http.response")
-        with self.assertLogs("channels.server", "WARNING") as logs:
+        with self.assertLogs("channels.server", "DEBUG") as logs:
             on_reactor(bridge.pause, channel, True)
             for _ in range(5):
                 self.settle(bridge)
@@ -291,7 +332,7 @@ class PauseTests(BridgeTestCase):
         backend = PausesFailingBackend(resumes=2)
         bridge, clock = self.clocked(backend)
         first, second = new_name("!http.response"), new_name("!http.response")
-        with self.assertLogs("channels.server", "WARNING"):
+        with self.assertLogs("channels.server", "DEBUG"):
             for channel in (first, second):
                 on_reactor(bridge.pause, channel, True)
                 on_reactor(bridge.pause, channel, False)  # both fail
@@ -338,7 +379,7 @@ class PauseTests(BridgeTestCase):
             bridge.pause(channel, False)
             bridge.forget(channel)
 
-        with self.assertLogs("channels.server", "WARNING"):
+        with self.assertLogs("channels.server", "DEBUG"):
             on_reactor(finished)
             self.settle(bridge)
         on_reactor(clock.advance, 1.0)
@@ -349,7 +390,7 @@ class PauseTests(BridgeTestCase):
     def test_stopping_drops_the_retries(self):
         backend = PausesFailingBackend(pauses=1)
         bridge, clock = self.clocked(backend)
-        with self.assertLogs("channels.server", "WARNING"):
+        with self.assertLogs("channels.server", "DEBUG"):
             on_reactor(bridge.pause, new_name("!http.response"), True)
             self.settle(bridge)
         self.assertEqual(len(on_reactor(clock.getDelayedCalls)), 1)

@@ -34,17 +34,19 @@ BACK_LOG = "A worker is running for http.request again"
 
 class Cluster:
     """A runwsserver and runworker processes of one test on a Redis
-    backend of their own (a fresh PREFIX on the shared servers)."""
+    backend of their own (a fresh PREFIX on ``servers``, the shared one
+    unless given)."""
 
-    def __init__(self, testcase: SimpleTestCase, **backend_options):
-        servers = shared_servers(1)
-        self.config = backend_config(servers, routing=ROUTING, **backend_options)
-        self.backend = redis_backend(servers, routing=ROUTING, prefix=self.config["PREFIX"],
+    def __init__(self, testcase: SimpleTestCase, servers=None, routing: str = ROUTING,
+                 settings: str = "tests.liveness_settings", **backend_options):
+        servers = servers or shared_servers(1)
+        self.config = backend_config(servers, routing=routing, **backend_options)
+        self.backend = redis_backend(servers, routing=routing, prefix=self.config["PREFIX"],
                                      **backend_options)
         testcase.addCleanup(self.backend.close)
         testcase.addCleanup(self.backend.flush)
         self.runs_dir = tempfile.mkdtemp(prefix="channels-runs-")
-        self.env = django_env("tests.liveness_settings",
+        self.env = django_env(settings,
                               CHANNELS_TEST_BACKEND=json.dumps(self.config),
                               CHANNELS_TEST_RUNS=self.runs_dir)
         self.testcase = testcase
@@ -58,11 +60,11 @@ class Cluster:
         self.server = server
         return server
 
-    def start_worker(self, holding: bool = False) -> Process:
-        """A runworker; ``holding`` keeps what it took ahead while its
-        consumer runs (tests/support/holding_worker.py)."""
+    def start_worker(self, *options: str, holding: bool = False) -> Process:
+        """A runworker with ``options``; ``holding`` keeps what it took
+        ahead while its consumer runs (tests/support/holding_worker.py)."""
         command = ([sys.executable, os.path.join(ROOT, "tests", "support", "holding_worker.py")]
-                   if holding else [sys.executable, "-m", "django", "runworker"])
+                   if holding else [sys.executable, "-m", "django", "runworker", *options])
         worker = Process(command, self.env)
         self.testcase.addCleanup(worker.stop)
         worker.wait_for_line("listening on")
@@ -222,7 +224,9 @@ class DeadWorkerTests(SimpleTestCase):
         self.assertFalse([line for line in runs if line in ("end A", "end B", "end C")])
 
     def test_websockets_whose_messages_a_killed_worker_held(self):
-        cluster = Cluster(self, heartbeat_interval=1, heartbeat_ttl=2)
+        # A TTL of 4 s: a worker starved of CPU on a loaded machine still
+        # counts as live until it is killed.
+        cluster = Cluster(self, heartbeat_interval=1, heartbeat_ttl=4)
         cluster.start_server("--connect-timeout", "60")
         receiver = cluster.start_worker(holding=True)
         ws = websocket.create_connection(f"ws://127.0.0.1:{cluster.port}/block/", timeout=30)
@@ -253,7 +257,7 @@ class DeadWorkerTests(SimpleTestCase):
         self.assertEqual(int.from_bytes(frame.data[:2], "big"), 1011)
         connecting.join(30)
         self.assertEqual(handshake_status, [503])
-        self.assertLess(time.monotonic() - killed, 3 + 5)
+        self.assertLess(time.monotonic() - killed, 4 + 10)
         self.assertEqual(cluster.runs(), ["start R", "start K"])
 
 

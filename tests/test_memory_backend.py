@@ -9,7 +9,7 @@ import time
 
 from django.test import SimpleTestCase
 
-from channels.backends.base import MAX_MESSAGE_SIZE
+from channels.backends.encoding import MAX_MESSAGE_SIZE
 from channels.backends.memory import InMemoryChannelBackend
 from channels.exceptions import ChannelFull, InvalidChannelName, InvalidMessage, MessageTooLarge
 from channels.names import new_name, process_wildcard

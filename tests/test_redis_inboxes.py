@@ -4,7 +4,7 @@ share an inbox, with a capacity per channel."""
 import threading
 
 from channels.exceptions import ChannelFull
-from channels.names import new_name, process_wildcard
+from channels.names import new_name, new_token, process_wildcard
 from tests.support.redis_tests import RedisTestCase, keys_of
 
 
@@ -63,3 +63,33 @@ class InboxTests(RedisTestCase):
             backend.send(body, {"n": n})
         self.assertEqual([backend.receive_many_blocking([body], 1)[1]["n"] for _ in range(3)],
                          [0, 1, 2])
+
+
+class ReplyTokenTests(RedisTestCase):
+    """The token an interface server moves to when its inbox cannot be
+    read (docs/scaling.rst, "When the inbox's shard fails")."""
+
+    def test_a_new_token_hashes_to_a_live_shard_other_than_the_lost_ones(self):
+        backend = self.make_backend()
+        placement, shards = backend.placement, backend.shards
+        lost = next(token for token in (new_token() for _ in range(1000))
+                    if placement.inbox_shard(token) == 0)
+        shards[1].failed(ConnectionError("test"))
+        self.addCleanup(shards[1].recovered)
+        tokens = [backend.reply_token(lost) for _ in range(50)]
+        self.assertEqual({placement.inbox_shard(token) for token in tokens}, {2})
+        self.assertEqual(len(set(tokens)), 50)
+        # Workers derive the shard from a name alone: a reply reaches it.
+        name = new_name("!http.response", tokens[0])
+        backend.send(name, {"n": 1})
+        self.assertEqual(backend.receive_batch([process_wildcard("!http.response", tokens[0])],
+                                               timeout=1), [(name, {"n": 1})])
+
+    def test_none_when_no_other_shard_is_up(self):
+        backend = self.make_backend()
+        lost = new_token()
+        for shard in backend.shards:
+            if shard.index != backend.placement.inbox_shard(lost):
+                shard.failed(ConnectionError("test"))
+                self.addCleanup(shard.recovered)
+        self.assertIsNone(backend.reply_token(lost))

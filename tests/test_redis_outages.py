@@ -3,7 +3,9 @@ messages flow, a shard left down, a worker through a restart. Each test has
 its own servers, since it stops them."""
 
 import os
+import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -173,31 +175,66 @@ class InboxOutageTests(OutageTestCase):
         wait_for(lambda: sent(backend, name, {"ok": 1}), timeout=5)
         self.assertEqual(backend.receive_batch([wildcard], timeout=1), [(name, {"ok": 1})])
 
+    def test_a_silent_shard_fails_an_inbox_read_in_bounded_time(self):
+        # SIGSTOP: the connection stays open and nothing answers. Without a
+        # bound the pop would wait for TCP keepalive (hours by default).
+        backend = self.make_backend()
+        wildcard = process_wildcard("!websocket.send")
+        self.assertEqual(backend.receive_batch([wildcard], timeout=0.1), [])  # connected
+        os.kill(self.servers[0].process.pid, signal.SIGSTOP)
+        self.addCleanup(os.kill, self.servers[0].process.pid, signal.SIGCONT)
+        with self.assertRaisesMessage(ChannelBackendUnavailable, "Timeout"):
+            backend.receive_batch([wildcard], timeout=0.2)
+        self.assertTrue(backend.shards[0].down)
+
+    def test_a_silent_shard_fails_a_blocking_pop_once_its_margin_is_past(self):
+        backend = self.make_backend()
+        self.assertEqual(backend.receive_batch(["q"], timeout=0.1), [])  # connected
+        os.kill(self.servers[0].process.pid, signal.SIGSTOP)
+        self.addCleanup(os.kill, self.servers[0].process.pid, signal.SIGCONT)
+        with self.assertRaisesMessage(ChannelBackendUnavailable, "Timeout"):
+            backend.receive_batch(["q"], timeout=0.2)  # a worker's pop: BLMPOP at once
+        self.assertTrue(backend.shards[0].down)
+
 
 class WorkerOutageTests(OutageTestCase):
     shards = 1
 
-    def test_worker_logs_an_outage_once_and_keeps_serving(self):
+    def test_an_outage_is_logged_once_with_what_it_cost_and_the_worker_keeps_serving(self):
         done = []
-        backend = self.make_backend(routing={"test.r": lambda message: done.append(
-            message["n"])})
+        reply = new_name("!http.response")
+
+        def answer(message):
+            done.append(message["n"])
+            message.reply_channel.send({"n": message["n"]})
+
+        backend = self.make_backend(routing={"test.r": answer})
         worker = Worker(backend, channels=["test.r"])
         worker.poll_timeout = 0.05
         thread = threading.Thread(target=worker.run, daemon=True)
-        with self.assertLogs("channels.worker", "WARNING") as logs:
+        with (self.assertNoLogs("channels.worker", "INFO"),
+              self.assertLogs("channels.backends.redis", "WARNING") as logs):
             thread.start()
-            backend.send("test.r", {"n": 1})
+            backend.send("test.r", {"n": 1, "reply_channel": reply})
             wait_for(lambda: done == [1])
             self.servers[0].stop()
+            for n in range(3):  # each refused at once, none logged
+                with self.assertRaises(ChannelBackendUnavailable):
+                    backend.send("test.r", {"n": n + 10, "reply_channel": reply})
             time.sleep(1.5)  # some thirty failed receives
             self.servers[0].start()
-            wait_for(lambda: sent(backend, "test.r", {"n": 2}), timeout=5)
+            wait_for(lambda: sent(backend, "test.r", {"n": 2, "reply_channel": reply}),
+                     timeout=5)
             wait_for(lambda: len(done) == 2)
             worker.stop()
             thread.join(5)
         self.assertEqual([line.split(":")[0] for line in logs.output], ["ERROR", "WARNING"])
-        self.assertIn("Could not receive", logs.output[0])
-        self.assertIn("again", logs.output[1])
+        self.assertIn("is unreachable", logs.output[0])
+        # The three refused, and the failed tries of the wait for it to
+        # come back.
+        lost = int(re.search(r"; (\d+) message\(s\) could not be sent", logs.output[1])[1])
+        self.assertGreaterEqual(lost, 3)
+        self.assertIn("is reachable again after", logs.output[1])
 
 
 class RefusalTests(OutageTestCase):

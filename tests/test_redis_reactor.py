@@ -6,16 +6,19 @@ other shards, pause order on a fresh server, reads, their pace and retries
 client under the interface server's bridge. The servers' end-to-end tests
 (test_interface_redis.py) run through it as well."""
 
+import os
 import queue
+import signal
 
 from django.test import SimpleTestCase
 from twisted.internet import reactor, task
 from twisted.internet.threads import blockingCallFromThread
 
-from channels.backends.base import decode, encode
+from channels.backends.encoding import decode, encode
 from channels.backends.redis import scripts
 from channels.backends.redis.layout import PAUSED
 from channels.backends.redis.reactor import RECEIVE_RETRY, RedisReactorClient
+from channels.backends.redis.shard import POP_MARGIN
 from channels.backends.redis.sharding import inbox_of
 from channels.exceptions import ChannelBackendUnavailable, ChannelFull, InvalidMessage
 from channels.interfaces.layer import LayerBridge
@@ -301,6 +304,61 @@ class ReceiveTests(ClientTestCase):
             in_reactor(close_all)
             in_reactor(client.stop)
         self.assertFalse(backend.shards[0].down)
+
+
+class SilentShardTests(ClientTestCase):
+    """A server that stops answering with its connections open (SIGSTOP):
+    each command's deadline runs on the client's clock."""
+
+    def test_a_blocking_pop_unanswered_past_its_margin_fails_and_tells_lost(self):
+        [server] = self.own_servers(1)
+        backend = self.backend([server])
+        clock = task.Clock()
+        client = self.layer_client(backend, poll_timeout=30, clock=clock)
+        lost = queue.SimpleQueue()
+        in_reactor(client.receive, [WILDCARD], 500, lambda batch: None, lost.put)
+        watcher = server.client()
+        self.addCleanup(watcher.close)
+        wait_for(lambda: any(entry["cmd"] == "blmpop" for entry in watcher.client_list()),
+                 timeout=10)
+        os.kill(server.process.pid, signal.SIGSTOP)
+        self.addCleanup(os.kill, server.process.pid, signal.SIGCONT)
+        in_reactor(clock.advance, 30)  # the pop's own wait: not yet
+        in_reactor(lambda: None)
+        self.assertTrue(lost.empty())
+        in_reactor(clock.advance, POP_MARGIN)
+        error = lost.get(timeout=10)
+        self.assertIsInstance(error, ChannelBackendUnavailable)
+        self.assertIn(f"gave no answer within {30 + POP_MARGIN:g} s", str(error))
+        self.assertTrue(backend.shards[0].down)
+
+    def test_a_deadline_that_fires_late_gives_the_server_its_time_again(self):
+        # This process, not the server, was stopped (a loaded machine).
+        [server] = self.own_servers(1)
+        backend = self.backend([server])
+        clock = task.Clock()
+        client = self.layer_client(backend, poll_timeout=30, clock=clock)
+        lost = queue.SimpleQueue()
+        in_reactor(client.receive, [WILDCARD], 500, lambda batch: None, lost.put)
+        watcher = server.client()
+        self.addCleanup(watcher.close)
+        wait_for(lambda: any(entry["cmd"] == "blmpop" for entry in watcher.client_list()),
+                 timeout=10)
+        os.kill(server.process.pid, signal.SIGSTOP)
+        self.addCleanup(os.kill, server.process.pid, signal.SIGCONT)
+        in_reactor(clock.advance, 30 + POP_MARGIN + 1)  # one late firing
+        in_reactor(lambda: None)
+        self.assertTrue(lost.empty())
+        self.assertFalse(backend.shards[0].down)
+        in_reactor(clock.advance, 30 + POP_MARGIN)
+        self.assertIsInstance(lost.get(timeout=10), ChannelBackendUnavailable)
+
+    def test_an_answer_in_time_leaves_no_deadline_behind(self):
+        backend = self.backend(shared_servers(1))
+        clock = task.Clock()
+        client = self.layer_client(backend, clock=clock)
+        self.assertEqual(self.send(client, [("q", {"n": 1})]), [])
+        self.assertEqual(in_reactor(clock.getDelayedCalls), [])
 
 
 class BridgeTests(ClientTestCase):

@@ -21,6 +21,7 @@ from django.test import SimpleTestCase, override_settings
 from channels.checks import check_runserver_command
 from channels.management.commands.runserver import HIDE_WARNING, PRODUCTION_WARNING
 from channels.management.commands.runserver import Command as RunserverCommand
+from tests.support.chat_socket import next_chat_message, say
 from tests.support.redis_servers import RedisServer
 from tests.support.server_process import ROOT, ServerProcess, manage
 
@@ -64,7 +65,7 @@ class DemoProjectTests(unittest.TestCase):
     def test_static_files_when_debug(self):
         response = requests.get(f"{self.server.url}/static/chat/chat.js", timeout=5)
         self.assertEqual(response.status_code, 200)
-        self.assertIn("new WebSocket", response.text)
+        self.assertIn('import { connect } from "channels";', response.text)
         missing = requests.get(f"{self.server.url}/static/chat/nothing.js", timeout=5)
         self.assertEqual(missing.status_code, 404)
 
@@ -120,10 +121,16 @@ class RunserverOptionsTests(unittest.TestCase):
         return server
 
     def test_verbosity_2_shows_each_consumer_run(self):
-        server = self.start("--noreload", "--workers", "2", "-v", "2")
+        server = self.start("--noreload", "--worker-threads", "2", "-v", "2")
         self.assertIn("2 worker thread(s)", server.output)
         requests.get(f"{server.url}/hello/", timeout=5)
         server.wait_for("http.request -> ")
+
+    def test_workers_is_the_old_name_of_worker_threads(self):
+        parser = RunserverCommand().create_parser("manage.py", "runserver")
+        for option in ("--worker-threads", "--workers"):
+            self.assertEqual(parser.parse_args([option, "3"]).workers, 3)
+        self.assertEqual(parser.parse_args([]).workers, 4)
 
     def test_static_files_without_debug_only_with_insecure(self):
         self.env["DJANGO_DEBUG"] = "0"
@@ -246,8 +253,8 @@ class NetworkedBackendTests(unittest.TestCase):
             f"ws://127.0.0.1:{server.port}/ws/chat/lobby/", origin=server.url, timeout=5,
             cookie=f"sessionid={browser.cookies['sessionid']}")
         self.addCleanup(ws.close)
-        ws.send("over Redis")
-        message = json.loads(ws.recv())
+        say(ws, "over Redis")
+        message = next_chat_message(ws)
         self.assertEqual((message["user"], message["text"]), ("alice", "over Redis"))
         self.assertEqual(worker.stop(), 0, worker.output)
 

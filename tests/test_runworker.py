@@ -89,6 +89,23 @@ class RunworkerTests(SimpleTestCase):
         with self.assertRaisesMessage(CommandError, "--prefetch must be at least 1, not 0"):
             call_command("runworker", "--prefetch", "0")
 
+    def test_threads_option_runs_a_threaded_worker(self):
+        for n in range(6):
+            self.backend.send("work.a", {"n": n})
+        out = self.run_worker("--threads", "3", expect=[("work.a", n) for n in range(6)])
+        self.assertIn("Running worker (3 thread(s))", out)
+        self.assertEqual(sorted(handled), [("work.a", n) for n in range(6)])
+
+    def test_bad_concurrency_options_are_command_errors(self):
+        for args, message in (
+                (["--threads", "0"], "--threads must be at least 1, not 0"),
+                (["--processes", "0"], "--processes must be at least 1, not 0"),
+                (["--max-messages", "-1"], "--max-messages must be at least 0, not -1"),
+                (["--max-messages-jitter", "-2"], "--max-messages-jitter must be at least 0"),
+                (["--shutdown-timeout", "0"], "--shutdown-timeout must be more than 0")):
+            with self.assertRaisesMessage(CommandError, message):
+                call_command("runworker", *args)
+
     def test_nothing_left_to_listen_on(self):
         with self.assertRaisesMessage(CommandError, "No channels left to listen on"):
             call_command("runworker", "--only-channels", "nothing.*")

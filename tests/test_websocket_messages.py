@@ -3,7 +3,7 @@ how it reads the replies (docs/message-standards.rst)."""
 
 from django.test import SimpleTestCase
 
-from channels.backends.base import encode
+from channels.backends.encoding import encode
 from channels.messages.http import connection_fields
 from channels.messages.websocket import (
     InvalidCloseCode,

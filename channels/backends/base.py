@@ -14,31 +14,27 @@ from __future__ import annotations
 
 import fnmatch
 import re
-import threading
 from collections.abc import Iterable, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-import msgpack
 from django.core.exceptions import ImproperlyConfigured
 
+from channels.backends.encoding import decode, encode
 from channels.backends.heartbeats import (
     DEFAULT_HEARTBEAT_INTERVAL,
     DEFAULT_HEARTBEAT_TTL,
     Heartbeats,
     check_heartbeat_name,
 )
-from channels.backends.status import BackendStatus, ChannelStatus, ShardStatus
-from channels.exceptions import ChannelFull, InvalidMessage, MessageTooLarge
-from channels.names import HTTP_REPLY_PREFIX, validate_name
+from channels.backends.presence import PresenceContract
+from channels.backends.status import Introspection
+from channels.exceptions import ChannelFull
+from channels.names import HTTP_REPLY_PREFIX, new_token, validate_name
 from channels.registry import ConsumerRegistry
 
 if TYPE_CHECKING:
     from channels.backends.layer_client import LayerClient
-
-# Encoded size limit of one message. Larger payloads (HTTP bodies) travel as
-# ordered chunks; see docs/message-standards.rst.
-MAX_MESSAGE_SIZE = 1024 * 1024
 
 # A channel's capacity unless CHANNEL_CAPACITY or the patterns below say
 # otherwise.
@@ -52,67 +48,6 @@ HTTP_REPLY_CHANNELS = f"{HTTP_REPLY_PREFIX}.*"
 # client that reads slowly. A few chunks (512 KiB each) keep both as fast,
 # and bound what one client can pin.
 DEFAULT_CHANNEL_CAPACITY = {"http.request.body.*": 4, HTTP_REPLY_CHANNELS: 4}
-
-_CONTAINERS = (dict, list, tuple)
-
-
-def _check_keys(content: dict) -> None:
-    """JSON objects only have str keys; msgpack alone would accept others."""
-    stack: list[Any] = [content]
-    while stack:
-        value = stack.pop()
-        if isinstance(value, dict):
-            for key, item in value.items():
-                if not isinstance(key, str):
-                    raise InvalidMessage(
-                        f"Message keys must be str, not {type(key).__name__} ({key!r})"
-                    )
-                if isinstance(item, _CONTAINERS):
-                    stack.append(item)
-        else:
-            stack.extend(item for item in value if isinstance(item, _CONTAINERS))
-
-
-def _unserialisable(value: object) -> object:
-    raise TypeError(
-        f"{type(value).__name__} is not JSON-compatible; use dicts, lists, "
-        f"str, bytes, int, float, bool or None"
-    )
-
-
-class _Packer(threading.local):
-    """One msgpack packer per thread (a packer is not thread-safe): making
-    one per message, as packb() does, costs twice the packing itself."""
-
-    def __init__(self) -> None:
-        self.pack = msgpack.Packer(use_bin_type=True, default=_unserialisable).pack
-
-
-_packer = _Packer()
-
-
-def encode(content: Mapping[str, Any]) -> bytes:
-    """Check message content and encode it; raise InvalidMessage if it can't travel."""
-    if not isinstance(content, dict):
-        raise InvalidMessage(
-            f"Message content must be a dict, not {type(content).__name__}"
-        )
-    _check_keys(content)
-    try:
-        data = _packer.pack(content)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise InvalidMessage(f"Message content cannot be sent: {exc}") from None
-    if len(data) > MAX_MESSAGE_SIZE:
-        raise MessageTooLarge(
-            f"Message is {len(data)} bytes encoded; the limit is "
-            f"{MAX_MESSAGE_SIZE}. Split large payloads into chunks."
-        )
-    return data
-
-
-def decode(data: bytes) -> dict[str, Any]:
-    return msgpack.unpackb(data, raw=False)
-
 
 def _is_positive(value: object, types: tuple[type, ...] = (int, float)) -> bool:
     return not isinstance(value, bool) and isinstance(value, types) and value > 0
@@ -135,7 +70,7 @@ def _expiry_argument(value: object) -> float:
     return value
 
 
-class BaseChannelBackend:
+class BaseChannelBackend(PresenceContract, Introspection):
     """Base class of channel backends.
 
     ``local_only`` backends keep messages inside one process; commands that
@@ -148,6 +83,8 @@ class BaseChannelBackend:
     # rest); without them nobody can tell whether a worker is running, and
     # the interface server waits for answers as if one were.
     keeps_heartbeats = False
+    # Presence metadata (PresenceContract) is checked and encoded as content.
+    encode_meta = staticmethod(encode)
 
     def __init__(
         self,
@@ -280,11 +217,24 @@ class BaseChannelBackend:
         self, channels: Iterable[str], limit: int = 100, timeout: float | None = None
     ) -> list[tuple[str, bytes]]:
         """``receive_batch``, leaving the messages encoded."""
+        return self._receive_batch(*self._batch_args(channels, limit, timeout))
+
+    def receive_batch_aged(
+        self, channels: Iterable[str], limit: int = 100, timeout: float | None = None
+    ) -> list[tuple[str, dict[str, Any], float | None]]:
+        """``receive_batch``, with each message's age: the seconds since it
+        was sent, the queueing delay its client feels (None where the
+        backend cannot tell). For the worker's message-age metric."""
+        batch = self._receive_batch_aged(*self._batch_args(channels, limit, timeout))
+        return [(channel, decode(data), age) for channel, data, age in batch]
+
+    def _batch_args(self, channels: Iterable[str], limit: int,
+                    timeout: float | None) -> tuple[list[str], int, float | None]:
         if not _is_positive(limit, (int,)):
             raise ValueError(f"limit must be a positive integer, not {limit!r}")
         if timeout is not None and timeout < 0:
             raise ValueError("timeout must be None or at least 0")
-        return self._receive_batch(self._names(channels), limit, timeout)
+        return self._names(channels), limit, timeout
 
     def requeue_encoded(self, channel: str, data: bytes) -> None:
         """``requeue`` of a message as ``receive_batch_encoded`` gave it."""
@@ -379,20 +329,16 @@ class BaseChannelBackend:
         check_heartbeat_name(kind, id)
         self._clear_heartbeat(kind, id)
 
-    def status(self, channels: Iterable[str] = ()) -> BackendStatus:
-        """What the store holds now, for operators (``channels_status``, the
-        status page): each shard up or down, every normal channel holding
-        messages and each of ``channels`` (even empty), the groups. Never
-        raises for a shard that is down: it is reported down."""
-        shards, found = self._status({validate_name(name) for name in channels})
-        return BackendStatus.of(self, shards, found)
-
     def flush(self) -> None:
-        """Delete every message, group, lock and heartbeat of this backend."""
+        """Delete every message, group, lock, heartbeat and presence here."""
         raise NotImplementedError
 
     def close(self) -> None:
         """Release connections; the backend reconnects if used again."""
+
+    def reply_token(self, lost: str) -> str | None:
+        """A token once the inbox of ``lost`` failed (Redis: on a live shard, or None)."""
+        return new_token()
 
     def layer_client(self, reactor: Any) -> LayerClient:
         """For an interface server: this backend's calls without blocking
@@ -449,6 +395,13 @@ class BaseChannelBackend:
             channel, data = self._receive_many(channels)
         return batch
 
+    def _receive_batch_aged(
+        self, channels: list[str], limit: int, timeout: float | None
+    ) -> list[tuple[str, bytes, float | None]]:
+        """``_receive_batch`` with ages, where a backend knows them."""
+        return [(channel, data, None) for channel, data in
+                self._receive_batch(channels, limit, timeout)]
+
     def _group_add(self, group: str, channel: str, expiry: float) -> None:
         raise NotImplementedError
 
@@ -481,9 +434,4 @@ class BaseChannelBackend:
         raise NotImplementedError
 
     def _clear_heartbeat(self, kind: str, id: str) -> None:
-        raise NotImplementedError
-
-    def _status(self, channels: set[str]) -> tuple[list[ShardStatus], list[ChannelStatus]]:
-        """The shards, and the normal channels (``channels`` among them)
-        sorted by name; see ``channels.backends.status``."""
         raise NotImplementedError

@@ -34,6 +34,22 @@ Deliver = Callable[[list[tuple[str, bytes]]], None]
 # The messages of a batch that were not sent: (position in the batch, why),
 # ``ChannelFull`` or ``ChannelBackendUnavailable``.
 SendFailures = list[tuple[int, Exception]]
+# Called on the reactor with the backend's ChannelBackendUnavailable when a
+# read of the channels given to ``receive`` failed: the store that holds
+# them cannot be reached (each time a read fails).
+Lost = Callable[[Exception], None]
+
+
+class Reading:
+    """One ``receive`` under way. ``cancel`` ends it: no read starts after
+    it, and what a read under way takes is delivered or goes back, as at
+    ``stop``."""
+
+    def __init__(self, cancel: Callable[[], None]):
+        self._cancel = cancel
+
+    def cancel(self) -> None:
+        self._cancel()
 
 
 class LayerClient:
@@ -49,8 +65,9 @@ class LayerClient:
     coalesce_below = 8
     coalesce_wait = 0.001
     # How long one blocking read waits for a message; it bounds how long a
-    # stopped reader takes to end.
-    poll_timeout = 1.0
+    # stopped reader takes to end, and with the store's answer margin, how
+    # long a store that stopped answering goes unnoticed (docs/scaling.rst).
+    poll_timeout = 0.5
 
     def __init__(self, backend: BaseChannelBackend, reactor: Any):
         self.backend = backend
@@ -79,10 +96,15 @@ class LayerClient:
         decides whether to try again."""
         raise NotImplementedError
 
-    def receive(self, channels: list[str], limit: int, deliver: Deliver) -> None:
+    def receive(self, channels: list[str], limit: int, deliver: Deliver,
+                lost: Lost | None = None) -> Reading:
         """Read ``channels`` (process wildcards of response channels) until
-        ``stop``, handing each batch of up to ``limit`` messages to
-        ``deliver``. A failed read is retried (the backend logs outages)."""
+        ``stop`` or the Reading's ``cancel``, handing each batch of up to
+        ``limit`` messages to ``deliver``. A failed read is retried (the
+        backend logs outages); one that failed because the backend could
+        not be reached is told to ``lost``. A store that stops answering
+        is found out within ``poll_timeout`` plus a bounded wait for its
+        answer (docs/scaling.rst), not left to TCP's timeouts."""
         raise NotImplementedError
 
     def set_heartbeat(self, kind: str, id: str, data: bytes, ttl: float) -> Deferred:

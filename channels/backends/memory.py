@@ -15,6 +15,15 @@ import time
 from collections import deque
 
 from channels.backends.base import BaseChannelBackend
+from channels.backends.encoding import decode
+from channels.backends.presence import (
+    NO_CHANGE,
+    NO_PROCESS,
+    Joined,
+    Member,
+    PresenceChange,
+    change_from,
+)
 from channels.backends.status import ChannelStatus, ShardStatus
 from channels.exceptions import ChannelFull
 from channels.names import is_normal_channel, is_wildcard
@@ -36,6 +45,12 @@ class InMemoryChannelBackend(BaseChannelBackend):
         # kind: {id: (expires, record)}, and when they began to be kept.
         self._beats: dict[str, dict[str, tuple[float, bytes]]] = {}
         self._beats_since = time.monotonic()
+        # name: [version, {channel: (process, key, expires)}, {key: [count, meta]}];
+        # versions from one counter, so that they grow also across a
+        # presence that emptied and began again.
+        self._presences: dict[str, list] = {}
+        self._presence_version = int(time.time() * 1000) * 1000
+        self._sweep_due = 0.0
 
     def _push(self, channel: str, data: bytes, now: float, head: bool = False) -> bool:
         if not head and channel in self._paused:
@@ -96,6 +111,8 @@ class InMemoryChannelBackend(BaseChannelBackend):
             self._arrived.notify_all()
 
     def _pop(self, channels):
+        """``(channel, data, age)`` of the next message, or Nones. A
+        message's age is read from its expiry, EXPIRY after its send."""
         now = time.monotonic()
         # Start at a random channel, so a busy channel listed first cannot
         # starve the others a worker listens on.
@@ -111,27 +128,52 @@ class InMemoryChannelBackend(BaseChannelBackend):
                     continue
                 self._drop_expired(queue, now)
                 if queue:
-                    data = queue.popleft()[1]
+                    expires, data = queue.popleft()
                     if not queue:
                         del self._channels[channel]
-                    return channel, data
-        return None, None
+                    return channel, data, now - expires + self.expiry
+        return None, None, None
+
+    def queue_depths(self, channels):
+        now = time.monotonic()
+        with self._lock:
+            return {channel: self._live_count(self._channels.get(channel, ()), now)
+                    for channel in channels}
+
+    @staticmethod
+    def _live_count(queue, now: float) -> int:
+        """Messages of ``queue`` not expired (the expired go when read)."""
+        return sum(1 for expires, _ in queue if expires > now)
 
     def _receive_many(self, channels):
         with self._lock:
-            return self._pop(channels)
+            return self._pop(channels)[:2]
 
     def _receive_many_blocking(self, channels, timeout):
+        return self._pop_blocking(channels, timeout)[:2]
+
+    def _pop_blocking(self, channels, timeout):
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             while True:
-                channel, data = self._pop(channels)
-                if channel is not None:
-                    return channel, data
+                taken = self._pop(channels)
+                if taken[0] is not None:
+                    return taken
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
-                    return None, None
+                    return taken
                 self._arrived.wait(remaining)
+
+    def _receive_batch_aged(self, channels, limit, timeout):
+        batch = []
+        taken = self._pop_blocking(channels, timeout)
+        while taken[0] is not None:
+            batch.append(taken)
+            if len(batch) >= limit:
+                break
+            with self._lock:
+                taken = self._pop(channels)
+        return batch
 
     def _live_members(self, group, now):
         members = self._groups.get(group, {})
@@ -206,11 +248,125 @@ class InMemoryChannelBackend(BaseChannelBackend):
         with self._lock:
             self._beats.get(kind, {}).pop(id, None)
 
+    # Presences (channels.backends.presence).
+
+    def _presence(self, name: str) -> list:
+        presence = self._presences.get(name)
+        if presence is None:
+            presence = self._presences[name] = [0, {}, {}]
+        return presence
+
+    def _bump(self, presence: list) -> int:
+        self._presence_version += 1
+        presence[0] = self._presence_version
+        return presence[0]
+
+    def _drop(self, name: str, channel: str, dropped: dict) -> int:
+        """Remove a connection, noting in ``dropped`` its key's count and
+        meta after it; returns the presence's version after it."""
+        presence = self._presences[name]
+        _, connections, keys = presence
+        _, key, _ = connections.pop(channel)
+        members = self._groups.get(name, {})
+        members.pop(channel, None)
+        if not members:
+            self._groups.pop(name, None)
+        entry = keys[key]
+        entry[0] -= 1
+        dropped[key] = tuple(entry)
+        if not entry[0]:
+            del keys[key]
+        if not connections:
+            del self._presences[name]
+        return self._bump(presence)
+
+    def _dropped(self, version: int, dropped: dict) -> PresenceChange:
+        return change_from(version, [("u" if count else "l", key, count, decode(meta))
+                                     for key, (count, meta) in dropped.items()])
+
+    def _presence_join(self, name, channel, process, key, meta, expiry, with_state):
+        with self._lock:
+            presence = self._presence(name)
+            old = presence[1].get(channel)
+            expires = time.monotonic() + expiry
+            group = self._groups.setdefault(name, {})
+            if old is not None and old[1] == key:  # a renewal
+                presence[1][channel] = (process, key, expires)
+                group[channel] = expires
+
+                entry = presence[2][key]
+                if entry[1] == meta:
+                    return Joined(False, NO_CHANGE, 0, {})
+                entry[1] = meta
+                return Joined(False, change_from(self._bump(presence), [("u", key, entry[0],
+                                                                decode(meta))]), 0, {})
+            dropped: dict = {}
+            if old is not None:  # the same channel under another key
+                self._drop(name, channel, dropped)
+                presence = self._presence(name)
+                group = self._groups.setdefault(name, {})
+            group[channel] = expires
+            presence[1][channel] = (process, key, expires)
+            entry = presence[2].setdefault(key, [0, meta])
+            entry[0] += 1
+            entry[1] = meta
+            change = self._dropped(self._bump(presence), dropped)
+            (change.joins if entry[0] == 1 else change.updates)[key] = Member(decode(meta),
+                                                                             entry[0])
+            return Joined(True, change, presence[0],
+                          self._members(presence) if with_state else {})
+
+    def _presence_leave(self, name, channel):
+        with self._lock:
+            presence = self._presences.get(name)
+            if presence is None or channel not in presence[1]:
+                return NO_CHANGE
+            dropped: dict = {}
+            return self._dropped(self._drop(name, channel, dropped), dropped)
+
+    @staticmethod
+    def _members(presence: list) -> dict[str, Member]:
+        return {key: Member(decode(meta), count) for key, (count, meta) in presence[2].items()}
+
+    def _presence_members(self, name):
+        with self._lock:
+            presence = self._presences.get(name)
+            return (0, {}) if presence is None else (presence[0], self._members(presence))
+
+    def _presence_sweep(self, kind):
+        with self._lock:
+            now = time.monotonic()
+            if now < self._sweep_due:
+                return [], self._sweep_due - now
+            beats = self._beats.get(kind, {})
+            complete = now - self._beats_since >= self.heartbeat_ttl
+            due = now + self.heartbeat_interval
+            if not complete:
+                due = min(due, self._beats_since + self.heartbeat_ttl)
+            for expires, _ in beats.values():
+                if expires > now:
+                    due = min(due, expires)
+            changes = []
+            for name in list(self._presences):
+                dropped: dict = {}
+                version = 0
+                for channel, (process, _, expires) in list(self._presences[name][1].items()):
+                    gone = expires <= now or (complete and process != NO_PROCESS and (
+                        process not in beats or beats[process][0] <= now))
+                    if gone:
+                        version = self._drop(name, channel, dropped)
+                    else:
+                        due = min(due, expires)
+                if dropped:
+                    changes.append((name, self._dropped(version, dropped)))
+            self._sweep_due = due
+            return changes, max(due - now, 0.0)
+
     def _status(self, channels):
         """One "shard", this process: nothing to measure but what it holds."""
         with self._lock:
             now = time.monotonic()
-            depths = {name: sum(1 for expires, _ in queue if expires > now)
+            depths = {name: self._live_count(queue, now)
                       for name, queue in self._channels.items()}
             groups = sum(1 for group in list(self._groups) if self._live_members(group, now))
         normal = {name: depth for name, depth in depths.items()
@@ -223,6 +379,8 @@ class InMemoryChannelBackend(BaseChannelBackend):
 
     def flush(self):
         with self._lock:
+            self._presences.clear()
+            self._sweep_due = 0.0
             self._channels.clear()
             self._groups.clear()
             self._locks.clear()

@@ -1,12 +1,17 @@
-"""The introspection part of the backend contract (``BaseChannelBackend.status``):
-what a backend says of its store, for ``manage.py channels_status`` and the
-status page (``channels.status``). Plain dataclasses, so that both print
-them and turn them into JSON the same way (``as_dict``)."""
+"""The introspection part of the backend contract (``Introspection``, which
+``BaseChannelBackend`` inherits): what a backend says of its store, for
+``manage.py channels_status`` and the status page (``channels.status``),
+and for the Prometheus metrics (``shard_states``, ``queue_depths``, read on
+each scrape). Plain dataclasses, so that both print them and turn them
+into JSON the same way (``as_dict``)."""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Sequence
 from typing import Any
+
+from channels.names import validate_name
 
 
 @dataclasses.dataclass
@@ -76,3 +81,35 @@ class BackendStatus:
                          for channel in self.channels],
             "groups": self.groups,
         }
+
+
+class Introspection:
+    """The introspection methods of ``BaseChannelBackend``; a backend
+    implements ``_status`` and overrides what else it can tell."""
+
+    def status(self, channels: Iterable[str] = ()) -> BackendStatus:
+        """What the store holds now, for operators (``channels_status``, the
+        status page): each shard up or down, every normal channel holding
+        messages and each of ``channels`` (even empty), the groups. Never
+        raises for a shard that is down: it is reported down."""
+        shards, found = self._status({validate_name(name) for name in channels})
+        return BackendStatus.of(self, shards, found)
+
+    def _status(self, channels: set[str]) -> tuple[list[ShardStatus], list[ChannelStatus]]:
+        """The shards, and the normal channels (``channels`` among them)
+        sorted by name."""
+        raise NotImplementedError
+
+    def shard_states(self) -> list[tuple[str, bool, int]]:
+        """``(address, up, failed calls so far)`` of each server, as the
+        backend's own calls found it (the ``channels_redis_*`` metrics):
+        no call is made, unlike ``status``."""
+        return []
+
+    def queue_depths(self, channels: Sequence[str]) -> dict[str, int]:
+        """How many messages wait now on each of ``channels`` (normal
+        channels, such as a worker's); a channel left out is not known
+        (the ``channels_queue_depth`` metric, asked on every scrape: a
+        few commands, where ``status`` scans every key).
+        """
+        return {}

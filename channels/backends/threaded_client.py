@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.python.failure import Failure
 
-from channels.backends.layer_client import Deliver, LayerClient, SendFailures
-from channels.exceptions import ChannelFull
+from channels.backends.layer_client import Deliver, LayerClient, Lost, Reading, SendFailures
+from channels.exceptions import ChannelBackendUnavailable, ChannelFull
 
 if TYPE_CHECKING:
     from channels.backends.base import BaseChannelBackend
@@ -89,8 +89,11 @@ class ThreadedLayerClient(LayerClient):
         self._put(_Call(function, args, done))
         return done
 
-    def receive(self, channels: list[str], limit: int, deliver: Deliver) -> None:
-        self._start(self._receive_loop, "receiver", channels, limit, deliver)
+    def receive(self, channels: list[str], limit: int, deliver: Deliver,
+                lost: Lost | None = None) -> Reading:
+        cancelled = threading.Event()
+        self._start(self._receive_loop, "receiver", channels, limit, deliver, lost, cancelled)
+        return Reading(cancelled.set)
 
     def stop(self) -> Deferred:
         """Stop reading, and the sender once what it was given is sent."""
@@ -191,16 +194,27 @@ class ThreadedLayerClient(LayerClient):
 
     # Receiver thread.
 
-    def _receive_loop(self, channels: list[str], limit: int, deliver: Deliver) -> None:
-        while not self._stopped.is_set():
+    def _receive_loop(self, channels: list[str], limit: int, deliver: Deliver,
+                      lost: Lost | None, cancelled: threading.Event) -> None:
+        failing = False
+        while not (self._stopped.is_set() or cancelled.is_set()):
             try:
                 batch = self.backend.receive_batch_encoded(channels, limit, self.poll_timeout)
-            except Exception as exc:
-                logger.warning("Could not receive from backend %r: %s; retrying",
-                               self.backend.alias, exc)
+            except ChannelBackendUnavailable as exc:
+                # The backend logs its outages, once each.
+                if lost is not None and not cancelled.is_set():
+                    self.reactor.callFromThread(lost, exc)
                 self._stopped.wait(RECEIVE_RETRY)
                 continue
-            if batch and self._stopped.is_set():
+            except Exception as exc:
+                if not failing:  # once, until a read succeeds
+                    failing = True
+                    logger.warning("Could not receive from backend %r: %s; retrying",
+                                   self.backend.alias, exc)
+                self._stopped.wait(RECEIVE_RETRY)
+                continue
+            failing = False
+            if batch and (self._stopped.is_set() or cancelled.is_set()):
                 self._put_back(batch)
             elif batch:
                 self.reactor.callFromThread(deliver, batch)

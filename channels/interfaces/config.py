@@ -16,9 +16,10 @@ from typing import IO, Any
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from channels.backends.base import MAX_MESSAGE_SIZE
+from channels.backends.encoding import MAX_MESSAGE_SIZE
 from channels.interfaces.security import origin_pattern_problem
 from channels.messages.http import BODY_CHUNK_SIZE
+from channels.metrics import address_problem
 
 
 @dataclasses.dataclass
@@ -54,14 +55,19 @@ class ServerConfig:
     # WebSocket pings find dead peers; 0 disables them.
     ping_interval: float = 20.0
     ping_timeout: float = 30.0
-    # Seconds a client may leave its socket's buffer full (unread) before
-    # it is dropped, so a client that stops reading cannot make the server
-    # hold every broadcast for it. A WebSocket is dropped at its next
-    # message; an HTTP connection once more than max_response_buffer bytes
-    # of response wait beyond the socket's buffer, which is also where the
-    # response's reply channel is paused until the client catches up.
+    # Seconds a client may leave its socket's buffer full (unread) with more
+    # than its buffer limit waiting beyond it (max_response_buffer for an
+    # HTTP response, max_websocket_buffer for a WebSocket), so a client that
+    # stops reading cannot make the server hold every broadcast for it: an
+    # HTTP connection is then dropped, a WebSocket closed with 1008. Past
+    # the limit the reply channel is paused until the client catches up.
     write_timeout: float = 30.0
     max_response_buffer: int = 4 * 1024 * 1024
+    max_websocket_buffer: int = 4 * 1024 * 1024
+    # Messages of one WebSocket handed to the layer and not yet taken into
+    # websocket.receive; past it the server stops reading the socket, so
+    # that one socket cannot fill the channel that every socket shares.
+    max_messages_in_flight: int = 4
     # Trust X-Forwarded-For / X-Forwarded-Proto (only behind a proxy).
     proxy_headers: bool = False
     # Origins allowed to open WebSockets: "scheme://host[:port]", with
@@ -69,6 +75,9 @@ class ServerConfig:
     # request's own origin and CSRF_TRUSTED_ORIGINS.
     allowed_origins: list[str] | None = None
     root_path: str = ""
+    # "HOST:PORT" (or "PORT", on 127.0.0.1) to serve Prometheus metrics on
+    # at /metrics, apart from the public port; None: no metrics.
+    metrics: str | None = None
     access_log: IO[str] | None = None
 
     @classmethod
@@ -138,10 +147,11 @@ _COMMAND_ONLY = {"access_log"}
 _SETTING_NAMES = sorted(name.upper() for name in _FIELDS if name not in _COMMAND_ONLY)
 # Options for which 0 would mean "never" or "nothing", which makes no sense.
 _POSITIVE = {"http_timeout", "connect_timeout", "max_header_size", "max_message_size",
-             "max_connections"}
+             "max_connections", "max_messages_in_flight"}
 # Responses arrive in chunks of up to BODY_CHUNK_SIZE: a client one chunk
 # behind is reading, not stuck.
-_MINIMUM = {"max_response_buffer": 2 * BODY_CHUNK_SIZE}
+_MINIMUM = {"max_response_buffer": 2 * BODY_CHUNK_SIZE,
+            "max_websocket_buffer": 2 * BODY_CHUNK_SIZE}
 
 
 def _setting_values() -> tuple[dict[str, Any], dict[str, str], list[ConfigProblem], list[str]]:
@@ -210,6 +220,11 @@ def _value_problem(f: dataclasses.Field, value: Any, where: str) -> ConfigProble
         # Request paths start with "/", so any other prefix never matches.
         return ConfigProblem(f"{where} must be '' or a path starting with '/', not {value!r}",
                              "Give the path the site is served under, such as '/app'.")
+    elif f.name == "metrics" and value is not None and address_problem(value):
+        return ConfigProblem(f"{where} must be an address to serve metrics on: "
+                             f"{address_problem(value)}",
+                             "Give 'HOST:PORT' or a port, apart from the public one; "
+                             "None serves no metrics.")
     elif f.name == "allowed_origins" and value is not None:
         # A string would pass as a list of one-letter origins.
         if not isinstance(value, list | tuple | set | frozenset):

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import h11
 from twisted.internet.protocol import Protocol
 
+from channels.interfaces import metrics as server_metrics
 from channels.interfaces.http_request import Request
 from channels.interfaces.outbox import Outbox
 from channels.interfaces.request_head import read_head, refusal
@@ -88,8 +89,9 @@ class HttpProtocol(Protocol):
             self.transport.loseConnection()
             self.log_access(refused, 0)
             return
-        self.outbox = Outbox(self.transport, server.reactor, server.config,
-                             self.drop_slow_reader, self.client_behind)
+        config = server.config
+        self.outbox = Outbox(self.transport, server.reactor, config.max_response_buffer,
+                             config.write_timeout, self.drop_slow_reader, self.client_behind)
         # Idle until the first byte: a connection that never says anything
         # is closed without an answer.
         self.idle = True
@@ -288,6 +290,12 @@ class HttpProtocol(Protocol):
         data = self.conn.send(event)
         if data:
             self.outbox.write(data)
+        if type(event) is h11.Response and server_metrics.active is not None:
+            # A response starts: a worker's, an error's or a static file's.
+            request = self.request
+            if request is not None:
+                server_metrics.active.request_duration.observe(
+                    self.server.reactor.seconds() - request.received_at)
 
     def close_connection(self) -> None:
         """Close once what was written has been sent (see LINGER for a
@@ -349,7 +357,10 @@ class HttpProtocol(Protocol):
 
     def log_access(self, status: int, size: int) -> None:
         """One line per answer, also to a request whose head could not be
-        read (a parse error, a head too large or too slow): then "-"."""
+        read (a parse error, a head too large or too slow): then "-". Each
+        answer is counted here too (channels_http_responses_total)."""
+        if server_metrics.active is not None:
+            server_metrics.active.responses[status] += 1
         access_log = self.server.access_log
         if access_log is None:
             return

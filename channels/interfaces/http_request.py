@@ -35,6 +35,8 @@ class Request:
                  headers: list[tuple[bytes, bytes]], client: list | None, secure: bool):
         self.protocol = protocol
         self.event = event
+        # When its head was read: channels_http_request_duration_seconds.
+        self.received_at = protocol.server.reactor.seconds()
         self.headers = headers
         self.client = client
         self.secure = secure
@@ -136,7 +138,8 @@ class Request:
         if refusal is not None:
             protocol.send_error(503, refusal, retry_after=True)
             return
-        self.reply_channel = server.layer.new_reply_channel(HTTP_REPLY_PREFIX, self.on_reply)
+        self.reply_channel = server.layer.new_reply_channel(HTTP_REPLY_PREFIX, self.on_reply,
+                                                            self.inbox_lost)
         server.liveness.watch(self.reply_channel, self)
         body, more = self.body.first_chunk()
         if more:
@@ -256,6 +259,20 @@ class Request:
             self.protocol.send_error(503, reason, retry_after=True)
             return
         logger.warning("The response on %s stopped halfway: %s", self.reply_channel, reason)
+        self.finished()
+        self.protocol.close_connection()
+
+    def inbox_lost(self) -> None:
+        """The response can no longer arrive: the inbox of its reply
+        channel cannot be read (``channels.interfaces.layer``). A 503, or a
+        response cut off halfway; a worker that has not taken the request
+        yet skips it."""
+        if self.done:
+            return
+        if not self.response_started:
+            self.protocol.server.liveness.cancel(self.reply_channel)
+            self.protocol.send_error(503, "Channel layer unavailable", retry_after=True)
+            return
         self.finished()
         self.protocol.close_connection()
 

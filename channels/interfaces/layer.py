@@ -5,6 +5,14 @@ Whatever the connections send during one reactor turn goes as one batch
 read at once through the process wildcards. The cost per message is
 therefore a list append on each side, whatever the number of connections.
 
+Replies come through the inbox of one process token (``self.token``); when
+it cannot be read (its Redis shard stopped answering), the bridge takes a
+new token whose inbox the backend can reach (``reply_token``) for new
+clients, and tells every client still waiting on the old one, which
+answers its own (HTTP 503, WebSocket closed 1011): replies already on their
+way to the lost inbox are lost, never delivered twice. Workers find the new
+inbox from the reply channel names alone. docs/scaling.rst.
+
 The backend is reached through its layer client
 (``BaseChannelBackend.layer_client``), which never blocks the reactor and
 answers on it; so everything here runs on the reactor thread, and a timer
@@ -21,9 +29,16 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.python.failure import Failure
 
 from channels import names
-from channels.backends.base import BaseChannelBackend, decode, encode
+from channels.backends.base import BaseChannelBackend
+from channels.backends.encoding import decode, encode
 from channels.backends.layer_client import LayerClient, SendFailures
-from channels.exceptions import ChannelFull, InvalidChannelName, InvalidMessage
+from channels.exceptions import (
+    ChannelBackendUnavailable,
+    ChannelFull,
+    InvalidChannelName,
+    InvalidMessage,
+)
+from channels.interfaces import metrics as server_metrics
 from channels.replies import Listener, ReplyDemultiplexer
 
 logger = logging.getLogger("channels.server")
@@ -34,6 +49,8 @@ REPLY_PREFIXES = (names.HTTP_REPLY_PREFIX, names.WEBSOCKET_REPLY_PREFIX)
 FailureCallback = Callable[[Exception], None] | None
 # Called once the backend has taken a message.
 SentCallback = Callable[[], None] | None
+# Called when replies to a client can no longer arrive (its inbox was lost).
+LostCallback = Callable[[], None]
 
 # One bridge per backend per process: response channels are read through
 # process-wide wildcards, so two readers on one backend would take each
@@ -95,6 +112,12 @@ class LayerBridge:
         self.clock = client.reactor if clock is None else clock
         self.receive_limit = receive_limit
         self.replies = ReplyDemultiplexer()
+        # The process token of new reply channels, whose inbox is read.
+        self.token = names.process_token()
+        self._reading = None
+        # Reply channel: what its client does if its replies cannot arrive.
+        self._on_lost: dict[str, LostCallback] = {}
+        self.stopping = False
         # Messages for the next batch: (channel, content, on_failure, on_sent),
         # and how many have an on_sent.
         self._pending: list[tuple[str, Any, FailureCallback, SentCallback]] = []
@@ -108,13 +131,15 @@ class LayerBridge:
 
     def start(self) -> None:
         """Start reading the response channels of this process."""
-        wildcards = [names.process_wildcard(prefix) for prefix in REPLY_PREFIXES]
-        self.client.receive(wildcards, self.receive_limit, self._received)
+        wildcards = [names.process_wildcard(prefix, self.token) for prefix in REPLY_PREFIXES]
+        self._reading = self.client.receive(wildcards, self.receive_limit, self._received,
+                                            self._inbox_lost)
 
     def stop(self) -> Deferred:
         """Stop after what was already handed over is sent; fires once no
         read is in progress (what a read takes after this is put back for
         the next bridge)."""
+        self.stopping = True
         self._flush()
         for change in self._changes.values():
             if change.retry is not None:
@@ -124,16 +149,46 @@ class LayerBridge:
 
     # Receiving.
 
-    def new_reply_channel(self, prefix: str, listener: Listener) -> str:
-        """A fresh response channel whose messages go to ``listener``."""
-        name = names.new_name(prefix)
+    def new_reply_channel(self, prefix: str, listener: Listener,
+                          lost: LostCallback | None = None) -> str:
+        """A fresh response channel whose messages go to ``listener``;
+        ``lost`` is called if they can no longer arrive."""
+        name = names.new_name(prefix, self.token)
         self.replies.add(name, listener)
+        if lost is not None:
+            self._on_lost[name] = lost
         return name
 
     def forget(self, name: str) -> None:
         """Stop listening on ``name``. A change of its pause still under way
         goes on: the worker must not be left facing a paused channel."""
         self.replies.discard(name)
+        self._on_lost.pop(name, None)
+
+    def _inbox_lost(self, error: Exception) -> None:
+        """A read of the inbox failed: the store holding it cannot be
+        reached. Its replies cannot arrive, so every client waiting on it
+        is told; new clients get an inbox the backend can reach, if it
+        knows one (each read that fails while it knows none tells the
+        clients that came meanwhile)."""
+        if self.stopping:
+            return
+        old = self.token
+        token = self.backend.reply_token(old)
+        if token is not None:
+            self.token = token
+            self._reading.cancel()
+            self.start()
+        waiting = [name for name in self._on_lost if names.owner_process(name) == old]
+        if self.token != old:
+            logger.warning("Replies to this process could not be read (%s): %d client(s) "
+                           "waiting for them are answered (HTTP 503, WebSocket closed 1011); "
+                           "new clients are served through another inbox", error,
+                           len(waiting))
+        for name in waiting:
+            lost = self._on_lost.pop(name, None)
+            if lost is not None:
+                _report(lost)
 
     def _received(self, batch: list[tuple[str, bytes]]) -> None:
         replies = []
@@ -191,16 +246,26 @@ class LayerBridge:
             kept.append(item)
         if kept:
             self._in_flight += 1
-            self.client.send_batch(messages).addBoth(self._sent, kept, tracked)
+            self.client.send_batch(messages).addBoth(self._sent, kept, tracked,
+                                                     self.clock.seconds())
 
-    def _sent(self, outcome: SendFailures | Failure, kept: list, tracked: int) -> None:
+    def _sent(self, outcome: SendFailures | Failure, kept: list, tracked: int,
+              started: float) -> None:
         self._in_flight -= 1
         if isinstance(outcome, Failure):
             # A bug in the client: nothing is known to be sent.
             logger.error("Could not send %d message(s) to backend %r", len(kept),
                          self.backend.alias, exc_info=outcome.value)
             outcome = [(position, outcome.value) for position in range(len(kept))]
-        errors = [exc for _, exc in outcome if not isinstance(exc, ChannelFull)]
+        unsent = [exc for _, exc in outcome if not isinstance(exc, ChannelFull)]
+        metrics = server_metrics.active
+        if metrics is not None:
+            metrics.round_trip.observe(self.clock.seconds() - started)
+            if outcome:
+                metrics.send_unavailable += len(unsent)
+                metrics.send_full += len(outcome) - len(unsent)
+        # An outage is logged by the backend, once; anything else here.
+        errors = [exc for exc in unsent if not isinstance(exc, ChannelBackendUnavailable)]
         if errors:
             logger.warning("Could not send %d message(s) to backend %r: %s",
                            len(errors), self.backend.alias, errors[0])
@@ -245,8 +310,10 @@ class LayerBridge:
         if self._changes.get(channel) is not change:
             return  # a later change was asked for since: that one decides
         again = change.attempt <= self.change_attempts
-        logger.warning("Could not %s %r: %s%s", "pause" if change.paused else "resume",
-                       channel, failure.value, "; trying again" if again else "")
+        # An outage is logged by the backend, once; anything else here.
+        log = logger.debug if failure.check(ChannelBackendUnavailable) else logger.warning
+        log("Could not %s %r: %s%s", "pause" if change.paused else "resume",
+            channel, failure.value, "; trying again" if again else "")
         if again:
             change.retry = self.clock.callLater(self.change_retry, self._try, channel, change)
         else:

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from twisted.internet.defer import Deferred, succeed
 from twisted.python.failure import Failure
 
-from channels.backends.base import encode
+from channels.backends.encoding import encode
 from channels.backends.heartbeats import Heartbeats
 from channels.exceptions import ChannelBackendUnavailable
 from channels.heartbeats import INTERFACE, RUNNING, STOPPED, WORKER, ProcessRecord, consumers
@@ -129,6 +129,7 @@ class ServerLiveness:
     backend (one per layer bridge); see the module's docstring."""
 
     def __init__(self, bridge: LayerBridge):
+        self.bridge = bridge
         self.client = bridge.client
         self.backend = backend = bridge.backend
         self.clock = bridge.clock
@@ -167,6 +168,13 @@ class ServerLiveness:
 
     def unwatch(self, reply_channel: str) -> None:
         self.watched.pop(reply_channel, None)
+
+    def cancel(self, reply_channel: str) -> None:
+        """Its client was answered here while its message may still wait
+        in a channel: workers that read this process's record skip it."""
+        if self.enabled:
+            self.cancelled[reply_channel] = self.clock.seconds()
+            self.publish()
 
     # Reading and writing.
 
@@ -307,6 +315,7 @@ class ServerLiveness:
             },
             counts=dict(self.counts),
             cancelled=list(self.cancelled),
+            reply_token=self.bridge.token,
         )
 
 

@@ -1,43 +1,50 @@
-"""The bytes on their way to one HTTP client, and the guard against a
-client that reads them slower than they come (see ``Outbox``)."""
+"""The bytes on their way to one client, HTTP or WebSocket, and the guard
+against a client that reads them slower than they come (see ``Outbox``)."""
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
 
-if TYPE_CHECKING:
-    from channels.interfaces.config import ServerConfig
-
 
 @implementer(IPushProducer)
 class Outbox:
-    """The bytes on their way to one HTTP client, and the guard against a
+    """The bytes on their way to one client, and the guard against a
     client that reads them slower than they come.
 
-    Responses arrive as fast as workers send them, whatever the client
-    reads. Registered as the transport's producer, the outbox hears when
-    the socket's buffer is full and keeps further bytes itself, counted.
-    Once more than ``MAX_RESPONSE_BUFFER`` bytes wait, it tells the request
-    (``behind(True)``), which pauses its reply channel so that the worker
-    waits, until the client has taken them all (``behind(False)``). A
-    client that reads nothing for ``WRITE_TIMEOUT`` meanwhile is dropped
-    (``stalled`` is called): holding on would pin the connection and the
-    worker. Not on size alone, because workers send in bursts: even a
-    client that reads at full speed sees a whole response wait here for a
-    moment.
+    Responses and WebSocket messages arrive as fast as workers send them,
+    whatever the client reads. Registered as the transport's producer, the
+    outbox hears when the socket's buffer is full and keeps further bytes
+    itself, counted. Once more than ``limit`` bytes wait
+    (``MAX_RESPONSE_BUFFER`` for HTTP, ``MAX_WEBSOCKET_BUFFER`` for a
+    WebSocket), it tells its owner (``behind(True)``), which pauses the
+    reply channel so that the worker waits, until the client has taken them
+    all (``behind(False)``). A client that reads nothing for ``timeout``
+    (``WRITE_TIMEOUT``) meanwhile is given up on (``stalled`` is called,
+    after what waits is dropped): holding on would pin the connection, the
+    worker and the memory. Not on size alone, because workers send in
+    bursts: even a client that reads at full speed sees a whole response
+    wait here for a moment.
+
+    With ``hard_limit``, a client with more than that waiting is given up
+    on at once: the pause did not hold the workers back, since what they
+    sent before it took effect (up to the reply channel's capacity) arrives
+    all the same. An HTTP response needs none: its reply channel holds a
+    few chunks at most.
     """
 
-    def __init__(self, transport: Any, reactor: Any, config: ServerConfig,
-                 stalled: Callable[[], None], behind: Callable[[bool], None]):
+    def __init__(self, transport: Any, reactor: Any, limit: int, timeout: float,
+                 stalled: Callable[[], None], behind: Callable[[bool], None],
+                 hard_limit: int | None = None):
         self.transport = transport
         self.reactor = reactor
-        self.limit = config.max_response_buffer
-        self.timeout = config.write_timeout
+        self.limit = limit
+        self.hard_limit = hard_limit
+        self.timeout = timeout
         self.stalled = stalled
         self.behind = behind
         self.over_limit = False
@@ -57,7 +64,10 @@ class Outbox:
             return
         self.held.append(data)
         self.held_bytes += len(data)
-        if self.held_bytes > self.limit:
+        if self.hard_limit is not None and self.held_bytes > self.hard_limit:
+            self.discard()
+            self.stalled()
+        elif self.held_bytes > self.limit:
             if not self.over_limit:
                 self.over_limit = True
                 self.behind(True)

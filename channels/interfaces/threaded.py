@@ -27,6 +27,7 @@ from twisted.internet import reactor
 from twisted.internet.threads import blockingCallFromThread
 
 from channels.backends.base import BaseChannelBackend
+from channels.interfaces import metrics
 from channels.interfaces.config import ServerConfig
 from channels.interfaces.server import ChannelServer
 from channels.interfaces.static_files import StaticFiles
@@ -61,6 +62,8 @@ class ServerHandle:
         self.host = host
         self.port = port
         self.stopped = False
+        # Where /metrics is served, with the METRICS option.
+        self.metrics_url: str | None = None
 
     def stop(self, timeout: float = 5.0) -> None:
         if not self.stopped:
@@ -85,7 +88,17 @@ def start_server(backend: BaseChannelBackend, host: str = "127.0.0.1", port: int
     def listen():
         server = ChannelServer(backend, reactor, config, static_files)
         listening = server.listen_tcp(port, host)
-        return server, listening.getHost().port
+        try:
+            metrics_port = metrics.start(server)
+        except BaseException:
+            server.shutdown()
+            raise
+        if metrics_port is not None:
+            # Closed with the server: another may serve them here later.
+            server.ports.append(metrics_port)
+        return server, listening.getHost().port, metrics_port
 
-    server, bound = blockingCallFromThread(reactor, listen)
-    return ServerHandle(server, host, bound)
+    server, bound, metrics_port = blockingCallFromThread(reactor, listen)
+    handle = ServerHandle(server, host, bound)
+    handle.metrics_url = metrics.url(metrics_port) if metrics_port is not None else None
+    return handle

@@ -4,6 +4,12 @@ The HTTP protocol reads the upgrade request, then hands the socket to an
 instance of this class, which completes the handshake only once a worker has
 decided (``websocket.connect``), numbers what the client says (``order``)
 and turns reply-channel messages into frames.
+
+What the client says goes to the layer through a ``ReceiveQueue``, which
+keeps the socket to its share of ``websocket.receive``; frames to the
+client go through an ``Outbox``, which holds at most
+``MAX_WEBSOCKET_BUFFER`` bytes for a client that reads slower than the
+workers send before its reply channel is paused.
 """
 
 from __future__ import annotations
@@ -16,6 +22,9 @@ from autobahn.websocket.types import ConnectionDeny
 from twisted.internet.defer import Deferred
 
 from channels.exceptions import ChannelFull, InvalidMessage
+from channels.interfaces import metrics as server_metrics
+from channels.interfaces.outbox import Outbox
+from channels.interfaces.receive_queue import ReceiveQueue
 from channels.messages import websocket as websocket_messages
 from channels.names import WEBSOCKET_REPLY_PREFIX
 
@@ -25,6 +34,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("channels.server")
 
 GOING_AWAY = 1001
+POLICY_VIOLATION = 1008
 INTERNAL_ERROR = 1011
 TRY_AGAIN_LATER = 1013
 MESSAGE_TOO_BIG = 1009
@@ -50,8 +60,11 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
         self.early_frames: list[dict] | None = None
         self.opened = False
         self.connect_sent = False
-        # When the transport's write buffer filled up, if it still is.
-        self.write_blocked_since: float | None = None
+        # Set once open: what the client says, and what it is sent.
+        self.inbound: ReceiveQueue | None = None
+        self.outbox: Outbox | None = None
+        # The reply channel is paused: the client is behind.
+        self.reply_paused = False
         # (target, http_version) for the access log, when there is one.
         self.request_line: tuple[bytes, bytes] | None = None
 
@@ -70,7 +83,8 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
             self.decision = Deferred()
             server.reactor.callLater(0, self.deny, 503, refusal, True)
             return self.decision
-        self.reply_channel = server.layer.new_reply_channel(WEBSOCKET_REPLY_PREFIX, self.on_reply)
+        self.reply_channel = server.layer.new_reply_channel(WEBSOCKET_REPLY_PREFIX, self.on_reply,
+                                                            self.inbox_lost)
         server.liveness.watch(self.reply_channel, self)
         fields, self.scope = self.scope, None
         if not server.connect_routed:
@@ -122,7 +136,10 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
     def log_access(self, status: int, method: bytes = b"GET") -> None:
         """The handshake's line (101, or the refusal status); and, with
         ``method`` WSDISCONNECT, a line with the close code when an open
-        socket closes, so a log shows how long each one lived."""
+        socket closes, so a log shows how long each one lived. The handshake's
+        answer is counted with the HTTP responses."""
+        if method == b"GET" and server_metrics.active is not None:
+            server_metrics.active.responses[status] += 1
         if self.request_line is not None:
             target, version = self.request_line
             self.server.access_log.log(self.client, method, target, version, status, 0)
@@ -130,8 +147,12 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
     def onOpen(self):
         self.log_access(101)
         self.opened = True
-        # Twisted tells a registered producer when the client stops reading.
-        self.transport.registerProducer(self, True)
+        server = self.server
+        self.inbound = ReceiveQueue(server, self.reply_channel, self.path,
+                                    self.set_reading, self.receive_failed)
+        limit = server.config.max_websocket_buffer
+        self.outbox = Outbox(self.transport, server.reactor, limit, server.config.write_timeout,
+                             self.stalled, self.client_behind, hard_limit=2 * limit)
         if self.server.keepalive_routed:
             self.server.keepalive.add(self)
         frames, self.early_frames = self.early_frames, None
@@ -155,19 +176,17 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
             return
         if not self.opened or self.state != self.STATE_OPEN:
             return
-        if self.write_blocked_since is not None and (
-                self.server.reactor.seconds() - self.write_blocked_since
-                > self.server.config.write_timeout):
-            logger.warning("Dropping WebSocket %s: the client has not read for %.0f s",
-                           self.reply_channel, self.server.config.write_timeout)
-            self.dropConnection(abort=True)
-            return
+        metrics = server_metrics.active
         text = content.get("text")
         if text is not None:
             self.sendPreparedMessage(self.server.prepared_frame(text, False))
+            if metrics is not None:
+                metrics.websocket_out += 1
         data = content.get("bytes")
         if data is not None:
             self.sendPreparedMessage(self.server.prepared_frame(data, True))
+            if metrics is not None:
+                metrics.websocket_out += 1
         close = content.get("close")
         if close is not None:
             try:
@@ -179,21 +198,54 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
             if code is not None:
                 self.sendClose(code)
 
-    # IPushProducer, for the transport's flow control.
+    # Flow control.
 
-    def pauseProducing(self) -> None:
-        if self.write_blocked_since is None:
-            self.write_blocked_since = self.server.reactor.seconds()
+    def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
+        """Every frame Autobahn writes once the socket is open goes through
+        the outbox, so that what a client leaves unread is counted."""
+        if self.outbox is None or sync or chopsize:
+            super().sendData(data, sync, chopsize)
+        else:
+            self.outbox.write(data)
 
-    def resumeProducing(self) -> None:
-        self.write_blocked_since = None
+    def client_behind(self, behind: bool) -> None:
+        """Called by the outbox: more than MAX_WEBSOCKET_BUFFER bytes wait
+        for the client (the worker's sends to the reply channel are refused
+        until it catches up), or it has caught up."""
+        if behind is not self.reply_paused and self.reply_channel is not None:
+            self.reply_paused = behind
+            self.server.layer.pause(self.reply_channel, behind)
 
-    def stopProducing(self) -> None:
-        pass
+    def stalled(self) -> None:
+        """Called by the outbox, which has dropped what waited: the client
+        has read nothing for WRITE_TIMEOUT with more than
+        MAX_WEBSOCKET_BUFFER bytes waiting for it, or twice that waits.
+        Closed with 1008 (it broke the server's rule of reading what it is
+        sent); the close frame may never be read, and Autobahn drops the
+        connection when the close handshake times out."""
+        config = self.server.config
+        logger.warning(
+            "Closing WebSocket %s of %s with 1008: it does not read what it is sent "
+            "(more than MAX_WEBSOCKET_BUFFER, %d bytes, waited WRITE_TIMEOUT, %s s, "
+            "or twice as many bytes waited)",
+            self.path, self.client[0] if self.client else "a client",
+            config.max_websocket_buffer, config.write_timeout)
+        self.close_with(POLICY_VIOLATION, "Not reading")
+
+    def set_reading(self, reading: bool) -> None:
+        """Called by the receive queue: stop reading from the client while
+        its share of websocket.receive is in flight, and read again."""
+        if reading:
+            self.transport.resumeProducing()
+        else:
+            self.transport.pauseProducing()
 
     def close_with(self, code: int, reason: str = "") -> None:
         """Close with a code that applications may not send themselves
-        (1001, 1011, 1013)."""
+        (1001, 1011, 1013), or 1008. The receive queue sends no more, and
+        the socket is read again, so that the client's answer is heard."""
+        if self.inbound is not None:
+            self.inbound.close()
         if self.state == self.STATE_OPEN:
             self.sendCloseFrame(code=code, reasonUtf8=reason.encode("utf-8")[:120],
                                 isReply=False)
@@ -212,13 +264,13 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         self.order += 1
-        self.server.layer.send(
-            "websocket.receive",
-            websocket_messages.receive_message(self.reply_channel, self.path, self.order,
-                                               payload, isBinary),
-            self.receive_failed)
+        if server_metrics.active is not None:
+            server_metrics.active.websocket_in += 1
+        self.inbound.add(self.order, payload, isBinary)
 
     def receive_failed(self, exc: Exception) -> None:
+        """Called once by the receive queue with the refusal that ends the
+        socket."""
         if isinstance(exc, ChannelFull):
             self.close_with(TRY_AGAIN_LATER, "Server busy")
         elif isinstance(exc, InvalidMessage):
@@ -242,6 +294,17 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
         elif channel == "websocket.receive" and self.state == self.STATE_OPEN:
             self.close_with(INTERNAL_ERROR, "A worker stopped with a message of this socket")
 
+    def inbox_lost(self) -> None:
+        """This socket's replies can no longer arrive (its inbox cannot be
+        read, ``channels.interfaces.layer``): a handshake is refused (503),
+        an open socket closed with 1011, its client free to connect again."""
+        if self.decision is not None:
+            self.deny(503, "Channel layer unavailable", retry_after=True)
+        elif self.state == self.STATE_OPEN:
+            self.close_with(INTERNAL_ERROR, "Channel layer unavailable")
+        elif self.state == self.STATE_CONNECTING:
+            self.failHandshake("Channel layer unavailable", 503, [("Retry-After", "1")])
+
     def keepalive(self) -> None:
         self.server.layer.send(
             "websocket.keepalive",
@@ -255,6 +318,13 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
             code = self.localCloseCode
         self.take_decision()  # a client that left needs no answer
         self.early_frames = None
+        if self.inbound is not None:
+            self.inbound.close()
+        if self.outbox is not None:
+            self.outbox.discard()
+        # A worker still sending goes on (its messages are dropped here)
+        # instead of waiting for a client that is gone.
+        self.client_behind(False)
         server.keepalive.discard(self)
         if self.reply_channel is not None:
             server.layer.forget(self.reply_channel)
@@ -263,5 +333,8 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
                 server.layer.send("websocket.disconnect", websocket_messages.disconnect_message(
                     self.reply_channel, self.path, self.order + 1, code))
         if self.opened:
-            self.log_access(code or websocket_messages.ABNORMAL_CLOSURE, b"WSDISCONNECT")
+            code = code or websocket_messages.ABNORMAL_CLOSURE
+            self.log_access(code, b"WSDISCONNECT")
+            if server_metrics.active is not None:
+                server_metrics.active.closes[code] += 1
         server.connection_closed(self)

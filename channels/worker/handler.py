@@ -29,7 +29,7 @@ from django.urls import set_script_prefix
 from django.utils.functional import cached_property
 
 from channels.channel import Channel
-from channels.exceptions import ChannelFull
+from channels.exceptions import ChannelBackendUnavailable, ChannelFull
 from channels.message import Message
 from channels.messages.http import (
     ABORT,
@@ -173,6 +173,8 @@ def send_response(reply_channel: Channel, response: HttpResponseBase) -> None:
     except ChannelFull:
         logger.warning("Reply channel %r stayed full for %s s; response dropped",
                        name, timeout)
+    except ChannelBackendUnavailable:
+        raise  # the reply channel's store is out of reach: nothing more can go
     except Exception:
         if started:
             # A streaming response's iterator raised: cut the response off

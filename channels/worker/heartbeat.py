@@ -17,6 +17,11 @@ the reply channels whose clients they have already answered because no
 worker was running (``cancelled``): a worker that starts later skips
 their messages, which may still wait in the channel, rather than run a
 view whose client was told 503.
+
+And it sweeps the presences (``channels.presence.sweep``) whenever a sweep
+is due: the members of interface processes whose heartbeat expired leave,
+within a TTL of their process's last heartbeat. Every worker process
+tries; the store lets one sweep at a time.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from channels import process
+from channels import presence, process
 from channels.backends.base import BaseChannelBackend
 from channels.exceptions import ChannelBackendUnavailable
 from channels.heartbeats import INTERFACE, RUNNING, STOPPED, WORKER, ProcessRecord
@@ -59,7 +64,9 @@ class WorkerHeartbeat:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._next_read = 0.0
+        self._next_sweep = 0.0
         self._failing = False
+        self._sweep_failing = False
 
     # attach and detach start and stop the thread: their callers (the
     # functions below) make them one at a time.
@@ -103,15 +110,41 @@ class WorkerHeartbeat:
     def _run(self, stop: threading.Event) -> None:
         interval = self.backend.heartbeat_interval
         delay = min(CHANGE_DELAY, interval / 4)
+        next_write = time.monotonic() + interval
         while not stop.is_set():
-            if self._changed.wait(interval) and not stop.is_set():
+            wait = max(0.0, min(next_write, self._next_sweep) - time.monotonic())
+            changed = self._changed.wait(wait)
+            if changed and not stop.is_set():
                 stop.wait(delay)  # what changes meanwhile goes in the same write
             if stop.is_set():
                 return
-            self._changed.clear()
-            self.write()
-            if time.monotonic() >= self._next_read:
-                self.read_cancelled()
+            now = time.monotonic()
+            if changed or now >= next_write:
+                self._changed.clear()
+                self.write()
+                next_write = now + interval
+                if now >= self._next_read:
+                    self.read_cancelled()
+            if now >= self._next_sweep:
+                self.sweep()
+
+    def sweep(self) -> None:
+        """Sweep the presences, and note when the next sweep is due."""
+        interval = self.backend.heartbeat_interval
+        try:
+            due = presence.sweep(self.backend)
+        except NotImplementedError:
+            self._next_sweep = float("inf")  # a backend that keeps no presences
+            return
+        except Exception:
+            if not self._sweep_failing:
+                self._sweep_failing = True
+                logger.exception("Could not sweep the presences")
+            due = interval
+        else:
+            self._sweep_failing = False
+        # Not sooner than a tenth of a second, whatever the store says.
+        self._next_sweep = time.monotonic() + max(min(due, interval), CHANGE_DELAY)
 
     def write(self, state: str = RUNNING) -> None:
         with self._workers_lock:

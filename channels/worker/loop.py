@@ -14,10 +14,11 @@ from django.db import close_old_connections
 from django.db.backends.signals import connection_created
 
 from channels.backends.base import BaseChannelBackend
-from channels.exceptions import InvalidChannelName
+from channels.exceptions import ChannelBackendUnavailable, InvalidChannelName
 from channels.message import Message
 from channels.messages.websocket import accept_message, close_message
 from channels.worker import heartbeat as heartbeats
+from channels.worker import metrics as worker_metrics
 from channels.worker.durations import Durations
 
 logger = logging.getLogger("channels.worker")
@@ -77,7 +78,9 @@ class Worker:
     must not stop a worker that serves everybody else.
 
     ``prefetch`` is how many waiting messages one receive may take (see
-    PREFETCH); 1 takes them one at a time.
+    PREFETCH); 1 takes them one at a time. ``max_messages`` (None: no
+    limit) ends ``run()`` once that many messages were taken and run, so a
+    process manager can replace the process (``runworker --max-messages``).
 
     While it runs, it is counted in its process's heartbeat
     (``channels.worker.heartbeat``), on a backend that keeps them.
@@ -89,14 +92,25 @@ class Worker:
 
     def __init__(self, channel_backend: BaseChannelBackend,
                  callback: Callable[[str, Message], None] | None = None,
-                 channels: Iterable[str] | None = None, prefetch: int = PREFETCH):
+                 channels: Iterable[str] | None = None, prefetch: int = PREFETCH,
+                 max_messages: int | None = None):
         if not isinstance(prefetch, int) or prefetch < 1:
             raise ValueError(f"prefetch must be a positive integer, not {prefetch!r}")
+        if max_messages is not None and (not isinstance(max_messages, int) or max_messages < 1):
+            raise ValueError(f"max_messages must be a positive integer or None, "
+                             f"not {max_messages!r}")
         self.channel_backend = channel_backend
         self.callback = callback
         registry = channel_backend.registry
         self.channels = list(channels) if channels is not None else registry.all_channel_names()
         self.prefetch = prefetch
+        self.max_messages = max_messages
+        self.on_limit: Callable[[], None] | None = None
+        # Called once run() has written the heartbeat that counts it.
+        self.on_started: Callable[[], None] | None = None
+        # Messages taken from the backend so far (for max_messages).
+        self.taken = 0
+        self._failing = False
         self._stop = threading.Event()
         self._signalled = False
         # Messages taken ahead of the consumer in hand, shared with the
@@ -121,6 +135,9 @@ class Worker:
         self.skipped = 0
         # How long the consumers took (the heartbeat's busy and slowest).
         self.durations = Durations(channel_backend.heartbeat_interval)
+        # Its figures for the Prometheus metrics, once they are on.
+        self._stats: worker_metrics.WorkerStats | None = None
+        self._counted: worker_metrics.WorkerMetrics | None = None
 
     def stop(self, *args: object) -> None:
         """Finish the consumer in hand, then leave run()."""
@@ -136,13 +153,58 @@ class Worker:
         return self._signalled or self._stop.is_set()
 
     def install_signal_handlers(self) -> None:
-        signal.signal(signal.SIGTERM, self._stop_on_signal)
-        signal.signal(signal.SIGINT, self._stop_on_signal)
+        """SIGTERM, SIGINT and SIGHUP stop it as ``stop()`` does: a process
+        manager that restarts it on SIGHUP thereby reloads it."""
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, self._stop_on_signal)
+
+    def limit_reached(self) -> bool:
+        """Whether it has taken its ``max_messages`` and should stop. With
+        ``on_limit`` set, that is called instead, once, and the worker goes
+        on without a limit (the supervisor stops it once its replacement
+        runs)."""
+        if self.max_messages is None or self.taken < self.max_messages:
+            return False
+        if self.on_limit is None:
+            return True
+        self.max_messages = None
+        self.on_limit()
+        return False
+
+    def room(self, wanted: int) -> int:
+        """How many of ``wanted`` messages it may still take."""
+        if self.max_messages is None:
+            return wanted
+        return max(0, min(wanted, self.max_messages - self.taken))
+
+    def attach(self) -> None:
+        """Count this worker in its process's heartbeat, on a backend that
+        keeps them, and in its metrics (``channels_worker_threads``), once
+        they are on."""
+        if self.channel_backend.keeps_heartbeats:
+            self._heartbeat = heartbeats.attach(self)
+        self._counted = worker_metrics.active
+        if self._counted is not None:
+            self._counted.loop_started()
+
+    def detach(self) -> None:
+        """It holds nothing any more: take it out of the heartbeat and the
+        metrics."""
+        if self._heartbeat is not None:
+            heartbeats.detach(self, self._heartbeat)
+            self._heartbeat = None
+        if self._counted is not None:
+            self._counted.loop_stopped()
+            self._counted = None
+
+    def started(self) -> None:
+        if self.on_started is not None:
+            self.on_started()
 
     def run(self) -> None:
         self._finished.clear()
-        if self.channel_backend.keeps_heartbeats:
-            self._heartbeat = heartbeats.attach(self)
+        self.attach()
+        self.started()
         releaser = None
         if self.prefetch > 1:
             releaser = threading.Thread(target=self._release_loop, daemon=True,
@@ -157,9 +219,7 @@ class Worker:
             self._holding.set()  # wakes the releaser to end
             if releaser is not None:
                 releaser.join()
-            if self._heartbeat is not None:
-                heartbeats.detach(self, self._heartbeat)
-                self._heartbeat = None
+            self.detach()
 
     def in_hand(self) -> list[list[str]]:
         """``[channel, reply channel]`` of each message this worker has
@@ -173,25 +233,37 @@ class Worker:
         if self._heartbeat is not None:
             self._heartbeat.touch()
 
-    def _loop(self) -> None:
+    def receive(self, count: int) -> list[tuple[str, dict]]:
+        """Up to ``count`` waiting messages, waiting up to ``poll_timeout``
+        for the first; none while the backend cannot be reached. Those
+        returned count as taken."""
         backend = self.channel_backend
-        failing = False
-        while not self.stopping:
-            try:
-                batch = backend.receive_batch(self.channels, self.prefetch, self.poll_timeout)
-            except Exception:
-                # An outage is logged when it starts and when it ends, not
-                # every second while it lasts; the backend reconnects, and the
-                # loop waits a little rather than spin.
-                if not failing:
-                    logger.exception("Could not receive from channel backend %r; "
-                                     "retrying until it answers", backend.alias)
-                    failing = True
-                self._stop.wait(self.poll_timeout)
-                continue
-            if failing:
-                logger.warning("Receiving from channel backend %r again", backend.alias)
-                failing = False
+        try:
+            batch = self._receive_batch(count)
+        except ChannelBackendUnavailable as exc:
+            # The backend logs an outage, once per server, when it starts
+            # and when it ends; it reconnects, and the loop waits a little
+            # rather than spin.
+            logger.debug("Could not receive from channel backend %r: %s", backend.alias, exc)
+            self._stop.wait(self.poll_timeout)
+            return []
+        except Exception:
+            # Anything else once, when it starts and when it ends.
+            if not self._failing:
+                logger.exception("Could not receive from channel backend %r; "
+                                 "retrying until it answers", backend.alias)
+                self._failing = True
+            self._stop.wait(self.poll_timeout)
+            return []
+        if self._failing:
+            logger.warning("Receiving from channel backend %r again", backend.alias)
+            self._failing = False
+        self.taken += len(batch)
+        return batch
+
+    def _loop(self) -> None:
+        while not self.stopping and not self.limit_reached():
+            batch = self.receive(self.room(self.prefetch))
             if not batch:
                 continue
             with self._ahead_lock:
@@ -209,6 +281,45 @@ class Worker:
                 # Stopping: what is still ahead goes back (see run).
                 message = None if self.stopping else self._next_ahead()
                 self._touch()
+
+    def take(self, message: tuple[str, dict]) -> None:
+        """``message`` is this worker's to run next (``serve``): counted as
+        in hand from now on."""
+        with self._ahead_lock:
+            self._current = message
+        self._touch()
+
+    def serve(self, channel: str, content: dict) -> None:
+        """Run one message handed to this worker by another's receive (see
+        ``take``), between the database checks Django makes around a
+        request."""
+        self.close_old_connections()
+        try:
+            self.handle(channel, content)
+        finally:
+            with self._ahead_lock:
+                self._current = None
+            self._touch()
+
+    def _receive_batch(self, count: int) -> list[tuple[str, dict]]:
+        """The next batch; with metrics on, each message's age counted as
+        it is taken (channels_message_age_seconds)."""
+        backend = self.channel_backend
+        stats = self._metrics()
+        if stats is None:
+            return backend.receive_batch(self.channels, count, self.poll_timeout)
+        aged = backend.receive_batch_aged(self.channels, count, self.poll_timeout)
+        for channel, _, age in aged:
+            if age is not None:
+                # Hosts' clocks may differ by a little.
+                stats.channel(channel).age.observe(max(age, 0.0))
+        return [(channel, content) for channel, content, _ in aged]
+
+    def _metrics(self) -> worker_metrics.WorkerStats | None:
+        """This worker's figures, once the process's metrics are on."""
+        if self._stats is None and worker_metrics.active is not None:
+            self._stats = worker_metrics.active.new_worker()
+        return self._stats
 
     def _next_ahead(self) -> tuple[str, dict] | None:
         with self._ahead_lock:
@@ -309,17 +420,34 @@ class Worker:
         finished = time.monotonic()
         self.durations.add(finished - started, finished)
         self.handled += 1
+        stats = self._metrics()
+        if stats is not None:
+            counted = stats.channel(channel)
+            counted.duration.observe(finished - started)
+            if failed:
+                counted.error += 1
+            else:
+                counted.ok += 1
         if channel == "websocket.connect" and message.reply_channel is not None:
             # The handshake waits for this: a connect consumer that neither
             # accepted nor rejected accepts by returning. The interface server
             # keeps only the first decision, so this is harmless after one.
             try:
                 message.reply_channel.send(close_message() if failed else accept_message())
+            except ChannelBackendUnavailable:
+                pass  # an outage: the backend logs it once, and counts what it cost
             except Exception:
                 logger.exception("Could not answer websocket.connect on %r",
                                  message.reply_channel.name)
 
     def consumer_failed(self, consumer: Callable, message: Message, exc: Exception) -> None:
+        if isinstance(exc, ChannelBackendUnavailable):
+            # Its reply could not be sent for an outage, which the backend
+            # logs once, with the count of messages it cost: no traceback
+            # per message.
+            logger.debug("Consumer %s for channel %r met an outage: %s",
+                         getattr(consumer, "__qualname__", consumer), message.channel.name, exc)
+            return
         logger.error("Error in consumer %s for channel %r",
                      getattr(consumer, "__qualname__", consumer), message.channel.name,
                      exc_info=exc)

@@ -17,11 +17,14 @@ Targets: the layer at least 40% of gunicorn's requests/s, p99 under 50 ms.
     python testproject/benchmarks/http_throughput.py [--duration 10] [--rounds 3]
                                                      [--via server|wsgi|both] [--prefetch N]
                                                      [--redis unix|tcp] [--access-log-cost]
+                                                     [--metrics-cost]
 
 ``runwsserver`` writes its access log (on by default) to a pipe this script
 reads, as under a process manager; ``--access-log-cost`` adds a second
 ``runwsserver`` setup with ``--no-access-log``, in the same rounds, to show
-what the log costs.
+what the log costs. ``--metrics-cost`` likewise adds a ``runwsserver`` and
+``runworker`` pair with ``--metrics`` (Prometheus metrics on, scraped once a
+round), to show what the metrics cost.
 
 Redis is reached through its Unix socket, as a Redis on the same machine
 should be (docs/deploying.rst); ``--redis tcp`` measures loopback TCP.
@@ -51,6 +54,7 @@ sys.path.insert(0, os.path.dirname(TESTPROJECT))
 from channels.worker import PREFETCH  # noqa: E402
 from tests.support.processes import Process, django_env, start_gunicorn  # noqa: E402
 from tests.support.redis_servers import RedisServer  # noqa: E402
+from tests.support.server_process import free_port  # noqa: E402
 
 CONNECTIONS = 50
 TARGET_SHARE = 0.40
@@ -58,8 +62,8 @@ TARGET_P99_MS = 50.0
 UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
-def wrk(url: str, duration: int) -> dict:
-    command = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{duration}s", "--latency", url]
+def wrk(url: str, duration: int, connections: int = CONNECTIONS) -> dict:
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", url]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     result = {"command": " ".join(command)}
     result["rps"] = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
@@ -105,24 +109,29 @@ def wait_ready(url: str, timeout: float = 20) -> None:
 
 
 def run_rounds(setups: list[tuple[str, str, dict[str, int]]], rounds: int,
-               duration: int) -> dict[str, list[dict]]:
+               duration: int, each_round=None,
+               connections: int = CONNECTIONS) -> dict[str, list[dict]]:
     """wrk against each ``(name, url, {role: pid})`` in turn, ``rounds``
     times: rounds alternate the setups, so that load from elsewhere on the
-    machine falls on all of them alike. Each result has the CPU milliseconds
-    per request of each role (``cpu``) and their sum (``cpu_ms``)."""
+    machine falls on all of them alike, every other round in the reverse
+    order, so that none always follows the same one. Each result has the
+    CPU milliseconds per request of each role (``cpu``) and their sum
+    (``cpu_ms``)."""
     for _, url, _ in setups:
         wait_ready(url)
-        wrk(url, 2)  # warm-up: imports, connections, caches
+        wrk(url, 2, connections)  # warm-up: imports, connections, caches
     runs: dict[str, list[dict]] = {}
-    for _ in range(rounds):
-        for name, url, roles in setups:
+    for number in range(rounds):
+        for name, url, roles in (setups if number % 2 == 0 else setups[::-1]):
             before = {role: cpu_seconds([pid]) for role, pid in roles.items()}
-            result = wrk(url, duration)
+            result = wrk(url, duration, connections)
             requests = max(result["rps"] * duration, 1)
             result["cpu"] = {role: (cpu_seconds([pid]) - before[role]) / requests * 1000
                              for role, pid in roles.items()}
             result["cpu_ms"] = sum(result["cpu"].values())
             runs.setdefault(name, []).append(result)
+        if each_round is not None:
+            each_round()
     return runs
 
 
@@ -133,21 +142,41 @@ def medians_of(results: list[dict]) -> dict[str, float]:
 
 def start_layer(via: str, env: dict, prefetch: int) -> tuple[str, int, list[Process]]:
     """ONE runworker and the interface ``via`` (``server-nolog``: runwsserver
-    --no-access-log); returns name, port, processes."""
-    worker = Process([sys.executable, "-m", "django", "runworker", "--prefetch", str(prefetch)],
-                     env)
+    --no-access-log; ``server-metrics``: both with --metrics); returns name,
+    port, processes."""
+    metrics = via == "server-metrics"
+    worker = Process([sys.executable, "-m", "django", "runworker", "--prefetch", str(prefetch),
+                      *metrics_option(metrics)], env)
     worker.wait_for_line("listening on")
     if via.startswith("server"):
         quiet = via == "server-nolog"
         interface = Process([sys.executable, "-m", "django", "runwsserver", "--port", "0",
-                             *(["--no-access-log"] if quiet else [])], env)
+                             *(["--no-access-log"] if quiet else []), *metrics_option(metrics)],
+                            env)
         port = int(interface.wait_for_line(r"listening on http://[^:]+:(\d+)/").group(1))
         log = "--no-access-log" if quiet else "access log on"
+        if metrics:
+            log += ", --metrics"
         return f"runwsserver ({log}) + Redis + 1 runworker", port, [worker, interface]
     interface, port = start_gunicorn("channels.interfaces.wsgi:application", env,
                                      "-w", "1", "-k", "gthread", "--threads", str(CONNECTIONS))
     return ("gunicorn -w 1 --threads 50 + WSGI adapter + Redis + 1 runworker", port,
             [worker, interface])
+
+
+def metrics_option(on: bool) -> list[str]:
+    """``--metrics`` on a free port, which the process prints."""
+    return ["--metrics", f"127.0.0.1:{free_port()}"] if on else []
+
+
+def scrape_metrics(processes: list[Process]) -> None:
+    """Read each process's /metrics page once, as Prometheus would."""
+    for process in processes:
+        for line in process.lines:
+            match = re.search(r"Metrics at (http://\S+)", line)
+            if match:
+                with urllib.request.urlopen(match.group(1), timeout=10) as page:
+                    page.read()
 
 
 def main():
@@ -163,6 +192,8 @@ def main():
                         help="how the layer reaches Redis (default: %(default)s)")
     parser.add_argument("--access-log-cost", action="store_true",
                         help="also runwsserver --no-access-log, to compare")
+    parser.add_argument("--metrics-cost", action="store_true",
+                        help="also runwsserver and runworker --metrics, to compare")
     args = parser.parse_args()
     for tool in ("wrk", "redis-server"):
         if shutil.which(tool) is None:
@@ -183,6 +214,8 @@ def main():
         vias = ["server", "wsgi"] if args.via == "both" else [args.via]
         if args.access_log_cost and "server" in vias:
             vias.insert(vias.index("server") + 1, "server-nolog")
+        if args.metrics_cost and "server" in vias:
+            vias.insert(vias.index("server") + 1, "server-metrics")
         for database, via in enumerate(vias):
             # Each layer on its own Redis database, so its one worker serves it alone.
             env = django_env("testproject.settings", TESTPROJECT, DJANGO_DEBUG="0",
@@ -194,7 +227,8 @@ def main():
             setups.append((name, f"http://127.0.0.1:{port}/hello/",
                            {"interface": interface.popen.pid, "worker": worker.popen.pid,
                             "redis": redis.process.pid}))
-        runs = run_rounds(setups, args.rounds, args.duration)
+        runs = run_rounds(setups, args.rounds, args.duration,
+                          lambda: scrape_metrics(processes))
     finally:
         for process in reversed(processes):
             process.stop()
@@ -238,13 +272,32 @@ def main():
         print(f"The access log: {statistics.median(ratios):.0%} of the req/s without it, "
               f"{statistics.median(cpu):.0%} of its interface CPU per request (medians of "
               f"the rounds' ratios; rounds: {', '.join(format(r, '.2f') for r in ratios)})")
+    measured = [name for name in runs if "--metrics" in name]
+    plain = [name for name in runs if "access log on)" in name]
+    if measured and plain:
+        on, off = runs[measured[0]], runs[plain[0]]
+        ratios = [a["rps"] / b["rps"] for a, b in zip(on, off, strict=True)]
+        cpu = [(a["cpu"]["interface"] + a["cpu"]["worker"])
+               / (b["cpu"]["interface"] + b["cpu"]["worker"]) for a, b in zip(on, off, strict=True)]
+        # Redis does the same work either way: how much the machine alone moved the figures.
+        control = [a["cpu"]["redis"] / b["cpu"]["redis"] for a, b in zip(on, off, strict=True)]
+        # The geometric mean: the rounds take turns at going first, and
+        # whichever goes second is slowed alike, which this cancels.
+        share = statistics.geometric_mean(ratios)
+        print(f"Metrics on: {share:.1%} of the req/s with them off (target >= 95%: "
+              f"{'met' if share >= 0.95 else 'MISSED'}); interface and worker CPU per request "
+              f"{statistics.geometric_mean(cpu):.1%} of theirs without, Redis's (the control, "
+              f"which metrics do not touch) {statistics.geometric_mean(control):.1%}; geometric "
+              f"means of the rounds' ratios (req/s: {', '.join(format(r, '.3f') for r in ratios)};"
+              f" CPU: {', '.join(format(r, '.3f') for r in cpu)})")
     print(f"At {CONNECTIONS} connections a closed loop keeps, the mean latency is "
           f"{CONNECTIONS} / (req/s): under {TARGET_P99_MS:.0f} ms needs over "
           f"{CONNECTIONS / TARGET_P99_MS * 1000:.0f} req/s from the setup.")
     print(f"wrk command: {runs[baseline_name][0]['command']}")
     print(f"reproduce: python testproject/benchmarks/http_throughput.py --duration "
           f"{args.duration} --rounds {args.rounds} --via {args.via} --prefetch {args.prefetch}"
-          + (" --access-log-cost" if args.access_log_cost else ""))
+          + (" --access-log-cost" if args.access_log_cost else "")
+          + (" --metrics-cost" if args.metrics_cost else ""))
     print(json.dumps({name: medians[name] for name in runs}))
 
 

@@ -40,7 +40,7 @@ django.setup()
 
 import redis  # noqa: E402
 
-from channels.backends.base import encode  # noqa: E402
+from channels.backends.encoding import encode  # noqa: E402
 from channels.names import new_name, process_wildcard  # noqa: E402
 from tests.support.redis_servers import RedisServer, redis_backend, stop_all  # noqa: E402
 

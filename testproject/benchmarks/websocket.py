@@ -16,7 +16,12 @@ echo server as the baseline, then measures:
   (target: at most 20 KiB; baseline: the plain server).
 
     python testproject/benchmarks/websocket.py [--workers N] [--prefetch N] [--seconds S]
-                                               [--idle N] [--redis unix|tcp]
+                                               [--idle N] [--redis unix|tcp] [--metrics-cost]
+
+``--metrics-cost`` adds a second ``runwsserver`` and workers with
+``--metrics`` (Prometheus metrics on, on a Redis database of their own) as a
+third echo target in the same alternating rounds, and says what the metrics
+cost: their messages/s beside the first setup's, round by round.
 
 Redis is reached through its Unix socket, as a Redis on the same machine
 should be (docs/deploying.rst); ``--redis tcp`` measures loopback TCP.
@@ -87,22 +92,31 @@ def echo(targets: dict[str, tuple[int, str, dict[str, list[int]]]], clients: int
     sockets = {name: client.open_sockets(port, path, clients)
                for name, (port, path, _) in targets.items()}
     latencies = {name: [] for name in targets}
+    # Per round: (messages/s, {part: CPU ms per message}).
+    per_round = {name: [] for name in targets}
     durations = dict.fromkeys(targets, 0.0)
     cpu = {name: dict.fromkeys(parts, 0.0) for name, (_, _, parts) in targets.items()}
     try:
-        for _ in range(rounds):
-            for name, (_, _, parts) in targets.items():
+        for number in range(rounds):
+            # Every other round in the reverse order: none always follows the same one.
+            order = list(targets.items()) if number % 2 == 0 else list(targets.items())[::-1]
+            for name, (_, _, parts) in order:
                 before = {part: sum(map(cpu_seconds, pids)) for part, pids in parts.items()}
                 measured, duration = client.echo_load(sockets[name], seconds / rounds,
                                                       warmup=0)
-                for part, pids in parts.items():
-                    cpu[name][part] += sum(map(cpu_seconds, pids)) - before[part]
+                used = {part: sum(map(cpu_seconds, pids)) - before[part]
+                        for part, pids in parts.items()}
+                for part in parts:
+                    cpu[name][part] += used[part]
                 latencies[name] += measured
                 durations[name] += duration
+                per_round[name].append((len(measured) / duration, {
+                    part: spent / max(len(measured), 1) * 1000 for part, spent in used.items()}))
     finally:
         for opened in sockets.values():
             client.close_all(opened)
     return {name: {"rate": len(latencies[name]) / durations[name],
+                   "rounds": per_round[name],
                    "p50": percentile(latencies[name], 0.5) * 1000,
                    "p99": percentile(latencies[name], 0.99) * 1000,
                    "cpu": {part: used / len(latencies[name]) * 1000
@@ -130,6 +144,47 @@ def idle_memory(pid: int, port: int, path: str, count: int, hold: float) -> floa
     return (after - before) / count
 
 
+def start_measured(options, env: dict, redis_server: RedisServer):
+    """The layer again with ``--metrics`` on every process, on Redis
+    database 1: ``(server, port, workers)``."""
+    from tests.support.server_process import free_port
+
+    env = dict(env, CHANNELS_REDIS_HOSTS=redis_server.url_for(1))
+    server, port = start([PYTHON, "manage.py", "runwsserver", "127.0.0.1:0",
+                          "--max-connections", str(options.idle + 1000),
+                          "--metrics", f"127.0.0.1:{free_port()}"],
+                         env, r"http://127\.0\.0\.1:(\d+)/")
+    workers = [start([PYTHON, "manage.py", "runworker", "--prefetch", str(options.prefetch),
+                      "--metrics", f"127.0.0.1:{free_port()}"], env, r"(Running worker)")[0]
+               for _ in range(options.workers)]
+    return server, int(port), workers
+
+
+def metrics_cost(off: dict, on: dict) -> None:
+    pairs = list(zip(on["rounds"], off["rounds"], strict=True))
+    ratios = [a[0] / b[0] for a, b in pairs]
+    # The rounds take turns at going first: the geometric mean cancels
+    # what going second costs.
+    share = statistics.geometric_mean(ratios)
+
+    def cpu_ratio(parts: list[str]) -> float:
+        return statistics.geometric_mean(
+            sum(a[1][part] for part in parts) / sum(b[1][part] for part in parts)
+            for a, b in pairs)
+    print(f"  metrics on: {on['rate']:.0f} msg/s, p50 {on['p50']:.2f} ms, p99 "
+          f"{on['p99']:.2f} ms; {share:.1%} of the layer's msg/s with them off (target "
+          f">= 95%: {'met' if share >= 0.95 else 'MISSED'}; geometric mean of the rounds' "
+          f"ratios); round by round: "
+          + ", ".join(format(ratio, ".3f") for ratio in ratios))
+    print("    CPU per message with metrics: " + ", ".join(
+        f"{part} {used:.3f} ms" for part, used in on["cpu"].items()))
+    # Redis does the same work either way: its ratio shows how much the
+    # machine's state alone moved the figures.
+    print(f"    CPU per message, metrics on / off (geometric means of the rounds' ratios): "
+          f"interface server and workers {cpu_ratio(['interface server', 'workers']):.1%}, "
+          f"Redis (the control: metrics do not touch it) {cpu_ratio(['redis']):.1%}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workers", type=int, default=2)
@@ -145,6 +200,10 @@ def main() -> None:
                         help="seconds the idle sockets stay open (keepalives flow)")
     parser.add_argument("--redis", choices=["unix", "tcp"], default="unix",
                         help="how the processes reach Redis (default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="alternating rounds the echo time is split into")
+    parser.add_argument("--metrics-cost", action="store_true",
+                        help="also a setup with --metrics on, echoed in the same rounds")
     options = parser.parse_args()
 
     redis_server = RedisServer(unix_socket=options.redis == "unix").start()
@@ -167,6 +226,10 @@ def main() -> None:
                                   env, r"listening (\d+)")
         processes.append(plain)
         port, plain_port = int(port), int(plain_port)
+        measured = None
+        if options.metrics_cost:
+            measured = start_measured(options, env, redis_server)
+            processes.extend([measured[0], *measured[2]])
 
         import django
 
@@ -178,18 +241,27 @@ def main() -> None:
         print(f"machine: {os.cpu_count()} cores; everything (redis over {options.redis}, "
               f"server, {options.workers} worker process(es), client) on it")
 
-        results = echo({
+        targets = {
             "plain": (plain_port, "/", {"plain server": [plain.pid], "client": [os.getpid()]}),
             "layer": (port, "/ws/echo/", {
                 "interface server": [server.pid],
                 "workers": [worker.pid for worker in workers],
                 "redis": [redis_server.process.pid],
                 "client": [os.getpid()]}),
-        }, options.clients, options.seconds)
+        }
+        if measured is not None:
+            targets["layer, --metrics"] = (measured[1], "/ws/echo/", {
+                "interface server": [measured[0].pid],
+                "workers": [worker.pid for worker in measured[2]],
+                "redis": [redis_server.process.pid],
+                "client": [os.getpid()]})
+        results = echo(targets, options.clients, options.seconds, options.rounds)
+        if measured is not None:
+            metrics_cost(results["layer"], results["layer, --metrics"])
         plain_echo, layer_echo = results["plain"], results["layer"]
         share = layer_echo["rate"] / plain_echo["rate"] * 100
         print(f"\necho, {options.clients} clients, {options.seconds:g} s each "
-              f"(in 5 alternating rounds):")
+              f"(in {options.rounds} alternating rounds):")
         for name, result in (("plain Autobahn (baseline)", plain_echo),
                              ("through the layer", layer_echo)):
             print(f"  {name:27} {result['rate']:8.0f} msg/s  p50 {result['p50']:6.2f} ms  "

@@ -64,6 +64,19 @@ DATABASES = {
     }
 }
 
+# The database the /db/ view waits on (testproject/benchmarks/workers.py
+# sets these when a PostgreSQL runs here).
+if os.environ.get("DJANGO_POSTGRES_NAME"):
+    DATABASES["postgres"] = {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": os.environ["DJANGO_POSTGRES_NAME"],
+        "HOST": os.environ.get("DJANGO_POSTGRES_HOST", "127.0.0.1"),
+        "PORT": os.environ.get("DJANGO_POSTGRES_PORT", "5432"),
+        "USER": os.environ.get("DJANGO_POSTGRES_USER", "postgres"),
+        # Kept per thread, as a threaded WSGI server keeps them.
+        "CONN_MAX_AGE": 60,
+    }
+
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"  # manage.py collectstatic

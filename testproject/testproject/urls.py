@@ -5,6 +5,8 @@ from testproject import views
 
 urlpatterns = [
     path("hello/", views.hello),
+    path("wait/", views.wait),
+    path("db/", views.database),
     path("admin/", admin.site.urls),
     # The status page, for staff (docs/operations.rst); the admin links to it.
     # docs: start

@@ -101,3 +101,15 @@ class ChatUser:
     def messages(self) -> list[str]:
         return [item.text for item in
                 self.browser.find_elements(By.CSS_SELECTOR, "#messages li")]
+
+    def online(self) -> list[str]:
+        """The room page's list of who is online, as shown (read in one go:
+        the page replaces its items as it changes)."""
+        return self.browser.execute_script(
+            "return Array.from(document.querySelectorAll('#online li'), li => li.textContent)")
+
+    def wait_for_online(self, names: list[str], timeout: float = 20) -> None:
+        try:
+            self.wait(timeout).until(lambda _: self.online() == names)
+        except Exception:
+            raise AssertionError(f"online: {self.online()}, not {names}") from None

@@ -60,6 +60,17 @@ def handshake(extra: bytes = b"", path: bytes = b"/echo/", version: bytes = b"13
             b"Sec-WebSocket-Key: " + key + b"\r\n" + extra + b"\r\n")
 
 
+def send_burst(ws, texts) -> None:
+    """Send text messages over a websocket-client connection in one write,
+    so that the server reads them together, as from a client that sends
+    faster than the layer takes its messages."""
+    import websocket
+
+    ws.sock.sendall(b"".join(
+        websocket.ABNF.create_frame(text, websocket.ABNF.OPCODE_TEXT).format()
+        for text in texts))
+
+
 def status_of(response: bytes) -> int:
     return int(response.split(b" ", 2)[1])
 

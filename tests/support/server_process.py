@@ -48,12 +48,14 @@ def _as_from_a_terminal() -> None:
 class ServerProcess:
     """``manage.py runserver 127.0.0.1:<free port> [args]`` of ``settings``'
     project (or another long-running ``command``, whose output says
-    ``ready`` once it serves; runwsserver gets the address too). Its
-    output is collected in ``lines``; ``stop()`` presses Ctrl-C."""
+    ``ready`` once it serves; runwsserver gets the address too), on
+    ``port`` if given (a restart on the same address). Its output is
+    collected in ``lines``; ``stop()`` presses Ctrl-C."""
 
     def __init__(self, settings: str, *args: str, env: dict | None = None, cwd: str = ROOT,
-                 command: str = "runserver", ready: str = "Quit the server with"):
-        self.port = free_port()
+                 command: str = "runserver", ready: str = "Quit the server with",
+                 port: int | None = None):
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.lines: list[str] = []
         self._changed = threading.Condition()

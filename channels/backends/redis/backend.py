@@ -25,6 +25,7 @@ from channels.backends.base import BaseChannelBackend
 from channels.backends.redis.blocking import BlockerSet
 from channels.backends.redis.hosts import parse_hosts
 from channels.backends.redis.layout import (
+    AgedMessage,
     Layout,
     Message,
     answered,
@@ -32,12 +33,14 @@ from channels.backends.redis.layout import (
     now_ms,
     unpack,
 )
+from channels.backends.redis.presence import RedisPresence
 from channels.backends.redis.receiving import ReceivePlan, Receiving
 from channels.backends.redis.sending import SendPlan, Spread
-from channels.backends.redis.shard import Shard
+from channels.backends.redis.shard import HEARTBEAT_TIMEOUT, READ_TIMEOUT, Shard
 from channels.backends.redis.sharding import Placement
 from channels.backends.redis.status import backend_status
 from channels.exceptions import ChannelBackendUnavailable, ChannelFull
+from channels.names import new_token
 
 # While some of the shards a receive waits on are down, it wakes this often
 # to take them back as soon as they return.
@@ -47,7 +50,7 @@ REJOIN_INTERVAL = 1.0
 SINGLE_RESPONSE_POLL = (0.001, 0.05)
 
 
-class RedisChannelBackend(BaseChannelBackend):
+class RedisChannelBackend(RedisPresence, BaseChannelBackend):
     keeps_heartbeats = True
 
     def __init__(self, hosts: list | None = None, prefix: str = "channels:", **options: Any):
@@ -81,6 +84,19 @@ class RedisChannelBackend(BaseChannelBackend):
                     self._pid = process.pid
         return self._shards
 
+    def reply_token(self, lost: str) -> str | None:
+        """A token whose inbox hashes to a shard not known to be down, and
+        not ``lost``'s, which may refuse pops without being down (None if
+        there is none): workers find it by the name alone (sharding.py)."""
+        placement = self.placement
+        avoid = placement.inbox_shard(lost)
+        live = {shard.index for shard in self.shards if not shard.down} - {avoid}
+        if not live:
+            return None
+        while placement.inbox_shard(token := new_token()) not in live:
+            pass
+        return token
+
     def layer_client(self, reactor: Any) -> Any:
         """Connections on the reactor, except over TLS, which they do not
         speak (then the default, in threads)."""
@@ -100,6 +116,26 @@ class RedisChannelBackend(BaseChannelBackend):
         for shard in shards:
             shard.close()
 
+    def shard_states(self) -> list[tuple[str, bool, int]]:
+        return [(shard.address.label, not shard.down, shard.failures) for shard in self.shards]
+
+    def queue_depths(self, channels: Sequence[str]) -> dict[str, int]:
+        """A normal channel's list on every shard that answers (expired
+        entries not yet dropped included); channels with a home shard
+        (response channels) are left out."""
+        depths = {}
+        for channel in channels:
+            if self.placement.home(channel) is not None:
+                continue
+            key, total = self.layout.list_key(channel), 0
+            for shard in self.shards:
+                try:
+                    total += shard.execute("LLEN", key)
+                except ChannelBackendUnavailable:
+                    pass  # its messages are out of reach: not waiting for a worker
+            depths[channel] = total
+        return depths
+
     def send_plan(self, messages: Sequence[Message]) -> SendPlan:
         """A batch's way to the shards (see sending.py)."""
         return SendPlan(self.layout, messages, self.spread, self.shards)
@@ -116,7 +152,13 @@ class RedisChannelBackend(BaseChannelBackend):
         args = [self.layout.entry(channel, data, now), channel, self.capacity_for(channel), now,
                 self.layout.expiry_ms]
         if index is not None:
-            if not self.shards[index].script("SEND", keys, args):
+            shard = self.shards[index]
+            try:
+                sent = shard.script("SEND", keys, args, READ_TIMEOUT)
+            except ChannelBackendUnavailable:
+                shard.lost()
+                raise
+            if not sent:
                 raise ChannelFull(f"Channel {channel!r} is full")
             return
         full = unreachable = None
@@ -125,10 +167,15 @@ class RedisChannelBackend(BaseChannelBackend):
                 if shard.script("SEND", keys, args):
                     return
             except ChannelBackendUnavailable as exc:
-                unreachable = exc
+                unreachable = (shard, exc)
+                if exc.maybe_taken:
+                    break  # another shard could deliver it twice
                 continue
             full = ChannelFull(f"Channel {channel!r} is full")
-        raise full or unreachable
+        if full is not None:
+            raise full
+        unreachable[0].lost()
+        raise unreachable[1]
 
     def _requeue(self, channel, data):
         index, keys = self.layout.target(channel)
@@ -163,7 +210,7 @@ class RedisChannelBackend(BaseChannelBackend):
 
     # Receiving.
 
-    def _take(self, plan: ReceivePlan, limit: int) -> list[Message]:
+    def _take(self, plan: ReceivePlan, limit: int) -> list[AgedMessage]:
         """Up to ``limit`` waiting messages from the first shard of ``plan``
         that has any, trying shards from a random one on. Raises
         ChannelBackendUnavailable only if every shard is."""
@@ -184,13 +231,15 @@ class RedisChannelBackend(BaseChannelBackend):
             raise errors[0]
         return []
 
-    def _take_from(self, shard: Shard, plan: ReceivePlan, limit: int) -> list[Message]:
+    def _take_from(self, shard: Shard, plan: ReceivePlan, limit: int) -> list[AgedMessage]:
+        """Reads wait READ_TIMEOUT: a reader (an inbox's, or a worker's on
+        every shard) must find a silent shard out quickly."""
         keys = plan.plain_keys.get(shard.index)
         if keys is None:
             now = now_ms()
-            entries = unpack(shard.script("RECEIVE", [],
-                                          plan.receive_args(shard.index, now, limit)))
-            return self.receiving.deliver(entries, now, limit)
+            entries = unpack(shard.script("RECEIVE", [], plan.receive_args(shard.index, now, limit),
+                                          READ_TIMEOUT))
+            return self.receiving.deliver_aged(entries, now, limit)
         # LMPOP favours the first key: start at a random one.
         start = random.randrange(len(keys)) if len(keys) > 1 else 0
         packed = plan.packed.get((shard.index, start, limit))
@@ -200,10 +249,10 @@ class RedisChannelBackend(BaseChannelBackend):
             if len(plan.packed) < 1024:
                 plan.packed[shard.index, start, limit] = packed
         while True:
-            popped = shard.execute_packed(packed)
+            popped = shard.execute_packed(packed, READ_TIMEOUT)
             if popped is None:
                 return []
-            taken = self.receiving.deliver(popped[1], now_ms(), limit)
+            taken = self.receiving.deliver_aged(popped[1], now_ms(), limit)
             if taken:  # else all had expired: look again
                 return taken
 
@@ -211,20 +260,24 @@ class RedisChannelBackend(BaseChannelBackend):
         if not channels:
             return None, None
         plan = self.receiving.plan(channels)
-        taken = self.receiving.waiting(plan, 1) or self._take(plan, 1)
-        return taken[0] if taken else (None, None)
+        taken = self.receiving.waiting_aged(plan, 1) or self._take(plan, 1)
+        return taken[0][:2] if taken else (None, None)
 
     def _receive_many_blocking(self, channels, timeout):
         batch = self._receive_batch(channels, 1, timeout)
         return batch[0] if batch else (None, None)
 
     def _receive_batch(self, channels, limit, timeout):
+        return [(channel, data) for channel, data, _ in
+                self._receive_batch_aged(channels, limit, timeout)]
+
+    def _receive_batch_aged(self, channels, limit, timeout):
         if not channels:
             if timeout:
                 time.sleep(timeout)
             return []
         plan = self.receiving.plan(channels)
-        taken = self.receiving.waiting(plan, limit)
+        taken = self.receiving.waiting_aged(plan, limit)
         if taken:
             return taken
         if len(plan.shard_indexes) > 1 or plan.pollable_only or plan.counts or timeout == 0:
@@ -264,7 +317,7 @@ class RedisChannelBackend(BaseChannelBackend):
                     # The message is taken: deliver it. Its channel's count
                     # stays one too high until the inbox's keys expire.
                     pass
-            taken = self.receiving.deliver(entries, now, limit)
+            taken = self.receiving.deliver_aged(entries, now, limit)
             if taken:
                 return taken
 
@@ -368,6 +421,7 @@ class RedisChannelBackend(BaseChannelBackend):
             try:
                 self._group_send(index, targets, now, data, normal=normal)
             except ChannelBackendUnavailable as exc:
+                self.shards[index].lost()
                 error = exc  # the other shards' members still get it
         if error is not None:
             raise error
@@ -418,7 +472,7 @@ class RedisChannelBackend(BaseChannelBackend):
         outcomes = []
         for shard in self.shards:
             try:
-                outcomes.append(shard.script(script, keys, args))
+                outcomes.append(shard.script(script, keys, args, HEARTBEAT_TIMEOUT))
             except ChannelBackendUnavailable as exc:
                 outcomes.append(exc)
         return answered(outcomes)

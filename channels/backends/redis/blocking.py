@@ -21,7 +21,14 @@ from typing import Any
 import redis
 
 from channels import process
-from channels.backends.redis.shard import CONNECTION_ERRORS, REFUSALS, REFUSED, Shard
+from channels.backends.redis.shard import (
+    CONNECTION_ERRORS,
+    POP_MARGIN,
+    READ_TIMEOUT,
+    REFUSALS,
+    REFUSED,
+    Shard,
+)
 from channels.exceptions import ChannelBackendUnavailable
 
 logger = logging.getLogger("channels.backends.redis")
@@ -37,8 +44,9 @@ class Blocker:
 
     def __init__(self, shard: Shard):
         self.shard = shard
-        # No socket timeout: waiting long is what this connection is for.
-        self.connection = shard.new_connection(socket_timeout=None)
+        # The command timeout for connecting and CLIENT ID (a silent server
+        # accepts connections in its kernel); each pop sets its own.
+        self.connection = shard.new_connection()
         self.client_id: int | None = None
         self.cancelled = False
         self._jobs: queue.SimpleQueue | None = None
@@ -55,12 +63,16 @@ class Blocker:
                 if fresh:
                     self.connection.connect()
                     self.connection.send_command("CLIENT", "ID")
-                    self.client_id = self.connection.read_response()
+                    self.client_id = self.connection.read_response(timeout=READ_TIMEOUT)
                 if self.cancelled:
                     return CANCELLED
                 self.connection.send_packed_command(self.shard.pack(
                     "BLMPOP", f"{timeout:.3f}", len(keys), *keys, "LEFT", "COUNT", count))
-                return self.connection.read_response()
+                # A server that stopped answering is found out in bounded
+                # time: a wait that ran out is answered within POP_MARGIN
+                # (a pop with no time limit waits as long as it takes).
+                return self.connection.read_response(
+                    timeout=timeout + POP_MARGIN if timeout else None)
             except CONNECTION_ERRORS as exc:
                 self.connection.disconnect()
                 self.client_id = None
@@ -93,7 +105,8 @@ class Blocker:
         client_id = self.client_id
         if client_id is not None:
             try:
-                self.shard.execute("CLIENT", "UNBLOCK", client_id)
+                self.shard.execute_packed(self.shard.pack("CLIENT", "UNBLOCK", client_id),
+                                          READ_TIMEOUT)
             except ChannelBackendUnavailable:
                 pass  # the pop's own connection reports the outage
 

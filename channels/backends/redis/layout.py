@@ -35,6 +35,8 @@ PAUSED = 1 << 40
 
 # A message as the clients handle it: (channel, encoded data).
 Message = tuple[str, bytes]
+# The same with its age in seconds, for the worker's message-age metric.
+AgedMessage = tuple[str, bytes, float]
 
 
 def now_ms() -> int:

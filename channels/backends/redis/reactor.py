@@ -15,18 +15,13 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-import hiredis
-import redis
-from twisted.internet import defer, protocol
-from twisted.internet.endpoints import HostnameEndpoint, UNIXClientEndpoint
+from twisted.internet import defer
 from twisted.python.failure import Failure
 
-from channels.backends.layer_client import Deliver, LayerClient, SendFailures
-from channels.backends.redis import scripts
+from channels.backends.layer_client import Deliver, LayerClient, Lost, Reading, SendFailures
 from channels.backends.redis.layout import answered, merge_heartbeats, now_ms, unpack
-from channels.backends.redis.reactor_sentinel import MasterQuery
-from channels.backends.redis.resp import RespProtocol
-from channels.backends.redis.shard import COMMAND_TIMEOUT, CONNECT_TIMEOUT, REFUSED, Shard
+from channels.backends.redis.reactor_connection import ShardConnection
+from channels.backends.redis.shard import HEARTBEAT_TIMEOUT, POP_MARGIN, READ_TIMEOUT
 from channels.exceptions import ChannelBackendUnavailable
 
 if TYPE_CHECKING:
@@ -36,196 +31,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("channels.backends.redis")
 
-# Answers of a master that a failover demoted: on a Sentinel-managed shard,
-# the sign to ask the sentinels again.
-DEMOTED = ("READONLY", "UNBLOCKED")
 # After a failed receive, the next try waits this long.
 RECEIVE_RETRY = 0.5
-
-
-class _Connection:
-    """A connection to one shard, opened at first use and again after a
-    loss. Failures go into the shard's up/down state, which the blocking
-    backend shares, so that both stop trying a dead server at once.
-
-    On a Sentinel-managed shard each connection goes to the master the
-    sentinels name (``reactor_sentinel.py``), or that they announced
-    (``sentinel.py``), checked with ``ROLE``; a connection lost, or an
-    answer of a demoted master, makes the next one ask them again, and one
-    to a master replaced by an announced one closes once its last answer is
-    in."""
-
-    def __init__(self, reactor: Any, shard: Shard):
-        self.reactor = reactor
-        self.shard = shard
-        self._protocol: RespProtocol | None = None
-        self._connecting: list[defer.Deferred] | None = None
-        # Closed on purpose: a command cut off then is no sign of an outage.
-        self.closed = False
-        # The server's id of the open connection, for CLIENT UNBLOCK.
-        self.client_id: int | None = None
-        options = shard.address.options
-        self._connect_timeout = options.get("socket_connect_timeout", CONNECT_TIMEOUT)
-        self._master_query = None
-        if shard.sentinels is not None:
-            self._master_query = MasterQuery(reactor, shard.address.sentinel,
-                                             self._connect_timeout)
-            shard.sentinels.subscribe(self._heard)
-        self._master: tuple[str, int] | None = None
-
-    def _connect(self, factory: protocol.Factory) -> defer.Deferred:
-        options = self.shard.address.options
-        if self._master_query is not None:
-            self.shard.sentinels.listen()
-            try:
-                announced = self.shard.sentinels.announced_master()
-            except redis.ConnectionError:  # a failover under way
-                return defer.fail()
-            if announced is not None:
-                return self._connect_master(announced, factory)
-            return self._master_query.master().addCallback(self._connect_master, factory)
-        if "path" in options:
-            endpoint = UNIXClientEndpoint(self.reactor, options["path"],
-                                          timeout=self._connect_timeout)
-        else:
-            endpoint = HostnameEndpoint(self.reactor, options["host"], options["port"],
-                                        timeout=self._connect_timeout)
-        return endpoint.connect(factory)
-
-    def _connect_master(self, address: tuple[str, int],
-                        factory: protocol.Factory) -> defer.Deferred:
-        self._master = address
-        return HostnameEndpoint(self.reactor, *address,
-                                timeout=self._connect_timeout).connect(factory)
-
-    def _heard(self, address: tuple[str, int] | None) -> None:
-        """A new master announced, or (None) a failover begun, in a
-        listener's thread."""
-        self.reactor.callFromThread(self._switched, address)
-
-    def _switched(self, address: tuple[str, int] | None) -> None:
-        if self._protocol is not None and not self._protocol.lost and self._master != address:
-            self._protocol.close_when_idle()
-
-    def _connected(self) -> defer.Deferred:
-        if self._protocol is not None and not (self._protocol.lost or self._protocol.closing):
-            return defer.succeed(self._protocol)
-        waiter = defer.Deferred()
-        if self._connecting is None:
-            self._connecting = [waiter]
-            self._connect(protocol.Factory.forProtocol(RespProtocol)).addBoth(self._opened)
-        else:
-            self._connecting.append(waiter)
-        return waiter
-
-    def _opened(self, result: RespProtocol | Failure) -> None:
-        waiters, self._connecting = self._connecting, None
-        if isinstance(result, RespProtocol):
-            options = self.shard.address.options
-            setup = []
-            if options.get("password"):
-                setup.append(("AUTH", options.get("username") or "default",
-                              options["password"]))
-            if options.get("db"):
-                setup.append(("SELECT", options["db"]))
-            # Every script, so that no command meets NOSCRIPT: loading one
-            # then would run it after commands sent later (a resume before
-            # its pause).
-            setup += [("SCRIPT", "LOAD", source) for _, source in scripts.LOADED.values()]
-            for command in setup:
-                # Pipelined ahead of every command; a refusal fails those.
-                result.execute(hiredis.pack_command(command)).addErrback(
-                    lambda failure: result.transport.abortConnection())
-            if self._master_query is not None:
-                # A master that a stale sentinel named, and that a failover
-                # has since demoted, fails the commands behind this.
-                result.execute(hiredis.pack_command(("ROLE",))).addCallbacks(
-                    self._role, lambda failure: result.transport.abortConnection(),
-                    callbackArgs=(result, self._master))
-            self.client_id = None
-            result.execute(hiredis.pack_command(("CLIENT", "ID"))).addCallbacks(
-                self._identified, lambda failure: None)
-            self._protocol = result
-        for waiter in waiters:
-            if isinstance(result, RespProtocol):
-                waiter.callback(result)
-            else:
-                waiter.errback(result)
-
-    def _identified(self, client_id: int) -> None:
-        self.client_id = client_id
-
-    def execute(self, *args: Any, timeout: float = COMMAND_TIMEOUT) -> defer.Deferred:
-        """Run one command; fails with ChannelBackendUnavailable if the
-        shard cannot be reached (at once while it is known to be down)."""
-        shard = self.shard
-        if not shard.available:
-            return defer.fail(shard.unavailable())
-        packed = hiredis.pack_command(args)
-        answer = self._connected().addCallback(lambda connection: self._send(
-            connection, packed, timeout))
-        return answer.addCallbacks(self._answered, self._failed)
-
-    def _send(self, connection: RespProtocol, packed: bytes, timeout: float) -> defer.Deferred:
-        answer = connection.execute(packed)
-
-        def timed_out(failure, seconds):
-            # The order of replies is lost with this one: start afresh.
-            connection.transport.abortConnection()
-
-        return answer.addTimeout(timeout, self.reactor, onTimeoutCancel=timed_out)
-
-    def _answered(self, reply: Any) -> Any:
-        if self.shard.down:
-            self.shard.recovered()
-        return reply
-
-    def _role(self, role: list, connection: RespProtocol, master: tuple[str, int]) -> None:
-        if role[0] == b"master":
-            self.shard.sentinels.reached(master)
-            return
-        # Down for that reason (the commands behind fail for the abort).
-        self.shard.failed(redis.ConnectionError(
-            "{}:{}, which a sentinel names as master, is a {}".format(*master, role[0].decode())))
-        connection.transport.abortConnection()
-
-    def _failed(self, failure: Failure) -> Failure:
-        error = failure.value
-        if isinstance(error, redis.ResponseError):
-            if self._master_query is not None and str(error).startswith(DEMOTED):
-                # The master moved: the next connection asks where to.
-                if self._protocol is not None:
-                    self._protocol.transport.abortConnection()
-            elif str(error).startswith(REFUSED):
-                raise self.shard.refused(error) from error
-            else:
-                return failure  # a bug, not an outage
-        if self.closed:
-            raise ChannelBackendUnavailable(
-                f"The connection to Redis shard {self.shard.address.label} was closed") from error
-        self.shard.failed(error)
-        raise self.shard.unavailable(error) from error
-
-    def script(self, name: str, keys: list, args: list) -> defer.Deferred:
-        """Run a script of scripts.py. Each connection loads them all when
-        it opens; one is loaded again if the server lost it anyway (SCRIPT
-        FLUSH)."""
-        sha, source = scripts.LOADED[name]
-        command = ("EVALSHA", sha, len(keys), *keys, *args)
-
-        def load(failure):
-            failure.trap(redis.ResponseError)
-            if not str(failure.value).startswith("NOSCRIPT"):
-                return failure
-            loaded = self.execute("SCRIPT", "LOAD", source)
-            return loaded.addCallback(lambda _: self.execute(*command))
-
-        return self.execute(*command).addErrback(load)
-
-    def close(self) -> None:
-        self.closed = True
-        if self._protocol is not None and not self._protocol.lost:
-            self._protocol.close_when_idle()
 
 
 class RedisReactorClient(LayerClient):
@@ -242,15 +49,15 @@ class RedisReactorClient(LayerClient):
         self.stopped = False
         self._readers: list[_Reader] = []
         # Per shard: one connection for commands, one for the blocking pop.
-        self._commands: dict[int, _Connection] = {}
-        self._blocking: dict[int, _Connection] = {}
+        self._commands: dict[int, ShardConnection] = {}
+        self._blocking: dict[int, ShardConnection] = {}
 
-    def _connection(self, index: int, blocking: bool = False) -> _Connection:
+    def _connection(self, index: int, blocking: bool = False) -> ShardConnection:
         connections = self._blocking if blocking else self._commands
         connection = connections.get(index)
         if connection is None:
-            connection = connections[index] = _Connection(self.reactor,
-                                                          self.backend.shards[index])
+            connection = connections[index] = ShardConnection(self.reactor,
+                                                          self.backend.shards[index], self.clock)
         return connection
 
     # Sending.
@@ -304,8 +111,9 @@ class RedisReactorClient(LayerClient):
         return self._on_every_shard("HEARTBEAT_CLEAR", keys, args).addCallback(lambda _: None)
 
     def _on_every_shard(self, name: str, keys: list, args: list) -> defer.Deferred:
-        """Fires with the replies of the shards that answered; fails if none did."""
-        calls = [self._connection(index).script(name, keys, args)
+        """Fires with the replies of the shards that answered; fails if none
+        did (a silent one within HEARTBEAT_TIMEOUT)."""
+        calls = [self._connection(index).script(name, keys, args, timeout=HEARTBEAT_TIMEOUT)
                  for index in range(len(self.backend.shards))]
 
         def outcomes(results: list) -> list:
@@ -315,12 +123,22 @@ class RedisReactorClient(LayerClient):
 
     # Receiving.
 
-    def receive(self, channels: list[str], limit: int, deliver: Deliver) -> None:
+    def receive(self, channels: list[str], limit: int, deliver: Deliver,
+                lost: Lost | None = None) -> Reading:
         plan = self.backend.receive_plan(channels)
+        self._readers = [reader for reader in self._readers if not reader.ended.called]
+        readers = []
         for index in plan.shard_indexes:
-            reader = _Reader(self, plan, index, limit, deliver)
+            reader = _Reader(self, plan, index, limit, deliver, lost)
             self._readers.append(reader)
+            readers.append(reader)
             reader.take()
+
+        def cancel() -> None:
+            for reader in readers:
+                reader.cancel()
+
+        return Reading(cancel)
 
     def stop(self) -> defer.Deferred:
         """What a read under way takes: a blocking pop puts it back at the
@@ -357,7 +175,7 @@ class _Reader:
     the shard's keys until something comes."""
 
     def __init__(self, client: RedisReactorClient, plan: ReceivePlan, index: int, limit: int,
-                 deliver: Deliver):
+                 deliver: Deliver, lost: Lost | None = None):
         self.client = client
         self.receiving = client.backend.receiving
         self.layout = client.backend.layout
@@ -365,10 +183,20 @@ class _Reader:
         self.index = index
         self.limit = limit
         self.deliver = deliver
+        self.lost = lost
+        self.cancelled = False
         # Fires once the loop has ended, after stop().
         self.ended = defer.Deferred()
         self._call: Any = None  # the timer of the next read, if one waits
         self._blocked = False  # a blocking pop is under way
+
+    @property
+    def stopped(self) -> bool:
+        return self.cancelled or self.client.stopped
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        self.stop()
 
     def stop(self) -> None:
         if self._call is not None and self._call.active():
@@ -379,7 +207,7 @@ class _Reader:
 
     def take(self, settle: tuple[str, bytes] | None = None, popped: list[bytes] = ()) -> None:
         self._call = None
-        if self.client.stopped:
+        if self.stopped:
             self._end()
             return
         waiting = self.receiving.waiting(self.plan, self.limit)
@@ -388,7 +216,8 @@ class _Reader:
             return
         now = now_ms()
         args = self.plan.receive_args(self.index, now, self.limit - len(popped), settle)
-        self.client._connection(self.index).script("RECEIVE", [], args).addCallbacks(
+        self.client._connection(self.index).script(
+            "RECEIVE", [], args, timeout=READ_TIMEOUT).addCallbacks(
             self._taken, self._failed, callbackArgs=(now, popped), errbackArgs=(popped,)
         ).addErrback(self._crashed)
 
@@ -408,13 +237,13 @@ class _Reader:
         self._later(self.client.pace(len(batch)))
 
     def _later(self, delay: float) -> None:
-        if self.client.stopped:
+        if self.stopped:
             self._end()
         else:
             self._call = self.client.clock.callLater(delay, self.take)
 
     def _block(self) -> None:
-        if self.client.stopped:
+        if self.stopped:
             self._end()
             return
         keys = self.plan.blocking_keys(self.index)
@@ -422,7 +251,7 @@ class _Reader:
         connection = self.client._connection(self.index, blocking=True)
         self._blocked = True
         connection.execute("BLMPOP", f"{timeout:.3f}", len(keys), *keys, "LEFT", "COUNT", 1,
-                           timeout=timeout + COMMAND_TIMEOUT
+                           timeout=timeout + POP_MARGIN
                            ).addBoth(self._unblocked
                            ).addCallbacks(self._popped, self._failed).addErrback(self._crashed)
 
@@ -435,7 +264,7 @@ class _Reader:
             self.take()
             return
         key, entries = got
-        if self.client.stopped:
+        if self.stopped:
             # The next reader of this process reads these.
             self.client._connection(self.index).script(
                 "PUSH_BACK", [key], self.layout.push_back_args(entries)
@@ -454,6 +283,8 @@ class _Reader:
             # The shard logs when an outage starts and ends.
             logger.debug("Receive on shard %d failed: %s; retrying", self.index,
                          failure.value)
+            if self.lost is not None and not self.stopped:
+                self.lost(failure.value)
             self._later(RECEIVE_RETRY)
         else:
             self._crashed(failure)

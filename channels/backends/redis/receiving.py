@@ -19,7 +19,7 @@ import random
 import threading
 from collections import defaultdict, deque
 
-from channels.backends.redis.layout import Layout, Message, now_ms, open_entry
+from channels.backends.redis.layout import AgedMessage, Layout, Message, now_ms, open_entry
 from channels.backends.redis.sharding import inbox_of
 from channels.names import is_wildcard
 
@@ -133,30 +133,53 @@ class Receiving:
     def deliver(self, entries: list[bytes], now: int, limit: int) -> list[Message]:
         """The first ``limit`` messages of ``entries``; the rest of a group
         message's members wait for the next receive."""
+        return [(channel, data) for _, channel, data in self._opened(entries, now, limit)]
+
+    def deliver_aged(self, entries: list[bytes], now: int, limit: int) -> list[AgedMessage]:
+        """``deliver``, with each message's age (see ``age``)."""
+        return [(channel, data, self.age(expires, now))
+                for expires, channel, data in self._opened(entries, now, limit)]
+
+    def age(self, expires: int, now: int) -> float:
+        """Seconds since a message was sent: every entry is written with
+        its expiry, EXPIRY after it was sent (or requeued), so the send
+        time costs the format nothing."""
+        return (now - expires + self.layout.expiry_ms) / 1000
+
+    def _opened(self, entries: list[bytes], now: int, limit: int) -> list[tuple[int, str, bytes]]:
         opened = [item for entry in entries for item in open_entry(entry, now)]
         if len(opened) > limit:
             with self._lock:
                 for item in opened[limit:]:
                     self._waiting[inbox_of(item[1])].append(item)
             del opened[limit:]
-        return [(channel, data) for _, channel, data in opened]
+        return opened
 
     def waiting(self, plan: ReceivePlan, limit: int) -> list[Message]:
         """Up to ``limit`` members' messages waiting from the plan's
         inboxes."""
+        return [(channel, data) for _, channel, data in self._take_waiting(plan, limit)[1]]
+
+    def waiting_aged(self, plan: ReceivePlan, limit: int) -> list[AgedMessage]:
+        """``waiting``, with each message's age (see ``age``)."""
+        now, taken = self._take_waiting(plan, limit)
+        return [(channel, data, self.age(expires, now)) for expires, channel, data in taken]
+
+    def _take_waiting(self, plan: ReceivePlan,
+                      limit: int) -> tuple[int, list[tuple[int, str, bytes]]]:
         if not self._waiting or not plan.inboxes:
-            return []
+            return 0, []
         now, taken = now_ms(), []
         with self._lock:
             for inbox in plan.inboxes:
                 waiting = self._waiting.get(inbox)
                 while waiting and len(taken) < limit:
-                    expires, channel, data = waiting.popleft()
-                    if expires > now:
-                        taken.append((channel, data))
+                    item = waiting.popleft()
+                    if item[0] > now:
+                        taken.append(item)
                 if waiting is not None and not waiting:
                     del self._waiting[inbox]
-        return taken
+        return now, taken
 
     def clear(self) -> None:
         """Drop the members' messages waiting (``flush``)."""

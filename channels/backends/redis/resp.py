@@ -21,6 +21,8 @@ class RespProtocol(protocol.Protocol):
         self.waiting: deque[defer.Deferred] = deque()
         self.lost = False
         self.closing = False
+        # Why this end cut the connection (a server that stopped answering).
+        self.silent: str | None = None
 
     def connectionMade(self) -> None:
         if hasattr(self.transport, "setTcpNoDelay"):  # TCP, not a Unix socket
@@ -57,8 +59,18 @@ class RespProtocol(protocol.Protocol):
         self.transport.write(packed)
         return waiter
 
+    def abort_silent(self, why: str) -> None:
+        """Cut a connection whose server stopped answering: every command
+        waiting on it fails with TimeoutError (the order of the replies is
+        lost with the one that did not come)."""
+        if self.silent is None:
+            self.silent = why
+        self.transport.abortConnection()
+
     def connectionLost(self, reason: Failure) -> None:
         self.lost = True
         waiting, self.waiting = self.waiting, deque()
+        error = (redis.TimeoutError(self.silent) if self.silent is not None
+                 else redis.ConnectionError(f"Connection lost: {reason.value}"))
         for waiter in waiting:
-            waiter.errback(redis.ConnectionError(f"Connection lost: {reason.value}"))
+            waiter.errback(error)

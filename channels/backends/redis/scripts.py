@@ -25,6 +25,8 @@ while the inbox's reader keeps up.
 
 import hashlib
 
+from channels.backends.redis import presence_scripts
+
 # Shared by every script: parsing a stored message, counting an inbox, and
 # finding how many live messages a list holds once the expired are gone.
 _LIBRARY = r"""
@@ -281,25 +283,44 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
 # whenever members come or go: a sender that knows the version need not
 # fetch a thousand names again for each message.
 
-# KEYS: group, version. ARGV: channel, expires, now, new version. The group
-# outlives its longest-lived member, and no longer.
-GROUP_ADD = r"""
-local changed = redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
-changed = changed + redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-if changed > 0 or redis.call('EXISTS', KEYS[2]) == 0 then
-  redis.call('SET', KEYS[2], ARGV[4])
+# Adding and discarding members, as functions: the presence scripts
+# (below) change a group and its presence in one go.
+_GROUP = r"""
+-- The group outlives its longest-lived member, and no longer.
+local function group_add(group, version, channel, expires, now, fresh)
+  local changed = redis.call('ZREMRANGEBYSCORE', group, '-inf', now)
+  changed = changed + redis.call('ZADD', group, expires, channel)
+  if changed > 0 or redis.call('EXISTS', version) == 0 then
+    redis.call('SET', version, fresh)
+  end
+  local last = redis.call('ZRANGE', group, -1, -1, 'WITHSCORES')
+  redis.call('PEXPIREAT', group, last[2])
+  redis.call('PEXPIREAT', version, last[2])
 end
-local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-redis.call('PEXPIREAT', KEYS[1], last[2])
-redis.call('PEXPIREAT', KEYS[2], last[2])
+
+local function group_discard(group, version, channel, fresh)
+  if redis.call('ZREM', group, channel) == 1 and redis.call('EXISTS', version) == 1 then
+    redis.call('SET', version, fresh, 'KEEPTTL')
+  end
+end
+"""
+
+# KEYS: group, version. ARGV: channel, expires, now, new version.
+GROUP_ADD = _GROUP + r"""
+group_add(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 """
 
 # KEYS: group, version. ARGV: channel, new version.
-GROUP_DISCARD = r"""
-if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 and redis.call('EXISTS', KEYS[2]) == 1 then
-  redis.call('SET', KEYS[2], ARGV[2], 'KEEPTTL')
-end
+GROUP_DISCARD = _GROUP + r"""
+group_discard(KEYS[1], KEYS[2], ARGV[1], ARGV[2])
 """
+
+# The presences' scripts (presence_scripts.py), which add to and discard
+# from their group too.
+PRESENCE_JOIN, PRESENCE_LEAVE, PRESENCE_MEMBERS, PRESENCE_SWEEP = (
+    _GROUP + presence_scripts.LIBRARY + body for body in (
+        presence_scripts.JOIN, presence_scripts.LEAVE, presence_scripts.MEMBERS,
+        presence_scripts.SWEEP))
 
 # Drops a group's expired members; nil if the caller knows its version,
 # else {version, the live members space-separated} (names have no spaces).

@@ -32,11 +32,14 @@ class Spread:
     def __init__(self, shards: int):
         self._turn = itertools.count(random.randrange(shards))
 
-    def __call__(self, shards: list[Shard]) -> list[Shard]:
+    def __call__(self, shards: list[Shard], messages: int = 1) -> list[Shard]:
+        """Raises the outage of the shard in turn if none is live, counting
+        the ``messages`` it costs there (``Shard.lost``)."""
         start = next(self._turn) % len(shards)
         ordered = shards[start:] + shards[:start]
         live = [shard for shard in ordered if shard.available]
         if not live:
+            ordered[0].lost(messages)
             raise ordered[0].unavailable()
         return live
 
@@ -68,6 +71,7 @@ class SendPlan:
             else:
                 batch.append(position)
         self.failures: list[tuple[int, Exception]] = []
+        self._shards = shards
         self._normal = set(normal)
         self._first: int | None = None  # the shard in turn
         self._others: list[int] = []  # then these
@@ -76,7 +80,7 @@ class SendPlan:
         self._retrying = False
         if normal:
             try:
-                live = spread(shards)
+                live = spread(shards, len(normal))
             except ChannelBackendUnavailable as exc:
                 self.failures += [(position, exc) for position in normal]
             else:
@@ -109,13 +113,20 @@ class SendPlan:
     def failed(self, index: int, positions: list[int], error: Exception) -> None:
         """The call to shard ``index`` for ``positions`` failed."""
         if self._retrying:
+            if getattr(error, "maybe_taken", False):
+                self._unreached, self._others = error, []  # no further shard
             return  # the next shard tries the same
-        normal = self._normal
+        # Taken perhaps: never tried elsewhere, which could deliver twice.
+        normal = () if getattr(error, "maybe_taken", False) else self._normal
+        homed = 0
         for position in positions:
             if position in normal:
                 self._left.append(position)
             else:
                 self.failures.append((position, error))
+                homed += 1
+        if homed:
+            self._shards[index].lost(homed)
         if index == self._first:
             self._unreached = error
 
@@ -127,6 +138,8 @@ class SendPlan:
             return self._others.pop(0), self._left
         for position in self._left:
             self.failures.append((position, self._unreached or self._full(position)))
+        if self._left and self._unreached is not None:
+            self._shards[self._first].lost(len(self._left))
         self._left = []
         return None
 

@@ -71,10 +71,14 @@ class Placement:
         1 and 2); None for a normal channel, which may be on any shard."""
         inbox = inbox_of(channel)
         if inbox is not None:
-            return shard_for(owner_process(inbox), self.shards), inbox
+            return self.inbox_shard(owner_process(inbox)), inbox
         if channel.startswith("!") or owner_process(channel) is not None:
             return shard_for(channel, self.shards), None
         return None
+
+    def inbox_shard(self, token: str) -> int:
+        """The shard of the inboxes of process token ``token``."""
+        return shard_for(token, self.shards)
 
     def group_shard(self, group: str) -> int:
         return shard_for(group, self.shards)

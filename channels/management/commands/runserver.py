@@ -68,11 +68,16 @@ class Command(DjangoRunserver):
                             help="Use an IPv6 address.")
         parser.add_argument("--noreload", action="store_false", dest="use_reloader",
                             help="Do not restart on code changes.")
-        parser.add_argument("--workers", type=_positive, default=4, metavar="N",
+        # --workers: its name before runworker had --threads and --processes.
+        parser.add_argument("--worker-threads", "--workers", type=_positive, default=4,
+                            dest="workers", metavar="N",
                             help="Worker threads to run consumers (default: %(default)s).")
         parser.add_argument("--noworker", action="store_false", dest="run_workers",
                             help="Run no workers: for a networked channel backend whose "
                                  "workers run elsewhere (manage.py runworker).")
+        parser.add_argument("--metrics", metavar="HOST:PORT",
+                            help="Serve Prometheus metrics of the server and its workers "
+                                 "at /metrics on this address (CHANNELS_SERVER['METRICS']).")
         parser.add_argument("--alias", default=DEFAULT_CHANNEL_BACKEND,
                             help="Channel backend alias (default: %(default)s).")
         parser.add_argument("--nostatic", action="store_false", dest="use_static_handler",
@@ -132,6 +137,7 @@ class Command(DjangoRunserver):
             static=static,
             callback=self.report_consumer if options["verbosity"] > 1 else None,
             access_log=self.stdout if options["verbosity"] > 0 else None,
+            **({"metrics": options["metrics"]} if options.get("metrics") else {}),
         )
 
     def on_bind(self, server_port):
@@ -154,7 +160,10 @@ class Command(DjangoRunserver):
         backend = server.backend
         workers = (f"{options['workers']} worker thread(s)" if options["run_workers"]
                    else "no workers (run them with manage.py runworker)")
-        return f"Channel backend {backend.alias!r} ({type(backend).__name__}), {workers}."
+        described = f"Channel backend {backend.alias!r} ({type(backend).__name__}), {workers}."
+        if server.handle is not None and server.handle.metrics_url:
+            described += f"\nMetrics at {server.handle.metrics_url}"
+        return described
 
     def report_consumer(self, channel, message):
         consumer = message.channel_backend.registry.consumer_for_channel(channel)

@@ -2,7 +2,11 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
 from channels.backends import DEFAULT_CHANNEL_BACKEND, channel_backends
-from channels.worker.loop import PREFETCH, Worker, filter_channels
+from channels.metrics import address_problem
+from channels.worker import metrics, service
+from channels.worker.loop import PREFETCH, filter_channels
+from channels.worker.service import SHUTDOWN_TIMEOUT, WorkerOptions
+from channels.worker.supervisor import Supervisor
 
 
 class Command(BaseCommand):
@@ -16,13 +20,43 @@ class Command(BaseCommand):
         parser.add_argument("--exclude-channels", nargs="+", default=[], metavar="PATTERN",
                             help="Do not listen on channels matching these glob patterns.")
         parser.add_argument("--prefetch", type=int, default=PREFETCH, metavar="N",
-                            help="How many waiting messages one receive may take "
-                                 "(default: %(default)s; 1: one by one).")
+                            help="How many waiting messages one receive may take with one "
+                                 "thread (default: %(default)s; 1: one by one).")
+        parser.add_argument("--threads", type=int, default=1, metavar="N",
+                            help="Consumer threads per process, for consumers that wait on "
+                                 "I/O (default: %(default)s).")
+        parser.add_argument("--processes", type=int, default=None, metavar="M",
+                            help="Run M worker processes under a supervisor that restarts "
+                                 "them (default: this process is the worker).")
+        parser.add_argument("--max-messages", type=int, default=0, metavar="K",
+                            help="Replace a worker process after K messages (default: 0, "
+                                 "never); implies --processes 1 if not given.")
+        parser.add_argument("--max-messages-jitter", type=int, default=0, metavar="J",
+                            help="Add a random 0 to J to each process's --max-messages "
+                                 "(default: %(default)s).")
+        parser.add_argument("--shutdown-timeout", type=float, default=SHUTDOWN_TIMEOUT,
+                            metavar="SECONDS",
+                            help="How long consumers may finish after SIGTERM "
+                                 "(default: %(default)g).")
+        parser.add_argument("--metrics", metavar="HOST:PORT",
+                            help="Serve Prometheus metrics at /metrics on this address "
+                                 "(default: the CHANNELS_WORKER_METRICS setting; none); "
+                                 "with --processes, process N on PORT + N - 1.")
 
-    def handle(self, *args, alias, only_channels, exclude_channels, prefetch, verbosity,
+    def handle(self, *args, alias, only_channels, exclude_channels, prefetch, threads,
+               processes, max_messages, max_messages_jitter, shutdown_timeout, verbosity,
                **options):
-        if prefetch < 1:
-            raise CommandError(f"--prefetch must be at least 1, not {prefetch}.")
+        for name, value, least in (("--prefetch", prefetch, 1), ("--threads", threads, 1),
+                                   ("--processes", processes, 1),
+                                   ("--max-messages", max_messages, 0),
+                                   ("--max-messages-jitter", max_messages_jitter, 0)):
+            if value is not None and value < least:
+                raise CommandError(f"{name} must be at least {least}, not {value}.")
+        if not shutdown_timeout > 0:
+            raise CommandError(f"--shutdown-timeout must be more than 0, not {shutdown_timeout}.")
+        metrics_address = options.get("metrics") or metrics.configured_address()
+        if metrics_address and address_problem(metrics_address):
+            raise CommandError(f"Metrics address: {address_problem(metrics_address)}.")
         try:
             backend = channel_backends[alias]
             routed = backend.registry.all_channel_names()
@@ -38,16 +72,28 @@ class Command(BaseCommand):
         channels = filter_channels(routed, only_channels, exclude_channels)
         if not channels:
             raise CommandError("No channels left to listen on after filtering.")
-        callback = self.report if verbosity > 1 else None
-        worker = Worker(backend, callback=callback, channels=channels, prefetch=prefetch)
+        worker_options = WorkerOptions(
+            alias=alias, channels=channels, threads=threads, prefetch=prefetch,
+            max_messages=max_messages, max_messages_jitter=max_messages_jitter,
+            shutdown_timeout=shutdown_timeout, verbose=verbosity > 1,
+            metrics_address=metrics_address)
+        if processes is None and max_messages:
+            processes = 1  # a process that reaches its limit is replaced
+        if processes is not None:
+            Supervisor(worker_options, processes, out=self.stdout.write).run()
+            self.stdout.write("Workers stopped.")
+            return
+        worker = service.make_worker(backend, worker_options, self.stdout.write)
         worker.install_signal_handlers()
+        if metrics_address:
+            try:
+                service.serve_metrics(backend, channels, metrics_address, self.stdout.write)
+            except OSError as exc:
+                raise CommandError(f"Cannot serve metrics on {metrics_address}: {exc}")
         self.stdout.write(
-            f"Running worker on backend {alias!r} ({type(backend).__name__}), "
-            f"listening on: {', '.join(channels)}"
+            f"Running worker ({threads} thread(s)) on backend {alias!r} "
+            f"({type(backend).__name__}), listening on: {', '.join(channels)}"
         )
-        worker.run()
+        service.run(worker, shutdown_timeout)
         self.stdout.write("Worker stopped.")
 
-    def report(self, channel, message):
-        reply = message.reply_channel.name if message.reply_channel else "-"
-        self.stdout.write(f"{channel} (reply: {reply})")

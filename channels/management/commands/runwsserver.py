@@ -51,11 +51,15 @@ class Command(BaseCommand):
         parser.add_argument("--max-body-size", type=int, help="Request body limit in bytes (413).")
         parser.add_argument("--max-message-size", type=int,
                             help="WebSocket message limit in bytes (close 1009).")
+        parser.add_argument("--metrics", metavar="HOST:PORT",
+                            help="Serve Prometheus metrics at /metrics on this address, "
+                                 "apart from the public port (CHANNELS_SERVER['METRICS']).")
 
     def handle(self, *args, addrport, bind, port, unix_socket, alias, access_log, static,
                **options):
         from twisted.internet import reactor
 
+        from channels.interfaces import metrics
         from channels.interfaces.config import ServerConfig
         from channels.interfaces.server import ChannelServer
         from channels.interfaces.static_files import StaticFiles
@@ -80,7 +84,7 @@ class Command(BaseCommand):
         overrides = {name: options[name] for name in (
             "proxy_headers", "http_timeout", "connect_timeout", "keepalive_timeout",
             "shutdown_timeout", "ping_interval", "ping_timeout", "max_connections",
-            "max_body_size", "max_message_size")}
+            "max_body_size", "max_message_size", "metrics")}
         try:
             config = ServerConfig.from_settings(access_log=log_stream, **overrides)
         except ImproperlyConfigured as exc:
@@ -96,6 +100,7 @@ class Command(BaseCommand):
                 listening = server.listen_tcp(port, host)
                 shown = f"[{host}]" if ":" in host else host
                 where = f"http://{shown}:{listening.getHost().port}/"
+            metrics_port = metrics.start(server)
         except Exception as exc:
             raise CommandError(f"Cannot listen: {exc}")
 
@@ -125,6 +130,8 @@ class Command(BaseCommand):
             f"Interface server listening on {where} (HTTP and WebSocket), backend "
             f"{alias!r} ({type(backend).__name__}). Stop with SIGTERM or CONTROL-C.")
         self.stdout.write(static_status)
+        if metrics_port is not None:
+            self.stdout.write(f"Metrics at {metrics.url(metrics_port)}")
         sys.stdout.flush()
         reactor.run()
         # Exiting cleanly: a late signal must not turn that into a kill.

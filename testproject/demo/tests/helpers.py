@@ -1,5 +1,7 @@
 """What the chat tests share."""
 
+import json
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.test import override_settings
@@ -46,6 +48,10 @@ class Socket:
         self.case.send_and_consume("websocket.receive", self._content(order=self.order,
                                                                       text=text))
 
+    def say(self, text):
+        """Type ``text`` in the page: a frame on the chat's stream."""
+        self.send_text(json.dumps({"stream": "chat", "payload": {"text": text}}))
+
     def disconnect(self, code=1000):
         self.order += 1
         self.case.send_and_consume("websocket.disconnect", self._content(order=self.order,
@@ -60,3 +66,21 @@ class Socket:
         while (message := self.case.get_next_message(self.reply_channel)) is not None:
             messages.append(message.content)
         return messages
+
+
+def stream_payloads(frames, stream):
+    """The payloads on ``stream`` in ``frames`` (reply channel messages),
+    decoded."""
+    found = []
+    for frame in frames:
+        if "text" in frame:
+            envelope = json.loads(frame["text"])
+            assert envelope["stream"] in ("chat", "presence"), envelope
+            if envelope["stream"] == stream:
+                found.append(envelope["payload"])
+    return found
+
+
+def chat_payloads(frames):
+    """The chat messages in ``frames``."""
+    return stream_payloads(frames, "chat")

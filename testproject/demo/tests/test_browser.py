@@ -52,6 +52,30 @@ class BrowserChatTests(ChannelLiveServerTestCase):
         bob.wait().until(lambda _: len(bob.messages()) == 2)
         self.assertEqual(bob.messages(), ["alice: Hello Bob", "bob: Hi Alice"])
 
+    def test_two_users_see_who_is_online(self):
+        # A room of its own: the disconnects of the other tests' sockets
+        # may run after their sessions were flushed with the database.
+        Room.objects.create(name="kitchen")
+        alice, bob = self.alice, self.bob
+        alice.log_in("alice", "alice-pw")
+        bob.log_in("bob", "bob-pw")
+        alice.enter_room("kitchen")
+        alice.wait_for_online(["alice"])
+        first_tab = bob.browser.current_window_handle
+        self.addCleanup(bob.browser.switch_to.window, first_tab)
+        tabs = []
+        for _ in range(2):  # one user in two tabs is one entry
+            bob.browser.switch_to.new_window("tab")
+            tabs.append(bob.browser.current_window_handle)
+            bob.enter_room("kitchen")
+        bob.wait_for_online(["alice", "bob (2 tabs)"])
+        alice.wait_for_online(["alice", "bob (2 tabs)"])
+        self.assertEqual(alice.messages(), [])  # presence is not chat
+        for tab, online in zip(tabs, (["alice", "bob"], ["alice"]), strict=True):
+            bob.browser.switch_to.window(tab)
+            bob.browser.close()  # the tab, and its socket
+            alice.wait_for_online(online)
+
     def test_anonymous_socket_is_refused(self):
         browser = self.alice_browser
         browser.delete_all_cookies()

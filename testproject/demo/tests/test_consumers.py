@@ -1,16 +1,21 @@
 import json
 
-from chat.consumers import MESSAGES_CHANNEL
+from chat.consumers import MESSAGES_CHANNEL, room_presence
 from chat.models import HISTORY_LENGTH, MAX_TEXT_LENGTH, Message, Room
 from django.contrib.sessions.models import Session
 
-from channels import Group
+from channels import Group, channel_backends
 from channels.testing import ChannelTestCase
-from demo.tests.helpers import Socket, fast_passwords, make_user
+from demo.tests.helpers import Socket, chat_payloads, fast_passwords, make_user, stream_payloads
 
 
 def texts(frames):
-    return [json.loads(frame["text"])["text"] for frame in frames if "text" in frame]
+    return [payload["text"] for payload in chat_payloads(frames)]
+
+
+def presence(frames):
+    """The presence messages among ``frames``."""
+    return stream_payloads(frames, "presence")
 
 
 @fast_passwords
@@ -27,7 +32,7 @@ class ChatConsumerTests(ChannelTestCase):
 
     def say(self, socket, text):
         """Type ``text`` and let the chat.messages consumer save it."""
-        socket.send_text(text)
+        socket.say(text)
         self.consume(MESSAGES_CHANNEL)
 
     def test_logged_in_user_is_accepted_and_joins_the_room(self):
@@ -63,9 +68,9 @@ class ChatConsumerTests(ChannelTestCase):
         saved = Message.objects.get()
         self.assertEqual((saved.user, saved.room, saved.text), (self.alice, self.room, "hello bob"))
         for socket in (alice, bob):
-            [frame] = socket.received()
-            self.assertEqual(json.loads(frame["text"]), saved.as_json())
-            self.assertEqual(json.loads(frame["text"])["user"], "alice")
+            frames = socket.received()
+            self.assertEqual(chat_payloads(frames), [saved.as_json()])
+            self.assertEqual(chat_payloads(frames)[0]["user"], "alice")
 
     def test_other_rooms_do_not_hear_it(self):
         Room.objects.create(name="kitchen")
@@ -83,19 +88,26 @@ class ChatConsumerTests(ChannelTestCase):
 
     def test_blank_and_binary_input_is_ignored_and_long_text_cut(self):
         alice = self.join(self.alice)
-        alice.send_text("   ")
+        alice.received()
+        alice.say("   ")
+        for payload in ({"text": 3}, "just text", None):
+            alice.send_text(json.dumps({"stream": "chat", "payload": payload}))
         alice.order += 1
-        self.send_and_consume("websocket.receive", {
-            "reply_channel": alice.reply_channel, "path": alice.path,
-            "order": alice.order, "bytes": b"\x00"})
+        with self.assertLogs("channels.streams", "WARNING"):
+            self.send_and_consume("websocket.receive", {
+                "reply_channel": alice.reply_channel, "path": alice.path,
+                "order": alice.order, "bytes": b"\x00"})
         self.assertIsNone(self.get_next_message(MESSAGES_CHANNEL))
+        # The binary frame is not a stream's: the page is told so.
+        self.assertEqual([json.loads(frame["text"]) for frame in alice.received()], [
+            {"stream": None, "error": "a binary frame: streams are JSON text frames"}])
         self.say(alice, "x" * (MAX_TEXT_LENGTH + 10))
         self.assertEqual(len(Message.objects.get().text), MAX_TEXT_LENGTH)
 
     def test_refused_socket_cannot_post(self):
         socket = Socket(self, "/ws/chat/lobby/")
         socket.connect()
-        socket.send_text("sneaky")
+        socket.say("sneaky")
         self.assertIsNone(self.get_next_message(MESSAGES_CHANNEL))
 
     def test_disconnect_leaves_the_room(self):
@@ -126,12 +138,44 @@ class ChatConsumerTests(ChannelTestCase):
         alice.keepalive()
         self.assertEqual(Session.objects.count(), sessions)
         self.assertEqual(Group("chat-lobby").channels(), [])
+        self.assertEqual(room_presence("lobby").list(), {})
 
     def test_keepalive_renews_membership(self):
         alice = self.join(self.alice)
         Group("chat-lobby").discard(alice.reply_channel)
         alice.keepalive()
         self.assertEqual(Group("chat-lobby").channels(), [alice.reply_channel])
+
+    def test_keepalive_adds_back_a_lost_presence(self):
+        """As after a restart of the Redis server that held it."""
+        alice = self.join(self.alice)
+        channel_backends["default"].presence_leave("chat-lobby", alice.reply_channel)
+        alice.received()
+        alice.keepalive()
+        self.assertEqual(set(room_presence("lobby").list()), {str(self.alice.pk)})
+        self.assertEqual(presence(alice.received())[-1]["event"], "state")
+        alice.keepalive()  # renewed: nothing sent
+        self.assertEqual(alice.received(), [])
+
+    def test_everyone_in_the_room_sees_who_is_online(self):
+        alice = self.join(self.alice)
+        [_, state] = presence(alice.received())
+        self.assertEqual(state["members"], {str(self.alice.pk): {
+            "meta": {"name": "alice"}, "connections": 1}})
+        bob = self.join(self.bob)
+        [join] = presence(alice.received())
+        self.assertEqual(join["joins"], {str(self.bob.pk): {"meta": {"name": "bob"},
+                                                            "connections": 1}})
+        self.assertEqual(set(presence(bob.received())[-1]["members"]),
+                         {str(self.alice.pk), str(self.bob.pk)})
+        second_tab = self.join(self.bob)
+        [update] = presence(alice.received())
+        self.assertEqual(update["updates"][str(self.bob.pk)]["connections"], 2)
+        bob.disconnect()
+        second_tab.disconnect()
+        [_, leave] = presence(alice.received())
+        self.assertEqual(leave["leaves"], {str(self.bob.pk): {"meta": {"name": "bob"}}})
+        self.assertEqual(set(room_presence("lobby").list()), {str(self.alice.pk)})
 
     def test_message_for_a_deleted_room_is_dropped(self):
         self.send("chat.messages", {"room": "gone", "user": self.alice.pk, "text": "hi"})

@@ -1,7 +1,6 @@
 """The chat on a live server (ChannelLiveServerTestCase), driven over real
 sockets: HTTP with requests, WebSocket with websocket-client."""
 
-import json
 import re
 import time
 
@@ -16,6 +15,7 @@ from testproject.routing import channel_routing
 from channels import Channel
 from channels.testing import ChannelLiveServerTestCase
 from demo.tests.helpers import fast_passwords, make_user
+from tests.support.chat_socket import next_chat_message, say
 
 
 @fast_passwords
@@ -60,8 +60,13 @@ class LiveChatTests(LiveChatCase):
         session = self.log_in("alice", "alice-pw")
         room = session.get(f"{self.live_server_url}/rooms/lobby/", timeout=5)
         self.assert_page_has(room, 'data-socket-path="/ws/chat/lobby/"')
+        self.assert_page_has(room, '{"imports": {"channels": "/static/channels/client.js"}}')
         script = session.get(f"{self.live_server_url}/static/chat/chat.js", timeout=5)
-        self.assert_page_has(script, "new WebSocket")
+        self.assert_page_has(script, 'import { connect } from "channels";')
+        client = session.get(f"{self.live_server_url}/static/channels/client.js", timeout=5)
+        self.assert_page_has(client, "export class Client")
+        # A module script runs only when served as JavaScript.
+        self.assertIn("javascript", client.headers["Content-Type"])
 
     def test_two_users_chat_and_history_shows_on_joining(self):
         alice = self.socket("/ws/chat/lobby/", self.log_in("alice", "alice-pw"))
@@ -69,14 +74,14 @@ class LiveChatTests(LiveChatCase):
         bob = self.socket("/ws/chat/lobby/", bob_session)
         self.addCleanup(alice.close)
         self.addCleanup(bob.close)
-        alice.send("hi bob")
+        say(alice, "hi bob")
         for client in (alice, bob):
-            self.assertEqual(json.loads(client.recv())["text"], "hi bob")
-        bob.send("hi alice")
-        self.assertEqual(json.loads(alice.recv())["user"], "bob")
+            self.assertEqual(next_chat_message(client)["text"], "hi bob")
+        say(bob, "hi alice")
+        self.assertEqual(next_chat_message(alice)["user"], "bob")
         late = self.socket("/ws/chat/lobby/", bob_session)
         self.addCleanup(late.close)
-        history = [json.loads(late.recv()) for _ in range(2)]
+        history = [next_chat_message(late) for _ in range(2)]
         self.assertEqual([(m["user"], m["text"]) for m in history],
                          [("alice", "hi bob"), ("bob", "hi alice")])
 
