@@ -54,6 +54,8 @@ class Fault:
     wait_bound: Callable[[Timing], float | None] = lambda timing: None
     # The Cluster's options, for a Timing.
     cluster: Callable[[Timing], dict] = lambda timing: {}
+    # Whether the bound is WebSocket messages' too, or requests' only.
+    bound_websockets: bool = True
 
     def describe(self, timing: Timing) -> str:
         return self.title.format(down=timing.down(5), long=timing.down(20),
@@ -201,8 +203,9 @@ FAULTS = [
     Fault("worker", "kill -9 a worker holding prefetched messages", holding_worker,
           wait_bound=lambda timing: timing.heartbeat[1],
           cluster=lambda timing: {"holding": True}),
+    # Messages on open sockets wait in websocket.receive for a worker.
     Fault("no-worker", "no worker at all for {down:g} s", no_worker,
-          wait_bound=lambda timing: NO_WORKER_BOUND),
+          wait_bound=lambda timing: NO_WORKER_BOUND, bound_websockets=False),
     Fault("sentinel", "kill -9 a Sentinel-managed shard's master (a replica, 3 sentinels, "
           "down-after-milliseconds 1000)", sentinel_master,
           cluster=lambda timing: {"sentinel": True}),

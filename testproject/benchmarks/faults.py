@@ -104,7 +104,7 @@ def run(fault: Fault, timing: Timing) -> Outcome:
         watch(load, marks, SETTLE[timing.quick])
         load.stop()
         return measure(fault.name, title, load, cluster.runs(), marks, cluster.logs,
-                       fault.wait_bound(timing))
+                       fault.wait_bound(timing), fault.bound_websockets)
     finally:
         cluster.cleanup()
 
