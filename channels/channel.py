@@ -59,8 +59,10 @@ class Channel:
 
 
 class Group:
-    """A named set of channels that receive broadcasts; members expire
-    unless re-added, so channels of vanished clients drop out by themselves."""
+    """A named set of channels that receive broadcasts. Channels of
+    vanished clients drop out by themselves: a WebSocket's reply channel
+    when its socket closes or its server dies, any other member when its
+    expiry passes unless re-added (docs/concepts.rst)."""
 
     def __init__(self, name: str, alias: str = DEFAULT_CHANNEL_BACKEND,
                  channel_backend: BaseChannelBackend | None = None):

@@ -105,8 +105,8 @@ def channel_session(func: Consumer) -> Consumer:
 
     Each message renews it for CHANNELS_SESSION_AGE (300 s), so that a
     connection whose disconnect never runs leaves nothing valid for long;
-    route ``websocket.keepalive`` to a consumer with this decorator to keep
-    an idle connection's session.
+    route ``websocket.keepalive`` (with the server's WEBSOCKET_KEEPALIVE on)
+    to a consumer with this decorator to keep an idle connection's session.
     """
     if getattr(func, _LOCKED, False):
         raise ImproperlyConfigured(

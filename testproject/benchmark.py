@@ -11,6 +11,7 @@ servers and threads cannot slow the next, and says which failed.
     python testproject/benchmark.py                 # all of them
     python testproject/benchmark.py redis websocket # some of them
     python testproject/benchmark.py workers --duration 10  # options go to each script
+    python testproject/benchmark.py idle --sockets 18000 --hold 120
     python testproject/benchmark.py faults --only inbox --quick
 """
 
@@ -31,6 +32,7 @@ BENCHMARKS = {
     "metrics": "metrics_overhead.py",
     "fairness": "fairness.py",
     "presence": "presence.py",
+    "idle": "idle.py",
     "workers": "workers.py",
     "faults": "faults.py",
 }

@@ -29,6 +29,10 @@ def ws_connect(message):
         message.reply_channel.send({"text": "hello " + message["query"].get("name", ["?"])[0]})
     elif path.startswith("/fail/"):
         raise RuntimeError("connect consumer failed")
+    elif path.startswith("/join/"):
+        # No consumer discards it: the server's own leaving on close must.
+        message.channel_backend.group_add(message["query"]["group"][0],
+                                          message["reply_channel"])
 
 
 def ws_receive(message):

@@ -82,7 +82,7 @@ class ServerSettingsCheckTests(SimpleTestCase):
         "HTTP_TIMOUT": 5, "ACCESS_LOG": "/tmp/log", "BODY_TIMEOUT": "30",
         "MAX_BODY_SIZE": 1.5, "MAX_CONNECTIONS": 0, "PING_INTERVAL": -1,
         "CONNECT_TIMEOUT": True, "PROXY_HEADERS": "yes", "ROOT_PATH": "app",
-        "MAX_RESPONSE_BUFFER": 65536, "SHUTDOWN_TIMEOUT": -5,
+        "MAX_RESPONSE_BUFFER": 65536, "SHUTDOWN_TIMEOUT": -5, "WEBSOCKET_KEEPALIVE": 1,
         "MAX_WEBSOCKET_BUFFER": 1000, "MAX_MESSAGES_IN_FLIGHT": 0,
     }, CHANNELS_ALLOWED_ORIGINS="https://app.example.com")
     def test_each_bad_option_is_an_error_with_a_hint(self):
@@ -115,6 +115,8 @@ class ServerSettingsCheckTests(SimpleTestCase):
             "CHANNELS_SERVER['SHUTDOWN_TIMEOUT'] must be at least 0, not -5":
                 "Give 0 or more; the default is 30.0.",
             "CHANNELS_SERVER['PROXY_HEADERS'] must be True or False, not 'yes'":
+                "Give True or False; the default is False.",
+            "CHANNELS_SERVER['WEBSOCKET_KEEPALIVE'] must be True or False, not 1":
                 "Give True or False; the default is False.",
             "CHANNELS_SERVER['ROOT_PATH'] must be '' or a path starting with '/', not 'app'":
                 "Give the path the site is served under, such as '/app'.",

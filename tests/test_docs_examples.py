@@ -378,6 +378,3 @@ class RoomChatExampleTests(ChannelTestCase):
         self.send_and_consume("websocket.disconnect", {"reply_channel": ann, "order": 1,
                                                        "path": "/ws/chat/lobby/", "code": 1000})
         self.assertEqual(Group("chat-lobby").channels(), [])
-        self.send_and_consume("websocket.keepalive", {"reply_channel": ann,
-                                                      "path": "/ws/chat/lobby/"})
-        self.assertEqual(Group("chat-lobby").channels(), [ann])

@@ -190,11 +190,33 @@ class WebSocketTests(SimpleTestCase):
 
     def test_keepalive_for_open_sockets(self):
         # EXPIRY 2: a keepalive for each socket every second.
-        with serving(backend_options={"expiry": 2}) as (handle, _):
+        with serving(backend_options={"expiry": 2}, websocket_keepalive=True) as (handle, _):
             sockets = [connect(handle) for _ in range(3)]
             wait_for(lambda: len(set(seen["keepalive"])) == 3, timeout=4)
             for ws in sockets:
                 ws.close()
+
+    def test_no_keepalive_unless_asked_for(self):
+        # Routed, but WEBSOCKET_KEEPALIVE is off by default.
+        with serving(backend_options={"expiry": 2}) as (handle, _):
+            self.assertFalse(handle.server.keepalive_routed)
+            ws = connect(handle)
+            time.sleep(1.5)  # a keepalive interval: the period is the subject
+            ws.close()
+            self.assertEqual(seen["keepalive"], [])
+
+    def test_closed_socket_leaves_its_groups_without_a_consumer_discarding(self):
+        with serving(backend_options={"group_expiry": 3600}) as (handle, backend):
+            sockets = [connect(handle, "/join/?group=room") for _ in range(3)]
+            wait_for(lambda: len(backend.group_channels("room")) == 3)
+            sockets[0].close()
+            sockets[1].sock.shutdown(socket.SHUT_RDWR)  # dropped, no close frame
+            sockets[1].sock.close()
+            wait_for(lambda: len(backend.group_channels("room")) == 1)
+            backend.send_group("room", {"text": "to the last"})
+            self.assertEqual(sockets[2].recv(), "to the last")
+            sockets[2].close()
+            wait_for(lambda: backend.group_channels("room") == [])
 
     def test_stop_closes_with_1001_and_sends_disconnect(self):
         with serving() as (handle, _):

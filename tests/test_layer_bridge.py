@@ -396,3 +396,46 @@ class PauseTests(BridgeTestCase):
         self.assertEqual(len(on_reactor(clock.getDelayedCalls)), 1)
         on_reactor(bridge.stop)
         self.assertEqual(on_reactor(clock.getDelayedCalls), [])
+
+
+class LeavingBackend(InMemoryChannelBackend):
+    """Records each ``discard_from_groups`` call; the first ``failures`` fail."""
+
+    def __init__(self, failures: int = 0):
+        super().__init__()
+        self.failures = failures
+        self.leaves = []
+
+    def _discard_from_groups(self, process, channels):
+        self.leaves.append(list(channels))
+        if len(self.leaves) <= self.failures:
+            raise ChannelBackendUnavailable("Redis is unreachable")
+        super()._discard_from_groups(process, channels)
+
+
+class LeaveTests(BridgeTestCase):
+    def test_sockets_closed_in_one_turn_leave_in_one_call(self):
+        backend = LeavingBackend()
+        clock = Clock()
+        bridge = self.bridge(backend, clock)
+        closed = [new_name("!websocket.send") for _ in range(3)]
+        on_reactor(lambda: [bridge.leave_groups(channel) for channel in closed])
+        self.settle(bridge)
+        self.assertEqual(backend.leaves, [])  # the turn has not ended
+        on_reactor(clock.advance, 0)
+        self.settle(bridge)
+        self.assertEqual(backend.leaves, [closed])
+
+    def test_a_failed_leave_is_tried_again(self):
+        backend = LeavingBackend(failures=1)
+        clock = Clock()
+        bridge = self.bridge(backend, clock)
+        closed = new_name("!websocket.send")
+        with self.assertLogs("channels.server", "WARNING") as logs:
+            on_reactor(bridge.leave_groups, closed)
+            on_reactor(clock.advance, 0)
+            self.settle(bridge)
+            on_reactor(clock.advance, bridge.change_retry)
+            self.settle(bridge)
+        self.assertEqual(backend.leaves, [[closed], [closed]])
+        self.assertIn("trying again", logs.output[0])

@@ -27,6 +27,7 @@ from channels.backends.heartbeats import (
     Heartbeats,
     check_heartbeat_name,
 )
+from channels.backends.membership import MembershipContract, check_expiry
 from channels.backends.presence import PresenceContract
 from channels.backends.status import Introspection
 from channels.exceptions import ChannelFull
@@ -63,14 +64,7 @@ def _positive(alias: str, option: str, value: object, types=(int, float)) -> flo
     return value
 
 
-def _expiry_argument(value: object) -> float:
-    # An argument of a call, not a setting: a ValueError at the caller.
-    if not _is_positive(value):
-        raise ValueError(f"expiry must be a positive number of seconds, not {value!r}")
-    return value
-
-
-class BaseChannelBackend(PresenceContract, Introspection):
+class BaseChannelBackend(MembershipContract, PresenceContract, Introspection):
     """Base class of channel backends.
 
     ``local_only`` backends keep messages inside one process; commands that
@@ -240,19 +234,6 @@ class BaseChannelBackend(PresenceContract, Introspection):
         """``requeue`` of a message as ``receive_batch_encoded`` gave it."""
         self._requeue(validate_name(channel), data)
 
-    def group_add(self, group: str, channel: str, expiry: float | None = None) -> None:
-        """Add ``channel`` to ``group`` (or renew it) for ``expiry`` seconds,
-        default GROUP_EXPIRY."""
-        expiry = self.group_expiry if expiry is None else _expiry_argument(expiry)
-        self._group_add(validate_name(group, "group"), validate_name(channel), expiry)
-
-    def group_discard(self, group: str, channel: str) -> None:
-        self._group_discard(validate_name(group, "group"), validate_name(channel))
-
-    def group_channels(self, group: str) -> list[str]:
-        """The group's live (unexpired) members."""
-        return self._group_channels(validate_name(group, "group"))
-
     def send_group(self, group: str, content: dict[str, Any]) -> None:
         """Send to every live member. Full members are skipped silently: one
         slow client must not stop a broadcast, so this never raises
@@ -280,7 +261,7 @@ class BaseChannelBackend(PresenceContract, Introspection):
         Returns an owner token, or None if someone else holds it. The expiry
         means a crashed holder cannot wedge the channel forever.
         """
-        return self._lock_channel(validate_name(channel), _expiry_argument(expiry))
+        return self._lock_channel(validate_name(channel), check_expiry(expiry))
 
     def unlock_channel(self, channel: str, token: str) -> bool:
         """Release a lock; only the holder's token releases it. Returns
@@ -302,7 +283,7 @@ class BaseChannelBackend(PresenceContract, Introspection):
         """``set_heartbeat`` of a record that ``encode`` made."""
         check_heartbeat_name(kind, id)
         self._set_heartbeat(kind, id, data, self.heartbeat_ttl if ttl is None
-                            else _expiry_argument(ttl))
+                            else check_expiry(ttl))
 
     def heartbeats(self, kind: str) -> Heartbeats:
         """The live records of ``kind``. Raises ChannelBackendUnavailable
@@ -401,15 +382,6 @@ class BaseChannelBackend(PresenceContract, Introspection):
         """``_receive_batch`` with ages, where a backend knows them."""
         return [(channel, data, None) for channel, data in
                 self._receive_batch(channels, limit, timeout)]
-
-    def _group_add(self, group: str, channel: str, expiry: float) -> None:
-        raise NotImplementedError
-
-    def _group_discard(self, group: str, channel: str) -> None:
-        raise NotImplementedError
-
-    def _group_channels(self, group: str) -> list[str]:
-        raise NotImplementedError
 
     def _send_group(self, group: str, data: bytes) -> None:
         raise NotImplementedError

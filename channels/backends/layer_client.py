@@ -107,6 +107,12 @@ class LayerClient:
         answer (docs/scaling.rst), not left to TCP's timeouts."""
         raise NotImplementedError
 
+    def discard_from_groups(self, channels: list[str]) -> Deferred:
+        """The backend's ``discard_from_groups``: closed sockets' reply
+        channels leave every group. Fires with None, or fails with the
+        backend's exception."""
+        raise NotImplementedError
+
     def set_heartbeat(self, kind: str, id: str, data: bytes, ttl: float) -> Deferred:
         """The backend's ``set_heartbeat`` of an encoded record (a valid
         kind and id). Fires with None, or fails with the backend's

@@ -7,6 +7,7 @@ receive waits on a condition instead of polling.
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import secrets
@@ -26,6 +27,7 @@ from channels.backends.presence import (
 )
 from channels.backends.status import ChannelStatus, ShardStatus
 from channels.exceptions import ChannelFull
+from channels.heartbeats import INTERFACE
 from channels.names import is_normal_channel, is_wildcard
 
 
@@ -38,7 +40,13 @@ class InMemoryChannelBackend(BaseChannelBackend):
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
         self._channels: dict[str, deque[tuple[float, bytes]]] = {}
-        self._groups: dict[str, dict[str, float]] = {}
+        # group: {channel: (expires, process bound to or None)}; expires
+        # is inf for a member bound to its process without an expiry.
+        self._groups: dict[str, dict[str, tuple[float, str | None]]] = {}
+        # Bound channels' groups, and closed sockets' channels kept out of
+        # groups (until when): see channels.backends.membership.
+        self._bound: dict[str, set[str]] = {}
+        self._left: dict[str, float] = {}
         self._locks: dict[str, tuple[str, float]] = {}
         self._paused: set[str] = set()
         self._next_sweep = 0.0
@@ -94,6 +102,8 @@ class InMemoryChannelBackend(BaseChannelBackend):
                 del self._channels[name]
         for group in list(self._groups):
             self._live_members(group, now)
+        for channel in [c for c, until in self._left.items() if until <= now]:
+            del self._left[channel]
         for name in [name for name, (_, expires) in self._locks.items() if expires <= now]:
             del self._locks[name]
 
@@ -175,25 +185,57 @@ class InMemoryChannelBackend(BaseChannelBackend):
                 taken = self._pop(channels)
         return batch
 
+    def _alive(self, process, now):
+        record = self._beats.get(INTERFACE, {}).get(process)
+        return record is not None and record[0] > now
+
     def _live_members(self, group, now):
         members = self._groups.get(group, {})
-        for channel in [c for c, expires in members.items() if expires <= now]:
-            del members[channel]
+        for channel in [c for c, (expires, process) in members.items()
+                        if expires <= now or (process and not self._alive(process, now))]:
+            self._unbind(group, channel, members.pop(channel)[1])
         if not members:
             self._groups.pop(group, None)
         return members
 
-    def _group_add(self, group, channel, expiry):
+    def _unbind(self, group, channel, process):
+        if process is not None:
+            groups = self._bound.get(channel, set())
+            groups.discard(group)
+            if not groups:
+                self._bound.pop(channel, None)
+
+    def _group_add(self, group, channel, expiry, process):
         with self._lock:
-            self._groups.setdefault(group, {})[channel] = time.monotonic() + expiry
+            now = time.monotonic()
+            if process is not None and not self._alive(process, now):
+                process = None  # no heartbeat to follow: the old rule
+                expiry = self.group_expiry if expiry is None else expiry
+            elif channel in self._left:
+                return  # its socket closed
+            expires = math.inf if expiry is None else now + expiry
+            self._groups.setdefault(group, {})[channel] = (expires, process)
+            if process is not None:
+                self._bound.setdefault(channel, set()).add(group)
 
     def _group_discard(self, group, channel):
         with self._lock:
             members = self._groups.get(group)
-            if members is not None:
-                members.pop(channel, None)
+            if members is not None and channel in members:
+                self._unbind(group, channel, members.pop(channel)[1])
                 if not members:
                     del self._groups[group]
+
+    def _discard_from_groups(self, process, channels):
+        with self._lock:
+            until = time.monotonic() + 2 * self.expiry
+            for channel in channels:
+                self._left[channel] = until
+                for group in self._bound.pop(channel, ()):
+                    members = self._groups.get(group, {})
+                    members.pop(channel, None)
+                    if not members:
+                        self._groups.pop(group, None)
 
     def _group_channels(self, group):
         with self._lock:
@@ -292,7 +334,7 @@ class InMemoryChannelBackend(BaseChannelBackend):
             group = self._groups.setdefault(name, {})
             if old is not None and old[1] == key:  # a renewal
                 presence[1][channel] = (process, key, expires)
-                group[channel] = expires
+                group[channel] = (expires, None)
 
                 entry = presence[2][key]
                 if entry[1] == meta:
@@ -305,7 +347,7 @@ class InMemoryChannelBackend(BaseChannelBackend):
                 self._drop(name, channel, dropped)
                 presence = self._presence(name)
                 group = self._groups.setdefault(name, {})
-            group[channel] = expires
+            group[channel] = (expires, None)
             presence[1][channel] = (process, key, expires)
             entry = presence[2].setdefault(key, [0, meta])
             entry[0] += 1
@@ -383,6 +425,8 @@ class InMemoryChannelBackend(BaseChannelBackend):
             self._sweep_due = 0.0
             self._channels.clear()
             self._groups.clear()
+            self._bound.clear()
+            self._left.clear()
             self._locks.clear()
             self._paused.clear()
             self._beats.clear()

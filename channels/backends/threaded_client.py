@@ -1,11 +1,11 @@
 """The layer client of any backend: its blocking calls in two threads.
 
 A sender thread makes the calls that change the store (sends, pauses and
-resumes, heartbeats) one after the other, in the order asked, so that no
-message overtakes an earlier one to its channel; the batches that wait for
-it when it is free go as one call. A receiver thread reads, and hands each batch it
-reads to the reactor with one ``callFromThread``. Every result reaches the
-reactor the same way.
+resumes, heartbeats, closed sockets leaving their groups) one after the
+other, in the order asked, so that no message overtakes an earlier one to
+its channel; the batches that wait for it when it is free go as one call.
+A receiver thread reads, and hands each batch it reads to the reactor with
+one ``callFromThread``. Every result reaches the reactor the same way.
 """
 
 from __future__ import annotations
@@ -74,6 +74,9 @@ class ThreadedLayerClient(LayerClient):
     def set_paused(self, channel: str, paused: bool) -> Deferred:
         backend = self.backend
         return self._call(backend.pause_channel if paused else backend.resume_channel, channel)
+
+    def discard_from_groups(self, channels: list[str]) -> Deferred:
+        return self._call(self.backend.discard_from_groups, channels)
 
     def set_heartbeat(self, kind: str, id: str, data: bytes, ttl: float) -> Deferred:
         return self._call(self.backend.set_heartbeat_encoded, kind, id, data, ttl)

@@ -52,6 +52,10 @@ class ServerConfig:
     # Open connections from one client address (0: no cap). Off by default:
     # behind a proxy every connection comes from the proxy's address.
     max_connections_per_client: int = 0
+    # Send websocket.keepalive for each open socket every half EXPIRY (when
+    # routed). Off: a socket's group memberships follow its socket and its
+    # server's heartbeat, and need no renewal (docs/concepts.rst).
+    websocket_keepalive: bool = False
     # WebSocket pings find dead peers; 0 disables them.
     ping_interval: float = 20.0
     ping_timeout: float = 30.0

@@ -25,7 +25,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.python.failure import Failure
 
 from channels import names
@@ -127,6 +127,11 @@ class LayerBridge:
         self._in_flight = 0
         self._flush_waiters: list[Deferred] = []
         self._changes: dict[str, _Change] = {}
+        # Closed sockets' reply channels to take out of their groups next,
+        # and the calls under way doing it.
+        self._leaving: list[str] = []
+        self._leave_call = None
+        self._leaves: set[Deferred] = set()
         self.users = 0
 
     def start(self) -> None:
@@ -141,11 +146,13 @@ class LayerBridge:
         the next bridge)."""
         self.stopping = True
         self._flush()
+        self._leave()
         for change in self._changes.values():
             if change.retry is not None:
                 change.retry.cancel()
         self._changes.clear()
-        return self.client.stop()
+        leaves = DeferredList(list(self._leaves))
+        return leaves.addCallback(lambda _: self.client.stop())
 
     # Receiving.
 
@@ -318,6 +325,42 @@ class LayerBridge:
             change.retry = self.clock.callLater(self.change_retry, self._try, channel, change)
         else:
             del self._changes[channel]
+
+
+    # Closed sockets.
+
+    def leave_groups(self, channel: str) -> None:
+        """``channel``'s socket closed: take it out of every group (the
+        backend's ``discard_from_groups``), with the others closed in the
+        same reactor turn, in one call. Tried again while it fails, as a
+        pause is; a member left behind stays until this process stops. A
+        backend that keeps no heartbeats binds no member to its socket:
+        nothing to do."""
+        if not self.backend.keeps_heartbeats:
+            return
+        self._leaving.append(channel)
+        if self._leave_call is None:
+            self._leave_call = self.clock.callLater(0, self._leave)
+
+    def _leave(self, channels: list[str] | None = None, attempt: int = 1) -> None:
+        if channels is None:
+            if self._leave_call is not None and self._leave_call.active():
+                self._leave_call.cancel()
+            self._leave_call = None
+            channels, self._leaving = self._leaving, []
+        if not channels:
+            return
+        done = self.client.discard_from_groups(channels)
+        self._leaves.add(done)
+        done.addErrback(self._leave_failed, channels, attempt)
+        done.addBoth(lambda _: self._leaves.discard(done))
+
+    def _leave_failed(self, failure: Failure, channels: list[str], attempt: int) -> None:
+        again = attempt <= self.change_attempts
+        logger.warning("Could not take %d closed socket(s) out of their groups: %s%s",
+                       len(channels), failure.value, "; trying again" if again else "")
+        if again:
+            self.clock.callLater(self.change_retry, self._leave, channels, attempt + 1)
 
 
 def _report(callback: Callable[..., None], *args: Exception) -> None:

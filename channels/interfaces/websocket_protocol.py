@@ -328,6 +328,7 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
         server.keepalive.discard(self)
         if self.reply_channel is not None:
             server.layer.forget(self.reply_channel)
+            server.layer.leave_groups(self.reply_channel)
             server.liveness.unwatch(self.reply_channel)
             if (self.connect_sent or self.opened) and server.ws_disconnect_routed:
                 server.layer.send("websocket.disconnect", websocket_messages.disconnect_message(

@@ -12,8 +12,9 @@ echo server as the baseline, then measures:
   less CPU per message raises the rate; fewer, something waited;
 - a group message to 500 sockets, until all have received it (target:
   40 ms; baseline: the plain server writing to its 500 sockets);
-- server memory per idle WebSocket with 10,000 open while keepalives flow
-  (target: at most 20 KiB; baseline: the plain server).
+- server memory per idle WebSocket with 10,000 open (target: at most
+  20 KiB; baseline: the plain server). benchmarks/idle.py measures idle
+  sockets further: their CPU, and echo and broadcast after a long idle.
 
     python testproject/benchmarks/websocket.py [--workers N] [--prefetch N] [--seconds S]
                                                [--idle N] [--redis unix|tcp] [--metrics-cost]
@@ -197,7 +198,7 @@ def main() -> None:
     parser.add_argument("--idle", type=int, default=10000,
                         help="idle sockets for the memory figure (0: skip it)")
     parser.add_argument("--hold", type=float, default=12,
-                        help="seconds the idle sockets stay open (keepalives flow)")
+                        help="seconds the idle sockets stay open")
     parser.add_argument("--redis", choices=["unix", "tcp"], default="unix",
                         help="how the processes reach Redis (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=5,
@@ -300,7 +301,7 @@ def main() -> None:
             time.sleep(1)
             plain_kib = idle_memory(plain.pid, plain_port, "/", options.idle, 2)
             print(f"\nmemory per idle WebSocket, {options.idle} open "
-                  f"(held {options.hold:g} s, keepalives every 10 s, EXPIRY 20):")
+                  f"(held {options.hold:g} s; no keepalives, WEBSOCKET_KEEPALIVE is off):")
             print(f"  plain Autobahn (baseline)   {plain_kib:6.1f} KiB")
             print(f"  interface server            {layer_kib:6.1f} KiB  (target <= 20 KiB)")
         if server.poll() is not None:

@@ -18,9 +18,32 @@ def frame(payload: bytes) -> bytes:
     return bytes([0x81, 0x80 | len(payload)]) + b"\0\0\0\0" + payload
 
 
+# Sockets per loopback source address: one (source, destination) pair has
+# only the ephemeral port range (about 28,000 ports).
+PER_SOURCE = 20000
+
+
+def source_address(index: int) -> str:
+    """The loopback address (127.0.1.x, ...) the ``index``-th socket binds."""
+    n = index // PER_SOURCE + 1
+    return f"127.0.{1 + n // 250}.{n % 250 + 1}"
+
+
+def connect(port: int, index: int) -> socket.socket:
+    """A TCP connection to 127.0.0.1:``port`` from a source address of
+    127.0.0.0/8 picked by ``index``; the port is chosen at connect time
+    (IP_BIND_ADDRESS_NO_PORT), so each address has its own range."""
+    sock = socket.socket()
+    sock.setsockopt(socket.IPPROTO_IP, getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24), 1)
+    sock.bind((source_address(index), 0))
+    sock.connect(("127.0.0.1", port))
+    return sock
+
+
 def open_sockets(port: int, path: str, count: int, batch: int = 500) -> list[socket.socket]:
     """``count`` WebSockets with completed handshakes, opened ``batch`` at
-    a time (the listen backlog is finite)."""
+    a time (the listen backlog is finite), from source addresses spread
+    over 127.0.0.0/8 (``connect``)."""
     request = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
                f"Connection: Upgrade\r\nSec-WebSocket-Key: ").encode() + KEY + \
         b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
@@ -29,7 +52,7 @@ def open_sockets(port: int, path: str, count: int, batch: int = 500) -> list[soc
         pending = {}
         selector = selectors.DefaultSelector()
         for _ in range(min(batch, count - len(opened))):
-            sock = socket.create_connection(("127.0.0.1", port))
+            sock = connect(port, len(opened) + len(pending))
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.sendall(request)
             sock.setblocking(False)
@@ -52,6 +75,38 @@ def open_sockets(port: int, path: str, count: int, batch: int = 500) -> list[soc
                     pending[sock] = data
         selector.close()
     return opened
+
+
+def hold(sockets: list[socket.socket], seconds: float) -> int:
+    """Keep ``sockets`` open and silent for ``seconds``, answering the
+    server's pings (as a browser does, or the server drops them); returns
+    the data frames that arrived meanwhile (none, for idle sockets)."""
+    selector = selectors.DefaultSelector()
+    buffers = {}
+    for sock in sockets:
+        selector.register(sock, selectors.EVENT_READ)
+        buffers[sock] = b""
+    frames = 0
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        for key, _ in selector.select(min(left, 1.0)):
+            sock = key.fileobj
+            received = sock.recv(65536)
+            if not received:
+                raise RuntimeError("the server closed a socket while it was idle")
+            data = buffers[sock] + received
+            while len(data) >= 2 and len(data) >= 2 + (data[1] & 0x7F) and \
+                    data[1] & 0x7F < 126:
+                length = data[1] & 0x7F
+                payload, opcode = data[2:2 + length], data[0] & 0x0F
+                if opcode == 0x9:  # ping: a masked pong with its payload
+                    sock.send(bytes([0x8A, 0x80 | length]) + b"\0\0\0\0" + payload)
+                elif opcode in (1, 2):
+                    frames += 1
+                data = data[2 + length:]
+            buffers[sock] = data
+    selector.close()
+    return frames
 
 
 def close_all(sockets: list[socket.socket]) -> None:

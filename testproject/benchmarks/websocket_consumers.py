@@ -6,7 +6,7 @@ GROUP = "benchmark"
 
 
 def connect(message):
-    """Join the group; keepalives renew the membership before it expires."""
+    """Join the group: the socket stays in it while open (no keepalive)."""
     if message["path"] == "/ws/group/":
         Group(GROUP).add(message.reply_channel)
 
@@ -18,7 +18,6 @@ def disconnect(message):
 
 routing = {
     "websocket.connect": connect,
-    "websocket.keepalive": connect,
     "websocket.disconnect": disconnect,
     "websocket.receive": "testproject.consumers.ws_receive",
 }

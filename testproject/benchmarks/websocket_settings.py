@@ -1,5 +1,4 @@
-"""Settings for the WebSocket benchmark: testproject on Redis, with an
-EXPIRY short enough that keepalives flow while memory is measured, and a
+"""Settings for the WebSocket benchmark: testproject on Redis, and a
 routing that adds /ws/group/ sockets to the broadcast group."""
 
 import os

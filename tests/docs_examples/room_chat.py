@@ -25,10 +25,6 @@ def ws_connect(message):
     message.reply_channel.send({"accept": True})
 
 
-def ws_keepalive(message):
-    room(message).add(message.reply_channel)  # membership expires unless renewed
-
-
 def ws_receive(message):
     room(message).send({"text": message["text"]})
 
@@ -40,7 +36,6 @@ def ws_disconnect(message):
 # mysite/routing.py (CHANNEL_BACKENDS' ROUTING names this dict)
 channel_routing = {
     "websocket.connect": ws_connect,
-    "websocket.keepalive": ws_keepalive,
     "websocket.receive": ws_receive,
     "websocket.disconnect": ws_disconnect,
 }

@@ -1,6 +1,7 @@
 """Helpers of the Redis backend's tests: a test case on shared servers, and
 looks inside the servers (keys, command counts, which name lives where)."""
 
+import collections
 import os
 
 from django.test import SimpleTestCase
@@ -18,6 +19,35 @@ def keys_of(backend, server, kind=""):
         return sorted(key.decode() for key in client.scan_iter(f"{backend.prefix}{kind}*"))
     finally:
         client.close()
+
+
+def bound_members(backend, servers):
+    """Group members bound to their interface process, counted in Redis
+    itself (the ``gm:`` sorted sets on every shard)."""
+    count = 0
+    for server in servers:
+        client = server.client()
+        try:
+            count += sum(client.zcard(key) for key in keys_of(backend, server, "gm:"))
+        finally:
+            client.close()
+    return count
+
+
+def all_commands(servers):
+    """Commands that ``servers`` ran so far, those inside scripts included,
+    by name (``evalsha``, ``rpush``...), INFO left out."""
+    totals = collections.Counter()
+    for server in servers:
+        client = server.client()
+        try:
+            stats = client.info("commandstats")
+        finally:
+            client.close()
+        for name, value in stats.items():
+            if name != "cmdstat_info":
+                totals[name.removeprefix("cmdstat_")] += value["calls"]
+    return totals
 
 
 def command_calls(server, command):

@@ -23,6 +23,7 @@ from django.core.exceptions import ImproperlyConfigured
 from channels import process
 from channels.backends.base import BaseChannelBackend
 from channels.backends.redis.blocking import BlockerSet
+from channels.backends.redis.groups import RedisGroups
 from channels.backends.redis.hosts import parse_hosts
 from channels.backends.redis.layout import (
     AgedMessage,
@@ -50,7 +51,7 @@ REJOIN_INTERVAL = 1.0
 SINGLE_RESPONSE_POLL = (0.001, 0.05)
 
 
-class RedisChannelBackend(RedisPresence, BaseChannelBackend):
+class RedisChannelBackend(RedisGroups, RedisPresence, BaseChannelBackend):
     keeps_heartbeats = True
 
     def __init__(self, hosts: list | None = None, prefix: str = "channels:", **options: Any):
@@ -364,84 +365,6 @@ class RedisChannelBackend(RedisPresence, BaseChannelBackend):
     def _set_paused(self, channel, paused):
         index, keys, args = self.layout.pause_call(channel, paused)
         self.shards[index].script("PAUSE", keys, args)
-
-    # Groups.
-
-    def _group_add(self, group, channel, expiry):
-        now = now_ms()
-        shard = self.shards[self.placement.group_shard(group)]
-        shard.script("GROUP_ADD", self.layout.group_keys(group),
-                     [channel, now + math.ceil(expiry * 1000), now, secrets.token_hex(8)])
-
-    def _group_discard(self, group, channel):
-        shard = self.shards[self.placement.group_shard(group)]
-        shard.script("GROUP_DISCARD", self.layout.group_keys(group),
-                     [channel, secrets.token_hex(8)])
-
-    def _members(self, group: str, known: bytes = b"") -> list[bytes]:
-        """``[version]`` if the group's members are still those of version
-        ``known``, else ``[version, members space-separated]``."""
-        shard = self.shards[self.placement.group_shard(group)]
-        return shard.script("GROUP_MEMBERS", self.layout.group_keys(group),
-                            [now_ms(), known, secrets.token_hex(8)])
-
-    def _group_channels(self, group):
-        return self._members(group)[1].decode().split()
-
-    def _send_group(self, group, data):
-        """One call per shard with members, the group's own first. Where the
-        members' messages go is remembered with the group's version, as
-        members mostly stay the same from one message to the next: the call
-        to the group's shard checks the version and sends in one go, and
-        only when the members changed does it answer them instead, to be
-        routed again."""
-        now = now_ms()
-        home = self.placement.group_shard(group)
-        known = self._group_targets.get(group)
-        sent_home = False
-        if known is None:
-            targets = self._remember(group, self._members(group))
-            normal = self._normal(targets)
-        else:
-            targets = known[1]
-            normal = self._normal(targets)
-            check = ["g", *self.layout.group_keys(group), known[0], secrets.token_hex(8)]
-            changed = self._group_send(home, targets, now, data, check, normal)
-            if changed is None:
-                sent_home = True
-            else:
-                targets = self._remember(group, changed)
-                normal = self._normal(targets)
-        shards = {index for index in targets if index is not None} | {normal}
-        shards.discard(None)
-        if sent_home:
-            shards.discard(home)
-        error = None
-        for index in sorted(shards):
-            try:
-                self._group_send(index, targets, now, data, normal=normal)
-            except ChannelBackendUnavailable as exc:
-                self.shards[index].lost()
-                error = exc  # the other shards' members still get it
-        if error is not None:
-            raise error
-
-    def _normal(self, targets: dict) -> int | None:
-        """The shard for a group's normal channels (rare in a group): the
-        next in turn."""
-        return self.spread(self.shards)[0].index if None in targets else None
-
-    def _remember(self, group: str, reply: list[bytes]) -> dict:
-        targets = self.layout.group_targets(reply[1])
-        if len(self._group_targets) >= 1024:
-            self._group_targets.clear()
-        self._group_targets[group] = (reply[0], targets)
-        return targets
-
-    def _group_send(self, index: int, targets: dict, now: int, data: bytes,
-                    check: list | None = None, normal: int | None = None) -> list | None:
-        args = self.layout.group_send_args(index, targets, now, data, check, normal)
-        return self.shards[index].script("GROUP_SEND", [], args)
 
     # Locks.
 

@@ -5,8 +5,10 @@ clients (the blocking one in ``backend.py``, the reactor one in
 Keys, under PREFIX: ``c:<channel>`` a channel's own list (on every shard
 for a normal channel), ``i:<wildcard>`` and ``n:<wildcard>`` an inbox and its
 per-channel counts, ``g:<group>`` a group (a sorted set scored by expiry)
-and ``v:<group>`` its version, ``l:<channel>`` a lock. Every key expires
-once its contents have.
+and ``v:<group>`` its version, with the keys of the members bound to their
+interface process (``gm:``, ``gp:``, ``pg:``, ``pc:``, ``pz:``; see
+group_scripts.py), ``l:<channel>`` a lock. Every key expires once its
+contents have.
 
 Heartbeats (docs/heartbeats.rst) are written to every shard, so that a
 reader finds every live process's record on any shard that is up:
@@ -29,6 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 from channels.backends.redis.sharding import Placement
+from channels.heartbeats import INTERFACE
 
 # What pausing adds to a channel's count (see scripts.PAUSE).
 PAUSED = 1 << 40
@@ -118,6 +121,34 @@ class Layout:
         """The group's sorted set and its version."""
         return [f"{self.prefix}g:{group}", f"{self.prefix}v:{group}"]
 
+    def group_add_call(self, group: str, channel: str, expiry: float | None,
+                       process: str | None, fallback: float, now: int,
+                       fresh: str) -> tuple[list[str], list]:
+        """KEYS and ARGV of GROUP_ADD: ``expiry`` None (a bound member
+        without one) becomes ``fallback`` if its process has no heartbeat."""
+        expires = "" if expiry is None else now + math.ceil(expiry * 1000)
+        return self.group_keys(group), [channel, expires, now, fresh, self.prefix, group,
+                                        process or "", now + math.ceil(fallback * 1000)]
+
+    def group_discard_call(self, group: str, channel: str, process: str | None,
+                           fresh: str) -> tuple[list[str], list]:
+        """KEYS and ARGV of GROUP_DISCARD."""
+        return self.group_keys(group), [channel, fresh, self.prefix, group, process or ""]
+
+    def group_members_call(self, group: str, now: int, known: bytes,
+                           fresh: str) -> tuple[list[str], list]:
+        """KEYS and ARGV of GROUP_MEMBERS."""
+        return self.group_keys(group), [now, known, fresh, self.prefix, group]
+
+    def group_check(self, group: str, known: bytes, fresh: str) -> list:
+        """The part of GROUP_SEND's arguments that checks the version."""
+        return ["g", *self.group_keys(group), known, fresh, self.prefix, group]
+
+    def group_leave_args(self, process: str, channels: list[str], fresh: str) -> list:
+        """ARGV of GROUP_LEAVE: closed sockets are kept out of groups for
+        twice EXPIRY, longer than any message of theirs can wait."""
+        return [self.prefix, process, fresh, 2 * self.expiry_ms, *channels]
+
     def lock_key(self, channel: str) -> str:
         return f"{self.prefix}l:{channel}"
 
@@ -134,10 +165,12 @@ class Layout:
 
     def heartbeat_write(self, kind: str, id: str, data: bytes,
                         ttl: float) -> tuple[list[str], list]:
-        """KEYS and ARGV of HEARTBEAT_SET (run on every shard)."""
+        """KEYS and ARGV of HEARTBEAT_SET (run on every shard); an
+        interface process's renews its group members too."""
         index = f"{self.prefix}h:{kind}"
+        bound = [self.prefix] if kind == INTERFACE else []
         return ([f"{index}:{id}", index, f"{self.prefix}hs"],
-                [id, data, math.ceil(ttl * 1000)])
+                [id, data, math.ceil(ttl * 1000), *bound])
 
     def heartbeat_read(self, kind: str) -> tuple[list[str], list]:
         """KEYS and ARGV of HEARTBEATS."""

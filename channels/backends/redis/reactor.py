@@ -13,12 +13,14 @@ interface server's heartbeats.
 from __future__ import annotations
 
 import logging
+import secrets
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
 from channels.backends.layer_client import Deliver, LayerClient, Lost, Reading, SendFailures
+from channels.backends.membership import bound_by_process
 from channels.backends.redis.layout import answered, merge_heartbeats, now_ms, unpack
 from channels.backends.redis.reactor_connection import ShardConnection
 from channels.backends.redis.shard import HEARTBEAT_TIMEOUT, POP_MARGIN, READ_TIMEOUT
@@ -93,6 +95,14 @@ class RedisReactorClient(LayerClient):
         except ValueError:
             return defer.fail()
         return self._connection(index).script("PAUSE", keys, args).addCallback(lambda _: None)
+
+    def discard_from_groups(self, channels: list[str]) -> defer.Deferred:
+        """On every shard, as the blocking client does."""
+        backend = self.backend
+        calls = [self._on_every_shard("GROUP_LEAVE", [], backend.layout.group_leave_args(
+            process, names, secrets.token_hex(8)))
+            for process, names in bound_by_process(channels).items()]
+        return defer.gatherResults(calls, consumeErrors=True).addCallback(lambda _: None)
 
     # Heartbeats: on every shard, as the blocking client does.
 

@@ -25,7 +25,7 @@ while the inbox's reader keeps up.
 
 import hashlib
 
-from channels.backends.redis import presence_scripts
+from channels.backends.redis import group_scripts, presence_scripts
 
 # Shared by every script: parsing a stored message, counting an inbox, and
 # finding how many live messages a list holds once the expired are gone.
@@ -279,83 +279,34 @@ redis.call('LPUSH', KEYS[1], unpack(ARGV, 2))
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 """
 
-# A group has a version beside it, a token the client picks, changed
-# whenever members come or go: a sender that knows the version need not
-# fetch a thousand names again for each message.
-
-# Adding and discarding members, as functions: the presence scripts
-# (below) change a group and its presence in one go.
-_GROUP = r"""
--- The group outlives its longest-lived member, and no longer.
-local function group_add(group, version, channel, expires, now, fresh)
-  local changed = redis.call('ZREMRANGEBYSCORE', group, '-inf', now)
-  changed = changed + redis.call('ZADD', group, expires, channel)
-  if changed > 0 or redis.call('EXISTS', version) == 0 then
-    redis.call('SET', version, fresh)
-  end
-  local last = redis.call('ZRANGE', group, -1, -1, 'WITHSCORES')
-  redis.call('PEXPIREAT', group, last[2])
-  redis.call('PEXPIREAT', version, last[2])
-end
-
-local function group_discard(group, version, channel, fresh)
-  if redis.call('ZREM', group, channel) == 1 and redis.call('EXISTS', version) == 1 then
-    redis.call('SET', version, fresh, 'KEEPTTL')
-  end
-end
-"""
-
-# KEYS: group, version. ARGV: channel, expires, now, new version.
-GROUP_ADD = _GROUP + r"""
-group_add(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
-"""
-
-# KEYS: group, version. ARGV: channel, new version.
-GROUP_DISCARD = _GROUP + r"""
-group_discard(KEYS[1], KEYS[2], ARGV[1], ARGV[2])
-"""
+# Group membership: group_scripts.py.
+GROUP_ADD, GROUP_DISCARD, GROUP_MEMBERS, GROUP_LEAVE = (
+    group_scripts.GROUP_ADD, group_scripts.GROUP_DISCARD, group_scripts.GROUP_MEMBERS,
+    group_scripts.GROUP_LEAVE)
 
 # The presences' scripts (presence_scripts.py), which add to and discard
 # from their group too.
 PRESENCE_JOIN, PRESENCE_LEAVE, PRESENCE_MEMBERS, PRESENCE_SWEEP = (
-    _GROUP + presence_scripts.LIBRARY + body for body in (
+    group_scripts.PLAIN + presence_scripts.LIBRARY + body for body in (
         presence_scripts.JOIN, presence_scripts.LEAVE, presence_scripts.MEMBERS,
         presence_scripts.SWEEP))
 
-# Drops a group's expired members; nil if the caller knows its version,
-# else {version, the live members space-separated} (names have no spaces).
-_GROUP_MEMBERS = r"""
-local function group_members(group, version_key, now, known, fresh)
-  if redis.call('ZREMRANGEBYSCORE', group, '-inf', now) > 0
-      and redis.call('EXISTS', version_key) == 1 then
-    redis.call('SET', version_key, fresh, 'KEEPTTL')
-  end
-  local version = redis.call('GET', version_key) or ''
-  if version ~= '' and version == known then return nil end
-  return {version, table.concat(redis.call('ZRANGE', group, 0, -1), ' ')}
-end
-"""
-
-# KEYS: group, version. ARGV: now, known version, new version.
-GROUP_MEMBERS = _GROUP_MEMBERS + r"""
-return group_members(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3]) or {ARGV[2]}
-"""
-
 # Pushes one group message to every member on this shard, skipping full
 # ones. ARGV: now, ttl, expires, data; then, on the group's own shard, 'g',
-# group, version key, known version, new version ('' elsewhere): if the
+# group, version key, known version, new version, prefix, group name ('' elsewhere): if the
 # members changed since the known version, nothing is sent and the reply is
 # that of GROUP_MEMBERS, for the caller to route them again; then per
 # target: 'i', list, counts, capacity, members (an inbox and its members'
 # names, comma-separated), or 'l', list, channel, capacity (a channel's own
 # list).
-GROUP_SEND = _LIBRARY + _GROUP_MEMBERS + r"""
+GROUP_SEND = _LIBRARY + group_scripts.MEMBERS_LIBRARY + r"""
 local now, ttl, head, data = tonumber(ARGV[1]), ARGV[2], ARGV[3] .. ' ', ' ' .. ARGV[4]
 local i = 6
 if ARGV[5] == 'g' then
-  local changed = group_members(ARGV[6], ARGV[7], ARGV[1], ARGV[8], ARGV[9])
+  local changed = group_members(ARGV[6], ARGV[7], ARGV[10], ARGV[11], ARGV[1], ARGV[8],
+                                ARGV[9])
   if changed then return changed end
-  i = 10
+  i = 12
 end
 while i <= #ARGV do
   local kind, key, third, capacity = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
@@ -411,9 +362,11 @@ local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 """
 
-# KEYS: record, index, since. ARGV: id, record, ttl (ms). The index lives
-# as long as the longest-lived record in it.
-HEARTBEAT_SET = _NOW + r"""
+# KEYS: record, index, since. ARGV: id, record, ttl (ms), and for an
+# interface process the prefix: its group members live as long as its
+# record (group_scripts.RENEW). The index lives as long as the
+# longest-lived record in it.
+HEARTBEAT_SET = _NOW + group_scripts.RENEW + r"""
 redis.call('SET', KEYS[3], now, 'NX')
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 redis.call('SADD', KEYS[2], ARGV[1])

@@ -54,7 +54,7 @@ def shard_status(shard: Shard, layout: Layout) -> tuple[ShardStatus, dict[str, i
             lists, commands = [], []
             for key in keys:
                 kind, name = layout.kind_of(key)
-                if kind == "g":
+                if kind == "v":  # every group with members has its version
                     groups += 1
                 elif kind in ("c", "i"):
                     lists.append(name if kind == "c" and is_normal_channel(name) else None)

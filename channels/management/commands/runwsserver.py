@@ -46,6 +46,9 @@ class Command(BaseCommand):
                             help="Seconds between WebSocket pings (0: none).")
         parser.add_argument("--ping-timeout", type=float,
                             help="Seconds without a pong before a WebSocket is dropped.")
+        parser.add_argument("--websocket-keepalive", action="store_const", const=True,
+                            help="Send websocket.keepalive for each open socket every half "
+                                 "EXPIRY, if routed (CHANNELS_SERVER['WEBSOCKET_KEEPALIVE']).")
         parser.add_argument("--max-connections", type=int,
                             help="Open connections above which new ones get 503.")
         parser.add_argument("--max-body-size", type=int, help="Request body limit in bytes (413).")
@@ -84,7 +87,7 @@ class Command(BaseCommand):
         overrides = {name: options[name] for name in (
             "proxy_headers", "http_timeout", "connect_timeout", "keepalive_timeout",
             "shutdown_timeout", "ping_interval", "ping_timeout", "max_connections",
-            "max_body_size", "max_message_size", "metrics")}
+            "max_body_size", "max_message_size", "metrics", "websocket_keepalive")}
         try:
             config = ServerConfig.from_settings(access_log=log_stream, **overrides)
         except ImproperlyConfigured as exc:

@@ -120,10 +120,11 @@ class KeepaliveGate:
 GATED_ROUTING = {**channel_routing, "websocket.keepalive": KeepaliveGate.consumer}
 
 
-# EXPIRY 2: each socket sends a keepalive every second.
+# EXPIRY 2, keepalives on: each socket sends one every second.
 @override_settings(CHANNEL_BACKENDS={"default": {
     "BACKEND": "channels.backends.memory.InMemoryChannelBackend",
-    "ROUTING": "demo.tests.test_live.GATED_ROUTING", "EXPIRY": 2}})
+    "ROUTING": "demo.tests.test_live.GATED_ROUTING", "EXPIRY": 2}},
+    CHANNELS_SERVER={"WEBSOCKET_KEEPALIVE": True})
 class LateKeepaliveTests(LiveChatCase):
     def test_keepalives_run_after_their_disconnect_leave_no_session(self):
         KeepaliveGate.open, KeepaliveGate.held, KeepaliveGate.ran = False, {}, []
