@@ -12,6 +12,7 @@ servers and threads cannot slow the next, and says which failed.
     python testproject/benchmark.py redis websocket # some of them
     python testproject/benchmark.py workers --duration 10  # options go to each script
     python testproject/benchmark.py idle --sockets 18000 --hold 120
+    python testproject/benchmark.py faults --only inbox --quick
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ BENCHMARKS = {
     "presence": "presence.py",
     "idle": "idle.py",
     "workers": "workers.py",
+    "faults": "faults.py",
 }
 
 

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -29,8 +30,12 @@ class Process:
     """A subprocess whose output is collected (so its pipe never fills) and
     searched for a line, such as the one that names its port."""
 
-    def __init__(self, args: list[str], env: dict[str, str]):
+    def __init__(self, args: list[str], env: dict[str, str],
+                 on_line: Callable[[str], None] | None = None):
+        """``on_line`` is called with each line of output as it comes
+        (``lines`` keeps only the last 500)."""
         self.args = args
+        self.on_line = on_line
         self.popen = subprocess.Popen(args, env=env, stdout=subprocess.PIPE,
                                       stderr=subprocess.STDOUT, cwd=ROOT)
         self.lines: collections.deque[str] = collections.deque(maxlen=500)
@@ -39,8 +44,11 @@ class Process:
 
     def _read(self) -> None:
         for raw in self.popen.stdout:
+            line = raw.decode(errors="replace").rstrip()
+            if self.on_line is not None:
+                self.on_line(line)
             with self._new_line:
-                self.lines.append(raw.decode(errors="replace").rstrip())
+                self.lines.append(line)
                 self._new_line.notify_all()
 
     def wait_for_line(self, pattern: str, timeout: float = 20) -> re.Match:

@@ -33,7 +33,7 @@ COMMAND_TIMEOUT = 5.0
 # A blocking pop whose wait has run out is answered within this, or its
 # shard is taken as silent (a stopped server, a host gone without a word):
 # both clients bound their wait so, rather than leave it to TCP.
-POP_MARGIN = 1.0
+POP_MARGIN = 0.5
 # A call that may be given up early unanswered this long means its shard is
 # silent: a read, or a send to a channel's home shard (never tried on
 # another, so giving up cannot deliver it twice; a normal channel's send,
