@@ -18,11 +18,19 @@ Figures, each printed with its baseline and target:
   ``receive_many_blocking`` waiting on channels of all three (targets: median
   5 ms, p99 20 ms); baseline: a raw ``BLPOP`` on one server.
 
+- with ``--scaling``, instead: one normal channel over 1 to ``--shards``
+  shards (Unix sockets), ``--senders`` processes sending in batches and
+  ``--receivers`` taking them, the shard counts alternating in each round:
+  messages/s, and Redis's and the clients' CPU per message, from which
+  docs/scaling.rst derives what a shard carries.
+
     python testproject/benchmarks/redis_layer.py [--messages N]
+    python testproject/benchmarks/redis_layer.py --scaling [--senders N] [--receivers N]
 """
 
 import argparse
 import itertools
+import multiprocessing
 import os
 import statistics
 import sys
@@ -42,7 +50,12 @@ import redis  # noqa: E402
 
 from channels.backends.encoding import encode  # noqa: E402
 from channels.names import new_name, process_wildcard  # noqa: E402
-from tests.support.redis_servers import RedisServer, redis_backend, stop_all  # noqa: E402
+from tests.support.redis_servers import (  # noqa: E402
+    RedisServer,
+    redis_backend,
+    stop_all,
+    unique_prefix,
+)
 
 COMMAND = "python testproject/benchmarks/redis_layer.py"
 CONTENT = {"text": "hello, world", "reply_channel": new_name("!websocket.send"),
@@ -196,11 +209,127 @@ def idle_latency(servers: list[RedisServer], samples: int = 300) -> None:
     sender.close()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU a process has used, from /proc."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def scaling_sender(hosts, prefix, count, batch, start, cpu) -> None:
+    backend = redis_backend([], hosts=hosts, prefix=prefix, capacity=10**8)
+    messages = [("bench", CONTENT)] * batch
+    start.wait()
+    before = sum(os.times()[:2])
+    for _ in range(count // batch):
+        backend.send_many(messages)
+    cpu.put(sum(os.times()[:2]) - before)
+    backend.close()
+
+
+def scaling_receiver(hosts, prefix, total, batch, received, start, cpu) -> None:
+    backend = redis_backend([], hosts=hosts, prefix=prefix)
+    start.wait()
+    before = sum(os.times()[:2])
+    while received.value < total:
+        got = len(backend.receive_batch(["bench"], limit=batch, timeout=0.2))
+        with received.get_lock():
+            received.value += got
+    cpu.put(sum(os.times()[:2]) - before)
+    backend.close()
+
+
+def scaling_run(servers: list[RedisServer], senders: int, receivers: int, count: int,
+                batch: int) -> tuple[float, float, float]:
+    """One run: ``senders`` processes each send ``count`` messages to one
+    normal channel, in batches, while ``receivers`` processes take them
+    in batches (as interface servers and workers do). Returns messages/s,
+    and the CPU seconds per message of Redis (all shards) and of the
+    clients."""
+    context = multiprocessing.get_context("fork")
+    hosts = [server.url_for() for server in servers]
+    prefix = unique_prefix()
+    total = senders * count
+    start = context.Barrier(senders + receivers + 1)
+    received = context.Value("q", 0)
+    cpu = context.Queue()
+    processes = [context.Process(target=scaling_sender,
+                                 args=(hosts, prefix, count, batch, start, cpu))
+                 for _ in range(senders)]
+    processes += [context.Process(target=scaling_receiver,
+                                  args=(hosts, prefix, total, batch, received, start, cpu))
+                  for _ in range(receivers)]
+    for process in processes:
+        process.start()
+    redis_before = sum(cpu_seconds(server.process.pid) for server in servers)
+    start.wait()
+    started = time.perf_counter()
+    clients = sum(cpu.get(timeout=600) for _ in processes)
+    elapsed = time.perf_counter() - started
+    redis_cpu = sum(cpu_seconds(server.process.pid) for server in servers) - redis_before
+    for process in processes:
+        process.join()
+    redis_backend(servers, hosts=hosts, prefix=prefix).flush()
+    return total / elapsed, redis_cpu / total, clients / total
+
+
+def scaling(options: argparse.Namespace) -> None:
+    """Throughput of a normal channel over 1 to ``--shards`` shards, the
+    shard counts taking turns within each round."""
+    servers = [RedisServer(unix_socket=True).start() for _ in range(options.shards)]
+    counts = list(range(1, options.shards + 1))
+    print(f"$ {COMMAND} --scaling --shards {options.shards} --senders {options.senders} "
+          f"--receivers {options.receivers} --messages {options.messages} "
+          f"--batch {options.batch} --rounds {options.rounds}")
+    print(f"{os.cpu_count()} CPUs; Redis over Unix sockets; each sender process sends "
+          f"{options.messages:,} messages\n")
+    results: dict[int, list[tuple[float, float, float]]] = {n: [] for n in counts}
+    for round_ in range(options.rounds):
+        for shards in counts if round_ % 2 == 0 else counts[::-1]:
+            rate, redis_cpu, client_cpu = scaling_run(
+                servers[:shards], options.senders, options.receivers, options.messages,
+                options.batch)
+            results[shards].append((rate, redis_cpu, client_cpu))
+            print(f"round {round_ + 1}, {shards} shard(s): {rate:>9,.0f} msg/s   "
+                  f"Redis {redis_cpu * 1e6:5.1f} us/msg (all shards)   "
+                  f"clients {client_cpu * 1e6:5.1f} us/msg   "
+                  f"cores busy {(redis_cpu + client_cpu) * rate:.2f}")
+    print()
+    base = statistics.median(rate for rate, _, _ in results[1])
+    for shards in counts:
+        rates_ = [rate for rate, _, _ in results[shards]]
+        redis_cpu = statistics.median(cpu for _, cpu, _ in results[shards])
+        client_cpu = statistics.median(cpu for _, _, cpu in results[shards])
+        rate = statistics.median(rates_)
+        print(f"{shards} shard(s), median: {rate:>9,.0f} msg/s ({rate / base:.2f}x of 1 shard; "
+              f"runs {min(rates_):,.0f} to {max(rates_):,.0f}); Redis {redis_cpu * 1e6:.1f} "
+              f"us/msg, {1 / redis_cpu:,.0f} msg/s per Redis core; clients "
+              f"{client_cpu * 1e6:.1f} us/msg")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=5000,
-                        help=f"calls per throughput run (best of {REPEATS} runs)")
+                        help=f"calls per throughput run (best of {REPEATS} runs); "
+                             f"with --scaling, messages per sender process")
+    parser.add_argument("--scaling", action="store_true",
+                        help="instead, throughput of one normal channel over 1 to --shards "
+                             "shards, with several sender and receiver processes")
+    parser.add_argument("--shards", type=int, default=3, help="--scaling: most shards")
+    parser.add_argument("--senders", type=int, default=2, help="--scaling: sender processes")
+    parser.add_argument("--receivers", type=int, default=2,
+                        help="--scaling: receiver processes")
+    parser.add_argument("--batch", type=int, default=10,
+                        help="--scaling: messages per send_many and receive_batch call")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="--scaling: rounds, the shard counts alternating in each")
     options = parser.parse_args()
+    if options.scaling:
+        try:
+            scaling(options)
+        finally:
+            stop_all()
+        return 0
     servers = [RedisServer().start() for _ in range(3)]
     try:
         print(f"$ {COMMAND} --messages {options.messages}")
