@@ -160,3 +160,37 @@ def check_session_settings(app_configs=None, **kwargs):
         hint="The default is 300: longer than a keepalive interval, short enough that "
              "a connection's login does not outlive it for long.",
         id="channels.E005")]
+
+
+@checks.register()
+def check_keepalive_routed(app_configs=None, **kwargs):
+    """Group memberships no longer need keepalives, so the interface server
+    sends none unless asked (WEBSOCKET_KEEPALIVE); a routed keepalive
+    consumer would then never run, and what it renews (a channel session,
+    a presence) would lapse on quiet sockets without a word."""
+    from channels.interfaces.config import ServerConfig
+
+    try:
+        if ServerConfig.from_settings().websocket_keepalive:
+            return []
+        configured = backend_settings()
+    except ImproperlyConfigured:
+        return []  # reported by the checks above
+    warnings = []
+    for alias, config in configured.items():
+        try:
+            backend = create_backend(alias, config)
+            try:
+                routed = "websocket.keepalive" in backend.registry.all_channel_names()
+            finally:
+                backend.close()
+        except ImproperlyConfigured:
+            continue
+        if routed:
+            warnings.append(checks.Warning(
+                f"websocket.keepalive has a consumer on channel backend {alias!r}, but "
+                f"interface servers send no keepalives: it will never run.",
+                hint="Set CHANNELS_SERVER['WEBSOCKET_KEEPALIVE'] = True if it renews "
+                     "something (a channel session, a presence), or remove the route.",
+                id="channels.W004"))
+    return warnings

@@ -23,7 +23,7 @@ AGE = 4
         "BACKEND": "channels.backends.memory.InMemoryChannelBackend",
         # Keepalives every second (half EXPIRY).
         "ROUTING": "tests.session_consumers.routing", "EXPIRY": 2}},
-    CHANNELS_SESSION_AGE=AGE)
+    CHANNELS_SESSION_AGE=AGE, CHANNELS_SERVER={"WEBSOCKET_KEEPALIVE": True})
 class ChannelSessionLifeTests(ChannelLiveServerTestCase):
     workers = 2
     serve_static = False

@@ -8,6 +8,7 @@ from django.test import SimpleTestCase, override_settings
 
 from channels.checks import (
     check_channel_backends,
+    check_keepalive_routed,
     check_origin_settings,
     check_origins_with_any_host,
     check_server_settings,
@@ -163,6 +164,24 @@ class AnyHostOriginCheckTests(SimpleTestCase):
         with override_settings(ALLOWED_HOSTS=["*"],
                                CHANNELS_SERVER={"ALLOWED_ORIGINS": ["https://example.com"]}):
             self.assertEqual(check_origins_with_any_host(), [])
+
+
+class KeepaliveRoutedCheckTests(SimpleTestCase):
+    """channels.W004: a keepalive consumer that no server would ever feed."""
+
+    def backends(self, routing):
+        return {"default": {"BACKEND": MEMORY, "ROUTING": routing}}
+
+    def test_warns_for_a_routed_keepalive_with_keepalives_off(self):
+        with override_settings(CHANNEL_BACKENDS=self.backends("tests.session_consumers.routing")):
+            [warning] = check_keepalive_routed()
+            self.assertEqual(warning.id, "channels.W004")
+            self.assertIn("'default'", warning.msg)
+            with override_settings(CHANNELS_SERVER={"WEBSOCKET_KEEPALIVE": True}):
+                self.assertEqual(check_keepalive_routed(), [])
+        # No keepalive consumer: nothing to say.
+        with override_settings(CHANNEL_BACKENDS=self.backends("tests.liveness_consumers.routing")):
+            self.assertEqual(check_keepalive_routed(), [])
 
 
 class SessionSettingsCheckTests(SimpleTestCase):

@@ -85,6 +85,9 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "rooms"
 LOGOUT_REDIRECT_URL = "login"
 
+# As in the guide: the chat's keepalives renew channel sessions and presence.
+CHANNELS_SERVER = {"WEBSOCKET_KEEPALIVE": True}
+
 if os.environ.get("CHANNELS_REDIS_HOSTS"):
     CHANNEL_BACKENDS = {
         "default": {

@@ -20,6 +20,11 @@ else:
         }
     }
 
+# The chat's keepalive consumer renews each socket's channel
+# session (its login and room) and presence while it is open:
+# the interface server sends keepalives only when asked.
+CHANNELS_SERVER = {"WEBSOCKET_KEEPALIVE": True}
+
 # The login page, and where logging in and out lead.
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "rooms"
