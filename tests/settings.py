@@ -45,3 +45,7 @@ LOGGING = {
 
 # Fast password hashing: tests log users in; PBKDF2 would cost seconds.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# The tests' routings have a websocket.keepalive consumer for the tests that
+# turn keepalives on; the others need not hear that it would never run.
+SILENCED_SYSTEM_CHECKS = ["channels.W004"]
