@@ -76,8 +76,10 @@ class MetricsProcessTests(SimpleTestCase):
         env = django_env("tests.interface_redis_settings",
                          CHANNELS_TEST_BACKEND=json.dumps(config))
         self.worker_metrics = f"http://127.0.0.1:{free_port()}/metrics"
-        self.worker = Process([sys.executable, "-m", "django", "runworker", "--metrics",
-                               self.worker_metrics.split("/")[2]], env)
+        # One message at a time: messages waiting behind a busy consumer
+        # stay in their channel, where the queue depth counts them.
+        self.worker = Process([sys.executable, "-m", "django", "runworker", "--prefetch", "1",
+                               "--metrics", self.worker_metrics.split("/")[2]], env)
         self.addCleanup(self.worker.stop)
         self.worker.wait_for_line("listening on")
         self.server_metrics = f"http://127.0.0.1:{free_port()}/metrics"
