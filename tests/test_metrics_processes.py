@@ -177,8 +177,11 @@ class MetricsProcessTests(SimpleTestCase):
         old_count = value(before, "channels_message_age_seconds_count", channel="http.request")
         old_fast = value(before, "channels_message_age_seconds_bucket", channel="http.request",
                          le="1.0")
-        # The one worker runs /hold/ for 5 s; three requests wait behind it.
+        # The one worker runs /hold/ for 5 s (once it has taken it, its
+        # message's age is counted); three requests wait behind it.
         answers = [Answer(self.url + "/hold/?seconds=5")]
+        wait_until(lambda: value(scrape(self.worker_metrics), "channels_message_age_seconds_count",
+                                 channel="http.request") > old_count, "/hold/ taken")
         answers += [Answer(self.url + "/") for _ in range(3)]
         wait_until(lambda: value(scrape(self.worker_metrics), "channels_queue_depth",
                                  channel="http.request") >= 3, "three requests queued")
