@@ -44,7 +44,13 @@ REPO = os.path.dirname(PROJECT)
 sys.path[:0] = [REPO, PROJECT]
 
 from benchmarks import websocket_client as client  # noqa: E402
-from benchmarks.websocket import PYTHON, cpu_seconds, rss_kib, start  # noqa: E402
+from benchmarks.websocket import (  # noqa: E402
+    PYTHON,
+    cpu_seconds,
+    layer_environment,
+    rss_kib,
+    start,
+)
 from tests.support.redis_servers import RedisServer  # noqa: E402
 
 
@@ -145,11 +151,7 @@ def main() -> None:
     limit = raise_descriptor_limit(options.sockets)
 
     redis_server = RedisServer(unix_socket=options.redis == "unix").start()
-    env = dict(os.environ, CHANNELS_REDIS_HOSTS=redis_server.url_for(0),
-               DJANGO_SETTINGS_MODULE="benchmarks.idle_settings",
-               PYTHONPATH=os.pathsep.join([REPO, PROJECT]))
-    os.environ.update(CHANNELS_REDIS_HOSTS=env["CHANNELS_REDIS_HOSTS"],
-                      DJANGO_SETTINGS_MODULE=env["DJANGO_SETTINGS_MODULE"])
+    env = layer_environment(redis_server, "benchmarks.idle_settings")
     processes = []
 
     def started(args: list[str], pattern: str, **extra: str):

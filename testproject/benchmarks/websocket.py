@@ -56,6 +56,17 @@ def rss_kib(pid: int) -> int:
         return int(re.search(r"VmRSS:\s+(\d+)", status.read()).group(1))
 
 
+def layer_environment(redis_server: RedisServer, settings_module: str) -> dict:
+    """The environment of the processes a benchmark starts on one Redis
+    server; this process takes the same backend and settings, to read it."""
+    env = dict(os.environ, CHANNELS_REDIS_HOSTS=redis_server.url_for(0),
+               DJANGO_SETTINGS_MODULE=settings_module,
+               PYTHONPATH=os.pathsep.join([REPO, PROJECT]))
+    os.environ.update(CHANNELS_REDIS_HOSTS=env["CHANNELS_REDIS_HOSTS"],
+                      DJANGO_SETTINGS_MODULE=env["DJANGO_SETTINGS_MODULE"])
+    return env
+
+
 def start(args: list[str], env: dict, pattern: str) -> tuple[subprocess.Popen, str]:
     """Start a process and wait for a line matching ``pattern``."""
     process = subprocess.Popen(args, cwd=PROJECT, env=env, stdout=subprocess.PIPE,
@@ -208,11 +219,7 @@ def main() -> None:
     options = parser.parse_args()
 
     redis_server = RedisServer(unix_socket=options.redis == "unix").start()
-    env = dict(os.environ, CHANNELS_REDIS_HOSTS=redis_server.url_for(0),
-               DJANGO_SETTINGS_MODULE="benchmarks.websocket_settings",
-               PYTHONPATH=os.pathsep.join([REPO, PROJECT]))
-    os.environ.update(CHANNELS_REDIS_HOSTS=env["CHANNELS_REDIS_HOSTS"],
-                      DJANGO_SETTINGS_MODULE=env["DJANGO_SETTINGS_MODULE"])
+    env = layer_environment(redis_server, "benchmarks.websocket_settings")
     processes = []
     try:
         server, port = start([PYTHON, "manage.py", "runwsserver", "127.0.0.1:0",
