@@ -148,10 +148,11 @@ class RedisChannelBackend(RedisGroups, RedisPresence, BaseChannelBackend):
     # Sending.
 
     def _send(self, channel, data):
-        index, keys = self.layout.target(channel)
+        layout = self.layout
+        index, key, counts, capacity = layout.route(channel)
+        keys = [key, counts] if counts else [key]
         now = now_ms()
-        args = [self.layout.entry(channel, data, now), channel, self.capacity_for(channel), now,
-                self.layout.expiry_ms]
+        args = [layout.entry(channel, data, now), channel, capacity, now, layout.expiry_ms]
         if index is not None:
             shard = self.shards[index]
             try:

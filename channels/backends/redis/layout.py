@@ -28,6 +28,7 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from channels.backends.redis.sharding import Placement
@@ -109,6 +110,10 @@ class Layout:
         self.expiry_ms = math.ceil(expiry * 1000)
         self.placement = placement
         self.capacity_for = capacity_for
+        # Cached: the same channels come again and again (a socket's reply
+        # channel with each of its messages), and working out a route costs
+        # a send more than the rest of its arguments.
+        self.route = lru_cache(maxsize=65536)(self._route)
 
     def list_key(self, channel: str) -> str:
         return f"{self.prefix}c:{channel}"
@@ -196,13 +201,18 @@ class Layout:
             return index, [self.list_key(channel)]
         return index, list(self.inbox_keys(inbox))
 
+    def _route(self, channel: str) -> tuple[int | None, str, str, int]:
+        """``(home shard or None, list key, counts key or '', capacity)``
+        of a message to ``channel``."""
+        index, keys = self.target(channel)
+        return index, keys[0], keys[1] if len(keys) > 1 else "", self.capacity_for(channel)
+
     def send_args(self, channel: str, data: bytes, now: int) -> tuple[int | None, list]:
         """The home shard of a message (None: any) and its part of the
         arguments of SEND_MANY: list, counts or '', entry, channel,
         capacity."""
-        index, keys = self.target(channel)
-        return index, [keys[0], keys[1] if len(keys) > 1 else "",
-                       self.entry(channel, data, now), channel, self.capacity_for(channel)]
+        index, key, counts, capacity = self.route(channel)
+        return index, [key, counts, self.entry(channel, data, now), channel, capacity]
 
     def pause_call(self, channel: str, paused: bool) -> tuple[int, list, list]:
         """The shard, KEYS and ARGV of the PAUSE script for a change."""
