@@ -104,8 +104,12 @@ class WorkerHeartbeat:
         return True
 
     def touch(self) -> None:
-        """What a worker holds has changed."""
-        self._changed.set()
+        """What a worker holds has changed. Workers touch after every
+        message: setting a set event costs a lock and a notify, and the
+        writer clears it before it reads what to write, so that no change
+        goes unwritten."""
+        if not self._changed.is_set():
+            self._changed.set()
 
     def _run(self, stop: threading.Event) -> None:
         interval = self.backend.heartbeat_interval
