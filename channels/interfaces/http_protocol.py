@@ -69,6 +69,7 @@ class HttpProtocol(Protocol):
         # The head of a request read by ``read_simple``, until its cycle ends.
         self.simple_head: bytes | None = None
         self.timer = None
+        self.timer_callback = None
         self.request: Request | None = None
         # Reading paused: a pipelined request waits for the current response.
         self.paused = False
@@ -123,9 +124,27 @@ class HttpProtocol(Protocol):
     # Timers.
 
     def set_timer(self, delay: float, callback) -> None:
-        self.cancel_timer()
-        if delay > 0:
-            self.timer = self.server.reactor.callLater(delay, callback)
+        """Call ``callback`` in ``delay`` seconds (none if 0), instead of
+        what the timer would call. A request moves its timer on several
+        times, each time later (head, body, response): a running timer is
+        then moved, which Twisted does in an assignment, where cancelling it
+        and adding another cost a heap operation each."""
+        if delay <= 0:
+            self.cancel_timer()
+            return
+        self.timer_callback = callback
+        timer = self.timer
+        if timer is not None and timer.active():
+            reactor = self.server.reactor
+            if timer.getTime() <= reactor.seconds() + delay:
+                timer.reset(delay)
+                return
+            timer.cancel()
+        self.timer = self.server.reactor.callLater(delay, self.timer_fired)
+
+    def timer_fired(self) -> None:
+        self.timer = None
+        self.timer_callback()
 
     def cancel_timer(self) -> None:
         if self.timer is not None:
