@@ -11,6 +11,7 @@ from django.test import SimpleTestCase
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from channels.interfaces import simple_http
 from channels.interfaces.simple_http import read_simple, write_simple
 from channels.messages.http import MalformedResponse, response_start
 from tests.test_interface_fuzz import header_name, header_value, method, mostly, target, version
@@ -148,6 +149,16 @@ class WriteSimpleTests(SimpleTestCase):
         self.assertEqual(write_simple(start, b"HEAD"),
                          b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 14\r\n"
                          b"\r\n")
+
+    def test_header_lines_are_kept_within_bounds(self):
+        start = response_start({"status": 200, "headers": [["Content-Length", "0"], ["X", "1"]]})
+        self.assertEqual(write_simple(start, b"GET"), write_simple(start, b"GET"))
+        self.assertIsNone(write_simple(response_start(
+            {"status": 200, "headers": [["Content-Length", "0"]], "content": b"x"}), b"GET"))
+        for number in range(simple_http.HEADER_LINES_KEPT * 2):
+            self.assertIsNotNone(write_simple(response_start(
+                {"status": 200, "headers": [["Set-Cookie", f"s={number}"]]}), b"GET"))
+        self.assertLessEqual(len(simple_http.header_lines), simple_http.HEADER_LINES_KEPT)
 
     def test_what_h11_must_write(self):
         for message in [

@@ -44,6 +44,12 @@ _FRAMING_FIELDS = frozenset(
 # Response fields that h11 reads or rewrites (Host it moves to the front).
 _RESPONSE_FIELDS_H11_READS = frozenset((b"transfer-encoding", b"connection", b"host"))
 
+# What write_simple makes of a response header, by (name, value): its line,
+# the length a Content-Length gives, or None when h11 must write it.
+# Responses repeat the same few headers; emptied when full (cookies).
+header_lines: dict[tuple[bytes, bytes], bytes | int | None] = {}
+HEADER_LINES_KEPT = 1024
+
 
 class SimpleRequest(NamedTuple):
     """What the server reads of an ``h11.Request``, for a simple one."""
@@ -99,20 +105,33 @@ def write_simple(start: ResponseStart, method: bytes) -> bytes | None:
     content = start.content
     lines = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
     length = None
-    for name, value in start.headers:
-        lower = name.lower()
-        if lower in _RESPONSE_FIELDS_H11_READS or _VALUE.fullmatch(value) is None:
+    for pair in start.headers:
+        line = header_lines.get(pair, False)
+        if line is False:
+            line = _header_line(pair)
+            if len(header_lines) >= HEADER_LINES_KEPT:
+                header_lines.clear()
+            header_lines[pair] = line
+        if type(line) is bytes:
+            lines.append(line)
+        elif line is None or length is not None or line != len(content):
             return None
-        if lower == b"content-length":
-            if length is not None or _DIGITS.fullmatch(value) is None:
-                return None
-            length = int(value)
-            if length != len(content):
-                return None
-        lines.append(b"%s: %s\r\n" % (name, value))
+        else:
+            length = line
+            lines.append(b"%s: %s\r\n" % pair)
     if length is None:
         lines.append(b"content-length: %d\r\n" % len(content))
     lines.append(b"\r\n")
     if method != b"HEAD":
         lines.append(content)
     return b"".join(lines)
+
+
+def _header_line(pair: tuple[bytes, bytes]) -> bytes | int | None:
+    name, value = pair
+    lower = name.lower()
+    if lower in _RESPONSE_FIELDS_H11_READS or _VALUE.fullmatch(value) is None:
+        return None
+    if lower == b"content-length":
+        return int(value) if _DIGITS.fullmatch(value) else None
+    return b"%s: %s\r\n" % (name, value)
