@@ -63,7 +63,7 @@ class SimpleRequest(NamedTuple):
 
 def read_simple(data: bytes) -> SimpleRequest | None:
     """The request that ``data`` is, all of it, if it is a simple one."""
-    if data.find(b"\r\n\r\n") != len(data) - 4:
+    if len(data) < 4 or data.find(b"\r\n\r\n") != len(data) - 4:
         return None
     lines = data[:-4].split(b"\r\n")
     match = _REQUEST_LINE.fullmatch(lines[0])
