@@ -112,8 +112,10 @@ class Layout:
         self.capacity_for = capacity_for
         # Cached: the same channels come again and again (a socket's reply
         # channel with each of its messages), and working out a route costs
-        # a send more than the rest of its arguments.
-        self.route = lru_cache(maxsize=65536)(self._route)
+        # a send more than the rest of its arguments. As many as the names
+        # channels.names caches: a worker serving more sockets at once than
+        # that misses some, at the uncached cost, rather than hold megabytes.
+        self.route = lru_cache(maxsize=8192)(self._route)
 
     def list_key(self, channel: str) -> str:
         return f"{self.prefix}c:{channel}"
