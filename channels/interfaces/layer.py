@@ -244,7 +244,8 @@ class LayerBridge:
         messages, kept = [], []
         for item in batch:
             try:
-                messages.append((names.validate_name(item[0]), encode(item[1])))
+                messages.append((names.validate_name(item[0]),
+                                 encode(item[1], check_keys=False)))
             except (InvalidChannelName, InvalidMessage) as exc:
                 if item[2] is not None:
                     _report(item[2], exc)

@@ -5,7 +5,8 @@ as fast as the other end reads: a worker sending a response to a slow
 client, a server or a view sending an upload to a slow view. Sending to
 them retries while they are full, for as long as the HTTP settings allow.
 
-Settings, read at each request (and checked by ``manage.py check``):
+Settings, read at their first use and again after ``setting_changed``
+(``override_settings``), and checked by ``manage.py check``:
 
 ``CHANNELS_HTTP_BODY_TIMEOUT`` (30)
     Seconds a worker waits for each further chunk of a request body before
@@ -24,6 +25,7 @@ import time
 from typing import Any
 
 from django.conf import settings
+from django.core.signals import setting_changed
 
 from channels.backends.base import BaseChannelBackend
 from channels.exceptions import ChannelFull
@@ -37,9 +39,26 @@ HTTP_TIMEOUT_SETTINGS = {
 }
 
 
+# Values read so far: a setting left at its default costs Django's lazy
+# settings a raised AttributeError at every look-up, twice a request.
+_http_settings: dict[str, float] = {}
+
+
 def http_setting(name: str) -> float:
     """One of HTTP_TIMEOUT_SETTINGS, or its default."""
-    return getattr(settings, name, HTTP_TIMEOUT_SETTINGS[name])
+    try:
+        return _http_settings[name]
+    except KeyError:
+        value = _http_settings[name] = getattr(settings, name, HTTP_TIMEOUT_SETTINGS[name])
+        return value
+
+
+def _forget_http_settings(setting: str, **kwargs: Any) -> None:
+    if setting in HTTP_TIMEOUT_SETTINGS:
+        _http_settings.clear()
+
+
+setting_changed.connect(_forget_http_settings)
 
 
 def send_timeout() -> float:
