@@ -67,7 +67,9 @@ def open_sockets(port: int, path: str, count: int, batch: int = 500) -> list[soc
                 data = pending[sock] + sock.recv(4096)
                 if b"\r\n\r\n" in data:
                     if not data.startswith(b"HTTP/1.1 101"):
-                        raise RuntimeError(f"handshake failed: {data[:60]!r}")
+                        head = data.split(b"\r\n\r\n")[0]
+                        raise RuntimeError(f"handshake {len(opened) + 1} of {count} failed: "
+                                           f"{head!r}")
                     selector.unregister(sock)
                     del pending[sock]
                     opened.append(sock)
@@ -77,16 +79,17 @@ def open_sockets(port: int, path: str, count: int, batch: int = 500) -> list[soc
     return opened
 
 
-def hold(sockets: list[socket.socket], seconds: float) -> int:
+def hold(sockets: list[socket.socket], seconds: float) -> tuple[int, int]:
     """Keep ``sockets`` open and silent for ``seconds``, answering the
     server's pings (as a browser does, or the server drops them); returns
-    the data frames that arrived meanwhile (none, for idle sockets)."""
+    the data frames that arrived meanwhile (none, for idle sockets) and the
+    pings."""
     selector = selectors.DefaultSelector()
     buffers = {}
     for sock in sockets:
         selector.register(sock, selectors.EVENT_READ)
         buffers[sock] = b""
-    frames = 0
+    frames = pings = 0
     end = time.monotonic() + seconds
     while (left := end - time.monotonic()) > 0:
         for key, _ in selector.select(min(left, 1.0)):
@@ -101,12 +104,13 @@ def hold(sockets: list[socket.socket], seconds: float) -> int:
                 payload, opcode = data[2:2 + length], data[0] & 0x0F
                 if opcode == 0x9:  # ping: a masked pong with its payload
                     sock.send(bytes([0x8A, 0x80 | length]) + b"\0\0\0\0" + payload)
+                    pings += 1
                 elif opcode in (1, 2):
                     frames += 1
                 data = data[2 + length:]
             buffers[sock] = data
     selector.close()
-    return frames
+    return frames, pings
 
 
 def close_all(sockets: list[socket.socket]) -> None:
