@@ -54,6 +54,7 @@ from benchmarks.websocket import (  # noqa: E402
     layer_environment,
     rss_kib,
     start,
+    wait_until,
 )
 from tests.support.redis_servers import RedisServer  # noqa: E402
 
@@ -88,11 +89,7 @@ def held(name: str, port: int, path: str, count: int, hold: float, server_pid: i
     sockets = client.open_sockets(port, path, count)
     opened = time.monotonic() - started
     try:
-        deadline = time.monotonic() + 120
-        while not ready():
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{name}: the sockets are not all ready")
-            time.sleep(0.2)
+        wait_until(ready, f"{name}: every socket ready", 120)
         client.hold(sockets, 3)  # the last connects' consumers and writes settle
         cpu = {part: sum(map(cpu_seconds, pids)) for part, pids in parts.items()}
         commands = redis_commands(redis_server) if redis_server else {}
