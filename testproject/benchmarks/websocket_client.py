@@ -73,6 +73,10 @@ def open_sockets(port: int, path: str, count: int, batch: int = 500) -> list[soc
                     selector.unregister(sock)
                     del pending[sock]
                     opened.append(sock)
+                    # A ping may come with the head (the server pings a new
+                    # socket within its first interval): left unanswered,
+                    # the socket would be dropped.
+                    answer_pings(sock, data.split(b"\r\n\r\n", 1)[1])
                 else:
                     pending[sock] = data
         selector.close()
@@ -97,20 +101,28 @@ def hold(sockets: list[socket.socket], seconds: float) -> tuple[int, int]:
             received = sock.recv(65536)
             if not received:
                 raise RuntimeError("the server closed a socket while it was idle")
-            data = buffers[sock] + received
-            while len(data) >= 2 and len(data) >= 2 + (data[1] & 0x7F) and \
-                    data[1] & 0x7F < 126:
-                length = data[1] & 0x7F
-                payload, opcode = data[2:2 + length], data[0] & 0x0F
-                if opcode == 0x9:  # ping: a masked pong with its payload
-                    sock.send(bytes([0x8A, 0x80 | length]) + b"\0\0\0\0" + payload)
-                    pings += 1
-                elif opcode in (1, 2):
-                    frames += 1
-                data = data[2 + length:]
-            buffers[sock] = data
+            buffers[sock], data_frames, answered = answer_pings(sock, buffers[sock] + received)
+            frames += data_frames
+            pings += answered
     selector.close()
     return frames, pings
+
+
+def answer_pings(sock: socket.socket, data: bytes) -> tuple[bytes, int, int]:
+    """Answer the pings among the frames in ``data`` (each with a masked
+    pong with its payload); returns what is left of ``data`` (an incomplete
+    frame), and the data frames and pings it held."""
+    frames = pings = 0
+    while len(data) >= 2 and len(data) >= 2 + (data[1] & 0x7F) and data[1] & 0x7F < 126:
+        length = data[1] & 0x7F
+        payload, opcode = data[2:2 + length], data[0] & 0x0F
+        if opcode == 0x9:
+            sock.send(bytes([0x8A, 0x80 | length]) + b"\0\0\0\0" + payload)
+            pings += 1
+        elif opcode in (1, 2):
+            frames += 1
+        data = data[2 + length:]
+    return data, frames, pings
 
 
 def close_all(sockets: list[socket.socket]) -> None:
