@@ -19,7 +19,7 @@ from twisted.internet.threads import blockingCallFromThread
 
 from channels.backends.memory import InMemoryChannelBackend
 from channels.interfaces.config import ServerConfig
-from channels.interfaces.keepalive import PING_FRAME, PingSweep
+from channels.interfaces.keepalive import MAX_SLOTS, PING_FRAME, PingSweep
 from channels.interfaces.server import ChannelServer
 from channels.interfaces.threaded import ServerHandle, ensure_reactor
 from tests import interface_consumers
@@ -165,6 +165,12 @@ class PingSweepTests(SimpleTestCase):
         seconds(clock, 5)
         self.assertEqual([direct for _, direct in waiting.pings], [False])
         self.assertEqual([direct for _, direct in idle.pings], [True])
+
+    def test_long_interval_takes_longer_ticks_not_more_slots(self):
+        sweep = PingSweep(Clock(), 86400, 30)
+        self.assertLessEqual(len(sweep.slots), MAX_SLOTS + 1)
+        self.assertEqual(sweep.interval * sweep.tick, 86400)
+        self.assertEqual(sweep.timeout, 1)  # 30 s rounds to one tick of 84 s
 
     def test_interval_zero_is_no_pings(self):
         clock = Clock()

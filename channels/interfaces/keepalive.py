@@ -32,6 +32,7 @@ PONG_START = b"\x8a\x80"
 PONG_LENGTH = 6
 # The sweep's tick: pings due within one tick are sent together.
 PING_TICK = 0.25
+MAX_SLOTS = 1024
 
 
 class Pinged(Protocol):
@@ -76,6 +77,8 @@ class PingSweep:
         self.enabled = interval > 0
         steps = [interval, tick] + ([timeout] if timeout > 0 else [])
         self.tick = min(step for step in steps if step > 0) if self.enabled else tick
+        # Long intervals get longer ticks, not more slots.
+        self.tick = max(self.tick, max(interval, timeout) / MAX_SLOTS)
         self.interval = max(1, round(interval / self.tick))
         self.timeout = max(1, round(timeout / self.tick)) if timeout > 0 else 0
         self.slots: list[set] = [set() for _ in range(max(self.interval, self.timeout) + 1)]

@@ -56,6 +56,7 @@ from benchmarks.websocket import (  # noqa: E402
     start,
     wait_until,
 )
+from channels.interfaces.config import ServerConfig  # noqa: E402
 from tests.support.redis_servers import RedisServer  # noqa: E402
 
 
@@ -176,7 +177,8 @@ def main() -> None:
                         help="also a server with WEBSOCKET_KEEPALIVE on (the old default)")
     parser.add_argument("--redis", choices=["unix", "tcp"], default="unix")
     parser.add_argument("--ping-interval", type=float,
-                        help="runwsserver's --ping-interval (default: its own, 20 s; 0: none, "
+                        help=f"runwsserver's --ping-interval (default: its own, "
+                             f"{ServerConfig.ping_interval:g} s; 0: none, "
                              "as the plain server)")
     options = parser.parse_args()
     limit = raise_descriptor_limit(options.sockets)
@@ -209,7 +211,8 @@ def main() -> None:
 
         group = Group(GROUP)
         print(f"command: {' '.join([os.path.relpath(sys.argv[0], REPO)] + sys.argv[1:])}")
-        pings = ("server pings every 20 s (default)" if options.ping_interval is None
+        pings = (f"server pings every {ServerConfig.ping_interval:g} s (default)"
+                 if options.ping_interval is None
                  else f"server --ping-interval {options.ping_interval:g}")
         print(f"{pings}; the plain server sends no pings")
         print(f"machine: {os.cpu_count()} cores, descriptor limit {limit}; everything "
