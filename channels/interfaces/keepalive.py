@@ -92,6 +92,7 @@ class PingSweep:
         # The transports that Twisted holds unsent bytes for (those it
         # watches for writability): a ping must queue behind their bytes.
         self.writers = writers
+        self.busy: set | None = None
         self.loop = LoopingCall.withCount(self.sweep)
         self.loop.clock = clock
 
@@ -141,12 +142,22 @@ class PingSweep:
             if not slot:
                 continue
             self.slots[index] = set()
-            busy = set(self.writers()) if self.writers is not None else None
+            self.busy = None
             for connection in slot:
                 if connection in self.due:  # not closed meanwhile
-                    self.look_at(connection, busy)
+                    self.look_at(connection)
 
-    def look_at(self, connection: Pinged, busy: set | None) -> None:
+    def direct(self, connection: Pinged) -> bool:
+        """Whether nothing of ``connection`` waits in Twisted, so that its
+        ping may go straight to the socket (asked once per slot, and only
+        if a ping is due: during a broadcast every socket is writing)."""
+        if self.writers is None:
+            return False
+        if self.busy is None:
+            self.busy = set(self.writers())
+        return connection.transport not in self.busy
+
+    def look_at(self, connection: Pinged) -> None:
         now = self.now
         sent = self.pinged.get(connection)
         if sent is not None:
@@ -168,7 +179,7 @@ class PingSweep:
         if due > now:
             self.place(connection, due)
             return
-        connection.ping(busy is not None and connection.transport not in busy)
+        connection.ping(self.direct(connection))
         self.pinged[connection] = now
         # Looked at again when the next ping would be due if this one is
         # answered at once, or at its deadline if that comes first.
