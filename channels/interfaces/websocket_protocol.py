@@ -42,9 +42,10 @@ MESSAGE_TOO_BIG = 1009
 
 
 class ChannelWebSocketProtocol(WebSocketServerProtocol):
-    """Options (size limits, pings, timeouts) come from the server's
-    Autobahn factory, copied per instance by Autobahn; none is set on this
-    class, where a function option would become a method."""
+    """Options (size limits, timeouts) come from the server's Autobahn
+    factory, copied per instance by Autobahn; none is set on this class,
+    where a function option would become a method. Pings come from the
+    server's ``PingSweep``, not Autobahn."""
 
     def __init__(self, server: ChannelServer, scope: dict[str, Any]):
         super().__init__()
