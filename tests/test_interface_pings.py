@@ -286,7 +286,7 @@ class ServerPingTests(SimpleTestCase):
         while b"\r\n\r\n" not in head:
             head += sock.recv(1)
         self.assertTrue(head.startswith(b"HTTP/1.1 101"), head)
-        wait_for(lambda: len(self.server.pings.due) == 1)
+        wait_for(lambda: len(self.server.pings.due) == 1, timeout=30)
         return sock
 
     def test_silent_peer_gets_two_byte_pings_and_is_dropped_with_1006(self):
@@ -305,7 +305,7 @@ class ServerPingTests(SimpleTestCase):
             self.assertEqual(sock.recv(16), b"")
         except ConnectionResetError:
             pass  # dropped, not closed with a handshake
-        wait_for(lambda: seen["disconnect"])
+        wait_for(lambda: seen["disconnect"], timeout=30)
         with seen_lock:
             self.assertEqual(seen["disconnect"][0]["code"], 1006)
         self.assertEqual(self.server.pings.due, {})
@@ -313,13 +313,13 @@ class ServerPingTests(SimpleTestCase):
     def test_client_answering_pings_stays_open(self):
         ws = websocket.create_connection(f"ws://127.0.0.1:{self.handle.port}/echo/", timeout=10)
         self.addCleanup(ws.close)
-        wait_for(lambda: len(self.server.websockets) == 1)
+        wait_for(lambda: len(self.server.websockets) == 1, timeout=30)
         (protocol,) = self.server.websockets
         for _ in range(10):
             self.advance(self.INTERVAL)
             opcode, _ = ws.recv_data(control_frame=True)  # and answers it
             self.assertEqual(opcode, websocket.ABNF.OPCODE_PING)
-            wait_for(lambda: protocol.heard == self.server.pings.now)
+            wait_for(lambda: protocol.heard == self.server.pings.now, timeout=30)
         ws.send("still here")
         self.assertEqual(ws.recv(), "still here")
 
