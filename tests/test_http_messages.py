@@ -5,9 +5,11 @@ import os
 from django.test import SimpleTestCase
 
 from channels.backends.encoding import MAX_MESSAGE_SIZE, encode
+from channels.messages import http as http_messages
 from channels.messages.http import (
     ABORT,
     BODY_CHUNK_SIZE,
+    CHECKED_HEADERS_KEPT,
     BodyBuffer,
     MalformedBody,
     MalformedResponse,
@@ -60,6 +62,8 @@ class ConnectionFieldsTests(SimpleTestCase):
 
     def test_path_bytes_that_are_not_utf8_stay_percent_encoded(self):
         self.assertEqual(self.fields(b"/a%FF/%C3%A9/")["path"], "/a%FF/\xe9/")
+        self.assertEqual(self.fields(b"/a+b/\xc3\xa9/\xff")["path"], "/a+b/\xe9/%FF")
+        self.assertEqual(self.fields(b"/plain/")["path"], "/plain/")
 
     def test_no_query_no_cookies_unix_socket(self):
         fields = self.fields(b"/", headers=[], client=None)
@@ -315,3 +319,17 @@ class ResponseTests(SimpleTestCase):
             with self.subTest(message=message), self.assertRaises(MalformedResponse):
                 response_chunk(message)
         self.assertTrue(issubclass(MalformedResponse, ValueError))
+
+    def testchecked_headers_are_kept_within_bounds(self):
+        # Checked once, then looked up: the same answer either way, and a
+        # bad header is refused however many good ones were seen.
+        message = {"status": 200, "headers": [["X-A", "1"], ("X-B", "caf\xe9")]}
+        self.assertEqual(response_start(message).headers, response_start(message).headers)
+        for name in ("X A", "X-A\n"):
+            with self.assertRaises(MalformedResponse):
+                response_start({"status": 200, "headers": [[name, "1"]]})
+        with self.assertRaisesMessage(MalformedResponse, "pair of str"):
+            response_start({"status": 200, "headers": ["ab"]})
+        for number in range(CHECKED_HEADERS_KEPT * 2):
+            response_start({"status": 200, "headers": [["Set-Cookie", f"s={number}"]]})
+        self.assertLessEqual(len(http_messages.checked_headers), CHECKED_HEADERS_KEPT)

@@ -10,6 +10,7 @@ from twisted.internet.task import Clock
 from channels.interfaces.config import ServerConfig
 from channels.interfaces.keepalive import KeepaliveScheduler
 from channels.interfaces.security import (
+    HOSTS_DECIDED_KEPT,
     BadProxyHeader,
     HostPolicy,
     forwarded_client,
@@ -65,6 +66,14 @@ class HostPolicyTests(SimpleTestCase):
         self.assertFalse(policy.host_allowed("evil.com"))
         self.assertFalse(policy.host_allowed(None))
         self.assertFalse(policy.host_allowed("example.com@evil.com"))
+        # Decided once, then looked up, with the same answers; the memo
+        # stays within bounds whatever Host headers clients make up.
+        self.assertTrue(policy.host_allowed("example.com:8000"))
+        self.assertFalse(policy.host_allowed("evil.com"))
+        for number in range(HOSTS_DECIDED_KEPT * 2):
+            self.assertFalse(policy.host_allowed(f"evil{number}.com"))
+        self.assertLessEqual(len(policy.decided), HOSTS_DECIDED_KEPT)
+        self.assertTrue(policy.host_allowed("www.example.org"))
 
     def test_own_origin_is_scheme_host_and_port(self):
         policy = HostPolicy(["example.com", "127.0.0.1"])

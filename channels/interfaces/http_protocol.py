@@ -29,9 +29,11 @@ from channels.interfaces.http_request import Request
 from channels.interfaces.outbox import Outbox
 from channels.interfaces.request_head import read_head, refusal
 from channels.interfaces.security import BadProxyHeader, forwarded_client, forwarded_secure
+from channels.interfaces.simple_http import SimpleRequest, read_simple, write_simple
 from channels.interfaces.static_files import StaticResponse
 from channels.interfaces.websocket_protocol import ChannelWebSocketProtocol
 from channels.messages import http as http_messages
+from channels.messages.http import ResponseStart
 
 if TYPE_CHECKING:
     from channels.interfaces.server import ChannelServer
@@ -62,9 +64,12 @@ def reason_phrase(status: int) -> bytes:
 class HttpProtocol(Protocol):
     def __init__(self, server: ChannelServer):
         self.server = server
-        self.conn = h11.Connection(
-            h11.SERVER, max_incomplete_event_size=server.config.max_header_size)
+        # None while the connection needs no h11 (see ``conn``).
+        self._conn: h11.Connection | None = None
+        # The head of a request read by ``read_simple``, until its cycle ends.
+        self.simple_head: bytes | None = None
         self.timer = None
+        self.timer_callback = None
         self.request: Request | None = None
         # Reading paused: a pipelined request waits for the current response.
         self.paused = False
@@ -97,12 +102,49 @@ class HttpProtocol(Protocol):
         self.idle = True
         self.set_timer(server.config.header_timeout, self.timed_out)
 
+    @property
+    def conn(self) -> h11.Connection:
+        """The h11 connection, made when first needed. Between requests, and
+        during the simple exchange of ``channels.interfaces.simple_http``,
+        there is none: it would be in a state that its bytes so far bring a
+        new one to, and is brought there (the head read again) when anything
+        asks for it."""
+        conn = self._conn
+        if conn is None:
+            conn = self._conn = h11.Connection(
+                h11.SERVER, max_incomplete_event_size=self.server.config.max_header_size)
+            head, self.simple_head = self.simple_head, None
+            if head is not None:
+                conn.receive_data(head)
+                if type(conn.next_event()) is not h11.Request or (
+                        type(conn.next_event()) is not h11.EndOfMessage):
+                    raise AssertionError("h11 reads a simple request otherwise")
+        return conn
+
     # Timers.
 
     def set_timer(self, delay: float, callback) -> None:
-        self.cancel_timer()
-        if delay > 0:
-            self.timer = self.server.reactor.callLater(delay, callback)
+        """Call ``callback`` in ``delay`` seconds (none if 0), instead of
+        what the timer would call. A request moves its timer on several
+        times, each time later (head, body, response): a running timer is
+        then moved, which Twisted does in an assignment, where cancelling it
+        and adding another cost a heap operation each."""
+        if delay <= 0:
+            self.cancel_timer()
+            return
+        self.timer_callback = callback
+        timer = self.timer
+        if timer is not None and timer.active():
+            reactor = self.server.reactor
+            if timer.getTime() <= reactor.seconds() + delay:
+                timer.reset(delay)
+                return
+            timer.cancel()
+        self.timer = self.server.reactor.callLater(delay, self.timer_fired)
+
+    def timer_fired(self) -> None:
+        self.timer = None
+        self.timer_callback()
 
     def cancel_timer(self) -> None:
         if self.timer is not None:
@@ -125,6 +167,21 @@ class HttpProtocol(Protocol):
     def dataReceived(self, data: bytes) -> None:
         if self.lingering:
             return  # the rest of a body nobody reads
+        if self._conn is None and self.simple_head is None:
+            # At a request's start, with nothing buffered.
+            request = read_simple(data)
+            if request is not None:
+                self.idle = False
+                self.simple_head = data
+                if self.start_request(request):
+                    # As process() goes on at its EndOfMessage: the body,
+                    # empty, is complete.
+                    current = self.request
+                    if current.static is not None:
+                        current.static.start()
+                    else:
+                        current.body_received(b"", end=True)
+                return
         if self.idle:
             # The first bytes of the next request on a kept-alive connection.
             self.idle = False
@@ -171,7 +228,7 @@ class HttpProtocol(Protocol):
             elif isinstance(event, h11.ConnectionClosed):
                 return
 
-    def start_request(self, event: h11.Request) -> bool:
+    def start_request(self, event: h11.Request | SimpleRequest) -> bool:
         config = self.server.config
         headers = list(event.headers)
         request = Request(self, event, headers, self.client, self.secure)
@@ -202,7 +259,7 @@ class HttpProtocol(Protocol):
                 request.static = StaticResponse.open(self, request, static_file)
                 if request.static is not None:
                     return True
-        if self.conn.client_is_waiting_for_100_continue:
+        if self._conn is not None and self._conn.client_is_waiting_for_100_continue:
             self.write(h11.InformationalResponse(status_code=100, headers=[],
                                                  reason=b"Continue"))
         self.set_timer(config.body_timeout, self.timed_out)
@@ -290,7 +347,27 @@ class HttpProtocol(Protocol):
         data = self.conn.send(event)
         if data:
             self.outbox.write(data)
-        if type(event) is h11.Response and server_metrics.active is not None:
+        if type(event) is h11.Response:
+            self.response_started()
+
+    def write_simple(self, start: ResponseStart, method: bytes) -> bool:
+        """Write a complete response without h11 if the exchange is still the
+        simple one and the response simple too; whether it was. Only when
+        nothing waits in the outbox, so that the response is handed over
+        and done (``response_done``) before anything can ask for ``conn``."""
+        outbox = self.outbox
+        if (self._conn is not None or self.simple_head is None or outbox.paused or outbox.held
+                or self.server.stopping):
+            return False
+        data = write_simple(start, method)
+        if data is None:
+            return False
+        outbox.write(data)
+        self.response_started()
+        return True
+
+    def response_started(self) -> None:
+        if server_metrics.active is not None:
             # A response starts: a worker's, an error's or a static file's.
             request = self.request
             if request is not None:
@@ -374,16 +451,28 @@ class HttpProtocol(Protocol):
     def response_done(self) -> None:
         """The response is complete: next request, or close."""
         self.request = None
-        if (self.conn.our_state is h11.MUST_CLOSE or self.conn.their_state is not h11.DONE
+        conn = self._conn
+        if conn is None:
+            # The simple exchange, answered by write_simple: keep-alive.
+            self.simple_head = None
+            if self.server.stopping:
+                self.cancel_timer()
+                self.outbox.close()
+                return
+        elif (conn.our_state is h11.MUST_CLOSE or conn.their_state is not h11.DONE
                 or self.server.stopping):
             self.close_connection()
             return
-        self.conn.start_next_cycle()
+        else:
+            conn.start_next_cycle()
+            if conn.trailing_data == (b"", False):
+                self._conn = None  # the next request may be a simple one
         self.idle = True
         self.set_timer(self.server.config.keepalive_timeout, self.timed_out)
         self.paused = self.throttled = False
         self.update_reading()
-        self.process()
+        if self._conn is not None:
+            self.process()
 
     def connectionLost(self, reason=None) -> None:
         self.cancel_timer()

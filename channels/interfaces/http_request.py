@@ -296,6 +296,11 @@ class Request:
                 self.response_started = True
                 protocol.cancel_timer()
                 self.status = start.status
+                if protocol.write_simple(start, self.event.method):
+                    if self.event.method != b"HEAD":
+                        self.sent_bytes = len(start.content)
+                    self.response_written()
+                    return
                 headers = start.headers
                 if not start.more_content and not any(
                         name.lower() in (b"content-length", b"transfer-encoding")
@@ -326,11 +331,15 @@ class Request:
                 protocol.close_connection()
             return
         if not more:
-            self.complete = True
-            protocol.log_access(self.status, self.sent_bytes)
-            # Until the client has read (nearly) all of it, the response is
-            # in progress: a client dropped for not reading is one that left.
-            protocol.outbox.when_sent(self.response_sent)
+            self.response_written()
+
+    def response_written(self) -> None:
+        self.complete = True
+        protocol = self.protocol
+        protocol.log_access(self.status, self.sent_bytes)
+        # Until the client has read (nearly) all of it, the response is
+        # in progress: a client dropped for not reading is one that left.
+        protocol.outbox.when_sent(self.response_sent)
 
     def client_behind(self, behind: bool) -> None:
         if self.done or self.reply_channel is None or behind == self.reply_paused:

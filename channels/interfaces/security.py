@@ -88,6 +88,9 @@ def origin_pattern_problem(entry: object) -> str | None:
     return None
 
 
+HOSTS_DECIDED_KEPT = 256
+
+
 class HostPolicy:
     """Checks a request's Host and a handshake's Origin.
 
@@ -101,6 +104,10 @@ class HostPolicy:
     def __init__(self, hosts: Sequence[str], origins: Sequence[str] = (),
                  own_origin: bool = True):
         self.hosts = list(hosts)
+        # Host headers already decided: clients send the same few, and a
+        # decision costs more than a look-up. Emptied when full, since any
+        # client can send any Host.
+        self.decided: dict[str, bool] = {}
         self.own_origin = own_origin
         self.any_origin = "*" in origins
         self.exact: set[Origin] = set()
@@ -118,8 +125,14 @@ class HostPolicy:
     def host_allowed(self, host: str | None) -> bool:
         if not host:
             return False
-        domain, _ = split_domain_port(host)
-        return bool(domain) and validate_host(domain, self.hosts)
+        allowed = self.decided.get(host)
+        if allowed is None:
+            domain, _ = split_domain_port(host)
+            allowed = bool(domain) and validate_host(domain, self.hosts)
+            if len(self.decided) >= HOSTS_DECIDED_KEPT:
+                self.decided.clear()
+            self.decided[host] = allowed
+        return allowed
 
     def origin_allowed(self, origin: str | None, secure: bool = False,
                        host: str | None = None) -> bool:

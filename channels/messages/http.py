@@ -90,6 +90,12 @@ Address = Sequence[Any] | None
 
 # RFC 9110 token characters, for header names.
 _TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+_LINE_BREAK_RE = re.compile(r"[\r\n\0]")
+# Response headers already checked, by (name, value): a project's responses
+# repeat the same few, and a look-up costs a fraction of the check. Emptied
+# when full, so that values that never repeat (cookies) cannot grow it.
+checked_headers: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+CHECKED_HEADERS_KEPT = 1024
 
 
 class MalformedResponse(ValueError):
@@ -130,6 +136,8 @@ def _address(address: Address) -> list[Any] | None:
 def decode_path(raw_path: bytes) -> str:
     """Percent-decode a path as Django's WSGI handler does: bytes that are not
     UTF-8 stay percent-encoded rather than failing the request."""
+    if b"%" not in raw_path and raw_path.isascii():
+        return raw_path.decode("ascii")  # nothing to decode (most paths)
     return repercent_broken_unicode(unquote_to_bytes(raw_path)).decode()
 
 
@@ -145,13 +153,15 @@ def connection_fields(target: bytes, headers: RawHeaders, client: Address,
     raw_path, _, raw_query = target.partition(b"?")
     query_string = raw_query.decode("latin-1")
     query: dict[str, list[str]] = {}
-    # Raw non-ASCII bytes (invalid, but sent) are read as UTF-8 like escapes.
-    escaped = quote_from_bytes(raw_query, safe="%&=+;/?:@,$!*'()~[]")
-    for name, value in parse_qsl(escaped, keep_blank_values=True, errors="replace"):
-        query.setdefault(name, []).append(value)
+    if raw_query:
+        # Raw non-ASCII bytes (invalid, but sent) are read as UTF-8 like escapes.
+        escaped = quote_from_bytes(raw_query, safe="%&=+;/?:@,$!*'()~[]")
+        for name, value in parse_qsl(escaped, keep_blank_values=True, errors="replace"):
+            query.setdefault(name, []).append(value)
     header_list = [[name.decode("latin-1").lower(), value.decode("latin-1")]
                    for name, value in headers]
-    cookie_header = "; ".join(value for name, value in header_list if name == "cookie")
+    cookies = [value for name, value in header_list if name == "cookie"]
+    cookie_header = "; ".join(cookies) if cookies else ""
     return {
         "path": decode_path(raw_path or b"/"),
         "query_string": query_string,
@@ -378,6 +388,20 @@ def _content(message: dict[str, Any]) -> tuple[bytes, bool]:
 
 
 def _header(pair: object) -> tuple[bytes, bytes]:
+    if type(pair) in (list, tuple) and len(pair) == 2:
+        key = (pair[0], pair[1])
+        if type(key[0]) is str and type(key[1]) is str:
+            checked = checked_headers.get(key)
+            if checked is None:
+                checked = _check_header(pair)
+                if len(checked_headers) >= CHECKED_HEADERS_KEPT:
+                    checked_headers.clear()
+                checked_headers[key] = checked
+            return checked
+    return _check_header(pair)
+
+
+def _check_header(pair: object) -> tuple[bytes, bytes]:
     if not (isinstance(pair, list | tuple) and len(pair) == 2
             and all(isinstance(part, str) for part in pair)):
         raise MalformedResponse(f"response header {pair!r} is not a [name, value] pair of str")
@@ -410,7 +434,7 @@ def response_start(message: object) -> ResponseStart:
             reason = HTTPStatus(status).phrase
         except ValueError:
             reason = "Unknown Status Code"
-    elif not isinstance(reason, str) or re.search(r"[\r\n\0]", reason):
+    elif not isinstance(reason, str) or _LINE_BREAK_RE.search(reason):
         raise MalformedResponse(f"response reason must be a one-line str, not {reason!r}")
     headers = message.get("headers", [])
     if not isinstance(headers, list | tuple):
