@@ -106,7 +106,7 @@ class ServerSettingsCheckTests(SimpleTestCase):
             "CHANNELS_SERVER['MAX_CONNECTIONS'] must be above 0, not 0":
                 "Give a positive number; the default is 20000.",
             "CHANNELS_SERVER['PING_INTERVAL'] must be at least 0, not -1":
-                "Give 0 or more; the default is 20.0.",
+                "Give 0 or more; the default is 45.0.",
             "CHANNELS_SERVER['MAX_RESPONSE_BUFFER'] must be at least 1048576, not 65536":
                 "Give 1048576 or more; the default is 4194304.",
             "CHANNELS_SERVER['MAX_WEBSOCKET_BUFFER'] must be at least 1048576, not 1000":

@@ -56,8 +56,15 @@ class ServerConfig:
     # routed). Off: a socket's group memberships follow its socket and its
     # server's heartbeat, and need no renewal (docs/concepts.rst).
     websocket_keepalive: bool = False
-    # WebSocket pings find dead peers; 0 disables them.
-    ping_interval: float = 20.0
+    # WebSocket pings find dead peers and keep proxies from closing idle
+    # sockets: a socket silent for PING_INTERVAL is pinged, and dropped if
+    # its peer is still silent PING_TIMEOUT later (0: never dropped), so a
+    # dead peer goes within their sum. The interval stays under the 60 s
+    # idle timeouts of proxies' defaults (nginx's proxy_read_timeout, AWS
+    # load balancers), with room for a busy server to be late, and as long
+    # as that allows, since pings are nearly all an idle socket costs
+    # (docs/interface-server.rst). 0 disables them.
+    ping_interval: float = 45.0
     ping_timeout: float = 30.0
     # Seconds a client may leave its socket's buffer full (unread) with more
     # than its buffer limit waiting beyond it (max_response_buffer for an

@@ -3,7 +3,7 @@
 One ``ChannelServer`` per backend and set of options; it may listen on
 several addresses. It owns what all its connections share: the layer
 bridge, what is known of the workers (``liveness``), the Autobahn factory
-holding the WebSocket options, the keepalive scheduler, the Host/Origin
+holding the WebSocket options, the pings and keepalives, the Host/Origin
 policy and the connection count.
 """
 
@@ -28,7 +28,7 @@ from channels.backends.base import BaseChannelBackend
 from channels.interfaces.access_log import AccessLog
 from channels.interfaces.config import ServerConfig
 from channels.interfaces.http_protocol import HttpProtocol
-from channels.interfaces.keepalive import KeepaliveScheduler
+from channels.interfaces.keepalive import KeepaliveScheduler, PingSweep
 from channels.interfaces.layer import acquire_bridge, release_bridge
 from channels.interfaces.liveness import acquire_liveness, release_liveness
 from channels.interfaces.security import HostPolicy, allowed_hosts, trusted_origins
@@ -104,8 +104,8 @@ class ChannelServer:
                  clock: Any = None):
         self.backend = backend
         self.reactor = reactor
-        # The shutdown's deadlines (the reactor unless given; tests give a
-        # ``task.Clock``).
+        # The shutdown's deadlines and the pings' ticks (the reactor unless
+        # given; tests give a ``task.Clock``).
         self.clock = reactor if clock is None else clock
         self.config = config or ServerConfig.from_settings()
         self.static_files = static_files
@@ -129,6 +129,9 @@ class ChannelServer:
         self.layer = None
         self.liveness = None
         self.keepalive = KeepaliveScheduler(reactor, backend.expiry / 2)
+        # One timer pings every open WebSocket (PING_INTERVAL 0: none).
+        self.pings = PingSweep(self.clock, config.ping_interval, config.ping_timeout,
+                               writers=getattr(reactor, "getWriters", None))
         self.ws_factory = self.websocket_factory()
         self.http_connections: set[HttpProtocol] = set()
         self.websockets: set[ChannelWebSocketProtocol] = set()
@@ -157,8 +160,6 @@ class ChannelServer:
             # A protocol error or an oversized message gets a close frame
             # with its code (1002, 1007, 1009), not a dropped connection.
             failByDrop=False,
-            autoPingInterval=config.ping_interval,
-            autoPingTimeout=config.ping_timeout if config.ping_interval else 0,
             perMessageCompressionAccept=accept_deflate,
             tcpNoDelay=True,
             # RFC 6455 only: the drafts' version 8 reads its origin from
@@ -174,6 +175,7 @@ class ChannelServer:
             self.layer = acquire_bridge(self.backend, self.reactor)
             self.liveness = acquire_liveness(self.layer, self)
             self.keepalive.start()
+            self.pings.start()
             wanted = self.config.max_connections
             self.max_connections = descriptor_cap(wanted)
             limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
@@ -276,6 +278,7 @@ class ChannelServer:
         ports, self.ports = self.ports, []
         stopped = [defer.maybeDeferred(port.stopListening) for port in ports]
         self.keepalive.stop()
+        self.pings.stop()
         for websocket in list(self.websockets):
             websocket.server_stopping()
         for http in list(self.http_connections):

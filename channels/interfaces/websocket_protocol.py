@@ -23,6 +23,7 @@ from twisted.internet.defer import Deferred
 
 from channels.exceptions import ChannelFull, InvalidMessage
 from channels.interfaces import metrics as server_metrics
+from channels.interfaces.keepalive import PING_FRAME, PONG_LENGTH, PONG_START, send_now
 from channels.interfaces.outbox import Outbox
 from channels.interfaces.receive_queue import ReceiveQueue
 from channels.messages import websocket as websocket_messages
@@ -41,9 +42,10 @@ MESSAGE_TOO_BIG = 1009
 
 
 class ChannelWebSocketProtocol(WebSocketServerProtocol):
-    """Options (size limits, pings, timeouts) come from the server's
-    Autobahn factory, copied per instance by Autobahn; none is set on this
-    class, where a function option would become a method."""
+    """Options (size limits, timeouts) come from the server's Autobahn
+    factory, copied per instance by Autobahn; none is set on this class,
+    where a function option would become a method. Pings come from the
+    server's ``PingSweep``, not Autobahn."""
 
     def __init__(self, server: ChannelServer, scope: dict[str, Any]):
         super().__init__()
@@ -67,6 +69,10 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
         self.reply_paused = False
         # (target, http_version) for the access log, when there is one.
         self.request_line: tuple[bytes, bytes] | None = None
+        # When the client was last heard from, in the server's ping ticks
+        # (channels.interfaces.keepalive.PingSweep); whether it is read.
+        self.heard = 0
+        self.reading = True
 
     # Handshake.
 
@@ -153,8 +159,9 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
         limit = server.config.max_websocket_buffer
         self.outbox = Outbox(self.transport, server.reactor, limit, server.config.write_timeout,
                              self.stalled, self.client_behind, hard_limit=2 * limit)
-        if self.server.keepalive_routed:
-            self.server.keepalive.add(self)
+        server.pings.add(self)
+        if server.keepalive_routed:
+            server.keepalive.add(self)
         frames, self.early_frames = self.early_frames, None
         for content in frames or ():
             self.on_reply(content)
@@ -235,6 +242,7 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
     def set_reading(self, reading: bool) -> None:
         """Called by the receive queue: stop reading from the client while
         its share of websocket.receive is in flight, and read again."""
+        self.reading = reading
         if reading:
             self.transport.resumeProducing()
         else:
@@ -305,6 +313,40 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
         elif self.state == self.STATE_CONNECTING:
             self.failHandshake("Channel layer unavailable", 503, [("Retry-After", "1")])
 
+    # Pings (channels.interfaces.keepalive.PingSweep).
+
+    def dataReceived(self, data: bytes) -> None:
+        """Anything from the client shows it alive. A pong alone, an idle
+        socket's answer to its ping, needs nothing more: it skips Autobahn's
+        frame parsing, most of what a ping cost."""
+        self.heard = self.server.pings.now
+        if (len(data) == PONG_LENGTH and data.startswith(PONG_START)
+                and self.state == self.STATE_OPEN and self.current_frame is None
+                and not self.data):
+            return
+        super().dataReceived(data)
+
+    def ping(self, direct: bool) -> None:
+        """Send a ping: straight to the socket if ``direct`` (nothing of
+        this connection waits in Twisted), else after what waits."""
+        if self.state == self.STATE_OPEN:
+            rest = send_now(self.transport, PING_FRAME) if direct else PING_FRAME
+            if rest:
+                self.sendData(rest)
+
+    def ping_timed_out(self) -> bool:
+        """Nothing heard for PING_TIMEOUT since a ping: the peer is gone or
+        cut off, so drop the connection, as Autobahn does, without a closing
+        handshake that would wait for it in vain; its disconnect says 1006.
+        Not while this server has stopped reading the client (its messages
+        wait for the layer): a pong cannot be heard then. Whether dropped."""
+        if not self.reading:
+            return False
+        self.wasClean = False
+        self.wasNotCleanReason = "WebSocket ping timeout (peer did not respond with pong in time)"
+        self.dropConnection(abort=True)
+        return True
+
     def keepalive(self) -> None:
         self.server.layer.send(
             "websocket.keepalive",
@@ -326,6 +368,7 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
         # instead of waiting for a client that is gone.
         self.client_behind(False)
         server.keepalive.discard(self)
+        server.pings.discard(self)
         if self.reply_channel is not None:
             server.layer.forget(self.reply_channel)
             server.layer.leave_groups(self.reply_channel)

@@ -67,26 +67,33 @@ def open_sockets(port: int, path: str, count: int, batch: int = 500) -> list[soc
                 data = pending[sock] + sock.recv(4096)
                 if b"\r\n\r\n" in data:
                     if not data.startswith(b"HTTP/1.1 101"):
-                        raise RuntimeError(f"handshake failed: {data[:60]!r}")
+                        head = data.split(b"\r\n\r\n")[0]
+                        raise RuntimeError(f"handshake {len(opened) + 1} of {count} failed: "
+                                           f"{head!r}")
                     selector.unregister(sock)
                     del pending[sock]
                     opened.append(sock)
+                    # A ping may come with the head (the server pings a new
+                    # socket within its first interval): left unanswered,
+                    # the socket would be dropped.
+                    answer_pings(sock, data.split(b"\r\n\r\n", 1)[1])
                 else:
                     pending[sock] = data
         selector.close()
     return opened
 
 
-def hold(sockets: list[socket.socket], seconds: float) -> int:
+def hold(sockets: list[socket.socket], seconds: float) -> tuple[int, int]:
     """Keep ``sockets`` open and silent for ``seconds``, answering the
     server's pings (as a browser does, or the server drops them); returns
-    the data frames that arrived meanwhile (none, for idle sockets)."""
+    the data frames that arrived meanwhile (none, for idle sockets) and the
+    pings."""
     selector = selectors.DefaultSelector()
     buffers = {}
     for sock in sockets:
         selector.register(sock, selectors.EVENT_READ)
         buffers[sock] = b""
-    frames = 0
+    frames = pings = 0
     end = time.monotonic() + seconds
     while (left := end - time.monotonic()) > 0:
         for key, _ in selector.select(min(left, 1.0)):
@@ -94,19 +101,28 @@ def hold(sockets: list[socket.socket], seconds: float) -> int:
             received = sock.recv(65536)
             if not received:
                 raise RuntimeError("the server closed a socket while it was idle")
-            data = buffers[sock] + received
-            while len(data) >= 2 and len(data) >= 2 + (data[1] & 0x7F) and \
-                    data[1] & 0x7F < 126:
-                length = data[1] & 0x7F
-                payload, opcode = data[2:2 + length], data[0] & 0x0F
-                if opcode == 0x9:  # ping: a masked pong with its payload
-                    sock.send(bytes([0x8A, 0x80 | length]) + b"\0\0\0\0" + payload)
-                elif opcode in (1, 2):
-                    frames += 1
-                data = data[2 + length:]
-            buffers[sock] = data
+            buffers[sock], data_frames, answered = answer_pings(sock, buffers[sock] + received)
+            frames += data_frames
+            pings += answered
     selector.close()
-    return frames
+    return frames, pings
+
+
+def answer_pings(sock: socket.socket, data: bytes) -> tuple[bytes, int, int]:
+    """Answer the pings among the frames in ``data`` (each with a masked
+    pong with its payload); returns what is left of ``data`` (an incomplete
+    frame), and the data frames and pings it held."""
+    frames = pings = 0
+    while len(data) >= 2 and len(data) >= 2 + (data[1] & 0x7F) and data[1] & 0x7F < 126:
+        length = data[1] & 0x7F
+        payload, opcode = data[2:2 + length], data[0] & 0x0F
+        if opcode == 0x9:
+            sock.send(bytes([0x8A, 0x80 | length]) + b"\0\0\0\0" + payload)
+            pings += 1
+        elif opcode in (1, 2):
+            frames += 1
+        data = data[2 + length:]
+    return data, frames, pings
 
 
 def close_all(sockets: list[socket.socket]) -> None:

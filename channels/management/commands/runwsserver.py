@@ -43,9 +43,11 @@ class Command(BaseCommand):
                             help="Seconds that requests in progress get to finish once the "
                                  "server is stopped, before 503 (default 30).")
         parser.add_argument("--ping-interval", type=float,
-                            help="Seconds between WebSocket pings (0: none).")
+                            help="Seconds a WebSocket may be silent before it is pinged "
+                                 "(default 45; 0: no pings).")
         parser.add_argument("--ping-timeout", type=float,
-                            help="Seconds without a pong before a WebSocket is dropped.")
+                            help="Seconds without a word after a ping before a WebSocket is "
+                                 "dropped (default 30; 0: never).")
         parser.add_argument("--websocket-keepalive", action="store_const", const=True,
                             help="Send websocket.keepalive for each open socket every half "
                                  "EXPIRY, if routed (CHANNELS_SERVER['WEBSOCKET_KEEPALIVE']).")
