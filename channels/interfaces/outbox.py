@@ -48,7 +48,9 @@ class Outbox:
         self.stalled = stalled
         self.behind = behind
         self.over_limit = False
-        self.held: deque[bytes] = deque()
+        # A deque only while something waits: its first block, some 600
+        # bytes, would otherwise stay with every idle connection.
+        self.held: deque[bytes] | tuple[()] = ()
         self.held_bytes = 0
         self.paused = False
         # Since when the transport's buffer has been full, if it is.
@@ -62,6 +64,8 @@ class Outbox:
         if not self.paused and not self.held:
             self.transport.write(data)
             return
+        if not self.held:
+            self.held = deque()
         self.held.append(data)
         self.held_bytes += len(data)
         if self.hard_limit is not None and self.held_bytes > self.hard_limit:
@@ -103,7 +107,7 @@ class Outbox:
     def discard(self) -> None:
         """Forget what waits: the connection is gone or going (and its
         request, which resumes its channel if it paused it)."""
-        self.held.clear()
+        self.held = ()
         self.held_bytes = 0
         self.over_limit = False
         self.waiting = []
@@ -143,6 +147,7 @@ class Outbox:
             self.held_bytes -= len(data)
             self.transport.write(data)
         if not self.held:
+            self.held = ()
             if self.over_limit:
                 self.over_limit = False
                 self.behind(False)

@@ -52,8 +52,10 @@ class ReceiveQueue:
         self.set_reading = set_reading
         self.give_up = give_up
         # Not yet handed to the layer, in order; and those the layer
-        # refused, to be sent again before them.
-        self.waiting: deque[Said] = deque()
+        # refused, to be sent again before them. A deque only while
+        # something waits: its first block, some 600 bytes, would
+        # otherwise stay with every idle socket.
+        self.waiting: deque[Said] | tuple[()] = ()
         self.refused: list[Said] = []
         self.in_flight = 0
         # Messages waited here while its share was in flight, with no
@@ -69,7 +71,13 @@ class ReceiveQueue:
     def add(self, order: int, payload: bytes, binary: bool) -> None:
         if self.closed:
             return
-        self.waiting.append((order, payload, binary))
+        said = (order, payload, binary)
+        if self.waiting:
+            self.waiting.append(said)
+        elif self.in_flight < self.limit and self.retry_call is None:
+            self.send(said)  # as pump() would at once
+        else:
+            self.waiting = deque((said,))
         self.pump()
 
     def pump(self) -> None:
@@ -77,7 +85,9 @@ class ReceiveQueue:
         socket only while there is room for more."""
         while self.waiting and self.in_flight < self.limit and self.retry_call is None:
             self.send(self.waiting.popleft())
-        if self.waiting and self.retry_call is None:
+        if not self.waiting:
+            self.waiting = ()
+        elif self.retry_call is None:
             self.over_share = True
         reading = self.in_flight + len(self.waiting) + len(self.refused) < self.limit
         if reading is not self.reading:
@@ -125,7 +135,9 @@ class ReceiveQueue:
     def retry(self) -> None:
         self.retry_call = None
         self.refused.sort()
-        self.waiting.extendleft(reversed(self.refused))
+        waiting = deque(self.refused)
+        waiting.extend(self.waiting)
+        self.waiting = waiting
         self.refused = []
         self.pump()
 
@@ -133,7 +145,7 @@ class ReceiveQueue:
         """The socket is closing: nothing more is sent, and it is read
         again, so that the client's answer to the close is heard."""
         self.closed = True
-        self.waiting.clear()
+        self.waiting = ()
         self.refused = []
         if self.retry_call is not None:
             if self.retry_call.active():
