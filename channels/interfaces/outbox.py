@@ -37,6 +37,11 @@ class Outbox:
     few chunks at most.
     """
 
+    # One per connection: slots keep an idle one small.
+    __slots__ = ("transport", "reactor", "limit", "hard_limit", "timeout", "stalled", "behind",
+                 "over_limit", "held", "held_bytes", "paused", "blocked_since", "check_call",
+                 "waiting")
+
     def __init__(self, transport: Any, reactor: Any, limit: int, timeout: float,
                  stalled: Callable[[], None], behind: Callable[[bool], None],
                  hard_limit: int | None = None):
@@ -56,8 +61,8 @@ class Outbox:
         # Since when the transport's buffer has been full, if it is.
         self.blocked_since: float | None = None
         self.check_call = None
-        # Called once nothing is held any more.
-        self.waiting: list[Callable[[], None]] = []
+        # Called once nothing is held any more (a list once there is one).
+        self.waiting: list[Callable[[], None]] | tuple[()] = ()
         transport.registerProducer(self, True)
 
     def write(self, data: bytes) -> None:
@@ -82,6 +87,8 @@ class Outbox:
         """Call ``callback`` once everything written so far is in the
         transport's hands: at once, unless the client is behind."""
         if self.held:
+            if not self.waiting:
+                self.waiting = []
             self.waiting.append(callback)
         else:
             callback()
@@ -110,7 +117,7 @@ class Outbox:
         self.held = ()
         self.held_bytes = 0
         self.over_limit = False
-        self.waiting = []
+        self.waiting = ()
         if self.check_call is not None:
             if self.check_call.active():
                 self.check_call.cancel()
@@ -151,7 +158,7 @@ class Outbox:
             if self.over_limit:
                 self.over_limit = False
                 self.behind(False)
-            waiting, self.waiting = self.waiting, []
+            waiting, self.waiting = self.waiting, ()
             for callback in waiting:
                 callback()
 

@@ -43,6 +43,11 @@ class ReceiveQueue:
     reading its socket, ``set_reading(True)`` to read again; ``give_up`` is
     called once, with the exception of the refusal that ends the socket."""
 
+    # One per socket: slots keep an idle one small.
+    __slots__ = ("server", "limit", "reply_channel", "path", "set_reading", "give_up", "waiting",
+                 "refused", "in_flight", "over_share", "retry_call", "delay", "refused_since",
+                 "reading", "closed")
+
     def __init__(self, server: Any, reply_channel: str, path: str,
                  set_reading: Callable[[bool], None], give_up: Callable[[Exception], None]):
         self.server = server
@@ -56,7 +61,7 @@ class ReceiveQueue:
         # something waits: its first block, some 600 bytes, would
         # otherwise stay with every idle socket.
         self.waiting: deque[Said] | tuple[()] = ()
-        self.refused: list[Said] = []
+        self.refused: list[Said] | tuple[()] = ()
         self.in_flight = 0
         # Messages waited here while its share was in flight, with no
         # refusal being retried: the socket sends faster than the layer
@@ -126,6 +131,8 @@ class ReceiveQueue:
             self.give_up(exc)
             return
         # Within its share: wait for room, keeping the socket's order.
+        if not self.refused:
+            self.refused = []
         self.refused.append(said)
         if self.retry_call is None:
             self.retry_call = self.server.reactor.callLater(self.delay, self.retry)
@@ -134,11 +141,10 @@ class ReceiveQueue:
 
     def retry(self) -> None:
         self.retry_call = None
-        self.refused.sort()
-        waiting = deque(self.refused)
+        waiting = deque(sorted(self.refused))
         waiting.extend(self.waiting)
         self.waiting = waiting
-        self.refused = []
+        self.refused = ()
         self.pump()
 
     def close(self) -> None:
@@ -146,7 +152,7 @@ class ReceiveQueue:
         again, so that the client's answer to the close is heard."""
         self.closed = True
         self.waiting = ()
-        self.refused = []
+        self.refused = ()
         if self.retry_call is not None:
             if self.retry_call.active():
                 self.retry_call.cancel()
