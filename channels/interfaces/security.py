@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
@@ -105,9 +106,9 @@ class HostPolicy:
                  own_origin: bool = True):
         self.hosts = list(hosts)
         # Host headers already decided: clients send the same few, and a
-        # decision costs more than a look-up. Emptied when full, since any
-        # client can send any Host.
-        self.decided: dict[str, bool] = {}
+        # decision costs more than a look-up. An LRU, since any client can
+        # send any Host.
+        self.decided = lru_cache(maxsize=HOSTS_DECIDED_KEPT)(self.decide_host)
         self.own_origin = own_origin
         self.any_origin = "*" in origins
         self.exact: set[Origin] = set()
@@ -123,16 +124,11 @@ class HostPolicy:
                 self.exact.add(parsed)
 
     def host_allowed(self, host: str | None) -> bool:
-        if not host:
-            return False
-        allowed = self.decided.get(host)
-        if allowed is None:
-            domain, _ = split_domain_port(host)
-            allowed = bool(domain) and validate_host(domain, self.hosts)
-            if len(self.decided) >= HOSTS_DECIDED_KEPT:
-                self.decided.clear()
-            self.decided[host] = allowed
-        return allowed
+        return bool(host) and self.decided(host)
+
+    def decide_host(self, host: str) -> bool:
+        domain, _ = split_domain_port(host)
+        return bool(domain) and validate_host(domain, self.hosts)
 
     def origin_allowed(self, origin: str | None, secure: bool = False,
                        host: str | None = None) -> bool:

@@ -23,6 +23,7 @@ alive, as h11 would read it.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import NamedTuple
 
 from channels.messages.http import ResponseStart
@@ -44,10 +45,7 @@ _FRAMING_FIELDS = frozenset(
 # Response fields that h11 reads or rewrites (Host it moves to the front).
 _RESPONSE_FIELDS_H11_READS = frozenset((b"transfer-encoding", b"connection", b"host"))
 
-# What write_simple makes of a response header, by (name, value): its line,
-# the length a Content-Length gives, or None when h11 must write it.
-# Responses repeat the same few headers; emptied when full (cookies).
-header_lines: dict[tuple[bytes, bytes], bytes | int | None] = {}
+# Response header lines kept (``header_line``): responses repeat the same few.
 HEADER_LINES_KEPT = 1024
 
 
@@ -106,12 +104,7 @@ def write_simple(start: ResponseStart, method: bytes) -> bytes | None:
     lines = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
     length = None
     for pair in start.headers:
-        line = header_lines.get(pair, False)
-        if line is False:
-            line = _header_line(pair)
-            if len(header_lines) >= HEADER_LINES_KEPT:
-                header_lines.clear()
-            header_lines[pair] = line
+        line = header_line(pair)
         if type(line) is bytes:
             lines.append(line)
         elif line is None or length is not None or line != len(content):
@@ -127,7 +120,11 @@ def write_simple(start: ResponseStart, method: bytes) -> bytes | None:
     return b"".join(lines)
 
 
-def _header_line(pair: tuple[bytes, bytes]) -> bytes | int | None:
+@lru_cache(maxsize=HEADER_LINES_KEPT)
+def header_line(pair: tuple[bytes, bytes]) -> bytes | int | None:
+    """What write_simple makes of a response header: its line, the length a
+    Content-Length gives, or None when h11 must write it. Kept in an LRU, so
+    that values that never repeat (cookies) cannot grow it."""
     name, value = pair
     lower = name.lower()
     if lower in _RESPONSE_FIELDS_H11_READS or _VALUE.fullmatch(value) is None:

@@ -75,6 +75,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Sequence
+from functools import lru_cache
 from http import HTTPStatus
 from itertools import chain
 from typing import Any, NamedTuple
@@ -91,10 +92,8 @@ Address = Sequence[Any] | None
 # RFC 9110 token characters, for header names.
 _TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _LINE_BREAK_RE = re.compile(r"[\r\n\0]")
-# Response headers already checked, by (name, value): a project's responses
-# repeat the same few, and a look-up costs a fraction of the check. Emptied
-# when full, so that values that never repeat (cookies) cannot grow it.
-checked_headers: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+# Response headers checked and kept (``checked_header``): a project's
+# responses repeat the same few, and a look-up costs a fraction of the check.
 CHECKED_HEADERS_KEPT = 1024
 
 
@@ -388,17 +387,18 @@ def _content(message: dict[str, Any]) -> tuple[bytes, bool]:
 
 
 def _header(pair: object) -> tuple[bytes, bytes]:
-    if type(pair) in (list, tuple) and len(pair) == 2:
-        key = (pair[0], pair[1])
-        if type(key[0]) is str and type(key[1]) is str:
-            checked = checked_headers.get(key)
-            if checked is None:
-                checked = _check_header(pair)
-                if len(checked_headers) >= CHECKED_HEADERS_KEPT:
-                    checked_headers.clear()
-                checked_headers[key] = checked
-            return checked
+    if (type(pair) in (list, tuple) and len(pair) == 2
+            and type(pair[0]) is str and type(pair[1]) is str):
+        return checked_header(pair[0], pair[1])
     return _check_header(pair)
+
+
+@lru_cache(maxsize=CHECKED_HEADERS_KEPT)
+def checked_header(name: str, value: str) -> tuple[bytes, bytes]:
+    """A response header of str, checked and encoded; kept, since the same
+    few come again (an LRU, so that values that never repeat, such as
+    cookies, cannot grow it)."""
+    return _check_header((name, value))
 
 
 def _check_header(pair: object) -> tuple[bytes, bytes]:
