@@ -27,8 +27,12 @@ class Channel:
         # Looked up at use, so a Channel made at import time follows settings.
         return self._backend or channel_backends[self.alias]
 
-    def send(self, content: dict[str, Any]) -> None:
-        self.channel_backend.send(self.name, content)
+    def send(self, content: dict[str, Any], *, immediately: bool = False) -> None:
+        """Queue ``content``; raise ChannelFull if the channel is full. In a
+        worker's consumer it goes once the consumer has returned, and a full
+        channel is logged then, unless ``immediately`` (docs/concepts.rst,
+        "When sends go")."""
+        self.channel_backend.send(self.name, content, immediately=immediately)
 
     @classmethod
     def new_name(cls, prefix: str) -> str:
@@ -83,8 +87,10 @@ class Group:
     def channels(self) -> list[str]:
         return self.channel_backend.group_channels(self.name)
 
-    def send(self, content: dict[str, Any]) -> None:
-        self.channel_backend.send_group(self.name, content)
+    def send(self, content: dict[str, Any], *, immediately: bool = False) -> None:
+        """Send to every member; held in a worker's consumer as
+        ``Channel.send`` is."""
+        self.channel_backend.send_group(self.name, content, immediately=immediately)
 
     def __repr__(self) -> str:
         return f"<Group {self.name!r}>"

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from django.core.exceptions import ImproperlyConfigured
 
-from channels.backends import DEFAULT_CHANNEL_BACKEND
+from channels.backends import DEFAULT_CHANNEL_BACKEND, outgoing
 from channels.exceptions import ChannelFull
 from channels.message import Message
 from channels.names import validate_name
@@ -227,6 +227,10 @@ def linearize(func: Consumer | None = None, *, expiry: float = LOCK_EXPIRY,
             return func(message, *args, **kwargs)
         finally:
             del message._channels_lock
+            # What it sent goes before the lock does: the connection's next
+            # message, run by another worker once it is free, must not
+            # overtake it.
+            outgoing.flush()
             if not backend.unlock_channel(name, token):
                 logger.warning(
                     "The lock of %r expired while %s ran (more than %s s); other "
@@ -349,7 +353,7 @@ def enforce_ordering(func: Consumer | None = None, *, max_wait: float = ORDER_MA
         # So to the back of the channel, not the head, where the workers
         # would take the early messages first again and again.
         try:
-            message.channel.send(message.content)
+            message.channel.send(message.content, immediately=True)
         except ChannelFull:
             raise Message.Requeue() from None
         return None

@@ -204,6 +204,7 @@ class PendingResponse:
         if disconnect and not self.finished:
             try:
                 self.backend.send("http.disconnect",
-                                  disconnect_message(self.reply_channel, self.path))
+                                  disconnect_message(self.reply_channel, self.path),
+                                  immediately=True)
             except Exception:
                 logger.debug("Could not send http.disconnect", exc_info=True)

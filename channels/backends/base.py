@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ImproperlyConfigured
 
+from channels.backends import outgoing
 from channels.backends.encoding import decode, encode
 from channels.backends.heartbeats import (
     DEFAULT_HEARTBEAT_INTERVAL,
@@ -143,9 +144,21 @@ class BaseChannelBackend(MembershipContract, PresenceContract, Introspection):
 
     # Public API: validates, then delegates.
 
-    def send(self, channel: str, content: dict[str, Any]) -> None:
-        """Queue ``content`` on ``channel``; raise ChannelFull if it is full."""
-        self._send(validate_name(channel), encode(content))
+    def send(self, channel: str, content: dict[str, Any], *, immediately: bool = False) -> None:
+        """Queue ``content`` on ``channel``; raise ChannelFull if it is full.
+
+        In a worker's consumer the message is held and goes after the
+        consumer returns (``channels.backends.outgoing``), unless
+        ``immediately``: then what is held goes first, and this one at once.
+        """
+        name, data = validate_name(channel), encode(content)
+        held = outgoing.held()
+        if held is None:
+            self._send(name, data)
+        elif immediately:
+            held.then(lambda: self._send(name, data))
+        else:
+            held.hold(self, False, name, data)
 
     def requeue(self, channel: str, content: dict[str, Any]) -> None:
         """Put a message back at the head of its channel, whatever the
@@ -183,7 +196,11 @@ class BaseChannelBackend(MembershipContract, PresenceContract, Introspection):
         whole batch in one round trip per shard instead of one per message.
         Every message is validated before any is sent.
         """
-        return self.send_many_encoded([(validate_name(c), encode(m)) for c, m in messages])
+        encoded = [(validate_name(c), encode(m)) for c, m in messages]
+        held = outgoing.held()
+        if held is not None:  # what a consumer sent before goes first
+            return held.then(lambda: self.send_many_encoded(encoded))
+        return self.send_many_encoded(encoded)
 
     def receive_batch(
         self, channels: Iterable[str], limit: int = 100, timeout: float | None = None
@@ -234,11 +251,24 @@ class BaseChannelBackend(MembershipContract, PresenceContract, Introspection):
         """``requeue`` of a message as ``receive_batch_encoded`` gave it."""
         self._requeue(validate_name(channel), data)
 
-    def send_group(self, group: str, content: dict[str, Any]) -> None:
+    def send_group(self, group: str, content: dict[str, Any], *,
+                   immediately: bool = False) -> None:
         """Send to every live member. Full members are skipped silently: one
         slow client must not stop a broadcast, so this never raises
-        ChannelFull."""
-        self._send_group(validate_name(group, "group"), encode(content))
+        ChannelFull. Held in a worker's consumer as ``send`` is."""
+        name, data = validate_name(group, "group"), encode(content)
+        held = outgoing.held()
+        if held is None:
+            self._send_group(name, data)
+        elif immediately:
+            held.then(lambda: self._send_group(name, data))
+        else:
+            held.hold(self, True, name, data)
+
+    def send_group_encoded(self, group: str, data: bytes) -> None:
+        """``send_group`` of a message that ``encode`` made, to a valid
+        name, at once (held sends go so)."""
+        self._send_group(group, data)
 
     def pause_channel(self, channel: str) -> None:
         """Refuse sends to ``channel`` with ChannelFull, as if it were full,

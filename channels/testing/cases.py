@@ -148,7 +148,8 @@ class ChannelTestCase(TestCase):
             return None
         worker = _TestWorker(backend)
         with _connections_left_open():
-            worker.handle(channel, content)
+            # As the worker runs it: what it sends goes once it returns.
+            worker.serve(channel, content)
         if worker.error is not None:
             raise worker.error
         return content

@@ -180,7 +180,7 @@ def send_response(reply_channel: Channel, response: HttpResponseBase) -> None:
             # A streaming response's iterator raised: cut the response off
             # now rather than leave the client waiting for the next chunk.
             try:
-                backend.send(name, ABORT)
+                backend.send(name, ABORT, immediately=True)
             except Exception:
                 logger.warning("Could not abort the response on %r", name, exc_info=True)
         raise

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from django.db import close_old_connections
 from django.db.backends.signals import connection_created
 
+from channels.backends import outgoing
 from channels.backends.base import BaseChannelBackend
 from channels.exceptions import ChannelBackendUnavailable, InvalidChannelName
 from channels.message import Message
@@ -211,7 +212,8 @@ class Worker:
                                         name="channels-worker-releaser")
             releaser.start()
         try:
-            self._loop()
+            with outgoing.holding():
+                self._loop()
         finally:
             # Stopped with messages in hand: they go back, not away.
             self._give_back()
@@ -281,6 +283,9 @@ class Worker:
                 # Stopping: what is still ahead goes back (see run).
                 message = None if self.stopping else self._next_ahead()
                 self._touch()
+            # What the batch's consumers sent goes, in one call per shard,
+            # before the loop waits for more (channels.backends.outgoing).
+            outgoing.flush()
 
     def take(self, message: tuple[str, dict]) -> None:
         """``message`` is this worker's to run next (``serve``): counted as
@@ -295,7 +300,8 @@ class Worker:
         request."""
         self.close_old_connections()
         try:
-            self.handle(channel, content)
+            with outgoing.holding():
+                self.handle(channel, content)
         finally:
             with self._ahead_lock:
                 self._current = None

@@ -72,12 +72,14 @@ def send_patiently(backend: BaseChannelBackend, channel: str, content: dict[str,
 
     For the channels of one request (its body, its response), which drain
     only as fast as the other end reads: a slow reader must cost time, not
-    the request. Raises ChannelFull when the time is up."""
+    the request. Raises ChannelFull when the time is up. Sent at once even
+    from a consumer (what it sent before goes first): the other end waits
+    for each chunk as it comes."""
     deadline = time.monotonic() + timeout
     delay = 0.005
     while True:
         try:
-            backend.send(channel, content)
+            backend.send(channel, content, immediately=True)
             return
         except ChannelFull:
             if time.monotonic() >= deadline:

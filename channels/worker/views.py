@@ -124,8 +124,9 @@ def channel_view(channel: Channel) -> View:
         body_channel = None if rest is None else new_name(HTTP_BODY_PREFIX)
         try:
             try:
+                # At once, even from a consumer: this view waits for the answer.
                 channel.send(_request_message(request, response.reply_channel, first,
-                                              body_channel))
+                                              body_channel), immediately=True)
             except ChannelFull:
                 response.close(disconnect=False)
                 return _unavailable(f"channel {channel.name} is full")
