@@ -2,12 +2,14 @@
 
 ``transport.write`` only buffers: it registers the socket for writability
 (an ``epoll_ctl``), the reactor's next poll calls ``doWrite``, which sends,
-and then unregisters it (another ``epoll_ctl``). For a small frame to a
-client that keeps up, that round is most of what writing it costs (issue
-19, docs/benchmarks.rst). When Twisted holds nothing unsent for the
-connection, the socket may as well take the bytes at once: nothing can be
-overtaken, and what it does not take goes to Twisted, behind which any
-later write then queues.
+and then unregisters it (another ``epoll_ctl``): about 30% of the
+interface server's CPU in the WebSocket echo benchmark. When Twisted holds
+nothing unsent for the connection, the socket may as well take the bytes
+at once: nothing can be overtaken, and what it does not take goes to
+Twisted, behind which any later write then queues. (Replies then leave as
+each is handed over rather than together at the next poll, which broke up
+the layer's batches while workers sent each reply on its own:
+docs/benchmarks.rst, "Frames straight to the socket".)
 
 Whether Twisted holds anything, and whether the transport may still be
 written to, are Twisted's internals (``dataBuffer``, ``_tempDataBuffer``,
