@@ -14,14 +14,12 @@ import socket
 import websocket
 from django.test import SimpleTestCase
 from twisted.internet import reactor
-from twisted.internet.interfaces import ISystemHandle
 from twisted.internet.task import Clock
 from twisted.internet.threads import blockingCallFromThread
-from zope.interface import implementer
 
 from channels.backends.memory import InMemoryChannelBackend
 from channels.interfaces.config import ServerConfig
-from channels.interfaces.keepalive import MAX_SLOTS, PING_FRAME, PingSweep, send_now
+from channels.interfaces.keepalive import MAX_SLOTS, PING_FRAME, PingSweep
 from channels.interfaces.server import ChannelServer
 from channels.interfaces.threaded import ServerHandle, ensure_reactor
 from tests import interface_consumers
@@ -182,36 +180,6 @@ class PingSweepTests(SimpleTestCase):
         self.assertFalse(sweep.loop.running)
         self.assertEqual(sweep.due, {})
         self.assertEqual(clock.getDelayedCalls(), [])
-
-
-@implementer(ISystemHandle)
-class SocketTransport:
-    def __init__(self, sock):
-        self.sock = sock
-
-    def getHandle(self):
-        return self.sock
-
-
-class SendNowTests(SimpleTestCase):
-    def test_sent_straight_or_handed_back(self):
-        ours, theirs = socket.socketpair()
-        self.addCleanup(ours.close)
-        ours.setblocking(False)
-        self.assertEqual(send_now(SocketTransport(ours), PING_FRAME), b"")
-        self.assertEqual(theirs.recv(16), PING_FRAME)
-        for size in (65536, 1):  # fill the socket's buffer to the last byte
-            try:
-                while True:
-                    ours.send(b"x" * size)
-            except BlockingIOError:
-                pass
-        self.assertEqual(send_now(SocketTransport(ours), PING_FRAME), PING_FRAME)
-        # Not a plain socket (TLS, a test transport): the usual way.
-        self.assertEqual(send_now(object(), PING_FRAME), PING_FRAME)
-        theirs.close()
-        # Broken: nothing to write; Twisted's next read finds out.
-        self.assertEqual(send_now(SocketTransport(ours), PING_FRAME), b"")
 
 
 def on_reactor(function, *args):

@@ -13,11 +13,9 @@ idle timeouts close silent connections) from closing idle sockets.
 from __future__ import annotations
 
 import math
-import socket
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from twisted.internet.interfaces import ISystemHandle
 from twisted.internet.task import LoopingCall
 
 TICK = 1.0
@@ -184,24 +182,6 @@ class PingSweep:
         # Looked at again when the next ping would be due if this one is
         # answered at once, or at its deadline if that comes first.
         self.place(connection, now + min(self.interval, self.timeout or self.interval))
-
-
-def send_now(transport: Any, data: bytes) -> bytes:
-    """Write ``data`` straight to ``transport``'s socket, which must have no
-    bytes waiting in Twisted (or ``data`` would overtake them), skipping
-    Twisted's buffer and its two rounds of registering for writability;
-    returns what the socket did not take, for the caller to write the usual
-    way. A transport that is not a plain socket (TLS) takes nothing here."""
-    handle = transport.getHandle() if ISystemHandle.providedBy(transport) else None
-    if not isinstance(handle, socket.socket):
-        return data
-    try:
-        sent = handle.send(data)
-    except BlockingIOError:
-        return data
-    except OSError:
-        return b""  # the connection is broken: Twisted's next read finds out
-    return data[sent:]
 
 
 class KeepaliveScheduler:

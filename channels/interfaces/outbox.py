@@ -10,6 +10,8 @@ from typing import Any
 from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
 
+from channels.interfaces.direct_write import write_now
+
 
 @implementer(IPushProducer)
 class Outbox:
@@ -67,7 +69,8 @@ class Outbox:
 
     def write(self, data: bytes) -> None:
         if not self.paused and not self.held:
-            self.transport.write(data)
+            # Straight to the socket if Twisted holds nothing for it.
+            write_now(self.transport, data)
             return
         if not self.held:
             self.held = deque()

@@ -23,7 +23,8 @@ from twisted.internet.defer import Deferred
 
 from channels.exceptions import ChannelFull, InvalidMessage
 from channels.interfaces import metrics as server_metrics
-from channels.interfaces.keepalive import PING_FRAME, PONG_LENGTH, PONG_START, send_now
+from channels.interfaces.direct_write import send_now
+from channels.interfaces.keepalive import PING_FRAME, PONG_LENGTH, PONG_START
 from channels.interfaces.outbox import Outbox
 from channels.interfaces.receive_queue import ReceiveQueue
 from channels.messages import websocket as websocket_messages
