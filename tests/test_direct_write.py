@@ -1,5 +1,5 @@
 """Bytes straight to the socket when Twisted holds none for the connection
-(``channels.interfaces.direct_write``), on real TCP and Unix connections
+(``channels.direct_write``), on real TCP and Unix connections
 served by the process's reactor, driven from the test thread; the client
 is a plain blocking socket that reads when the test says so.
 
@@ -24,7 +24,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import StringTransport
 from twisted.internet.threads import blockingCallFromThread
 
-from channels.interfaces.direct_write import direct_socket, send_now, write_now
+from channels.direct_write import direct_socket, send_now, write_now
 from channels.interfaces.outbox import Outbox
 from channels.interfaces.threaded import ensure_reactor
 from tests.support.worker_threads import wait_for
@@ -275,3 +275,29 @@ class OtherTransportTests(SimpleTestCase):
                 super().write(b"[" + data + b"]")
 
         self.assertIsNone(direct_socket(Framed.__new__(Framed)))
+
+
+class RedisCommandTests(SimpleTestCase):
+    """The reactor client's commands to Redis go at once too: a command
+    waits for nothing that the rest of the reactor turn could add."""
+
+    def test_a_command_is_written_at_once_and_answered(self):
+        from twisted.internet.protocol import ClientCreator
+
+        from channels.backends.redis.resp import RespProtocol
+        from tests.support.redis_servers import shared_servers
+
+        ensure_reactor()
+        server = shared_servers(1)[0]
+        connection = on_reactor(lambda: ClientCreator(reactor, RespProtocol).connectTCP(
+            server.host, server.port))
+        self.addCleanup(on_reactor, connection.transport.loseConnection)
+        answers = []
+
+        def ping():
+            connection.execute(b"*1\r\n$4\r\nPING\r\n").addCallback(answers.append)
+            return connection.transport in reactor.getWriters()
+
+        self.assertFalse(on_reactor(ping))
+        wait_for(lambda: answers, timeout=10)
+        self.assertEqual(answers, [b"PONG"])

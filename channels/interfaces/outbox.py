@@ -10,7 +10,7 @@ from typing import Any
 from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
 
-from channels.interfaces.direct_write import write_now
+from channels.direct_write import write_now
 
 
 @implementer(IPushProducer)

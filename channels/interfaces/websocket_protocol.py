@@ -21,9 +21,9 @@ from autobahn.twisted.websocket import WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionDeny
 from twisted.internet.defer import Deferred
 
+from channels.direct_write import send_now
 from channels.exceptions import ChannelFull, InvalidMessage
 from channels.interfaces import metrics as server_metrics
-from channels.interfaces.direct_write import send_now
 from channels.interfaces.keepalive import PING_FRAME, PONG_LENGTH, PONG_START
 from channels.interfaces.outbox import Outbox
 from channels.interfaces.receive_queue import ReceiveQueue

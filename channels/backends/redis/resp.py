@@ -12,6 +12,8 @@ import redis
 from twisted.internet import defer, protocol
 from twisted.python.failure import Failure
 
+from channels.direct_write import write_now
+
 
 class RespProtocol(protocol.Protocol):
     """One connection: commands pipelined, replies matched in order."""
@@ -56,7 +58,8 @@ class RespProtocol(protocol.Protocol):
     def execute(self, packed: bytes) -> defer.Deferred:
         waiter = defer.Deferred()
         self.waiting.append(waiter)
-        self.transport.write(packed)
+        # At once: a command waits for nothing this reactor turn may add.
+        write_now(self.transport, packed)
         return waiter
 
     def abort_silent(self, why: str) -> None:

@@ -1,4 +1,6 @@
-"""Bytes straight to a client's socket when Twisted holds none for it.
+"""Bytes straight to a socket when Twisted holds none for it: the
+interface server's clients (``Outbox``), and its Redis connections
+(``channels.backends.redis.resp``).
 
 ``transport.write`` only buffers: it registers the socket for writability
 (an ``epoll_ctl``), the reactor's next poll calls ``doWrite``, which sends,
@@ -80,7 +82,7 @@ def direct_socket(transport: Any) -> socket.socket | None:
     except AttributeError:
         # Twisted renamed what is read here: the usual way from now on.
         _checks[kind] = None
-        logger.warning("%s lacks a Twisted attribute that channels.interfaces.direct_write "
+        logger.warning("%s lacks a Twisted attribute that channels.direct_write "
                        "reads; writing through Twisted's buffer instead", kind.__name__,
                        exc_info=True)
         return None
