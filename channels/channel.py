@@ -29,9 +29,9 @@ class Channel:
 
     def send(self, content: dict[str, Any], *, immediately: bool = False) -> None:
         """Queue ``content``; raise ChannelFull if the channel is full. In a
-        worker's consumer it goes once the consumer has returned, and a full
-        channel is logged then, unless ``immediately`` (docs/concepts.rst,
-        "When sends go")."""
+        worker's consumer it is held for a moment and sent with the others
+        of the worker's batch, and a full channel is logged then, unless
+        ``immediately`` (docs/concepts.rst, "When a consumer's sends go")."""
         self.channel_backend.send(self.name, content, immediately=immediately)
 
     @classmethod
