@@ -20,11 +20,15 @@ echo server as the baseline, then measures:
     python testproject/benchmarks/websocket.py [--workers N ...] [--prefetch N] [--seconds S]
                                                [--idle N] [--redis unix|tcp] [--metrics-cost]
 
-``--workers 1 2`` (the default) measures a ``runwsserver`` with one
-``runworker`` and another with two, on Redis databases of their own, in
-the same alternating rounds; the broadcast and memory figures use the
-first. On two cores one worker process echoes faster: the interface server
-needs most of a core, and a second worker only competes for the other.
+``--workers 1 2`` measures a ``runwsserver`` with one ``runworker`` and
+another with two, on Redis databases of their own, in the same alternating
+rounds (the setups not being measured are stopped with SIGSTOP); the
+broadcast and memory figures use the first. On two cores one worker
+process echoes faster: the interface server needs most of a core, and a
+second worker only competes for the other. Each count run alone
+(``--workers 1``, the default, then ``--workers 2``) makes a few percent
+more of plain's rate than side by side, for reasons not found
+(docs/benchmarks.rst, "Consumer sends held").
 
 ``--metrics-cost`` adds a second ``runwsserver`` and workers with
 ``--metrics`` (Prometheus metrics on, on a Redis database of their own) as a
@@ -40,6 +44,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -104,10 +109,15 @@ def cpu_seconds(pid: int) -> float:
 
 
 def echo(targets: dict[str, tuple[int, str, dict[str, list[int]]]], clients: int,
-         seconds: float, rounds: int = 5) -> dict[str, dict]:
+         seconds: float, rounds: int = 5,
+         own: dict[str, list[int]] | None = None) -> dict[str, dict]:
     """Echo load on each target in turn, ``rounds`` times, so that whatever
     else the machine does falls on both alike. Each target names the
-    processes whose CPU time per message is reported (where the time goes)."""
+    processes whose CPU time per message is reported (where the time goes).
+    The processes each target has to itself (``own``) are stopped
+    (SIGSTOP) while another is measured: idle, a second setup's server and
+    workers still cost the one measured a few percent of its rate."""
+    own = own or {}
     sockets = {name: client.open_sockets(port, path, clients)
                for name, (port, path, _) in targets.items()}
     latencies = {name: [] for name in targets}
@@ -120,6 +130,7 @@ def echo(targets: dict[str, tuple[int, str, dict[str, list[int]]]], clients: int
             # Every other round in the reverse order: none always follows the same one.
             order = list(targets.items()) if number % 2 == 0 else list(targets.items())[::-1]
             for name, (_, _, parts) in order:
+                pause_others(own, name)
                 before = {part: sum(map(cpu_seconds, pids)) for part, pids in parts.items()}
                 measured, duration = client.echo_load(sockets[name], seconds / rounds,
                                                       warmup=0)
@@ -132,6 +143,7 @@ def echo(targets: dict[str, tuple[int, str, dict[str, list[int]]]], clients: int
                 per_round[name].append((len(measured) / duration, {
                     part: spent / max(len(measured), 1) * 1000 for part, spent in used.items()}))
     finally:
+        pause_others(own, None)
         for opened in sockets.values():
             client.close_all(opened)
     return {name: {"rate": len(latencies[name]) / durations[name],
@@ -141,6 +153,16 @@ def echo(targets: dict[str, tuple[int, str, dict[str, list[int]]]], clients: int
                    "cpu": {part: used / len(latencies[name]) * 1000
                            for part, used in cpu[name].items()}}
             for name in targets}
+
+
+def pause_others(own: dict[str, list[int]], measured: str | None) -> None:
+    """Resume ``measured``'s processes and stop every other target's (None:
+    resume all). Rounds last a second or two, far less than a heartbeat's
+    TTL, so no server takes a stopped worker for dead."""
+    for name, pids in own.items():
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT if name == measured or measured is None
+                    else signal.SIGSTOP)
 
 
 def wait_until(condition, what: str, timeout: float = 60) -> None:
@@ -237,9 +259,9 @@ def metrics_cost(off: dict, on: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2],
+    parser.add_argument("--workers", type=int, nargs="+", default=[1],
                         help="runworker processes behind the server; several counts "
-                             "are measured side by side (default: 1 2)")
+                             "are measured side by side (default: 1)")
     parser.add_argument("--prefetch", type=int, default=PREFETCH,
                         help="the workers' --prefetch (default: %(default)s)")
     parser.add_argument("--clients", type=int, default=50)
@@ -299,7 +321,13 @@ def main() -> None:
         if measured is not None:
             targets["layer, --metrics"] = (measured[1], "/ws/echo/",
                                            layer_parts(*measured, redis_server))
-        results = echo(targets, options.clients, options.seconds, options.rounds)
+        own = {"plain": [plain.pid],
+               **{f"layer, {worker_count(count)}": [layers[count][0].pid,
+                                                    *(w.pid for w in layers[count][2])]
+                  for count in options.workers}}
+        if measured is not None:
+            own["layer, --metrics"] = [measured[0].pid, *(w.pid for w in measured[2])]
+        results = echo(targets, options.clients, options.seconds, options.rounds, own)
         if measured is not None:
             metrics_cost(results[first], results["layer, --metrics"])
         plain_echo = results["plain"]
