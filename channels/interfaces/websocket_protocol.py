@@ -27,6 +27,7 @@ from channels.interfaces import metrics as server_metrics
 from channels.interfaces.keepalive import PING_FRAME, PONG_LENGTH, PONG_START
 from channels.interfaces.outbox import Outbox
 from channels.interfaces.receive_queue import ReceiveQueue
+from channels.interfaces.simple_frames import read_simple_frames
 from channels.messages import websocket as websocket_messages
 from channels.names import WEBSOCKET_REPLY_PREFIX
 
@@ -74,6 +75,9 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
         # (channels.interfaces.keepalive.PingSweep); whether it is read.
         self.heard = 0
         self.reading = True
+        # The largest message read without Autobahn's parser, once open;
+        # None: every frame goes to Autobahn (``simple_frames_limit``).
+        self.frame_limit: int | None = None
 
     # Handshake.
 
@@ -154,6 +158,7 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
     def onOpen(self):
         self.log_access(101)
         self.opened = True
+        self.frame_limit = self.simple_frames_limit()
         server = self.server
         self.inbound = ReceiveQueue(server, self.reply_channel, self.path,
                                     self.set_reading, self.receive_failed)
@@ -319,13 +324,58 @@ class ChannelWebSocketProtocol(WebSocketServerProtocol):
     def dataReceived(self, data: bytes) -> None:
         """Anything from the client shows it alive. A pong alone, an idle
         socket's answer to its ping, needs nothing more: it skips Autobahn's
-        frame parsing, most of what a ping cost."""
+        frame parsing, most of what a ping cost. Whole small messages at the
+        start of a read skip it too (``channels.interfaces.simple_frames``);
+        Autobahn reads the rest."""
         self.heard = self.server.pings.now
-        if (len(data) == PONG_LENGTH and data.startswith(PONG_START)
-                and self.state == self.STATE_OPEN and self.current_frame is None
-                and not self.data):
-            return
+        if self.state == self.STATE_OPEN and self.current_frame is None and not self.data:
+            if len(data) == PONG_LENGTH and data.startswith(PONG_START):
+                return
+            if self.frame_limit is not None and not self.inside_message \
+                    and self._listeners is None:
+                frames = read_simple_frames(data, self.frame_limit)
+                if frames:
+                    data = self.deliver_simple_frames(frames, data)
+                    if not data:
+                        return
         super().dataReceived(data)
+
+    def simple_frames_limit(self) -> int | None:
+        """The largest message that ``dataReceived`` may read without
+        Autobahn's parser, or None when it may read none: not when an
+        extension gives the RSV bits a meaning, nor when Autobahn does more
+        per message than deliver it (log frames or octets, track timings,
+        ping on its own, leave frames masked) or speaks a draft's framing."""
+        if (self._perMessageCompress is not None or self.websocket_extensions_in_use
+                or self.logFrames or self.logOctets or self.trackedTimings
+                or self.autoPingInterval or not self.applyMask or self.websocket_version == 0):
+            return None
+        limits = [limit for limit in (self.maxMessagePayloadSize, self.maxFramePayloadSize)
+                  if limit > 0]
+        return min([*limits, 0xFFFF])
+
+    def deliver_simple_frames(self, frames: list[tuple[bytes, bool, int]], data: bytes) -> bytes:
+        """Deliver each message as Autobahn would once it has read its frame
+        (``onFrameData``, ``onFrameEnd``, ``onMessageEnd``): its traffic
+        counts, then ``_onMessage``. The rest of ``data``, for Autobahn:
+        after the last frame, or sooner if a message closed the socket, as
+        Autobahn reads what follows a close it sent differently."""
+        stats = self.trafficStats
+        # As Autobahn's _dataReceived counts a read while open; it counts
+        # again what it is handed while still open.
+        stats.incomingOctetsWireLevel += len(data)
+        for payload, binary, end in frames:
+            length = len(payload)
+            stats.incomingOctetsWebSocketLevel += length
+            stats.incomingOctetsAppLevel += length
+            stats.incomingWebSocketFrames += 1
+            stats.incomingWebSocketMessages += 1
+            self._onMessage(payload, binary)
+            if self.state != self.STATE_OPEN:
+                return data[end:]
+        rest = data[frames[-1][2]:]
+        stats.incomingOctetsWireLevel -= len(rest)
+        return rest
 
     def ping(self, direct: bool) -> None:
         """Send a ping: straight to the socket if ``direct`` (nothing of
