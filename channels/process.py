@@ -9,6 +9,11 @@ message.
 """
 
 import os
+import threading
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
 
 pid = os.getpid()
 
@@ -19,3 +24,22 @@ def _forked() -> None:
 
 
 os.register_at_fork(after_in_child=_forked)
+
+
+class PerProcess(Generic[T]):
+    """One ``factory()`` per process, made at first use: a forked child,
+    which inherits no helper thread of its parent, makes its own."""
+
+    def __init__(self, factory: Callable[[], T]):
+        self._factory = factory
+        self._made: tuple[int, T] | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> T:
+        made = self._made
+        if made is None or made[0] != pid:
+            with self._lock:
+                made = self._made
+                if made is None or made[0] != pid:
+                    made = self._made = (pid, self._factory())
+        return made[1]

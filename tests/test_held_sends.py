@@ -238,3 +238,29 @@ class HeldOnRedisTests(SimpleTestCase):
 
         wait_for(arrived, 10)
         self.assertEqual(got, {replies[0]: [0, 2, 4], replies[1]: [1, 3, 5]})
+
+
+class PerProcessTests(SimpleTestCase):
+    """The watcher is a thread: a forked child, which inherits none, makes
+    its own (``channels.process.PerProcess``)."""
+
+    def test_one_per_process_and_a_new_one_after_a_fork(self):
+        import os
+
+        from channels.process import PerProcess
+
+        made = []
+        instance = PerProcess(lambda: made.append(os.getpid()) or object())
+        first = instance()
+        self.assertIs(instance(), first)
+        child = os.fork()
+        if child == 0:
+            status = 1
+            try:
+                status = 0 if instance() is not first and made[-1] == os.getpid() else 2
+            finally:
+                os._exit(status)
+        _, status = os.waitpid(child, 0)
+        self.assertEqual(os.waitstatus_to_exitcode(status), 0)
+        self.assertIs(instance(), first)
+        self.assertEqual(made, [os.getpid()])

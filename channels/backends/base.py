@@ -147,18 +147,12 @@ class BaseChannelBackend(MembershipContract, PresenceContract, Introspection):
     def send(self, channel: str, content: dict[str, Any], *, immediately: bool = False) -> None:
         """Queue ``content`` on ``channel``; raise ChannelFull if it is full.
 
-        In a worker's consumer the message is held and goes after the
-        consumer returns (``channels.backends.outgoing``), unless
-        ``immediately``: then what is held goes first, and this one at once.
+        In a worker's consumer the message is held for a moment and goes
+        with the others of the worker's batch (``channels.backends.
+        outgoing``), unless ``immediately``: then what is held goes first,
+        and this one at once.
         """
-        name, data = validate_name(channel), encode(content)
-        held = outgoing.held()
-        if held is None:
-            self._send(name, data)
-        elif immediately:
-            held.then(lambda: self._send(name, data))
-        else:
-            held.hold(self, False, name, data)
+        self._send_or_hold(False, validate_name(channel), encode(content), immediately)
 
     def requeue(self, channel: str, content: dict[str, Any]) -> None:
         """Put a message back at the head of its channel, whatever the
@@ -256,14 +250,17 @@ class BaseChannelBackend(MembershipContract, PresenceContract, Introspection):
         """Send to every live member. Full members are skipped silently: one
         slow client must not stop a broadcast, so this never raises
         ChannelFull. Held in a worker's consumer as ``send`` is."""
-        name, data = validate_name(group, "group"), encode(content)
+        self._send_or_hold(True, validate_name(group, "group"), encode(content), immediately)
+
+    def _send_or_hold(self, group: bool, name: str, data: bytes, immediately: bool) -> None:
+        send = self._send_group if group else self._send
         held = outgoing.held()
         if held is None:
-            self._send_group(name, data)
+            send(name, data)
         elif immediately:
-            held.then(lambda: self._send_group(name, data))
+            held.then(lambda: send(name, data))
         else:
-            held.hold(self, True, name, data)
+            held.hold(self, group, name, data)
 
     def send_group_encoded(self, group: str, data: bytes) -> None:
         """``send_group`` of a message that ``encode`` made, to a valid

@@ -134,7 +134,6 @@ class _Watcher:
     under load wakes it at most once a tick, and an idle one never."""
 
     def __init__(self) -> None:
-        self.pid = process.pid
         self._held: weakref.WeakSet[HeldSends] = weakref.WeakSet()
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -161,18 +160,8 @@ class _Watcher:
                     held.flush()
 
 
-_the_watcher: _Watcher | None = None
-_watcher_lock = threading.Lock()
-
-
-def _watcher() -> _Watcher:
-    """This process's watcher (a forked child starts its own)."""
-    global _the_watcher
-    if _the_watcher is None or _the_watcher.pid != process.pid:
-        with _watcher_lock:
-            if _the_watcher is None or _the_watcher.pid != process.pid:
-                _the_watcher = _Watcher()
-    return _the_watcher
+# This process's watcher (a forked child starts its own).
+_watcher = process.PerProcess(_Watcher)
 
 
 _local = threading.local()

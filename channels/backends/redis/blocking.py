@@ -226,7 +226,6 @@ class _Drainer:
     """The thread that releases the losing pops of waits on several shards."""
 
     def __init__(self) -> None:
-        self.pid = process.pid
         self.jobs: queue.SimpleQueue = queue.SimpleQueue()
         threading.Thread(target=self._serve, daemon=True,
                          name="channels-redis-drainer").start()
@@ -243,15 +242,5 @@ class _Drainer:
                 logger.exception("Could not release a wait on Redis shards")
 
 
-_the_drainer: _Drainer | None = None
-_drainer_lock = threading.Lock()
-
-
-def _drainer() -> _Drainer:
-    """This process's drainer (a forked child starts its own)."""
-    global _the_drainer
-    if _the_drainer is None or _the_drainer.pid != process.pid:
-        with _drainer_lock:
-            if _the_drainer is None or _the_drainer.pid != process.pid:
-                _the_drainer = _Drainer()
-    return _the_drainer
+# This process's drainer (a forked child starts its own).
+_drainer = process.PerProcess(_Drainer)
