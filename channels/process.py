@@ -9,6 +9,7 @@ message.
 """
 
 import os
+import random as _random_module
 import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
@@ -43,3 +44,10 @@ class PerProcess(Generic[T]):
                 if made is None or made[0] != pid:
                     made = self._made = (pid, self._factory())
         return made[1]
+
+
+# The library's own random numbers (load spreading, jitter), apart from the
+# random module's: a project that seeds it for its tests gets the sequence
+# it expects whatever the backend's threads draw, and hypothesis sees no
+# background thread touch it. Seeded afresh in each process, as random's is.
+random = PerProcess(_random_module.Random)

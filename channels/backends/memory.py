@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import math
 import os
-import random
 import secrets
 import threading
 import time
 from collections import deque
 
+from channels import process
 from channels.backends.base import BaseChannelBackend
 from channels.backends.encoding import decode
 from channels.backends.presence import (
@@ -126,7 +126,7 @@ class InMemoryChannelBackend(BaseChannelBackend):
         now = time.monotonic()
         # Start at a random channel, so a busy channel listed first cannot
         # starve the others a worker listens on.
-        start = random.randrange(len(channels)) if channels else 0
+        start = process.random().randrange(len(channels)) if channels else 0
         for name in channels[start:] + channels[:start]:
             if is_wildcard(name):
                 candidates = [c for c in self._channels if c.startswith(name)]
@@ -191,8 +191,8 @@ class InMemoryChannelBackend(BaseChannelBackend):
 
     def _live_members(self, group, now):
         members = self._groups.get(group, {})
-        for channel in [c for c, (expires, process) in members.items()
-                        if expires <= now or (process and not self._alive(process, now))]:
+        for channel in [c for c, (expires, owner) in members.items()
+                        if expires <= now or (owner and not self._alive(owner, now))]:
             self._unbind(group, channel, members.pop(channel)[1])
         if not members:
             self._groups.pop(group, None)

@@ -10,11 +10,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import random
 import sys
 import threading
 from collections.abc import Callable
 
+from channels import process
 from channels.backends.base import BaseChannelBackend
 from channels.message import Message
 from channels.metrics import parse_address, watch_shards
@@ -54,7 +54,7 @@ class WorkerOptions:
         that processes started together are not replaced together."""
         if not self.max_messages:
             return None
-        return self.max_messages + random.randint(0, self.max_messages_jitter)
+        return self.max_messages + process.random().randint(0, self.max_messages_jitter)
 
 
 def nth_address(address: str, number: int) -> str:

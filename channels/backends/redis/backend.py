@@ -10,7 +10,6 @@ client (``reactor.py``) follows the same rules on a Twisted reactor.
 from __future__ import annotations
 
 import math
-import random
 import secrets
 import threading
 import time
@@ -218,7 +217,7 @@ class RedisChannelBackend(RedisGroups, RedisPresence, BaseChannelBackend):
         ChannelBackendUnavailable only if every shard is."""
         indexes, shards = plan.shard_indexes, self.shards
         count = len(indexes)
-        start = random.randrange(count) if count > 1 else 0
+        start = process.random().randrange(count) if count > 1 else 0
         errors = []
         for turn in range(count):
             shard = shards[indexes[(start + turn) % count]]
@@ -243,7 +242,7 @@ class RedisChannelBackend(RedisGroups, RedisPresence, BaseChannelBackend):
                                           READ_TIMEOUT))
             return self.receiving.deliver_aged(entries, now, limit)
         # LMPOP favours the first key: start at a random one.
-        start = random.randrange(len(keys)) if len(keys) > 1 else 0
+        start = process.random().randrange(len(keys)) if len(keys) > 1 else 0
         packed = plan.packed.get((shard.index, start, limit))
         if packed is None:
             rotated = keys[start:] + keys[:start]

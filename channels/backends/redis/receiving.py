@@ -15,10 +15,10 @@ own clients' messages: no other process reads its inbox).
 
 from __future__ import annotations
 
-import random
 import threading
 from collections import defaultdict, deque
 
+from channels import process
 from channels.backends.redis.layout import AgedMessage, Layout, Message, now_ms, open_entry
 from channels.backends.redis.sharding import inbox_of
 from channels.names import is_wildcard
@@ -66,7 +66,7 @@ class ReceivePlan:
         a random source on, after settling ``settle`` (see settlement)."""
         args = self.args[index]
         sources = len(args) // 3
-        first = random.randrange(sources) if sources > 1 else 0
+        first = process.random().randrange(sources) if sources > 1 else 0
         return [now, limit, first, *(settle or ("", "")), *args]
 
     def blocking_keys(self, index: int) -> list[str]:
@@ -74,7 +74,7 @@ class ReceivePlan:
         one on (BLMPOP favours the first)."""
         keys = [source.key for source in self.sources[index]]
         if len(keys) > 1:
-            random.shuffle(keys)
+            process.random().shuffle(keys)
         return keys
 
     def settlement(self, key: bytes, entries: list[bytes]) -> tuple[str, bytes] | None:

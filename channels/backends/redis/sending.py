@@ -14,10 +14,10 @@ shard answered for it, and unreachable if none did.
 from __future__ import annotations
 
 import itertools
-import random
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from channels import process
 from channels.backends.redis.layout import Layout, now_ms
 from channels.exceptions import ChannelBackendUnavailable, ChannelFull
 
@@ -30,7 +30,7 @@ class Spread:
     go to, the next in turn first and those known to be down left out."""
 
     def __init__(self, shards: int):
-        self._turn = itertools.count(random.randrange(shards))
+        self._turn = itertools.count(process.random().randrange(shards))
 
     def __call__(self, shards: list[Shard], messages: int = 1) -> list[Shard]:
         """Raises the outage of the shard in turn if none is live, counting
