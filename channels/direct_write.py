@@ -106,16 +106,7 @@ def send_now(transport: Any, data: bytes) -> bytes:
 
 def write_now(transport: Any, data: bytes) -> None:
     """``transport.write(data)``, with what the socket takes at once sent
-    straight away (as ``send_now``, which this repeats: it is called for
-    every frame)."""
-    sock = direct_socket(transport)
-    if sock is not None:
-        try:
-            sent = sock.send(data)
-        except OSError:
-            sent = 0
-        if sent == len(data):
-            return
-        if sent:
-            data = data[sent:]
-    transport.write(data)
+    straight away (``send_now``)."""
+    rest = send_now(transport, data)
+    if rest:
+        transport.write(rest)

@@ -321,12 +321,10 @@ def main() -> None:
         if measured is not None:
             targets["layer, --metrics"] = (measured[1], "/ws/echo/",
                                            layer_parts(*measured, redis_server))
-        own = {"plain": [plain.pid],
-               **{f"layer, {worker_count(count)}": [layers[count][0].pid,
-                                                    *(w.pid for w in layers[count][2])]
-                  for count in options.workers}}
-        if measured is not None:
-            own["layer, --metrics"] = [measured[0].pid, *(w.pid for w in measured[2])]
+        # What each target has to itself: all but Redis and this client.
+        own = {name: [pid for part, pids in parts.items() if part not in ("redis", "client")
+                      for pid in pids]
+               for name, (_, _, parts) in targets.items()}
         results = echo(targets, options.clients, options.seconds, options.rounds, own)
         if measured is not None:
             metrics_cost(results[first], results["layer, --metrics"])
