@@ -5,6 +5,7 @@ view in front of a channel (``views``, which waits for responses through
 ``channels.interfaces``: the two sides meet only in ``channels.messages``
 and ``channels.replies``."""
 
-from channels.worker.loop import PREFETCH, Worker, filter_channels
+from channels.worker.loop import Worker, filter_channels
+from channels.worker.take_ahead import PREFETCH
 
 __all__ = ["PREFETCH", "Worker", "filter_channels"]

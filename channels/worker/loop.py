@@ -21,21 +21,16 @@ from channels.messages.websocket import accept_message, close_message
 from channels.worker import heartbeat as heartbeats
 from channels.worker import metrics as worker_metrics
 from channels.worker.durations import Durations
+from channels.worker.take_ahead import PREFETCH, TakeAhead
 
 logger = logging.getLogger("channels.worker")
 
 # How long one blocking receive waits before the loop checks for a stop.
 POLL_TIMEOUT = 1.0
 
-# How many messages a worker takes in one receive when that many are waiting
-# (it never waits for more than one). Each receive is a round trip to a
-# networked backend: with 50 WebSocket clients echoing through 2 workers on
-# 2 cores, taking up to 8 cuts worker CPU per message by about a third.
-# Messages are only waiting when no worker is idle on their channel, so
-# taking them ahead starves nobody, unless the consumer in hand runs long:
-PREFETCH = 8
-# ...then, after this many seconds, the messages taken ahead of it go back to
-# the head of their channels, in order, for the next free worker. Longer than
+# When a consumer runs long with messages taken ahead of it
+# (channels.worker.take_ahead), after this many seconds they go back to the
+# head of their channels, in order, for the next free worker. Longer than
 # the decorators' LOCK_WAIT: a consumer that waits that long for a lock and
 # requeues its message gives back those after it, in one go.
 RELEASE_AFTER = 0.1
@@ -78,10 +73,11 @@ class Worker:
     A consumer's exception is logged and the loop goes on: one bad message
     must not stop a worker that serves everybody else.
 
-    ``prefetch`` is how many waiting messages one receive may take (see
-    PREFETCH); 1 takes them one at a time. ``max_messages`` (None: no
-    limit) ends ``run()`` once that many messages were taken and run, so a
-    process manager can replace the process (``runworker --max-messages``).
+    ``prefetch`` is the most waiting messages one receive may take; it
+    takes fewer when its recent messages ran long (``take_ahead``), and 1
+    takes them one at a time. ``max_messages`` (None: no limit) ends
+    ``run()`` once that many messages were taken and run, so a process
+    manager can replace the process (``runworker --max-messages``).
 
     While it runs, it is counted in its process's heartbeat
     (``channels.worker.heartbeat``), on a backend that keeps them.
@@ -105,6 +101,7 @@ class Worker:
         registry = channel_backend.registry
         self.channels = list(channels) if channels is not None else registry.all_channel_names()
         self.prefetch = prefetch
+        self.take_ahead = TakeAhead(prefetch)
         self.max_messages = max_messages
         self.on_limit: Callable[[], None] | None = None
         # Called once run() has written the heartbeat that counts it.
@@ -265,9 +262,11 @@ class Worker:
 
     def _loop(self) -> None:
         while not self.stopping and not self.limit_reached():
-            batch = self.receive(self.room(self.prefetch))
+            batch = self.receive(self.room(self.take_ahead.wanted()))
             if not batch:
                 continue
+            started = time.monotonic()
+            ran = 0
             with self._ahead_lock:
                 self._current = batch[0]
                 if len(batch) > 1:
@@ -280,9 +279,11 @@ class Worker:
             message = batch[0]
             while message is not None:
                 self.handle(*message)
+                ran += 1
                 # Stopping: what is still ahead goes back (see run).
                 message = None if self.stopping else self._next_ahead()
                 self._touch()
+            self.take_ahead.ran(ran, time.monotonic() - started)
             # What the batch's consumers sent goes, in one call per shard,
             # before the loop waits for more (channels.backends.outgoing).
             outgoing.flush()

@@ -19,7 +19,8 @@ from channels.backends.base import BaseChannelBackend
 from channels.message import Message
 from channels.metrics import parse_address, watch_shards
 from channels.worker import metrics
-from channels.worker.loop import PREFETCH, Worker
+from channels.worker.loop import Worker
+from channels.worker.take_ahead import PREFETCH
 from channels.worker.threads import ThreadedWorker
 
 logger = logging.getLogger("channels.worker")

@@ -4,9 +4,10 @@ from django.core.management.base import BaseCommand, CommandError
 from channels.backends import DEFAULT_CHANNEL_BACKEND, channel_backends
 from channels.metrics import address_problem
 from channels.worker import metrics, service
-from channels.worker.loop import PREFETCH, filter_channels
+from channels.worker.loop import filter_channels
 from channels.worker.service import SHUTDOWN_TIMEOUT, WorkerOptions
 from channels.worker.supervisor import Supervisor
+from channels.worker.take_ahead import PREFETCH
 
 
 class Command(BaseCommand):
