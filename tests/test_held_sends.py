@@ -5,6 +5,7 @@ never long after it was sent, even from a consumer that runs long."""
 import threading
 from unittest import mock
 
+from django.http import HttpResponse, StreamingHttpResponse
 from django.test import SimpleTestCase
 
 from channels import Channel, Group
@@ -12,7 +13,10 @@ from channels.backends import outgoing
 from channels.backends.memory import InMemoryChannelBackend
 from channels.decorators import linearize
 from channels.exceptions import ChannelFull, InvalidMessage
+from channels.messages.http import BODY_CHUNK_SIZE
 from channels.worker import Worker
+from channels.worker.handler import view_consumer
+from tests.support.http_client import send_request
 from tests.support.redis_servers import redis_backend, shared_servers
 from tests.support.worker_threads import wait_for
 
@@ -23,6 +27,40 @@ def drain(backend, channel):
     while (content := backend.receive_many([channel])[1]) is not None:
         taken.append(content)
     return taken
+
+
+class HeldResponsesTests(SimpleTestCase):
+    """A response that fits in one message goes with the batch's other
+    replies; one in several goes as it is made, as its client waits."""
+
+    def respond(self, view):
+        """What the reply channel holds once the response is sent, while
+        the consumer still runs, and then after it."""
+        inside = []
+        answer = view_consumer(view)
+
+        def consumer(message):
+            answer(message)
+            inside.append(drain(message.channel_backend, message.reply_channel.name))
+
+        backend = InMemoryChannelBackend(routing={"http.request": consumer})
+        reply = send_request(backend, "GET", b"/")
+        channel, content = backend.receive_many(["http.request"])
+        Worker(backend, channels=["http.request"]).serve(channel, content)
+        return inside[0], drain(backend, reply)
+
+    def test_a_response_in_one_message_goes_with_the_batch(self):
+        inside, after = self.respond(lambda request: HttpResponse(b"hello"))
+        self.assertEqual(inside, [])
+        self.assertEqual([(m["status"], m["content"], m["more_content"]) for m in after],
+                         [(200, b"hello", False)])
+
+    def test_a_response_in_several_messages_goes_as_it_is_made(self):
+        big = b"x" * (BODY_CHUNK_SIZE + 1)
+        inside, after = self.respond(lambda request: HttpResponse(big))
+        self.assertEqual((b"".join(m["content"] for m in inside), after), (big, []))
+        inside, after = self.respond(lambda request: StreamingHttpResponse(iter([b"a", b"b"])))
+        self.assertEqual(([m["content"] for m in inside], after), ([b"", b"a", b"b", b""], []))
 
 
 class HeldInAConsumerTests(SimpleTestCase):

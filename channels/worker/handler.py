@@ -162,13 +162,21 @@ def messages_of(response: HttpResponseBase) -> Iterator[dict[str, Any]]:
 
 def send_response(reply_channel: Channel, response: HttpResponseBase) -> None:
     """Send ``response`` to ``reply_channel``, then close it (which closes its
-    files and sends ``request_finished``)."""
+    files and sends ``request_finished``).
+
+    A response that fits in one message goes with the other replies of the
+    worker's batch (``channels.backends.outgoing``): its reply channel is
+    new and empty, so it cannot be full. One in several messages is sent as
+    it goes, waiting while the client reads slower than the view writes."""
     timeout = send_timeout()
     backend, name = reply_channel.channel_backend, reply_channel.name
     started = False
     try:
         for content in messages_of(response):
-            send_patiently(backend, name, content, timeout)
+            if not started and content.get("more_content") is False:
+                backend.send(name, content)
+            else:
+                send_patiently(backend, name, content, timeout)
             started = True
     except ChannelFull:
         logger.warning("Reply channel %r stayed full for %s s; response dropped",
