@@ -204,6 +204,23 @@ class HeldInABatchTests(SimpleTestCase):
         self.assertEqual(self.inside["waiting"], [])
         self.assertEqual(seen, [{"n": 0}, {"n": 1}, {"n": 2}])
 
+    def test_what_ran_stays_in_hand_until_its_sends_go(self):
+        # A worker killed before its flush leaves these to its heartbeat's
+        # readers, who answer their clients (docs/heartbeats.rst).
+        def consumer(message):
+            message.channel_backend.send("test.out", {"n": message["n"]})
+            self.inside[message["n"]] = worker.in_hand()
+
+        backend = InMemoryChannelBackend(routing={"test.in": consumer})
+        for n in range(2):
+            backend.send("test.in", {"n": n, "reply_channel": f"!test.reply.{n}"})
+        worker = self.start(backend)
+        wait_for(lambda: len(self.inside) == 2)
+        self.assertEqual(self.inside[1], [["test.in", "!test.reply.0"],
+                                          ["test.in", "!test.reply.1"]])
+        wait_for(lambda: worker.in_hand() == [])
+        self.assertEqual(drain(backend, "test.out"), [{"n": 0}, {"n": 1}])
+
     def test_a_long_consumer_holds_nothing_back_for_long(self):
         def consumer(message):
             backend = message.channel_backend

@@ -125,6 +125,11 @@ class Worker:
         # The message taken from the backend that runs now (under
         # _ahead_lock), for the heartbeat's record of what is in hand.
         self._current: tuple[str, dict] | None = None
+        # Messages of this batch that have run, whose consumers' sends may
+        # still be held (channels.backends.outgoing): in hand until the
+        # batch's flush, so that a worker killed before it leaves their
+        # clients to be answered (heartbeats).
+        self._replying: list[tuple[str, dict]] = []
         self._heartbeat: heartbeats.WorkerHeartbeat | None = None
         # Consumers run (errors included), those that raised, and messages
         # skipped because their client was answered already.
@@ -222,9 +227,11 @@ class Worker:
 
     def in_hand(self) -> list[list[str]]:
         """``[channel, reply channel]`` of each message this worker has
-        taken and not finished: the one running and those taken ahead."""
+        taken and not finished: those whose replies it may still hold, the
+        one running and those taken ahead."""
         with self._ahead_lock:
-            messages = [self._current, *self._ahead] if self._current else list(self._ahead)
+            messages = [*self._replying, *([self._current] if self._current else ()),
+                        *self._ahead]
         return [[channel, reply] for channel, content in messages
                 if isinstance(reply := content.get("reply_channel"), str)]
 
@@ -287,6 +294,9 @@ class Worker:
             # What the batch's consumers sent goes, in one call per shard,
             # before the loop waits for more (channels.backends.outgoing).
             outgoing.flush()
+            with self._ahead_lock:
+                self._replying.clear()
+            self._touch()
 
     def take(self, message: tuple[str, dict]) -> None:
         """``message`` is this worker's to run next (``serve``): counted as
@@ -330,6 +340,8 @@ class Worker:
 
     def _next_ahead(self) -> tuple[str, dict] | None:
         with self._ahead_lock:
+            if self._current is not None:
+                self._replying.append(self._current)
             if self._ahead:
                 self._current = self._ahead.popleft()
                 return self._current
