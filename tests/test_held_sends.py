@@ -179,8 +179,8 @@ class HeldInABatchTests(SimpleTestCase):
         self.go_on = threading.Event()
         self.addCleanup(self.go_on.set)
 
-    def start(self, backend):
-        worker = Worker(backend, channels=["test.in"], prefetch=8)
+    def start(self, backend, worker=None):
+        worker = worker or Worker(backend, channels=["test.in"], prefetch=8)
         worker.poll_timeout = 0.05
         thread = threading.Thread(target=worker.run, daemon=True)
         self.addCleanup(thread.join, 5)
@@ -214,7 +214,8 @@ class HeldInABatchTests(SimpleTestCase):
         backend = InMemoryChannelBackend(routing={"test.in": consumer})
         for n in range(2):
             backend.send("test.in", {"n": n, "reply_channel": f"!test.reply.{n}"})
-        worker = self.start(backend)
+        worker = Worker(backend, channels=["test.in"], prefetch=8)
+        self.start(backend, worker)
         wait_for(lambda: len(self.inside) == 2)
         self.assertEqual(self.inside[1], [["test.in", "!test.reply.0"],
                                           ["test.in", "!test.reply.1"]])
