@@ -30,10 +30,13 @@ class TakeAhead:
     """One worker's estimate of its time per message, and what it makes of
     it. Used by the worker's own thread only."""
 
-    def __init__(self, most: int = PREFETCH, seconds: float = TAKE_AHEAD):
+    seconds = TAKE_AHEAD
+
+    def __init__(self, most: int = PREFETCH, seconds: float | None = None):
         self.most = most
-        self.seconds = seconds
-        self.per_message = seconds / FIRST_TAKE
+        if seconds is not None:
+            self.seconds = seconds
+        self.per_message = self.seconds / FIRST_TAKE
 
     def wanted(self) -> int:
         """How many the next receive may take: up to ``most``, as many as
