@@ -21,8 +21,9 @@ class Command(BaseCommand):
         parser.add_argument("--exclude-channels", nargs="+", default=[], metavar="PATTERN",
                             help="Do not listen on channels matching these glob patterns.")
         parser.add_argument("--prefetch", type=int, default=PREFETCH, metavar="N",
-                            help="How many waiting messages one receive may take with one "
-                                 "thread (default: %(default)s; 1: one by one).")
+                            help="The most waiting messages one receive may take with one "
+                                 "thread, fewer when consumers run long (default: "
+                                 "%(default)s; 1: one by one).")
         parser.add_argument("--threads", type=int, default=1, metavar="N",
                             help="Consumer threads per process, for consumers that wait on "
                                  "I/O (default: %(default)s).")
