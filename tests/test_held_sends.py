@@ -188,6 +188,19 @@ class HeldInABatchTests(SimpleTestCase):
         thread.start()
         return worker
 
+    def queued(self, consumer, contents):
+        """A memory backend that routes ``test.in`` to ``consumer``, with
+        ``contents`` waiting there."""
+        backend = InMemoryChannelBackend(routing={"test.in": consumer})
+        for content in contents:
+            backend.send("test.in", content)
+        return backend
+
+    def collect(self, backend, seen, count, channel="test.out"):
+        """Take what arrives on ``channel`` into ``seen`` until it holds
+        ``count`` messages."""
+        wait_for(lambda: seen.extend(drain(backend, channel)) or len(seen) >= count)
+
     def test_a_batch_sends_once_its_last_consumer_returns(self):
         def consumer(message):
             backend = message.channel_backend
@@ -195,12 +208,10 @@ class HeldInABatchTests(SimpleTestCase):
             if message["n"] == 2:
                 self.inside["waiting"] = drain(backend, "test.out")
 
-        backend = InMemoryChannelBackend(routing={"test.in": consumer})
-        for n in range(3):
-            backend.send("test.in", {"n": n})
+        backend = self.queued(consumer, [{"n": n} for n in range(3)])
         self.start(backend)
         seen = []
-        wait_for(lambda: seen.extend(drain(backend, "test.out")) or len(seen) == 3)
+        self.collect(backend, seen, 3)
         self.assertEqual(self.inside["waiting"], [])
         self.assertEqual(seen, [{"n": 0}, {"n": 1}, {"n": 2}])
 
@@ -211,9 +222,8 @@ class HeldInABatchTests(SimpleTestCase):
             message.channel_backend.send("test.out", {"n": message["n"]})
             self.inside[message["n"]] = worker.in_hand()
 
-        backend = InMemoryChannelBackend(routing={"test.in": consumer})
-        for n in range(2):
-            backend.send("test.in", {"n": n, "reply_channel": f"!test.reply.{n}"})
+        backend = self.queued(consumer, [{"n": n, "reply_channel": f"!test.reply.{n}"}
+                                         for n in range(2)])
         worker = Worker(backend, channels=["test.in"], prefetch=8)
         self.start(backend, worker)
         wait_for(lambda: len(self.inside) == 2)
@@ -230,18 +240,16 @@ class HeldInABatchTests(SimpleTestCase):
                 self.go_on.wait(10)
             backend.send("test.out", {"n": message["n"], "end": True})
 
-        backend = InMemoryChannelBackend(routing={"test.in": consumer})
-        for n in range(2):
-            backend.send("test.in", {"n": n})
+        backend = self.queued(consumer, [{"n": n} for n in range(2)])
         self.start(backend)
         # What was sent before message 1's consumer and by it goes while
         # it still runs (a streamed response, progress reports)...
         seen = []
-        wait_for(lambda: seen.extend(drain(backend, "test.out")) or len(seen) == 3)
+        self.collect(backend, seen, 3)
         self.assertEqual(seen, [{"n": 0}, {"n": 0, "end": True}, {"n": 1}])
         # ...and the rest once it returns.
         self.go_on.set()
-        wait_for(lambda: seen.extend(drain(backend, "test.out")) or len(seen) == 4)
+        self.collect(backend, seen, 4)
         self.assertEqual(seen[3], {"n": 1, "end": True})
 
     def test_linearize_sends_before_it_lets_the_connection_go(self):
@@ -255,14 +263,13 @@ class HeldInABatchTests(SimpleTestCase):
             else:
                 self.go_on.wait(10)
 
-        backend = InMemoryChannelBackend(routing={"test.in": consumer})
-        for n in range(2):
-            backend.send("test.in", {"n": n, "reply_channel": "!test.reply"})
+        backend = self.queued(consumer, [{"n": n, "reply_channel": "!test.reply"}
+                                         for n in range(2)])
         # Not the watcher's doing: it would wait a minute.
         self.enterContext(mock.patch.object(outgoing, "FLUSH_AFTER", 60))
         self.start(backend)
         seen = []
-        wait_for(lambda: seen.extend(drain(backend, "!test.reply")) or bool(seen))
+        self.collect(backend, seen, 1, "!test.reply")
         self.assertEqual(seen, [{"n": 0}])
 
 
